@@ -249,6 +249,8 @@ kcp_create(uint32_t conv, void *user)
 	k->rcv_wnd = KCP_WND_RCV_DEFAULT;
 	k->rmt_wnd = KCP_WND_RCV_DEFAULT;
 	k->ssthresh = THRESH_INIT;
+	k->cwnd = 1; /* classic starts at 0 and so sends nothing on its first flush */
+	k->incr = k->mss;
 	k->rx_rto = RTO_DEF;
 	k->rx_minrto = RTO_MIN;
 	k->interval = INTERVAL_DEF;
