@@ -872,6 +872,10 @@ kcp_flush(kcp_t *k)
 				r->rto += r->rto > k->rx_rto ? r->rto : k->rx_rto;
 			else
 				r->rto += (k->nodelay < 2 ? r->rto : k->rx_rto) / 2;
+			/* Unlike the classic library, the backoff is capped, so a
+			 * silent link is declared dead in minutes, not hours. */
+			if (r->rto > RTO_MAX)
+				r->rto = RTO_MAX;
 			r->resendts = now + r->rto;
 			lost = 1;
 		} else if (r->fastack >= resent &&

@@ -61,7 +61,8 @@ enum kcp_error {
 
 typedef struct kcp kcp_t;
 
-/* Output callback: one datagram of len bytes (<= mtu). The return value is
+/* Output callback: one datagram of len bytes (<= mtu; segments queued
+ * before kcp_setmtu lowered it keep their old size). The return value is
  * ignored, as in the classic library. */
 typedef int (*kcp_output_fn)(const char *buf, int len, kcp_t *kcp, void *user);
 
