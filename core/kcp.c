@@ -35,7 +35,6 @@
 #define DEADLINK_DEF 20
 #define THRESH_INIT 2
 #define THRESH_MIN 2
-#define PROBE_INIT 7000     /* first window probe after 7 s */
 #define PROBE_LIMIT 120000  /* probe backoff cap */
 #define FASTACK_LIMIT 5
 #define RING_MIN 16         /* first ring capacity, records */
@@ -808,14 +807,14 @@ kcp_flush(kcp_t *k)
 	}
 	k->nack = 0;
 
-	/* Zero remote window: probe it with a growing interval. */
+	/* Zero remote window: probe it with a growing interval. The classic
+	 * library waits 7 s first, so one lost WINS stalls the stream for 7 s;
+	 * we start at one RTO and back off by half up to 120 s. */
 	if (k->rmt_wnd == 0) {
 		if (k->probe_wait == 0) {
-			k->probe_wait = PROBE_INIT;
+			k->probe_wait = k->rx_rto;
 			k->ts_probe = now + k->probe_wait;
 		} else if (diff(now, k->ts_probe) >= 0) {
-			if (k->probe_wait < PROBE_INIT)
-				k->probe_wait = PROBE_INIT;
 			k->probe_wait += k->probe_wait / 2;
 			if (k->probe_wait > PROBE_LIMIT)
 				k->probe_wait = PROBE_LIMIT;
