@@ -1,0 +1,60 @@
+# A thin wrapper around CMake. Every target first makes sure the packages
+# are installed (scripts/deps.sh; apt-get as root, or it prints the command).
+#
+#   make run        build, then start build/moongate config.lua
+#   make test       build in build/ and run every test with ctest
+#   make test-asan  the same in build-asan/ with ASan + UBSan
+#   make fuzz       libFuzzer on kcp_input for FUZZ_SECONDS (60) in build-fuzz/
+#   make clean      remove the build directories
+
+SHELL := /bin/bash
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
+CMAKE_ARGS ?=
+CTEST_ARGS ?=
+
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+.PHONY: all deps deps-fuzz build run test test-asan fuzz clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh base
+
+deps-fuzz:
+	@bash scripts/deps.sh base fuzz
+
+build: deps
+	cmake -S . -B build $(CMAKE_ARGS)
+	cmake --build build -j $(JOBS)
+
+run: build
+	./build/moongate config.lua
+
+test: build
+	cd build && ctest --output-on-failure $(CTEST_ARGS)
+
+# ctest's own log keeps every test's output, passed or not: a sanitizer
+# report anywhere in it fails the target.
+test-asan: deps
+	cmake -S . -B build-asan -DMOONGATE_SANITIZE=ON $(CMAKE_ARGS)
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && $(SAN_ENV) ctest --output-on-failure $(CTEST_ARGS)
+	@if grep -E -n "runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer" \
+		build-asan/Testing/Temporary/LastTest.log; then \
+		echo "test-asan: sanitizer report in build-asan/Testing/Temporary/LastTest.log" >&2; \
+		exit 1; \
+	fi
+
+fuzz: deps-fuzz
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DMOONGATE_FUZZ=ON $(CMAKE_ARGS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_kcp_input
+	mkdir -p build-fuzz/corpus build-fuzz/artifacts
+	build-fuzz/fuzz_kcp_input -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=build-fuzz/artifacts/ -print_final_stats=1 \
+		build-fuzz/corpus test/fuzz/corpus
+
+clean:
+	rm -rf build build-asan build-fuzz
