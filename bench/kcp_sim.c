@@ -39,6 +39,20 @@
 #define IMPL "moongate"
 #endif
 
+/* --eager N: moongate's kcp_seteager flags (default: the object's own,
+ * KCP_EAGER_ACK|KCP_EAGER_DATA; 0 is the classic flush timing). */
+static int eager = -1;
+
+static const char *
+impl_name(void)
+{
+	static char name[32];
+	if (eager < 0)
+		return IMPL;
+	snprintf(name, sizeof(name), "%s-eager%d", IMPL, eager);
+	return name;
+}
+
 #define CONV 0x11223344u
 #define MAX_VTIME 3600000u /* give up after an hour of virtual time */
 
@@ -193,6 +207,12 @@ run_mode(const struct mode *m, uint64_t seed, uint32_t nmsgs, int verbose,
 	kcp_setoutput(b, output);
 	kcp_wndsize(a, 128, 128);
 	kcp_wndsize(b, 128, 128);
+#ifndef KCP_CLASSIC_SHIM
+	if (eager >= 0) {
+		kcp_seteager(a, eager);
+		kcp_seteager(b, eager);
+	}
+#endif
 	kcp_nodelay(b, m->nodelay, m->interval, m->resend, m->nc);
 	if (m->a_minrto) {
 		/* classic test.cpp: kcp1->rx_minrto = 10; kcp1->fastresend = 1; */
@@ -322,6 +342,8 @@ main(int argc, char **argv)
 			seed0 = strtoull(argv[++i], NULL, 0);
 		} else if (strcmp(argv[i], "--msgs") == 0 && i + 1 < argc) {
 			nmsgs = (uint32_t)strtoul(argv[++i], NULL, 0);
+		} else if (strcmp(argv[i], "--eager") == 0 && i + 1 < argc) {
+			eager = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
 			only = argv[++i];
 		} else if (strcmp(argv[i], "-v") == 0) {
@@ -334,7 +356,7 @@ main(int argc, char **argv)
 		usage();
 
 	printf("kcp_sim impl=%s seeds=%d msgs=%u loss=5%%/way delay=30..61ms "
-	    "in_order=1 wnd=128/128 update=1ms\n", IMPL, nseeds, nmsgs);
+	    "in_order=1 wnd=128/128 update=1ms\n", impl_name(), nseeds, nmsgs);
 
 	for (i = 0; i < NMODES; i++) {
 		const struct mode *m = &modes[i];
@@ -379,7 +401,7 @@ main(int argc, char **argv)
 		    "maxrtt=%.0f sent_segments=%.0f sent_datagrams=%.0f "
 		    "sent_bytes=%.0f classic_published_avgrtt=%d "
 		    "classic_published_maxrtt=%d ok=%d\n",
-		    IMPL, m->name, nseeds, nmsgs, median(avg, nseeds),
+		    impl_name(), m->name, nseeds, nmsgs, median(avg, nseeds),
 		    median(max, nseeds), median(seg, nseeds), median(dgr, nseeds),
 		    median(byt, nseeds), m->pub_avg, m->pub_max, ok);
 		fflush(stdout);

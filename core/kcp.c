@@ -38,7 +38,9 @@
 #define PROBE_LIMIT 120000  /* probe backoff cap */
 #define FASTACK_LIMIT 5
 #define RING_MIN 16         /* first ring capacity, records */
-#define TRIM_FLUSHES 100    /* idle flushes before buffers are freed */
+#define TRIM_FLUSHES 100
+#define NCLASS 21          /* payload size classes, 64 B .. 64 KiB */
+#define POOL_MAX (4u << 20) /* bytes kept in the free lists, per thread */    /* idle flushes before buffers are freed */
 
 struct snd_rec {
 	uint32_t ts;        /* time of the last transmission */
@@ -79,16 +81,21 @@ struct kcp {
 	uint32_t rx_rto, rx_minrto;
 	uint32_t current, interval, ts_flush;
 	uint32_t next_resend;                /* lower bound of resendts */
+	uint8_t fast_due;                    /* a fast retransmit may be due */
 	uint32_t nodelay, fastresend, nocwnd, fastlimit, dead_link;
 	uint32_t probe, ts_probe, probe_wait;
 	uint32_t sndlimit;
 	uint32_t idle_flushes;
+	uint32_t newly_acked;                /* segments acked by this input */
+	uint32_t ts_lastack;                 /* when an ack last advanced */
+	uint32_t recover_sn;                 /* snd_nxt at the last cwnd cut */
 	uint8_t updated, stream, dead, used;
+	uint8_t eager;                       /* KCP_EAGER_* flags */
 	struct snd_rec *snd;                 /* send ring, scap records */
 	struct rcv_rec *rcv;                 /* recv ring, rcap records */
 	struct ack *acks;
 	uint32_t scap, rcap, nack, ackcap;
-	size_t heap;                         /* payload bytes malloc'd */
+	size_t heap;                         /* payload bytes in use */
 	void *user;
 	kcp_output_fn output;
 	struct kcp_stats st;
@@ -163,26 +170,114 @@ rdata(struct rcv_rec *r)
 	return r->len <= KCP_INLINE ? r->d.inl : r->d.ptr;
 }
 
-/* Allocate payload storage for a record of len bytes; 0 or KCP_ENOMEM. */
+/* Payload buffers larger than KCP_INLINE come from free lists, one per
+ * size class (64, 96, 128, 192, 256, ... 65536: at most a third wasted),
+ * so a busy object does not go through malloc and free for every segment.
+ * The lists belong to the thread, not to an object: a buffer one object
+ * has just freed (still in cache) is what the next object gets, and an
+ * idle object holds nothing. A list is an array of pointers, not links
+ * through the buffers, so freeing a buffer does not touch its memory. The
+ * lists hold at most POOL_MAX bytes; kcp_pool_trim() releases them. */
+struct pool {
+	size_t bytes;                /* held in the lists */
+	char **list[NCLASS];
+	uint32_t n[NCLASS], cap[NCLASS];
+};
+
+static _Thread_local struct pool pool;
+
+static int
+size_class(uint32_t len)
+{
+	if (len <= 64)
+		return 0;
+	int b = 32 - __builtin_clz(len - 1); /* 2^(b-1) < len <= 2^b */
+	return len <= 3u << (b - 2) ? 2 * (b - 7) + 1 : 2 * (b - 6);
+}
+
+static uint32_t
+class_bytes(int c)
+{
+	return (c & 1 ? 96u : 64u) << (c >> 1);
+}
+
+static char *
+pool_get(struct kcp *k, uint32_t len)
+{
+	int c = size_class(len);
+	struct pool *pl = &pool;
+	char *p;
+	if (pl->n[c]) {
+		p = pl->list[c][--pl->n[c]];
+		pl->bytes -= class_bytes(c);
+	} else if (!(p = malloc(class_bytes(c)))) {
+		return NULL;
+	}
+	k->heap += class_bytes(c);
+	return p;
+}
+
+static void
+pool_put(struct kcp *k, char *p, uint32_t len)
+{
+	int c = size_class(len);
+	uint32_t size = class_bytes(c);
+	struct pool *pl = &pool;
+	k->heap -= size;
+	if (pl->bytes + size > POOL_MAX)
+		goto drop;
+	if (pl->n[c] == pl->cap[c]) {
+		uint32_t cap = pl->cap[c] ? 2 * pl->cap[c] : 64;
+		char **l = realloc(pl->list[c], cap * sizeof(*l));
+		if (!l)
+			goto drop;
+		pl->list[c] = l;
+		pl->cap[c] = cap;
+	}
+	pl->list[c][pl->n[c]++] = p;
+	pl->bytes += size;
+	return;
+drop:
+	free(p);
+}
+
+size_t
+kcp_pool_size(void)
+{
+	size_t n = pool.bytes;
+	for (int c = 0; c < NCLASS; c++)
+		n += pool.cap[c] * sizeof(char *);
+	return n;
+}
+
+void
+kcp_pool_trim(void)
+{
+	for (int c = 0; c < NCLASS; c++) {
+		while (pool.n[c])
+			free(pool.list[c][--pool.n[c]]);
+		free(pool.list[c]);
+		pool.list[c] = NULL;
+		pool.cap[c] = 0;
+	}
+	pool.bytes = 0;
+}
+
+/* Storage for a record of len bytes; 0 or KCP_ENOMEM. */
 static int
 payload_alloc(struct kcp *k, char **ptr, uint32_t len)
 {
 	if (len <= KCP_INLINE)
 		return 0;
-	*ptr = malloc(len);
-	if (!*ptr)
-		return KCP_ENOMEM;
-	k->heap += len;
-	return 0;
+	*ptr = pool_get(k, len);
+	return *ptr ? 0 : KCP_ENOMEM;
 }
 
 static void
 payload_free(struct kcp *k, char *ptr, uint32_t len)
 {
-	if (len > KCP_INLINE) {
-		free(ptr);
-		k->heap -= len;
-	}
+	if (len > KCP_INLINE)
+		pool_put(k, ptr, len);
 }
 
 static uint32_t
@@ -256,6 +351,7 @@ kcp_create(uint32_t conv, void *user)
 	k->ts_flush = INTERVAL_DEF;
 	k->dead_link = DEADLINK_DEF;
 	k->fastlimit = FASTACK_LIMIT;
+	k->eager = KCP_EAGER_ACK | KCP_EAGER_DATA;
 	return k;
 }
 
@@ -335,22 +431,15 @@ stream_append(struct kcp *k, const char **buf, int *len)
 	uint32_t room = k->mss - r->len;
 	uint32_t n = umin(room, (uint32_t)*len);
 	uint32_t nl = r->len + n;
-	if (nl > KCP_INLINE) {
-		char *p;
-		if (r->len <= KCP_INLINE) {
-			p = malloc(nl);
-			if (!p)
-				return KCP_ENOMEM;
-			memcpy(p, r->d.inl, r->len);
-		} else {
-			p = realloc(r->d.ptr, nl);
-			if (!p)
-				return KCP_ENOMEM;
-			k->heap -= r->len;
-		}
-		k->heap += nl;
+	if (nl > KCP_INLINE && (r->len <= KCP_INLINE ||
+	                        size_class(nl) != size_class(r->len))) {
+		char *p = pool_get(k, nl);
+		if (!p)
+			return KCP_ENOMEM;
+		memcpy(p, sdata(r), r->len);
+		payload_free(k, r->d.ptr, r->len);
 		r->d.ptr = p;
-	}
+	} /* else: inline, or the same class, whose buffer has room */
 	memcpy(nl > KCP_INLINE ? r->d.ptr + r->len : r->d.inl + r->len, *buf, n);
 	r->len = nl;
 	*buf += n;
@@ -530,10 +619,12 @@ parse_una(struct kcp *k, uint32_t una)
 {
 	while (diff(una, k->snd_una) > 0) {
 		struct snd_rec *r = sslot(k, k->snd_una);
-		if (r->acked)
+		if (r->acked) {
 			k->nsacked--;
-		else
+		} else {
 			payload_free(k, r->d.ptr, r->len);
+			k->newly_acked++;
+		}
 		k->snd_una++;
 	}
 	snd_shrink(k);
@@ -550,6 +641,7 @@ parse_ack(struct kcp *k, uint32_t sn)
 	payload_free(k, r->d.ptr, r->len);
 	r->acked = 1;
 	k->nsacked++;
+	k->newly_acked++;
 	snd_shrink(k);
 }
 
@@ -560,8 +652,8 @@ parse_fastack(struct kcp *k, uint32_t maxack)
 		return;
 	for (uint32_t sn = k->snd_una; sn != maxack; sn++) {
 		struct snd_rec *r = sslot(k, sn);
-		if (!r->acked)
-			r->fastack++;
+		if (!r->acked && ++r->fastack >= k->fastresend && k->fastresend > 0)
+			k->fast_due = 1;
 	}
 }
 
@@ -682,6 +774,7 @@ kcp_input(kcp_t *k, const char *data, long size)
 
 	uint32_t prev_una = k->snd_una;
 	uint32_t maxack = 0;
+	k->newly_acked = 0;
 	int have_ack = 0;
 	while (size > 0) {
 		uint8_t cmd = (uint8_t)data[4];
@@ -731,12 +824,15 @@ kcp_input(kcp_t *k, const char *data, long size)
 	if (have_ack)
 		parse_fastack(k, maxack);
 
+	if (k->newly_acked)
+		k->ts_lastack = k->current;
 	/* Congestion window growth when una advanced. */
 	if (diff(k->snd_una, prev_una) > 0 && k->cwnd < k->rmt_wnd) {
 		uint32_t mss = k->mss;
 		if (k->cwnd < k->ssthresh) {
-			k->cwnd++;
-			k->incr += mss;
+			uint32_t n = k->newly_acked;
+			k->cwnd += n;
+			k->incr += n * mss;
 		} else {
 			if (k->incr < mss)
 				k->incr = mss;
@@ -788,16 +884,44 @@ wnd_unused(const struct kcp *k)
 	return (uint16_t)(w > 0xffff ? 0xffff : w);
 }
 
-void
-kcp_flush(kcp_t *k)
+/* The send window: remote window and our own, and the congestion window
+ * unless nc is set. */
+static uint32_t
+send_window(const struct kcp *k)
+{
+	uint32_t cwnd = umin(k->snd_wnd, k->rmt_wnd);
+	return k->nocwnd ? cwnd : umin(k->cwnd, cwnd);
+}
+
+static void
+send_push(struct kcp *k, struct outbuf *o, struct snd_rec *r, uint32_t sn,
+          uint16_t wnd)
+{
+	r->xmit++;
+	r->ts = k->current;
+	out_room(o, KCP_OVERHEAD + r->len);
+	o->p = encode(o->p, k->conv, KCP_CMD_PUSH, r->frg, wnd, k->current, sn,
+	              k->rcv_nxt, r->len);
+	if (r->len) {
+		memcpy(o->p, sdata(r), r->len);
+		o->p += r->len;
+	}
+	k->st.out_segments++;
+	k->st.out_push++;
+	if (r->xmit >= k->dead_link)
+		k->dead = 1;
+}
+
+/* Send acks, window messages and data. A full flush (at the flush
+ * interval) also retransmits and runs the window-probe timer; a light one
+ * (in between, see kcp_update) sends only acks and new segments. */
+static void
+flush(struct kcp *k, int full)
 {
 	char buf[KCP_MTU_MAX];
 	struct outbuf o = {k, buf, buf};
 	uint16_t wnd = wnd_unused(k);
 	uint32_t now = k->current;
-
-	if (!k->updated)
-		return;
 
 	for (uint32_t i = 0; i < k->nack; i++) {
 		out_room(&o, KCP_OVERHEAD);
@@ -810,7 +934,9 @@ kcp_flush(kcp_t *k)
 	/* Zero remote window: probe it with a growing interval. The classic
 	 * library waits 7 s first, so one lost WINS stalls the stream for 7 s;
 	 * we start at one RTO and back off by half up to 120 s. */
-	if (k->rmt_wnd == 0) {
+	if (!full) {
+		/* the probe timer runs at full flushes only */
+	} else if (k->rmt_wnd == 0) {
 		if (k->probe_wait == 0) {
 			k->probe_wait = k->rx_rto;
 			k->ts_probe = now + k->probe_wait;
@@ -843,10 +969,9 @@ kcp_flush(kcp_t *k)
 		return;
 	}
 
-	uint32_t cwnd = umin(k->snd_wnd, k->rmt_wnd);
-	if (!k->nocwnd)
-		cwnd = umin(k->cwnd, cwnd);
 	/* Admit queued segments into flight while the window allows. */
+	uint32_t cwnd = send_window(k);
+	uint32_t first_new = k->snd_nxt;
 	while (k->snd_nxt != k->snd_end && diff(k->snd_nxt, k->snd_una + cwnd) < 0)
 		k->snd_nxt++;
 
@@ -854,18 +979,23 @@ kcp_flush(kcp_t *k)
 	uint32_t rtomin = k->nodelay == 0 ? k->rx_rto >> 3 : 0;
 	int change = 0, lost = 0;
 	uint32_t next_resend = now + RTO_MAX;
+	/* Segments sent before need a look only when a timeout or a fast
+	 * retransmit can be due: most flushes send new data only. */
+	int scan = full && (k->fast_due || diff(now, k->next_resend) >= 0);
+	if (!scan && first_new != k->snd_una)
+		next_resend = k->next_resend;
+	if (scan)
+		k->fast_due = 0;
 
-	for (uint32_t sn = k->snd_una; sn != k->snd_nxt; sn++) {
+	for (uint32_t sn = scan ? k->snd_una : first_new; sn != k->snd_nxt; sn++) {
 		struct snd_rec *r = sslot(k, sn);
-		int send = 0;
 		if (r->acked)
 			continue;
 		if (r->xmit == 0) {
-			send = 1;
 			r->rto = k->rx_rto;
 			r->resendts = now + r->rto + rtomin;
+			send_push(k, &o, r, sn, wnd);
 		} else if (diff(now, r->resendts) >= 0) {
-			send = 1;
 			k->st.retrans_timeout++;
 			if (k->nodelay == 0)
 				r->rto += r->rto > k->rx_rto ? r->rto : k->rx_rto;
@@ -876,29 +1006,17 @@ kcp_flush(kcp_t *k)
 			if (r->rto > RTO_MAX)
 				r->rto = RTO_MAX;
 			r->resendts = now + r->rto;
-			lost = 1;
+			r->fastack = 0; /* counts acks after this send only */
+			if (diff(sn, k->recover_sn) >= 0)
+				lost = 1;
+			send_push(k, &o, r, sn, wnd);
 		} else if (r->fastack >= resent &&
 		           (r->xmit <= k->fastlimit || k->fastlimit == 0)) {
-			send = 1;
 			k->st.retrans_fast++;
 			r->fastack = 0;
 			r->resendts = now + r->rto;
 			change++;
-		}
-		if (send) {
-			r->xmit++;
-			r->ts = now;
-			out_room(&o, KCP_OVERHEAD + r->len);
-			o.p = encode(o.p, k->conv, KCP_CMD_PUSH, r->frg, wnd, now, sn,
-			             k->rcv_nxt, r->len);
-			if (r->len) {
-				memcpy(o.p, sdata(r), r->len);
-				o.p += r->len;
-			}
-			k->st.out_segments++;
-			k->st.out_push++;
-			if (r->xmit >= k->dead_link)
-				k->dead = 1;
+			send_push(k, &o, r, sn, wnd);
 		}
 		if (diff(r->resendts, next_resend) < 0)
 			next_resend = r->resendts;
@@ -918,13 +1036,35 @@ kcp_flush(kcp_t *k)
 		k->ssthresh = cwnd / 2;
 		if (k->ssthresh < THRESH_MIN)
 			k->ssthresh = THRESH_MIN;
-		k->cwnd = 1;
-		k->incr = k->mss;
+		if (diff(now, k->ts_lastack) < (int32_t)k->rx_rto) {
+			k->cwnd = k->ssthresh;
+			k->recover_sn = k->snd_nxt;
+		} else {
+			k->cwnd = 1;
+		}
+		k->incr = k->cwnd * k->mss;
 	}
 	if (k->cwnd < 1) {
 		k->cwnd = 1;
 		k->incr = k->mss;
 	}
+}
+
+void
+kcp_flush(kcp_t *k)
+{
+	if (k->updated)
+		flush(k, 1);
+}
+
+/* Work that need not wait for the flush interval: acks, a reopened window,
+ * new data the window lets out. */
+static int
+eager_work(const struct kcp *k)
+{
+	return ((k->eager & KCP_EAGER_ACK) && (k->nack > 0 || (k->probe & ASK_TELL))) ||
+	       ((k->eager & KCP_EAGER_DATA) && k->snd_nxt != k->snd_end && !k->dead &&
+	        diff(k->snd_nxt, k->snd_una + send_window(k)) < 0);
 }
 
 int
@@ -951,13 +1091,15 @@ kcp_update(kcp_t *k, uint32_t current)
 		k->ts_flush += k->interval;
 		if (diff(current, k->ts_flush) >= 0)
 			k->ts_flush = current + k->interval;
-		kcp_flush(k);
+		flush(k, 1);
 		if (kcp_idle(k)) {
 			if (++k->idle_flushes >= TRIM_FLUSHES && (k->snd || k->rcv || k->acks))
 				trim(k);
 		} else {
 			k->idle_flushes = 0;
 		}
+	} else if (k->eager && eager_work(k)) {
+		flush(k, 0);
 	}
 	return k->dead ? KCP_EDEAD : 0;
 }
@@ -965,7 +1107,7 @@ kcp_update(kcp_t *k, uint32_t current)
 uint32_t
 kcp_check(const kcp_t *k, uint32_t current)
 {
-	if (!k->updated)
+	if (!k->updated || (k->eager && eager_work(k)))
 		return current;
 	uint32_t ts_flush = k->ts_flush;
 	int32_t d = diff(current, ts_flush);
@@ -1039,6 +1181,12 @@ kcp_nodelay(kcp_t *k, int nodelay, int interval, int resend, int nc)
 	if (nc >= 0)
 		k->nocwnd = (uint32_t)nc;
 	return 0;
+}
+
+void
+kcp_seteager(kcp_t *k, int flags)
+{
+	k->eager = (uint8_t)(flags & (KCP_EAGER_ACK | KCP_EAGER_DATA));
 }
 
 void
