@@ -12,9 +12,14 @@
  *  ack list    (sn, ts) pairs to acknowledge at the next flush, bounded.
  *
  * Lookup of an acked sn or an arriving sn is O(1). Payloads of up to
- * KCP_INLINE bytes live inside the record; larger ones are malloc'd.
- * Rings start small, grow by doubling, and are freed after the object has
- * been idle for TRIM_FLUSHES flushes: an idle object holds only itself.
+ * KCP_INLINE bytes live inside the record; larger ones come from the
+ * thread's free lists (pool_get). Rings start small, grow by doubling, and
+ * are freed after the object has been idle for TRIM_FLUSHES flushes: an
+ * idle object holds only itself.
+ *
+ * The protocol machinery (RTO estimation, backoff, fast retransmit, window
+ * probing, congestion window) follows the classic design; where moongate
+ * departs from it, a comment says so and docs/PROTOCOL.md lists why.
  *
  * Sequence numbers and timestamps are uint32 and compared with a signed
  * 32-bit difference (diff()), so both wrap at 2^32.
@@ -38,9 +43,9 @@
 #define PROBE_LIMIT 120000  /* probe backoff cap */
 #define FASTACK_LIMIT 5
 #define RING_MIN 16         /* first ring capacity, records */
-#define TRIM_FLUSHES 100
-#define NCLASS 21          /* payload size classes, 64 B .. 64 KiB */
-#define POOL_MAX (4u << 20) /* bytes kept in the free lists, per thread */    /* idle flushes before buffers are freed */
+#define TRIM_FLUSHES 100    /* idle flushes before buffers are freed */
+#define NCLASS 21           /* payload size classes, 64 B .. 64 KiB */
+#define POOL_MAX (4u << 20) /* bytes kept in the free lists, per thread */
 
 struct snd_rec {
 	uint32_t ts;        /* time of the last transmission */
@@ -81,7 +86,6 @@ struct kcp {
 	uint32_t rx_rto, rx_minrto;
 	uint32_t current, interval, ts_flush;
 	uint32_t next_resend;                /* lower bound of resendts */
-	uint8_t fast_due;                    /* a fast retransmit may be due */
 	uint32_t nodelay, fastresend, nocwnd, fastlimit, dead_link;
 	uint32_t probe, ts_probe, probe_wait;
 	uint32_t sndlimit;
@@ -91,6 +95,7 @@ struct kcp {
 	uint32_t recover_sn;                 /* snd_nxt at the last cwnd cut */
 	uint8_t updated, stream, dead, used;
 	uint8_t eager;                       /* KCP_EAGER_* flags */
+	uint8_t fast_due;                    /* a fast retransmit may be due */
 	struct snd_rec *snd;                 /* send ring, scap records */
 	struct rcv_rec *rcv;                 /* recv ring, rcap records */
 	struct ack *acks;

@@ -1571,6 +1571,116 @@ TEST(wire_vectors)
 	kcp_release(b);
 }
 
+/* ---- when acks and new data leave ---- */
+
+TEST(eager_timing)
+{
+	struct capture ca, cb;
+	kcp_t *a, *b;
+	int eager;
+
+	for (eager = 0; eager <= 1; eager++) {
+		memset(&ca, 0, sizeof(ca));
+		memset(&cb, 0, sizeof(cb));
+		a = kcp_create(9, &ca);
+		b = kcp_create(9, &cb);
+		REQUIRE(a && b);
+		kcp_setoutput(a, capture_cb);
+		kcp_setoutput(b, capture_cb);
+		if (!eager) {
+			kcp_seteager(a, 0);
+			kcp_seteager(b, 0);
+		}
+		kcp_update(a, 0);  /* flush clocks start: A due at 100, */
+		kcp_update(b, 50); /* B at 150 */
+		CHECK_EQ(kcp_send(a, "x", 1), 0);
+		/* new data: due now when eager, at the interval otherwise */
+		CHECK_EQ(kcp_check(a, 5), eager ? 5u : 100u);
+		kcp_update(a, 5);
+		CHECK_EQ(ca.n, eager);
+		kcp_update(a, 100);
+		REQUIRE_EQ(ca.n, 1);
+		CHECK_EQ(kcp_input(b, (const char *)ca.buf[0], ca.len[0]), 0);
+		/* the ack: the same */
+		CHECK_EQ(kcp_check(b, 101), eager ? 101u : 150u);
+		kcp_update(b, 101);
+		CHECK_EQ(cb.n, eager);
+		kcp_update(b, 150);
+		REQUIRE_EQ(cb.n, 1);
+		CHECK_EQ(kcp_input(a, (const char *)cb.buf[0], cb.len[0]), 0);
+		CHECK_EQ(kcp_waitsnd(a), 0);
+		/* nothing left: no eager work, the check answers the interval */
+		CHECK_EQ(kcp_check(a, 150), 200u);
+		kcp_release(a);
+		kcp_release(b);
+	}
+}
+
+/* ---- congestion control under random loss ---- */
+
+/* The classic benchmark's default mode (0,10,0,0): congestion control on,
+ * one 8-byte message every 20 ms, 5% loss each way, 30..62 ms each way.
+ * The classic algorithm collapses the window to 1 on every timeout and its
+ * queue grows for the whole run (here: one-way latency 2.7 s on average,
+ * 3.7 s at worst); ours halves the window once per loss episode while acks
+ * keep arriving (0.35 s, 1.5 s). Classic flush timing, so only the
+ * congestion control differs. */
+TEST(cwnd_random_loss)
+{
+	struct simnet_conf c = { 0.05, 30, 62, 0, 0, 0, 1, 0, 0 };
+	struct pair p;
+	uint64_t lat = 0, n = 0;
+	uint32_t t0, worst = 0;
+	int d;
+
+	pair_init(&p, &c, 1101, 31, 0);
+	for (d = 0; d < 2; d++) {
+		kcp_wndsize(p.k[d], 128, 128);
+		kcp_nodelay(p.k[d], 0, 10, 0, 0);
+		kcp_seteager(p.k[d], 0);
+	}
+	for (t0 = p.now; n < 1000 && p.now - t0 < 600000; p.now++) {
+		uint32_t stamp;
+		int len;
+		if ((p.now - t0) % 20 == 0 && (p.now - t0) / 20 < 1000)
+			CHECK_EQ(kcp_send(p.k[0], (const char *)&p.now, 4), 0);
+		pair_deliver(&p);
+		kcp_update(p.k[0], p.now);
+		kcp_update(p.k[1], p.now);
+		while ((len = kcp_recv(p.k[1], (char *)&stamp, 4)) == 4) {
+			CHECK_EQ(stamp, t0 + 20 * (uint32_t)n);
+			lat += p.now - stamp;
+			if (p.now - stamp > worst)
+				worst = p.now - stamp;
+			n++;
+		}
+	}
+	CHECK_EQ(n, 1000u);
+	VERBOSE("    default mode, 10%% round-trip loss: one-way latency avg %.1f "
+	        "ms, max %u ms\n", n ? (double)lat / (double)n : 0.0, worst);
+	CHECK(n && lat / n < 700);
+	CHECK(worst < 2500);
+	pair_free(&p);
+}
+
+/* ---- the thread's payload free lists ---- */
+
+TEST(pool_trim)
+{
+	struct pair p;
+	pair_init(&p, &perfect, 1201, 41, 0);
+	p.f[0].total = 200;
+	p.f[0].minlen = 100;
+	p.f[0].maxlen = 3000;
+	CHECK(pair_run(&p, flows_acked, 60000));
+	check_flows(&p, "pool");
+	pair_free(&p);
+	CHECK(kcp_pool_size() > 0);     /* buffers kept for reuse */
+	CHECK(kcp_pool_size() <= (4u << 20) + 21 * 4096 * sizeof(char *));
+	kcp_pool_trim();
+	CHECK_EQ(kcp_pool_size(), 0u);
+}
+
 /* ---- edges ---- */
 
 TEST(zero_length_message)
@@ -2146,6 +2256,9 @@ static const struct tu_test tests[] = {
 	TU(push_outside_window),
 	TU(window_overrun),
 	TU(soak_random),
+	TU(eager_timing),
+	TU(cwnd_random_loss),
+	TU(pool_trim),
 	TU(wire_vectors), /* last: with -v its vectors end the output */
 };
 
