@@ -13,7 +13,7 @@
  *
  * Lookup of an acked sn or an arriving sn is O(1). Payloads of up to
  * KCP_INLINE bytes live inside the record; larger ones come from the
- * thread's free lists (pool_get). Rings start small, grow by doubling, and
+ * thread's free lists (kcp_pool.c). Rings start small, grow by doubling, and
  * are freed after the object has been idle for TRIM_FLUSHES flushes: an
  * idle object holds only itself.
  *
@@ -25,6 +25,7 @@
  * 32-bit difference (diff()), so both wrap at 2^32.
  */
 #include "kcp.h"
+#include "kcp_pool.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,6 @@
 #define FASTACK_LIMIT 5
 #define RING_MIN 16         /* first ring capacity, records */
 #define TRIM_FLUSHES 100    /* idle flushes before buffers are freed */
-#define NCLASS 21           /* payload size classes, 64 B .. 64 KiB */
-#define POOL_MAX (4u << 20) /* bytes kept in the free lists, per thread */
 
 struct snd_rec {
 	uint32_t ts;        /* time of the last transmission */
@@ -175,97 +174,21 @@ rdata(struct rcv_rec *r)
 	return r->len <= KCP_INLINE ? r->d.inl : r->d.ptr;
 }
 
-/* Payload buffers larger than KCP_INLINE come from free lists, one per
- * size class (64, 96, 128, 192, 256, ... 65536: at most a third wasted),
- * so a busy object does not go through malloc and free for every segment.
- * The lists belong to the thread, not to an object: a buffer one object
- * has just freed (still in cache) is what the next object gets, and an
- * idle object holds nothing. A list is an array of pointers, not links
- * through the buffers, so freeing a buffer does not touch its memory. The
- * lists hold at most POOL_MAX bytes; kcp_pool_trim() releases them. */
-struct pool {
-	size_t bytes;                /* held in the lists */
-	char **list[NCLASS];
-	uint32_t n[NCLASS], cap[NCLASS];
-};
-
-static _Thread_local struct pool pool;
-
-static int
-size_class(uint32_t len)
-{
-	if (len <= 64)
-		return 0;
-	int b = 32 - __builtin_clz(len - 1); /* 2^(b-1) < len <= 2^b */
-	return len <= 3u << (b - 2) ? 2 * (b - 7) + 1 : 2 * (b - 6);
-}
-
-static uint32_t
-class_bytes(int c)
-{
-	return (c & 1 ? 96u : 64u) << (c >> 1);
-}
-
+/* Payload buffers (kcp_pool.c), counted in k->heap. */
 static char *
 pool_get(struct kcp *k, uint32_t len)
 {
-	int c = size_class(len);
-	struct pool *pl = &pool;
-	char *p;
-	if (pl->n[c]) {
-		p = pl->list[c][--pl->n[c]];
-		pl->bytes -= class_bytes(c);
-	} else if (!(p = malloc(class_bytes(c)))) {
-		return NULL;
-	}
-	k->heap += class_bytes(c);
+	char *p = kcp_pool_get(len);
+	if (p)
+		k->heap += kcp_pool_bytes(len);
 	return p;
 }
 
 static void
 pool_put(struct kcp *k, char *p, uint32_t len)
 {
-	int c = size_class(len);
-	uint32_t size = class_bytes(c);
-	struct pool *pl = &pool;
-	k->heap -= size;
-	if (pl->bytes + size > POOL_MAX)
-		goto drop;
-	if (pl->n[c] == pl->cap[c]) {
-		uint32_t cap = pl->cap[c] ? 2 * pl->cap[c] : 64;
-		char **l = realloc(pl->list[c], cap * sizeof(*l));
-		if (!l)
-			goto drop;
-		pl->list[c] = l;
-		pl->cap[c] = cap;
-	}
-	pl->list[c][pl->n[c]++] = p;
-	pl->bytes += size;
-	return;
-drop:
-	free(p);
-}
-
-size_t
-kcp_pool_size(void)
-{
-	size_t n = pool.bytes;
-	for (int c = 0; c < NCLASS; c++)
-		n += pool.cap[c] * sizeof(char *);
-	return n;
-}
-
-void
-kcp_pool_trim(void)
-{
-	for (int c = 0; c < NCLASS; c++) {
-		while (pool.n[c])
-			free(pool.list[c][--pool.n[c]]);
-		free(pool.list[c]);
-		pool.list[c] = NULL;
-		pool.cap[c] = 0;
-	}
-	pool.bytes = 0;
+	k->heap -= kcp_pool_bytes(len);
+	kcp_pool_put(p, len);
 }
 
 /* Storage for a record of len bytes; 0 or KCP_ENOMEM. */
@@ -437,7 +360,7 @@ stream_append(struct kcp *k, const char **buf, int *len)
 	uint32_t n = umin(room, (uint32_t)*len);
 	uint32_t nl = r->len + n;
 	if (nl > KCP_INLINE && (r->len <= KCP_INLINE ||
-	                        size_class(nl) != size_class(r->len))) {
+	                        kcp_pool_bytes(nl) != kcp_pool_bytes(r->len))) {
 		char *p = pool_get(k, nl);
 		if (!p)
 			return KCP_ENOMEM;
