@@ -305,8 +305,13 @@ run(double loss, uint32_t npairs, int size, uint32_t total, uint32_t rate,
 		for (i = 0; i < npairs; i++) {
 			struct pair *p = &pairs[i];
 			int n;
-
 			uint32_t burst = 0;
+
+			/* pairs start 0..9 ms apart, so that their 10 ms flush
+			 * clocks are spread as a real server's sessions are, not
+			 * all due in the same ms */
+			if (link.now - start <= i % 10)
+				continue;
 			/* saturated (rate 0): keep the queue full; paced: rate
 			 * messages per virtual ms, while the queue has room */
 			while (p->sent < p->quota && kcp_waitsnd(p->a) < 2 * WND &&

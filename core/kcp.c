@@ -920,6 +920,15 @@ flush(struct kcp *k, int full)
 		if (r->acked)
 			continue;
 		if (r->xmit == 0) {
+			/* new data has waited in the queue, out of cache: start
+			 * loading the next segment's payload while this one is
+			 * copied */
+			if (sn + 1 != k->snd_nxt) {
+				struct snd_rec *nx = sslot(k, sn + 1);
+				if (nx->len > KCP_INLINE)
+					for (uint32_t off = 0; off < nx->len; off += 64)
+						__builtin_prefetch(nx->d.ptr + off);
+			}
 			r->rto = k->rx_rto;
 			r->resendts = now + r->rto + rtomin;
 			send_push(k, &o, r, sn, wnd);
