@@ -120,18 +120,28 @@ umin(uint32_t a, uint32_t b)
 static inline void
 put32(char *p, uint32_t v)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(p, &v, 4);
+#else
 	p[0] = (char)v;
 	p[1] = (char)(v >> 8);
 	p[2] = (char)(v >> 16);
 	p[3] = (char)(v >> 24);
+#endif
 }
 
 static inline uint32_t
 get32(const char *p)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+#else
 	const unsigned char *u = (const unsigned char *)p;
 	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 |
 	       (uint32_t)u[3] << 24;
+#endif
 }
 
 static inline char *
@@ -178,17 +188,19 @@ rdata(struct rcv_rec *r)
 static char *
 pool_get(struct kcp *k, uint32_t len)
 {
-	char *p = kcp_pool_get(len);
+	int c = kcp_pool_class(len);
+	char *p = kcp_pool_get(c);
 	if (p)
-		k->heap += kcp_pool_bytes(len);
+		k->heap += kcp_pool_class_bytes(c);
 	return p;
 }
 
 static void
 pool_put(struct kcp *k, char *p, uint32_t len)
 {
-	k->heap -= kcp_pool_bytes(len);
-	kcp_pool_put(p, len);
+	int c = kcp_pool_class(len);
+	k->heap -= kcp_pool_class_bytes(c);
+	kcp_pool_put(p, c);
 }
 
 /* Storage for a record of len bytes; 0 or KCP_ENOMEM. */
@@ -360,7 +372,7 @@ stream_append(struct kcp *k, const char **buf, int *len)
 	uint32_t n = umin(room, (uint32_t)*len);
 	uint32_t nl = r->len + n;
 	if (nl > KCP_INLINE && (r->len <= KCP_INLINE ||
-	                        kcp_pool_bytes(nl) != kcp_pool_bytes(r->len))) {
+	                        kcp_pool_class(nl) != kcp_pool_class(r->len))) {
 		char *p = pool_get(k, nl);
 		if (!p)
 			return KCP_ENOMEM;
@@ -925,8 +937,8 @@ flush(struct kcp *k, int full)
 			 * copied */
 			if (sn + 1 != k->snd_nxt) {
 				struct snd_rec *nx = sslot(k, sn + 1);
-				if (nx->len > KCP_INLINE)
-					for (uint32_t off = 0; off < nx->len; off += 64)
+				if (nx->len > KCP_INLINE) /* the hardware follows on */
+					for (uint32_t off = 0; off < nx->len && off < 256; off += 64)
 						__builtin_prefetch(nx->d.ptr + off);
 			}
 			r->rto = k->rx_rto;

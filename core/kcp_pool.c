@@ -26,53 +26,33 @@ struct pool {
 
 static _Thread_local struct pool pool;
 
-static int
-size_class(uint32_t len)
-{
-	if (len <= 64)
-		return 0;
-	int b = 32 - __builtin_clz(len - 1); /* 2^(b-1) < len <= 2^b */
-	return len <= 3u << (b - 2) ? 2 * (b - 7) + 1 : 2 * (b - 6);
-}
-
-static uint32_t
-class_bytes(int c)
-{
-	return (c & 1 ? 96u : 64u) << (c >> 1);
-}
-
-uint32_t
-kcp_pool_bytes(uint32_t len)
-{
-	return class_bytes(size_class(len));
-}
-
 char *
-kcp_pool_get(uint32_t len)
+kcp_pool_get(int c)
 {
-	int c = size_class(len);
 	if (pool.n[c]) {
-		pool.bytes -= class_bytes(c);
+		pool.bytes -= kcp_pool_class_bytes(c);
 		return pool.list[c][--pool.n[c]];
 	}
-	return malloc(class_bytes(c));
+	return malloc(kcp_pool_class_bytes(c));
 }
 
 void
-kcp_pool_put(char *p, uint32_t len)
+kcp_pool_put(char *p, int c)
 {
-	int c = size_class(len);
-	uint32_t size = class_bytes(c);
+	uint32_t size = kcp_pool_class_bytes(c);
+	if (pool.n[c] < pool.cap[c] && pool.bytes + size <= POOL_MAX) {
+		pool.list[c][pool.n[c]++] = p;
+		pool.bytes += size;
+		return;
+	}
 	if (pool.bytes + size > POOL_MAX)
 		goto drop;
-	if (pool.n[c] == pool.cap[c]) {
-		uint32_t cap = pool.cap[c] ? 2 * pool.cap[c] : 64;
-		char **l = realloc(pool.list[c], cap * sizeof(*l));
-		if (!l)
-			goto drop;
-		pool.list[c] = l;
-		pool.cap[c] = cap;
-	}
+	uint32_t cap = pool.cap[c] ? 2 * pool.cap[c] : 64;
+	char **l = realloc(pool.list[c], cap * sizeof(*l));
+	if (!l)
+		goto drop;
+	pool.list[c] = l;
+	pool.cap[c] = cap;
 	pool.list[c][pool.n[c]++] = p;
 	pool.bytes += size;
 	return;
