@@ -192,7 +192,9 @@ int kcp_rto(const kcp_t *kcp);
 /* Bytes this object holds on the heap, including itself. */
 size_t kcp_memsize(const kcp_t *kcp);
 /* Payload buffers are recycled through free lists owned by the calling
- * thread (at most 4 MiB): their size now, and a call that frees them. */
+ * thread (at most 4 MiB): their size now, and a call that frees them. A
+ * thread that used KCP objects calls kcp_pool_trim() before it exits, or
+ * what its lists hold is lost. */
 size_t kcp_pool_size(void);
 void kcp_pool_trim(void);
 void kcp_getstats(const kcp_t *kcp, struct kcp_stats *st);
