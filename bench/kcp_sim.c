@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "kcp.h"
+#include "kcpwire.h"
 #include "simnet.h"
 
 #ifdef KCP_CLASSIC_SHIM
@@ -94,22 +95,6 @@ struct run {
 	int ok;
 };
 
-static uint32_t
-get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
 /* Count the datagram and its segments, then hand it to the network. */
 static int
 output(const char *buf, int len, kcp_t *kcp, void *user)
@@ -122,7 +107,7 @@ output(const char *buf, int len, kcp_t *kcp, void *user)
 	ep->w.datagrams++;
 	ep->w.bytes += (uint64_t)len;
 	while (off + KCP_OVERHEAD <= len) {
-		uint32_t seglen = get32(p + off + 20);
+		uint32_t seglen = kw_get32(p + off + 20);
 		ep->w.segments++;
 		if (p[off + 4] == KCP_CMD_PUSH)
 			ep->w.push++;
@@ -229,8 +214,8 @@ run_mode(const struct mode *m, uint64_t seed, uint32_t nmsgs, int verbose,
 		kcp_update(b, current);
 
 		for (; (int32_t)(current - slap) >= 0; slap += 20) {
-			put32(buffer, index);
-			put32(buffer + 4, current);
+			kw_put32(buffer, index);
+			kw_put32(buffer + 4, current);
 			sent_at[index] = current;
 			index++;
 			if (kcp_send(a, (const char *)buffer, 8) < 0)
@@ -248,7 +233,7 @@ run_mode(const struct mode *m, uint64_t seed, uint32_t nmsgs, int verbose,
 		}
 
 		while ((hr = kcp_recv(a, (char *)buffer, 10)) >= 0) {
-			uint32_t sn = get32(buffer), ts = get32(buffer + 4);
+			uint32_t sn = kw_get32(buffer), ts = kw_get32(buffer + 4);
 			uint32_t rtt = current - ts;
 			if (hr != 8 || sn != next || sn >= index || sent_at[sn] != ts) {
 				fprintf(stderr, "kcp_sim: mode=%s seed=%llu bad echo: "

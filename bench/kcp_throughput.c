@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "kcp.h"
+#include "kcpwire.h"
 
 #ifdef KCP_CLASSIC_SHIM
 #define IMPL "classic"
@@ -119,22 +120,6 @@ rng_next(uint64_t *s)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
-static uint32_t
-get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
 /* Chain a message's index and send time into a running checksum. */
 static uint64_t
 mix(uint64_t h, uint32_t idx, uint32_t ts)
@@ -173,7 +158,7 @@ output(const char *buf, int len, kcp_t *kcp, void *user)
 	l->bytes += (uint64_t)len;
 	while (off + KCP_OVERHEAD <= len) {
 		l->segments++;
-		off += KCP_OVERHEAD + (int)get32(p + off + 20);
+		off += KCP_OVERHEAD + (int)kw_get32(p + off + 20);
 	}
 	r = rng_next(&l->rng);
 	if (r < l->loss_thresh) {
@@ -317,9 +302,9 @@ run(double loss, uint32_t npairs, int size, uint32_t total, uint32_t rate,
 			while (p->sent < p->quota && kcp_waitsnd(p->a) < 2 * WND &&
 			    (rate == 0 || burst++ < rate)) {
 				/* msg holds the template body; set the header */
-				put32(msg, p->sent);
-				put32(msg + 4, link.now);
-				put32(msg + 8, i);
+				kw_put32(msg, p->sent);
+				kw_put32(msg + 4, link.now);
+				kw_put32(msg + 8, i);
 				p->hsend = mix(p->hsend, p->sent, link.now);
 				if (kcp_send(p->a, (const char *)msg, size) < 0) {
 					fprintf(stderr, "kcp_throughput: kcp_send failed\n");
@@ -331,17 +316,17 @@ run(double loss, uint32_t npairs, int size, uint32_t total, uint32_t rate,
 			kcp_update(p->a, link.now);
 			kcp_update(p->b, link.now);
 			while ((n = kcp_recv(p->b, (char *)rbuf, sizeof(rbuf))) >= 0) {
-				uint32_t lat = link.now - get32(rbuf + 4);
-				if (n != size || get32(rbuf) != p->recvd ||
-				    get32(rbuf + 8) != i ||
+				uint32_t lat = link.now - kw_get32(rbuf + 4);
+				if (n != size || kw_get32(rbuf) != p->recvd ||
+				    kw_get32(rbuf + 8) != i ||
 				    memcmp(rbuf + 12, tmpl + 12, (size_t)size - 12)) {
 					fprintf(stderr, "kcp_throughput: pair %u: bad "
 					    "message len=%d idx=%u expected %u\n", i, n,
-					    get32(rbuf), p->recvd);
+					    kw_get32(rbuf), p->recvd);
 					bad++;
 					goto out;
 				}
-				p->hrecv = mix(p->hrecv, p->recvd, get32(rbuf + 4));
+				p->hrecv = mix(p->hrecv, p->recvd, kw_get32(rbuf + 4));
 				p->recvd++;
 				delivered++;
 				if (delivered == warm) {

@@ -12,6 +12,7 @@
  * argument selects tests by substring.
  */
 #include "kcp.h"
+#include "kcpwire.h"
 #include "simnet.h"
 #include "testutil.h"
 
@@ -53,61 +54,7 @@ msg_make(uint64_t seed, uint32_t idx, int minlen, int maxlen,
 	return len;
 }
 
-/* ---- segment parsing (the wire format, independent of kcp.c) ---- */
-
-struct seg {
-	uint32_t conv;
-	uint8_t cmd, frg;
-	uint16_t wnd;
-	uint32_t ts, sn, una, len;
-	const unsigned char *data;
-};
-
-static uint32_t
-rd32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static void
-wr32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
-/* Parse the segments of a datagram into out (up to max); returns their
- * number, or -1 if it is not a well-formed sequence of segments. */
-static int
-parse_segs(const void *buf, int len, struct seg *out, int max)
-{
-	const unsigned char *p = buf;
-	int n = 0, off = 0;
-	while (off < len) {
-		struct seg s;
-		if (len - off < KCP_OVERHEAD)
-			return -1;
-		s.conv = rd32(p + off);
-		s.cmd = p[off + 4];
-		s.frg = p[off + 5];
-		s.wnd = (uint16_t)(p[off + 6] | p[off + 7] << 8);
-		s.ts = rd32(p + off + 8);
-		s.sn = rd32(p + off + 12);
-		s.una = rd32(p + off + 16);
-		s.len = rd32(p + off + 20);
-		s.data = p + off + KCP_OVERHEAD;
-		if (s.len > (uint32_t)(len - off - KCP_OVERHEAD))
-			return -1;
-		if (n < max)
-			out[n] = s;
-		n++;
-		off += KCP_OVERHEAD + (int)s.len;
-	}
-	return n;
-}
+/* ---- segment parsing: test/kcpwire.h, independent of kcp.c ---- */
 
 /* Write one segment header (and payload) at p; returns bytes written. */
 static int
@@ -115,15 +62,15 @@ put_seg(unsigned char *p, uint32_t conv, int cmd, int frg, int wnd,
         uint32_t ts, uint32_t sn, uint32_t una, uint32_t len,
         const void *data, int datalen)
 {
-	wr32(p, conv);
+	kw_put32(p, conv);
 	p[4] = (unsigned char)cmd;
 	p[5] = (unsigned char)frg;
 	p[6] = (unsigned char)wnd;
 	p[7] = (unsigned char)(wnd >> 8);
-	wr32(p + 8, ts);
-	wr32(p + 12, sn);
-	wr32(p + 16, una);
-	wr32(p + 20, len);
+	kw_put32(p + 8, ts);
+	kw_put32(p + 12, sn);
+	kw_put32(p + 16, una);
+	kw_put32(p + 20, len);
 	if (datalen > 0)
 		memcpy(p + KCP_OVERHEAD, data, (size_t)datalen);
 	return KCP_OVERHEAD + datalen;
@@ -159,7 +106,7 @@ struct dirseg {          /* what one side has put on the wire */
 };
 
 struct pair;
-typedef void (*tap_fn)(struct pair *p, int dir, const struct seg *s, int n);
+typedef void (*tap_fn)(struct pair *p, int dir, const struct kw_seg *s, int n);
 
 struct side {
 	struct pair *p;
@@ -183,7 +130,7 @@ struct pair {
 	int update_rc[2];
 	long steps;
 	unsigned char pkt[KCP_MTU_MAX + 64];
-	struct seg segs[4096];
+	struct kw_seg segs[4096];
 };
 
 static int less(uint32_t a, uint32_t b);
@@ -197,14 +144,14 @@ out_cb(const char *buf, int len, kcp_t *k, void *user)
 	int n, i;
 
 	ds->datagrams++;
-	n = parse_segs(buf, len, p->segs, 4096);
+	n = kw_parse(buf, len, p->segs, 4096);
 	if (len > kcp_getmtu(k))
 		ds->oversize++;
 	if (n <= 0) {
 		ds->malformed++;
 	} else {
 		for (i = 0; i < n && i < 4096; i++) {
-			const struct seg *s = &p->segs[i];
+			const struct kw_seg *s = &p->segs[i];
 			int c = cmd_index(s->cmd);
 			if (c < 0 || s->conv != kcp_getconv(k)) {
 				ds->malformed++;
@@ -450,16 +397,16 @@ TEST(simnet_determinism)
 	REQUIRE(a && b && x);
 	for (i = 0; i < 5000; i++, now++) {
 		for (d = 0; d < 2; d++) {
-			wr32(buf, (uint32_t)i);
+			kw_put32(buf, (uint32_t)i);
 			simnet_send(a, d, buf, 4 + i % 60, now);
 			simnet_send(b, d, buf, 4 + i % 60, now);
 			simnet_send(x, d, buf, 4 + i % 60, now);
 			while ((n = simnet_recv(a, d, buf, 64, now)) >= 0)
-				ha = mix64(ha ^ rd32(buf) ^ (uint64_t)n << 32 ^ now);
+				ha = mix64(ha ^ kw_get32(buf) ^ (uint64_t)n << 32 ^ now);
 			while ((n = simnet_recv(b, d, buf, 64, now)) >= 0)
-				hb = mix64(hb ^ rd32(buf) ^ (uint64_t)n << 32 ^ now);
+				hb = mix64(hb ^ kw_get32(buf) ^ (uint64_t)n << 32 ^ now);
 			while ((n = simnet_recv(x, d, buf, 64, now)) >= 0)
-				hx = mix64(hx ^ rd32(buf) ^ (uint64_t)n << 32 ^ now);
+				hx = mix64(hx ^ kw_get32(buf) ^ (uint64_t)n << 32 ^ now);
 		}
 	}
 	CHECK(ha == hb);
@@ -482,12 +429,12 @@ TEST(simnet_conditions)
 	REQUIRE(n != NULL);
 	/* loss rate and delay bounds; packets carry their send time */
 	for (i = 0; i < 100000; i++) {
-		wr32(buf, now);
+		kw_put32(buf, now);
 		simnet_send(n, 0, buf, 4, now);
 		if (i % 10 == 9)
 			now++;
 		while ((r = simnet_recv(n, 0, buf, 16, now)) >= 0) {
-			uint32_t d = now - rd32(buf);
+			uint32_t d = now - kw_get32(buf);
 			CHECK(r == 4 && d >= 20 && d <= 41);
 			got++;
 		}
@@ -511,12 +458,12 @@ TEST(simnet_conditions)
 	c.reorder = 0.2;
 	n = simnet_create(&c, 8);
 	for (i = 0, now = 0; i < 20000; i++, now++) {
-		wr32(buf, i);
+		kw_put32(buf, i);
 		simnet_send(n, 1, buf, 4, now);
 		while (simnet_recv(n, 1, buf, 16, now) >= 0) {
-			if (rd32(buf) < lastsn)
+			if (kw_get32(buf) < lastsn)
 				reordered++;
-			lastsn = rd32(buf);
+			lastsn = kw_get32(buf);
 		}
 	}
 	CHECK(reordered > 1000);
@@ -528,12 +475,12 @@ TEST(simnet_conditions)
 	for (now += 1000; simnet_recv(n, 1, buf, 16, now) >= 0;)
 		;
 	for (i = 0, lastsn = 0, reordered = 0; i < 20000; i++, now++) {
-		wr32(buf, i);
+		kw_put32(buf, i);
 		simnet_send(n, 1, buf, 4, now);
 		while (simnet_recv(n, 1, buf, 16, now) >= 0) {
-			if (rd32(buf) < lastsn)
+			if (kw_get32(buf) < lastsn)
 				reordered++;
-			lastsn = rd32(buf);
+			lastsn = kw_get32(buf);
 		}
 	}
 	CHECK_EQ(reordered, 0);
@@ -830,7 +777,7 @@ struct wrapseen {
 };
 
 static void
-wrap_tap(struct pair *p, int dir, const struct seg *s, int n)
+wrap_tap(struct pair *p, int dir, const struct kw_seg *s, int n)
 {
 	struct wrapseen *w = p->tapctx;
 	int i;
@@ -913,9 +860,9 @@ static int
 pushlog_cb(const char *buf, int len, kcp_t *k, void *user)
 {
 	struct pushlog *l = user;
-	struct seg s[4];
+	struct kw_seg s[4];
 	(void)k;
-	if (parse_segs(buf, len, s, 4) >= 1 && s[0].cmd == KCP_CMD_PUSH &&
+	if (kw_parse(buf, len, s, 4) >= 1 && s[0].cmd == KCP_CMD_PUSH &&
 	    l->n < 8)
 		l->t[l->n++] = *l->now;
 	return 0;
@@ -1079,7 +1026,7 @@ TEST(window_probe)
 /* ---- dead link ---- */
 
 static void
-count_push_tap(struct pair *p, int dir, const struct seg *s, int n)
+count_push_tap(struct pair *p, int dir, const struct kw_seg *s, int n)
 {
 	uint64_t *cnt = p->tapctx;
 	int i;
@@ -2030,7 +1977,7 @@ TEST(push_outside_window)
 	kcp_t *b = kcp_create(19, &cap);
 	unsigned char d[64];
 	size_t m0;
-	struct seg s[8];
+	struct kw_seg s[8];
 	int n, ns;
 
 	memset(&cap, 0, sizeof(cap));
@@ -2059,7 +2006,7 @@ TEST(push_outside_window)
 	CHECK_EQ(kcp_input(b, (const char *)d, n), 0);
 	kcp_update(b, 200);
 	REQUIRE_EQ(cap.n, 1);
-	ns = parse_segs(cap.buf[0], cap.len[0], s, 8);
+	ns = kw_parse(cap.buf[0], cap.len[0], s, 8);
 	CHECK_EQ(ns, 3);
 	if (ns == 3) {
 		CHECK(s[0].cmd == KCP_CMD_ACK && s[0].sn == KCP_WND_RCV_DEFAULT - 1 &&
@@ -2075,7 +2022,7 @@ TEST(push_outside_window)
  * keeps at most rcv_wnd segments queued, stores the next rcv_wnd out of
  * order, drops the rest, and its acks say so (una stops at rcv_wnd). */
 struct seglog {
-	struct seg s[1024];
+	struct kw_seg s[1024];
 	int n;
 };
 
@@ -2083,8 +2030,8 @@ static int
 seglog_cb(const char *buf, int len, kcp_t *k, void *user)
 {
 	struct seglog *l = user;
-	struct seg s[128];
-	int n = parse_segs(buf, len, s, 128), i;
+	struct kw_seg s[128];
+	int n = kw_parse(buf, len, s, 128), i;
 	(void)k;
 	for (i = 0; i < n && i < 128 && l->n < 1024; i++)
 		l->s[l->n++] = s[i];

@@ -51,6 +51,7 @@
 #include <string.h>
 
 #include "kcp.h"
+#include "kcpwire.h"
 
 #define FUZZ_CONV 0x4e4f4f4du /* "MOON" on the wire */
 #define QUEUE_SLOTS 16
@@ -88,22 +89,6 @@ struct fuzz {
 static struct fuzz F;
 static char recvbuf[KCP_FRG_MAX * KCP_MTU_DEFAULT];
 
-static uint32_t
-get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
 /* Output must be a run of whole segments: conv, known cmd, len in bounds. */
 static int
 output(const char *buf, int len, kcp_t *kcp, void *user)
@@ -115,9 +100,9 @@ output(const char *buf, int len, kcp_t *kcp, void *user)
 	CHECK(len >= KCP_OVERHEAD && len <= F.mtu);
 	while (off < len) {
 		CHECK(len - off >= KCP_OVERHEAD);
-		CHECK(get32(p + off) == FUZZ_CONV);
+		CHECK(kw_get32(p + off) == FUZZ_CONV);
 		CHECK(p[off + 4] >= KCP_CMD_PUSH && p[off + 4] <= KCP_CMD_WINS);
-		uint32_t seglen = get32(p + off + 20);
+		uint32_t seglen = kw_get32(p + off + 20);
 		CHECK(seglen <= (uint32_t)(len - off - KCP_OVERHEAD));
 		off += KCP_OVERHEAD + (int)seglen;
 	}
@@ -203,7 +188,7 @@ input(const unsigned char *data, size_t size, int convmode)
 
 	memcpy(dg, data, size);
 	if (size >= 4 && convmode != 2)
-		put32(dg, convmode == 3 ? FUZZ_CONV + 1 : FUZZ_CONV);
+		kw_put32(dg, convmode == 3 ? FUZZ_CONV + 1 : FUZZ_CONV);
 
 	waitsnd = kcp_waitsnd(F.kcp);
 	peek = kcp_peeksize(F.kcp);

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "kcp.h"
+#include "kcpwire.h"
 
 #define MTU 1200
 #define WND 128
@@ -98,22 +99,6 @@ splitmix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 /* Same generator as kcpgo_peer.go (not required, but one format to read):
  * mostly uniform lengths, every 8th frame on a fragment boundary. */
 static int
@@ -136,8 +121,8 @@ make_frame(unsigned char *buf, uint32_t seq)
 {
 	int n = payload_len(seq);
 	uint64_t s = splitmix(opt.seed << 32 ^ seq ^ 0x5555);
-	put32(buf, (uint32_t)n);
-	put32(buf + 4, seq);
+	kw_put32(buf, (uint32_t)n);
+	kw_put32(buf + 4, seq);
 	for (int i = 0; i < n; i++) {
 		if (i % 8 == 0)
 			s = splitmix(s);
@@ -148,47 +133,31 @@ make_frame(unsigned char *buf, uint32_t seq)
 
 /* ---- an independent parse of the wire format ------------------------ */
 
-struct seghdr {
-	uint32_t conv, ts, sn, una, len;
-	uint8_t cmd, frg;
-	uint16_t wnd;
-};
-
-/* Splits a datagram into classic KCP segments. Returns the number of
- * segments (up to max stored in out, all counted), or -1 if the datagram is
- * not a well-formed run of segments of one conv. */
+/* Splits a datagram into classic KCP segments (test/kcpwire.h). Returns
+ * the number of segments (up to max stored in out, all checked), or -1 if
+ * the datagram is not a well-formed run of segments of one conv, with known
+ * commands and no payload on anything but PUSH. */
 static int
-wire_parse(const unsigned char *p, long size, struct seghdr *out, int max)
+wire_parse(const unsigned char *p, long size, struct kw_seg *out, int max)
 {
-	int count = 0;
-	long off = 0;
-	uint32_t conv0 = size >= 4 ? get32(p) : 0;
-	if (size < KCP_OVERHEAD)
+	struct kw_seg all[64]; /* a 1500-byte datagram holds at most 62 */
+	int i, n;
+	if (size < KCP_OVERHEAD || size > 65536)
 		return -1;
-	while (off < size) {
-		struct seghdr h;
-		if (size - off < KCP_OVERHEAD)
+	n = kw_parse(p, (int)size, all, 64);
+	if (n < 0 || n > 64)
+		return -1;
+	for (i = 0; i < n; i++) {
+		const struct kw_seg *h = &all[i];
+		if (h->conv != all[0].conv || h->cmd < KCP_CMD_PUSH ||
+		    h->cmd > KCP_CMD_WINS)
 			return -1;
-		h.conv = get32(p + off);
-		h.cmd = p[off + 4];
-		h.frg = p[off + 5];
-		h.wnd = (uint16_t)(p[off + 6] | p[off + 7] << 8);
-		h.ts = get32(p + off + 8);
-		h.sn = get32(p + off + 12);
-		h.una = get32(p + off + 16);
-		h.len = get32(p + off + 20);
-		if (h.conv != conv0 || h.cmd < KCP_CMD_PUSH || h.cmd > KCP_CMD_WINS)
+		if (h->cmd != KCP_CMD_PUSH && h->len != 0)
 			return -1;
-		if (h.len > (uint32_t)(size - off - KCP_OVERHEAD))
-			return -1;
-		if (h.cmd != KCP_CMD_PUSH && h.len != 0)
-			return -1;
-		if (count < max)
-			out[count] = h;
-		count++;
-		off += KCP_OVERHEAD + (long)h.len;
+		if (i < max)
+			out[i] = *h;
 	}
-	return count;
+	return n;
 }
 
 static const char *
@@ -211,7 +180,7 @@ struct trace_entry {
 	char dropped;
 	int len;
 	int nseg;        /* -1: malformed */
-	struct seghdr seg[4];
+	struct kw_seg seg[4];
 };
 
 struct link {
@@ -249,7 +218,7 @@ trace_print(const struct trace_entry *e)
 	}
 	fprintf(stderr, "  %d seg\n", e->nseg);
 	for (int i = 0; i < e->nseg && i < 4; i++) {
-		const struct seghdr *h = &e->seg[i];
+		const struct kw_seg *h = &e->seg[i];
 		fprintf(stderr, "      conv=%08" PRIx32 " %s frg=%u wnd=%u ts=%" PRIu32
 		        " sn=%" PRIu32 " una=%" PRIu32 " len=%" PRIu32 "\n",
 		        h->conv, cmd_name(h->cmd), h->frg, h->wnd, h->ts, h->sn,
@@ -775,7 +744,7 @@ case_client(void)
 		}
 		size_t off = 0;
 		while (have - off >= HDR) {
-			uint32_t plen = get32(stream + off);
+			uint32_t plen = kw_get32(stream + off);
 			if (plen < 1 || plen > (uint32_t)opt.max_payload) {
 				fail("echo of frame %d: bad length %" PRIu32, verified, plen);
 				goto out;
@@ -785,7 +754,7 @@ case_client(void)
 			int len = make_frame(frame, (uint32_t)verified);
 			if ((uint32_t)len != HDR + plen) {
 				fail("echo of frame %d: %" PRIu32 " payload bytes (seq field %" PRIu32
-				     "), want %d", verified, plen, get32(stream + off + 4), len - HDR);
+				     "), want %d", verified, plen, kw_get32(stream + off + 4), len - HDR);
 				goto out;
 			}
 			for (int i = 0; i < len; i++) {
