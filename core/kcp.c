@@ -92,6 +92,7 @@ struct kcp {
 	uint32_t newly_acked;                /* segments acked by this input */
 	uint32_t ts_lastack;                 /* when an ack last advanced */
 	uint32_t recover_sn;                 /* snd_nxt at the last cwnd cut */
+	uint8_t recovering;                  /* una has not passed recover_sn */
 	uint8_t updated, stream, dead, used;
 	uint8_t eager;                       /* KCP_EAGER_* flags */
 	uint8_t fast_due;                    /* a fast retransmit may be due */
@@ -766,6 +767,8 @@ kcp_input(kcp_t *k, const char *data, long size)
 
 	if (k->newly_acked)
 		k->ts_lastack = k->current;
+	if (k->recovering && diff(k->snd_una, k->recover_sn) >= 0)
+		k->recovering = 0; /* the loss episode is over */
 	/* Congestion window growth when una advanced. */
 	if (diff(k->snd_una, prev_una) > 0 && k->cwnd < k->rmt_wnd) {
 		uint32_t mss = k->mss;
@@ -956,7 +959,9 @@ flush(struct kcp *k, int full)
 				r->rto = RTO_MAX;
 			r->resendts = now + r->rto;
 			r->fastack = 0; /* counts acks after this send only */
-			if (diff(sn, k->recover_sn) >= 0)
+			/* one cut per loss episode: not for segments sent
+			 * before the last cut */
+			if (!k->recovering || diff(sn, k->recover_sn) >= 0)
 				lost = 1;
 			send_push(k, &o, r, sn, wnd);
 		} else if (r->fastack >= resent &&
@@ -988,6 +993,7 @@ flush(struct kcp *k, int full)
 		if (diff(now, k->ts_lastack) < (int32_t)k->rx_rto) {
 			k->cwnd = k->ssthresh;
 			k->recover_sn = k->snd_nxt;
+			k->recovering = 1;
 		} else {
 			k->cwnd = 1;
 		}
@@ -1030,6 +1036,7 @@ kcp_update(kcp_t *k, uint32_t current)
 	if (!k->updated) {
 		k->updated = 1;
 		k->ts_flush = current;
+		k->ts_lastack = current;
 	}
 	int32_t slap = diff(current, k->ts_flush);
 	if (slap >= 10000 || slap < -10000) {
