@@ -185,40 +185,29 @@ rdata(struct rcv_rec *r)
 	return r->len <= KCP_INLINE ? r->d.inl : r->d.ptr;
 }
 
-/* Payload buffers (kcp_pool.c), counted in k->heap. */
-static char *
-pool_get(struct kcp *k, uint32_t len)
-{
-	int c = kcp_pool_class(len);
-	char *p = kcp_pool_get(c);
-	if (p)
-		k->heap += kcp_pool_class_bytes(c);
-	return p;
-}
-
-static void
-pool_put(struct kcp *k, char *p, uint32_t len)
-{
-	int c = kcp_pool_class(len);
-	k->heap -= kcp_pool_class_bytes(c);
-	kcp_pool_put(p, c);
-}
-
-/* Storage for a record of len bytes; 0 or KCP_ENOMEM. */
+/* Storage for a record's payload of len bytes: inside the record up to
+ * KCP_INLINE, else a buffer from kcp_pool.c, counted in k->heap. Returns 0
+ * or KCP_ENOMEM. */
 static int
 payload_alloc(struct kcp *k, char **ptr, uint32_t len)
 {
 	if (len <= KCP_INLINE)
 		return 0;
-	*ptr = pool_get(k, len);
-	return *ptr ? 0 : KCP_ENOMEM;
+	int c = kcp_pool_class(len);
+	if (!(*ptr = kcp_pool_get(c)))
+		return KCP_ENOMEM;
+	k->heap += kcp_pool_class_bytes(c);
+	return 0;
 }
 
 static void
 payload_free(struct kcp *k, char *ptr, uint32_t len)
 {
-	if (len > KCP_INLINE)
-		pool_put(k, ptr, len);
+	if (len > KCP_INLINE) {
+		int c = kcp_pool_class(len);
+		k->heap -= kcp_pool_class_bytes(c);
+		kcp_pool_put(ptr, c);
+	}
 }
 
 static uint32_t
@@ -374,8 +363,8 @@ stream_append(struct kcp *k, const char **buf, int *len)
 	uint32_t nl = r->len + n;
 	if (nl > KCP_INLINE && (r->len <= KCP_INLINE ||
 	                        kcp_pool_class(nl) != kcp_pool_class(r->len))) {
-		char *p = pool_get(k, nl);
-		if (!p)
+		char *p;
+		if (payload_alloc(k, &p, nl))
 			return KCP_ENOMEM;
 		memcpy(p, sdata(r), r->len);
 		payload_free(k, r->d.ptr, r->len);

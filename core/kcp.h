@@ -136,8 +136,9 @@ int kcp_setmtu(kcp_t *kcp, int mtu);
 int kcp_getmtu(const kcp_t *kcp);
 
 /* Window sizes in segments; a value <= 0 leaves that one unchanged. The
- * receive window is raised to at least 128 as in the classic library.
- * Returns 0, or KCP_ENOMEM. */
+ * receive window is raised to at least 128 as in the classic library and
+ * capped at 65535 (the wnd field is 16 bits). Returns 0; the rings grow
+ * as traffic needs them. */
 int kcp_wndsize(kcp_t *kcp, int sndwnd, int rcvwnd);
 
 /* Segments queued or in flight, not yet acknowledged. */
