@@ -101,6 +101,7 @@ struct kcp {
 	struct ack *acks;
 	uint32_t scap, rcap, nack, ackcap;
 	size_t heap;                         /* payload bytes in use */
+	uint64_t snd_bytes;                  /* payload bytes queued or unacked */
 	void *user;
 	kcp_output_fn output;
 	struct kcp_stats st;
@@ -372,6 +373,7 @@ stream_append(struct kcp *k, const char **buf, int *len)
 	} /* else: inline, or the same class, whose buffer has room */
 	memcpy(nl > KCP_INLINE ? r->d.ptr + r->len : r->d.inl + r->len, *buf, n);
 	r->len = nl;
+	k->snd_bytes += n;
 	*buf += n;
 	*len -= (int)n;
 	return 0;
@@ -429,6 +431,7 @@ kcp_send(kcp_t *k, const char *buf, int len)
 		r->fastack = 0;
 		if (n)
 			memcpy(sdata(r), buf + (size_t)i * k->mss, n);
+		k->snd_bytes += n;
 		k->snd_end++;
 	}
 	k->used = 1;
@@ -440,6 +443,12 @@ int
 kcp_waitsnd(const kcp_t *k)
 {
 	return (int)(k->snd_end - k->snd_una - k->nsacked);
+}
+
+uint64_t
+kcp_waitbytes(const kcp_t *k)
+{
+	return k->snd_bytes;
 }
 
 /* ---- receiving -------------------------------------------------------- */
@@ -553,6 +562,7 @@ parse_una(struct kcp *k, uint32_t una)
 			k->nsacked--;
 		} else {
 			payload_free(k, r->d.ptr, r->len);
+			k->snd_bytes -= r->len;
 			k->newly_acked++;
 		}
 		k->snd_una++;
@@ -569,6 +579,7 @@ parse_ack(struct kcp *k, uint32_t sn)
 	if (r->acked)
 		return;
 	payload_free(k, r->d.ptr, r->len);
+	k->snd_bytes -= r->len;
 	r->acked = 1;
 	k->nsacked++;
 	k->newly_acked++;

@@ -143,6 +143,8 @@ int kcp_wndsize(kcp_t *kcp, int sndwnd, int rcvwnd);
 
 /* Segments queued or in flight, not yet acknowledged. */
 int kcp_waitsnd(const kcp_t *kcp);
+/* Payload bytes of those segments (the session layer's watermark). */
+uint64_t kcp_waitbytes(const kcp_t *kcp);
 
 /* nodelay: 0 normal, 1 fast RTO growth and no min-RTO delay, 2 as 1 with
  * a gentler backoff. interval: flush period in ms (10..5000). resend: fast

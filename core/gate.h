@@ -1,0 +1,114 @@
+/*
+ * gate.h - the server side of sessions, I/O-free: the stateless handshake
+ * challenge, the session table, the raw KCP table, and the timers of every
+ * session in one heap.
+ *
+ * net hands every datagram and TCP frame to gate_input with the path it
+ * came from; gate answers through the output callback with a path to send
+ * to. Nothing is allocated for a client before it echoed a valid cookie
+ * (a keyed MAC over its address, a coarse time and its public key), and
+ * before that no reply is larger than the packet that caused it. A TCP
+ * path is already validated by TCP's own handshake, so a HELLO on TCP is
+ * treated as an INIT.
+ *
+ * Time is microseconds as in session.h. gate_check(now) says when
+ * gate_update is next due; an idle session costs nothing until its own
+ * next deadline.
+ */
+#ifndef MOONGATE_GATE_H
+#define MOONGATE_GATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "session.h"
+
+typedef struct gate gate_t;
+
+enum gate_transport { GATE_UDP = 1, GATE_TCP = 2 };
+
+/* Where a packet came from, or goes to. */
+struct gate_path {
+	uint8_t transport;            /* GATE_UDP or GATE_TCP */
+	uint8_t listener;             /* index of the listener (net_listen) */
+	uint8_t raw;                  /* the listener speaks raw KCP */
+	uint32_t conn;                /* TCP: net's connection id; UDP: 0 */
+	socklen_t addrlen;
+	struct sockaddr_storage addr; /* the peer's address */
+};
+
+struct gate_config {
+	struct session_config session;
+	uint8_t secret[WIRE_SECRET]; /* cookie key; random when all zero */
+	int cookie_slot_s;           /* a cookie is valid for 1..2 slots (10) */
+	int max_sessions;            /* sessions, raw ones included (100000) */
+	int max_raw_per_addr;        /* raw KCP sessions per address (4) */
+	int encrypt_udp, encrypt_tcp;/* per transport: encrypt bodies (1, 1) */
+};
+void gate_config_default(struct gate_config *c);
+
+/* Policy answer of the accept callback. */
+struct gate_verdict {
+	int code;                      /* 0 accept; else a refusal code */
+	char reason[WIRE_REASON_MAX + 1];
+};
+
+struct gate_callbacks {
+	void (*output)(const struct gate_path *to, const uint8_t *pkt, size_t len,
+	               void *user);
+	/* A client proved its address: accept (code 0) or refuse. hello is the
+	 * client's hello bytes (NULL, 0 for raw KCP). May be NULL: accept all. */
+	void (*accept)(gate_t *g, const struct gate_path *from, const uint8_t *hello,
+	               size_t hello_len, struct gate_verdict *v, void *user);
+	/* Every session event (session.h). After SESSION_EV_CLOSE returns the
+	 * session is released by the gate; do not keep the pointer. */
+	void (*event)(gate_t *g, session_t *s, const struct session_event *ev,
+	              void *user);
+	/* The session on a TCP connection closed: net should close the
+	 * connection (graceful: after what is queued, by shutdown and EOF). May
+	 * be NULL. */
+	void (*close_conn)(gate_t *g, uint32_t conn, int graceful, void *user);
+};
+
+gate_t *gate_create(const struct gate_config *c, const struct gate_callbacks *cb,
+                    void *user);
+/* Close every session (SESSION_CLOSE_SHUTDOWN, not lingering), then free. */
+void gate_release(gate_t *g, uint64_t now);
+
+/* One datagram or TCP frame from a peer. pkt may be modified. */
+void gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt,
+                size_t len, uint64_t now);
+/* net lost a TCP connection (EOF, reset, error): its session ends with
+ * SESSION_CLOSE_DISCONNECT and reason. */
+void gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now);
+
+void gate_update(gate_t *g, uint64_t now);
+uint64_t gate_check(const gate_t *g, uint64_t now);
+
+/* After session_send/close from outside a gate callback, the session's
+ * deadline may have moved: tell the gate (cheap; a heap update). */
+void gate_touch(gate_t *g, session_t *s, uint64_t now);
+
+session_t *gate_session(const gate_t *g, uint32_t sid);
+const struct gate_path *gate_session_path(const gate_t *g, const session_t *s);
+/* Close every open session with this code and reason (graceful). */
+void gate_close_all(gate_t *g, int code, const char *reason, uint64_t now);
+
+struct gate_stats {
+	uint64_t in_packets, in_bytes;
+	uint64_t bad_packets;     /* unknown type or truncated, before auth */
+	uint64_t bad_cookies;     /* INIT with a wrong or expired cookie */
+	uint64_t challenges;      /* CHALLENGE replies sent */
+	uint64_t refused;         /* policy refusals */
+	uint64_t unknown_session; /* session packet for no session */
+	uint64_t auth_failures;   /* session packet whose tag failed */
+	uint64_t replays;
+	uint64_t full;            /* refused: max_sessions reached */
+	uint64_t opened, closed;
+	uint64_t sessions;        /* live now */
+	uint64_t raw_sessions;
+};
+void gate_stats(const gate_t *g, struct gate_stats *st);
+
+#endif

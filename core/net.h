@@ -1,0 +1,99 @@
+/*
+ * net.h - sockets on one libev loop: UDP listeners read and written in
+ * batches (recvmmsg/sendmmsg), TCP listeners and connections carrying
+ * length-prefixed frames, graceful TCP close. With main, the only layer
+ * that knows libev; it knows nothing of sessions, only struct gate_path.
+ *
+ * TCP frame: len u16 little-endian | len bytes (one packet). A frame longer
+ * than frame_max closes that connection with the reason "frame too large";
+ * a zero-length frame is refused the same way ("empty frame").
+ *
+ * Graceful close of a TCP connection (net_close with NET_CLOSE_GRACEFUL):
+ * what is queued is written, then shutdown(SHUT_WR), then the connection
+ * is read (and discarded) until EOF or close_wait_ms, then closed. The peer
+ * was told to close first (a CLOSE packet), so TIME_WAIT lands on it.
+ * NET_CLOSE_RESET closes at once with SO_LINGER 0 (an RST).
+ *
+ * Descriptors: EMFILE/ENFILE on accept pauses the listener for a moment
+ * instead of spinning, and it resumes by itself. SIGPIPE is ignored.
+ */
+#ifndef MOONGATE_NET_H
+#define MOONGATE_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gate.h"
+
+struct ev_loop;
+typedef struct net net_t;
+
+struct net_config {
+	int batch;          /* datagrams per recvmmsg/sendmmsg (32; 1: none) */
+	int tos;            /* IP_TOS on UDP sockets (0x10 low delay; -1 leave) */
+	int priority;       /* SO_PRIORITY on every socket (-1 leave) */
+	int backlog;        /* listen backlog (511) */
+	int reuseport;      /* SO_REUSEPORT on listeners (1) */
+	int frame_max;      /* largest TCP frame in bytes (2048; <= 65535) */
+	int conn_buffer_max;/* bytes queued to one TCP connection before it is
+	                       closed with "backpressure" (1 MiB) */
+	int close_wait_ms;  /* graceful close: wait this long for EOF (2000) */
+	int close_rst;      /* 1: every server-side close is an RST (0) */
+	int max_conns;      /* TCP connections at once (10000) */
+	int rcvbuf, sndbuf; /* SO_RCVBUF / SO_SNDBUF (0: the system's) */
+};
+void net_config_default(struct net_config *c);
+
+struct net_callbacks {
+	/* A datagram, or one complete TCP frame. pkt may be modified. */
+	void (*packet)(const struct gate_path *from, uint8_t *pkt, size_t len,
+	               void *user);
+	/* A TCP connection ended without net_close: EOF, reset, error, a bad
+	 * frame, backpressure. reason says which. */
+	void (*conn_lost)(uint32_t conn, const char *reason, void *user);
+	/* The timer set with net_timer is due. */
+	void (*timer)(uint64_t now, void *user);
+};
+
+enum net_transport { NET_UDP = GATE_UDP, NET_TCP = GATE_TCP };
+enum net_close_mode { NET_CLOSE_GRACEFUL = 0, NET_CLOSE_RESET = 1 };
+
+net_t *net_create(struct ev_loop *loop, const struct net_config *c,
+                  const struct net_callbacks *cb, void *user);
+/* Close every socket at once, stop every watcher, free. */
+void net_release(net_t *n);
+
+/* Listen on host:port (port 0: any free port). raw marks a UDP listener
+ * for raw KCP (copied into every gate_path from it). Returns the listener
+ * index (0..255) and writes the bound port; -1 with err filled. */
+int net_listen(net_t *n, int transport, const char *host, int port, int raw,
+               int *bound_port, char *err, size_t errlen);
+
+/* Queue one packet to a peer: UDP goes out in the next sendmmsg batch (at
+ * the latest before the loop blocks); TCP gets a frame header and is
+ * written as soon as the socket takes it. Dropped (and counted) when the
+ * connection is gone. */
+void net_send(net_t *n, const struct gate_path *to, const uint8_t *pkt,
+              size_t len);
+/* Send what is batched now. */
+void net_flush(net_t *n);
+void net_close(net_t *n, uint32_t conn, int mode);
+
+/* Monotonic time in microseconds (the loop's clock, refreshed per
+ * iteration; ev_now_update for a fresh reading). */
+uint64_t net_now(net_t *n);
+/* Call the timer callback at due (absolute, net_now's clock); replaces the
+ * previous due time. */
+void net_timer(net_t *n, uint64_t due);
+
+struct net_stats {
+	uint64_t udp_in, udp_out, udp_in_bytes, udp_out_bytes;
+	uint64_t udp_recv_calls, udp_send_calls; /* syscalls: batching at work */
+	uint64_t udp_send_errors, udp_truncated;
+	uint64_t tcp_accepted, tcp_open, tcp_closed, tcp_frames_in, tcp_frames_out;
+	uint64_t tcp_bad_frames, tcp_backpressure, tcp_dropped;
+	uint64_t accept_paused;                  /* EMFILE/ENFILE pauses */
+};
+void net_stats(const net_t *n, struct net_stats *st);
+
+#endif

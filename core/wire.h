@@ -1,0 +1,243 @@
+/*
+ * wire.h - moongate's packet codec: layouts, keys, authentication and
+ * encryption of every packet a session sends (docs/PROTOCOL.md, "Session
+ * packets", has each layout with test vectors).
+ *
+ * I/O-free and stateless except for the replay window: functions encode
+ * into a caller's buffer and decode from one. Cryptography is libsodium's:
+ * X25519 key exchange with BLAKE2b key derivation (crypto_kx), ChaCha20-
+ * Poly1305 IETF AEAD, keyed BLAKE2b for the stateless handshake cookie.
+ *
+ * Every integer on the wire is little-endian, as in KCP.
+ *
+ * Session packet (every type >= WIRE_KCP):
+ *
+ *   type u8 | sid u32 | pn u32 | body ... | tag[16]
+ *
+ * The 9-byte header is the AEAD's associated data; the nonce is pn (64-bit
+ * little-endian in a 12-byte IETF nonce, the rest zero); each direction has
+ * its own key, so a pn is never reused under one key. With encryption on,
+ * the body is ciphertext; with it off (a listener's choice), the body is
+ * plaintext and the tag authenticates header and body alike.
+ *
+ * Errors: functions returning int give a length or 0 on success and a
+ * negative WIRE_E* code on failure; wire_strerror() names it.
+ */
+#ifndef MOONGATE_WIRE_H
+#define MOONGATE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define WIRE_VERSION 1
+
+enum wire_type {
+	/* handshake, before keys */
+	WIRE_HELLO = 0x01,     /* client: version, public key, hello bytes */
+	WIRE_CHALLENGE = 0x02, /* server: stamp and cookie MAC, no state kept */
+	WIRE_INIT = 0x03,      /* client: HELLO plus the echoed cookie */
+	WIRE_WELCOME = 0x04,   /* server: session id, public key, sealed params */
+	WIRE_REFUSE = 0x05,    /* server: refusal code and reason */
+	/* session packets: header, body, tag */
+	WIRE_KCP = 0x10,       /* body: one KCP datagram (segments) */
+	WIRE_DGRAM = 0x11,     /* body: seq u32 | payload (unreliable) */
+	WIRE_PING = 0x12,      /* body: id u32 | sender time us u64 */
+	WIRE_PONG = 0x13,      /* body: id u32 | echoed time u64 | own time u64 */
+	WIRE_CLOSE = 0x14,     /* body: code u16 | len u8 | reason */
+	WIRE_CLOSE_ACK = 0x15, /* body: empty */
+};
+
+#define WIRE_HDR 9          /* type, sid, pn */
+#define WIRE_TAG 16
+#define WIRE_OVERHEAD (WIRE_HDR + WIRE_TAG)
+#define WIRE_PUB 32         /* X25519 public key */
+#define WIRE_SEC 32
+#define WIRE_KEY 32         /* ChaCha20-Poly1305 key */
+#define WIRE_MAC 16         /* cookie MAC */
+#define WIRE_SECRET 32      /* server cookie secret */
+#define WIRE_HELLO_MAX 512  /* application bytes in a client hello */
+#define WIRE_REASON_MAX 255 /* bytes of a close or refusal reason */
+
+/* Fixed sizes of the handshake packets (plus hello_len or reason_len). */
+#define WIRE_HELLO_SIZE (1 + 1 + WIRE_PUB + 2)                 /* 36 */
+#define WIRE_CHALLENGE_SIZE (1 + 1 + 4 + WIRE_MAC)             /* 22 */
+#define WIRE_INIT_SIZE (1 + 1 + WIRE_PUB + 4 + WIRE_MAC + 2)   /* 56 */
+#define WIRE_WELCOME_BODY (8 + 4 + 4 + 2 + 1)                  /* 19 */
+#define WIRE_WELCOME_SIZE (1 + 4 + WIRE_PUB + WIRE_WELCOME_BODY + WIRE_TAG)
+#define WIRE_REFUSE_SIZE (1 + 1 + 16 + 2 + 1)                  /* 21 */
+
+enum wire_error {
+	WIRE_ETRUNC = -1,   /* shorter than its layout says */
+	WIRE_ETYPE = -2,    /* unknown type, or not the type expected */
+	WIRE_EVERSION = -3, /* a version this build does not speak */
+	WIRE_EAUTH = -4,    /* tag or cookie MAC does not verify */
+	WIRE_EREPLAY = -5,  /* pn already seen, or older than the window */
+	WIRE_ESPACE = -6,   /* output buffer too small */
+	WIRE_EINVAL = -7,   /* an argument out of range */
+	WIRE_ECRYPTO = -8,  /* libsodium failed (init, or a weak public key) */
+};
+const char *wire_strerror(int err);
+
+/* sodium_init(); 0 or WIRE_ECRYPTO. Safe to call more than once. */
+int wire_init(void);
+
+/* ---- little-endian helpers ---------------------------------------------- */
+static inline void
+wire_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline void
+wire_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+static inline void
+wire_put64(uint8_t *p, uint64_t v)
+{
+	wire_put32(p, (uint32_t)v);
+	wire_put32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint16_t
+wire_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t
+wire_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+static inline uint64_t
+wire_get64(const uint8_t *p)
+{
+	return (uint64_t)wire_get32(p) | (uint64_t)wire_get32(p + 4) << 32;
+}
+
+/* ---- keys ---------------------------------------------------------------- */
+struct wire_keys {
+	uint8_t tx[WIRE_KEY]; /* seals what this side sends */
+	uint8_t rx[WIRE_KEY]; /* opens what this side receives */
+};
+
+/* A fresh X25519 key pair (crypto_kx_keypair). */
+void wire_keypair(uint8_t pub[WIRE_PUB], uint8_t sec[WIRE_SEC]);
+/* Session keys from both public keys and our secret (crypto_kx_*_session_
+ * keys): the client's tx is the server's rx and the other way round.
+ * 0, or WIRE_ECRYPTO for a degenerate peer key. */
+int wire_client_keys(struct wire_keys *k, const uint8_t cpub[WIRE_PUB],
+                     const uint8_t csec[WIRE_SEC], const uint8_t spub[WIRE_PUB]);
+int wire_server_keys(struct wire_keys *k, const uint8_t spub[WIRE_PUB],
+                     const uint8_t ssec[WIRE_SEC], const uint8_t cpub[WIRE_PUB]);
+
+/* ---- session packets ----------------------------------------------------- */
+struct wire_hdr {
+	uint8_t type;
+	uint32_t sid;
+	uint32_t pn;
+};
+
+/* Read the header of a session packet without authenticating it: 0, or
+ * WIRE_ETRUNC (shorter than header + tag) / WIRE_ETYPE (not a session type). */
+int wire_peek(const uint8_t *pkt, size_t len, struct wire_hdr *h);
+
+/* Write header, body (encrypted when encrypt) and tag into out. body may
+ * be out + WIRE_HDR (sealing in place). Returns the packet length
+ * (blen + WIRE_OVERHEAD) or WIRE_ESPACE / WIRE_EINVAL. */
+int wire_seal(uint8_t *out, size_t cap, uint8_t type, uint32_t sid,
+              uint32_t pn, const uint8_t *body, size_t blen,
+              const uint8_t key[WIRE_KEY], int encrypt);
+
+/* Verify (and decrypt, in place) a session packet. On success fills h,
+ * points *body at pkt + WIRE_HDR and returns the body length; on failure
+ * (WIRE_ETRUNC, WIRE_ETYPE, WIRE_EAUTH) pkt may be partly overwritten only
+ * if the tag verified, which it did not, so it is untouched. */
+int wire_open(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
+              int encrypt, struct wire_hdr *h, uint8_t **body);
+
+/* Replay window over pn (like IPsec's): the newest pn seen and a bitmap of
+ * the WIRE_REPLAY_WINDOW before it. pn 0 is never valid. */
+#define WIRE_REPLAY_WINDOW 128
+struct wire_replay {
+	uint32_t top;      /* highest pn accepted, 0 before any */
+	uint64_t bits[2];  /* bit i: top - i was accepted */
+};
+/* 0 when pn is new and inside the window, WIRE_EREPLAY otherwise. Check
+ * before opening (cheap), accept only after the tag verified. */
+int wire_replay_check(const struct wire_replay *r, uint32_t pn);
+void wire_replay_accept(struct wire_replay *r, uint32_t pn);
+
+/* ---- handshake packets --------------------------------------------------- */
+
+/* HELLO: 01 | version u8 | client_pub[32] | hello_len u16 | hello
+ * INIT:  03 | version u8 | client_pub[32] | stamp u32 | mac[16] |
+ *        hello_len u16 | hello                                        */
+struct wire_hello {
+	uint8_t type;               /* WIRE_HELLO or WIRE_INIT */
+	uint8_t version;
+	uint8_t pub[WIRE_PUB];
+	uint32_t stamp;             /* INIT only: the challenge's stamp */
+	uint8_t mac[WIRE_MAC];      /* INIT only: the challenge's MAC */
+	const uint8_t *hello;       /* points into the packet when decoded */
+	uint16_t hello_len;         /* <= WIRE_HELLO_MAX */
+};
+int wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h);
+int wire_hello_decode(const uint8_t *pkt, size_t len, struct wire_hello *h);
+
+/* CHALLENGE: 02 | version u8 | stamp u32 | mac[16] */
+int wire_challenge_encode(uint8_t *out, size_t cap, uint32_t stamp,
+                          const uint8_t mac[WIRE_MAC]);
+int wire_challenge_decode(const uint8_t *pkt, size_t len, uint32_t *stamp,
+                          uint8_t mac[WIRE_MAC]);
+
+/* The cookie: keyed BLAKE2b-128 (key: the server secret) over
+ * addr | stamp u32 | client_pub. addr is the client's address in any fixed
+ * encoding the server chooses (gate uses family, port and address bytes). */
+void wire_cookie(uint8_t mac[WIRE_MAC], const uint8_t secret[WIRE_SECRET],
+                 const void *addr, size_t addrlen, uint32_t stamp,
+                 const uint8_t pub[WIRE_PUB]);
+/* Constant-time comparison of two MACs: 1 when equal. */
+int wire_mac_equal(const uint8_t a[WIRE_MAC], const uint8_t b[WIRE_MAC]);
+
+/* WELCOME: 04 | sid u32 | server_pub[32] | sealed params | tag[16]
+ * params: server_time_us u64 | heartbeat_ms u32 | timeout_ms u32 |
+ *         mtu u16 | flags u8 (WIRE_F_ENCRYPT)
+ * Sealed with the server's tx key at nonce 0 (session packets start at
+ * pn 1), associated data the first 37 bytes. */
+#define WIRE_F_ENCRYPT 1
+struct wire_welcome {
+	uint32_t sid;
+	uint8_t pub[WIRE_PUB];
+	uint64_t server_time_us;
+	uint32_t heartbeat_ms;
+	uint32_t timeout_ms;
+	uint16_t mtu;
+	uint8_t flags;
+};
+int wire_welcome_encode(uint8_t *out, size_t cap, const struct wire_welcome *w,
+                        const uint8_t key[WIRE_KEY]);
+/* Step 1: sid and server key, unauthenticated (the client needs the key to
+ * derive the session keys). Step 2: verify and read the params. */
+int wire_welcome_peek(const uint8_t *pkt, size_t len, struct wire_welcome *w);
+int wire_welcome_open(const uint8_t *pkt, size_t len, struct wire_welcome *w,
+                      const uint8_t key[WIRE_KEY]);
+
+/* REFUSE: 05 | version u8 | echo[16] | code u16 | reason_len u8 | reason
+ * echo is the first 16 bytes of the client's public key, so an off-path
+ * attacker who cannot see the HELLO cannot forge a refusal. */
+struct wire_refuse {
+	uint8_t echo[16];
+	uint16_t code;
+	const char *reason;  /* not NUL-terminated when decoded */
+	uint8_t reason_len;
+};
+int wire_refuse_encode(uint8_t *out, size_t cap, const struct wire_refuse *r);
+int wire_refuse_decode(const uint8_t *pkt, size_t len, struct wire_refuse *r);
+
+#endif
