@@ -21,7 +21,11 @@
  * plaintext and the tag authenticates header and body alike.
  *
  * Errors: functions returning int give a length or 0 on success and a
- * negative WIRE_E* code on failure; wire_strerror() names it.
+ * negative WIRE_E* code on failure; wire_strerror() names it. Decoders
+ * check the type first (WIRE_ETYPE), then the version (WIRE_EVERSION),
+ * then lengths; a packet longer than its layout is WIRE_EINVAL (trailing
+ * bytes are never ignored). A decoder writes its outputs only on success
+ * (one exception: wire_hello_decode on WIRE_EVERSION).
  */
 #ifndef MOONGATE_WIRE_H
 #define MOONGATE_WIRE_H
@@ -74,7 +78,7 @@ enum wire_error {
 	WIRE_EAUTH = -4,    /* tag or cookie MAC does not verify */
 	WIRE_EREPLAY = -5,  /* pn already seen, or older than the window */
 	WIRE_ESPACE = -6,   /* output buffer too small */
-	WIRE_EINVAL = -7,   /* an argument out of range */
+	WIRE_EINVAL = -7,   /* a value out of range, or trailing bytes */
 	WIRE_ECRYPTO = -8,  /* libsodium failed (init, or a weak public key) */
 };
 const char *wire_strerror(int err);
@@ -148,28 +152,34 @@ struct wire_hdr {
 int wire_peek(const uint8_t *pkt, size_t len, struct wire_hdr *h);
 
 /* Write header, body (encrypted when encrypt) and tag into out. body may
- * be out + WIRE_HDR (sealing in place). Returns the packet length
- * (blen + WIRE_OVERHEAD) or WIRE_ESPACE / WIRE_EINVAL. */
+ * be out + WIRE_HDR (sealing in place) or overlap out anywhere else. pn 0
+ * (the WELCOME's nonce) or a type outside WIRE_KCP..WIRE_CLOSE_ACK is
+ * WIRE_EINVAL. Returns the packet length (blen + WIRE_OVERHEAD) or
+ * WIRE_ESPACE / WIRE_EINVAL. */
 int wire_seal(uint8_t *out, size_t cap, uint8_t type, uint32_t sid,
               uint32_t pn, const uint8_t *body, size_t blen,
               const uint8_t key[WIRE_KEY], int encrypt);
 
 /* Verify (and decrypt, in place) a session packet. On success fills h,
- * points *body at pkt + WIRE_HDR and returns the body length; on failure
- * (WIRE_ETRUNC, WIRE_ETYPE, WIRE_EAUTH) pkt may be partly overwritten only
- * if the tag verified, which it did not, so it is untouched. */
+ * points *body at pkt + WIRE_HDR and returns the body length (h and body
+ * may be NULL); on failure (WIRE_ETRUNC, WIRE_ETYPE, WIRE_EAUTH; pn 0 is
+ * WIRE_EAUTH) pkt is untouched: the tag is verified before a byte is
+ * decrypted. encrypt must match the sender's, or the tag fails. */
 int wire_open(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
               int encrypt, struct wire_hdr *h, uint8_t **body);
 
 /* Replay window over pn (like IPsec's): the newest pn seen and a bitmap of
- * the WIRE_REPLAY_WINDOW before it. pn 0 is never valid. */
+ * the WIRE_REPLAY_WINDOW before it. A zeroed struct is the initial state.
+ * pn 0 is never valid. pn does not wrap: once 0xffffffff was accepted no
+ * pn is new, so a sender must end the session before its pn runs out. */
 #define WIRE_REPLAY_WINDOW 128
 struct wire_replay {
 	uint32_t top;      /* highest pn accepted, 0 before any */
 	uint64_t bits[2];  /* bit i: top - i was accepted */
 };
 /* 0 when pn is new and inside the window, WIRE_EREPLAY otherwise. Check
- * before opening (cheap), accept only after the tag verified. */
+ * before opening (cheap), accept only after the tag verified. Accepting a
+ * pn that check refuses changes nothing. */
 int wire_replay_check(const struct wire_replay *r, uint32_t pn);
 void wire_replay_accept(struct wire_replay *r, uint32_t pn);
 
@@ -187,10 +197,16 @@ struct wire_hello {
 	const uint8_t *hello;       /* points into the packet when decoded */
 	uint16_t hello_len;         /* <= WIRE_HELLO_MAX */
 };
+/* encode: version 0 writes WIRE_VERSION; hello may overlap out.
+ * decode: HELLO or INIT (h->type says which); hello_len above
+ * WIRE_HELLO_MAX is WIRE_EINVAL. Every version begins type | version |
+ * client_pub, so on WIRE_EVERSION type, version and pub are filled (the
+ * rest zero) for a REFUSE's echo. */
 int wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h);
 int wire_hello_decode(const uint8_t *pkt, size_t len, struct wire_hello *h);
 
-/* CHALLENGE: 02 | version u8 | stamp u32 | mac[16] */
+/* CHALLENGE: 02 | version u8 | stamp u32 | mac[16] (encode writes
+ * WIRE_VERSION) */
 int wire_challenge_encode(uint8_t *out, size_t cap, uint32_t stamp,
                           const uint8_t mac[WIRE_MAC]);
 int wire_challenge_decode(const uint8_t *pkt, size_t len, uint32_t *stamp,
@@ -209,7 +225,10 @@ int wire_mac_equal(const uint8_t a[WIRE_MAC], const uint8_t b[WIRE_MAC]);
  * params: server_time_us u64 | heartbeat_ms u32 | timeout_ms u32 |
  *         mtu u16 | flags u8 (WIRE_F_ENCRYPT)
  * Sealed with the server's tx key at nonce 0 (session packets start at
- * pn 1), associated data the first 37 bytes. */
+ * pn 1), associated data the first 37 bytes. Nonce 0 is used once per key:
+ * a WELCOME sent again must be the same bytes (keep the packet, or encode
+ * the same params again), and the server's key pair is fresh per session.
+ * Exactly WIRE_WELCOME_SIZE bytes; flags are passed through as they are. */
 #define WIRE_F_ENCRYPT 1
 struct wire_welcome {
 	uint32_t sid;
@@ -230,7 +249,8 @@ int wire_welcome_open(const uint8_t *pkt, size_t len, struct wire_welcome *w,
 
 /* REFUSE: 05 | version u8 | echo[16] | code u16 | reason_len u8 | reason
  * echo is the first 16 bytes of the client's public key, so an off-path
- * attacker who cannot see the HELLO cannot forge a refusal. */
+ * attacker who cannot see the HELLO cannot forge a refusal. encode writes
+ * WIRE_VERSION; reason may overlap out. decoded reason points into pkt. */
 struct wire_refuse {
 	uint8_t echo[16];
 	uint16_t code;
