@@ -105,6 +105,7 @@ struct gate_stats {
 	uint64_t auth_failures;   /* session packet whose tag failed */
 	uint64_t replays;
 	uint64_t full;            /* refused: max_sessions reached */
+	uint64_t created;         /* sessions allocated (after a proven address) */
 	uint64_t opened, closed;
 	uint64_t sessions;        /* live now */
 	uint64_t raw_sessions;

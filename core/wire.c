@@ -478,3 +478,9 @@ wire_refuse_decode(const uint8_t *pkt, size_t len, struct wire_refuse *r)
 	r->reason = (const char *)pkt + WIRE_REFUSE_SIZE;
 	return 0;
 }
+
+void
+wire_scrub(void *p, size_t n)
+{
+	sodium_memzero(p, n);
+}

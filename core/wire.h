@@ -85,6 +85,8 @@ const char *wire_strerror(int err);
 
 /* sodium_init(); 0 or WIRE_ECRYPTO. Safe to call more than once. */
 int wire_init(void);
+/* Zero secret material in a way the compiler cannot drop (sodium_memzero). */
+void wire_scrub(void *p, size_t n);
 
 /* ---- little-endian helpers ---------------------------------------------- */
 static inline void

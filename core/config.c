@@ -1,0 +1,189 @@
+/*
+ * config.c - see config.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum kind { INT, I64, LEVEL };
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off;   /* offset in struct config */
+	long long min, max;
+	const char *help;
+};
+
+#define G(f) offsetof(struct config, gate.f)
+#define S(f) offsetof(struct config, gate.session.f)
+#define N(f) offsetof(struct config, net.f)
+
+static const struct key keys[] = {
+	{ "session.mtu", INT, S(mtu), 100, 65000, "bytes of one UDP packet" },
+	{ "session.heartbeat_ms", INT, S(heartbeat_ms), 10, 600000, "ping interval" },
+	{ "session.timeout_ms", INT, S(timeout_ms), 100, 3600000,
+	  "no packet from the peer this long closes the session (\"timeout\")" },
+	{ "session.watermark", I64, S(watermark), 1024, 1ll << 40,
+	  "reliable bytes queued + unacked before the session closes (\"backpressure\")" },
+	{ "session.linger_ms", INT, S(linger_ms), 0, 600000,
+	  "a graceful close waits this long for pending data to be acked" },
+	{ "session.close_retries", INT, S(close_retries), 1, 100,
+	  "CLOSE packets sent without an ack before giving up" },
+	{ "session.msg_max", INT, S(msg_max), 0, 16 << 20,
+	  "largest reliable message in bytes (0: the KCP window's limit)" },
+	{ "kcp.nodelay", INT, S(nodelay), 0, 2, "0 normal RTO, 1 fast, 2 fast with gentler backoff" },
+	{ "kcp.interval", INT, S(interval), 1, 5000, "KCP flush period in ms" },
+	{ "kcp.resend", INT, S(resend), 0, 100, "fast retransmit after this many later acks (0 off)" },
+	{ "kcp.nc", INT, S(nc), 0, 1, "1 disables congestion control" },
+	{ "kcp.sndwnd", INT, S(sndwnd), 1, 65535, "send window, segments" },
+	{ "kcp.rcvwnd", INT, S(rcvwnd), 1, 65535, "receive window, segments (at least 128)" },
+	{ "kcp.deadlink", INT, S(deadlink), 2, 1000, "sends of one segment before the link is dead" },
+	{ "encrypt.udp", INT, G(encrypt_udp), 0, 1, "encrypt session bodies on UDP (0: authenticate only)" },
+	{ "encrypt.tcp", INT, G(encrypt_tcp), 0, 1, "encrypt session bodies on TCP (0: authenticate only)" },
+	{ "gate.max_sessions", INT, G(max_sessions), 1, 10000000, "sessions at once; more are refused (\"server full\")" },
+	{ "gate.cookie_slot_s", INT, G(cookie_slot_s), 1, 3600, "a handshake cookie lives 1..2 slots" },
+	{ "net.batch", INT, N(batch), 1, 1024, "datagrams per recvmmsg/sendmmsg (1: no batching)" },
+	{ "net.tos", INT, N(tos), -1, 255, "IP_TOS of UDP sockets (16: low delay; -1: leave)" },
+	{ "net.priority", INT, N(priority), -1, 6, "SO_PRIORITY of sockets (-1: leave)" },
+	{ "net.backlog", INT, N(backlog), 1, 65535, "TCP listen backlog" },
+	{ "net.reuseport", INT, N(reuseport), 0, 1, "SO_REUSEPORT on listeners" },
+	{ "net.frame_max", INT, N(frame_max), 64, 65535,
+	  "largest TCP frame; above it the connection closes (\"frame too large\")" },
+	{ "net.conn_buffer_max", INT, N(conn_buffer_max), 4096, 1 << 30,
+	  "bytes queued to one TCP connection before it closes (\"backpressure\")" },
+	{ "net.close_wait_ms", INT, N(close_wait_ms), 0, 600000, "graceful TCP close: wait this long for the peer's FIN" },
+	{ "net.close_rst", INT, N(close_rst), 0, 1, "1: close TCP connections with a reset instead" },
+	{ "net.max_conns", INT, N(max_conns), 1, 10000000, "TCP connections at once" },
+	{ "net.rcvbuf", INT, N(rcvbuf), 0, 1 << 30, "SO_RCVBUF (0: the system's)" },
+	{ "net.sndbuf", INT, N(sndbuf), 0, 1 << 30, "SO_SNDBUF (0: the system's)" },
+	{ "log_level", LEVEL, offsetof(struct config, log_level), 0, 3, "error, warn, info or debug" },
+	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,
+	  "on SIGTERM/SIGINT, wait this long for sessions to close" },
+};
+
+void
+config_default(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	gate_config_default(&c->gate);
+	net_config_default(&c->net);
+	c->log_level = LOG_INFO;
+	c->shutdown_ms = 2000;
+}
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+int
+config_set(struct config *c, const char *key, const char *value, char *err,
+           size_t errlen)
+{
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		const struct key *k = &keys[i];
+		if (strcmp(k->name, key))
+			continue;
+		char *p = (char *)c + k->off;
+		if (k->kind == LEVEL) {
+			int l = log_parse_level(value);
+			if (l < 0) {
+				snprintf(err, errlen, "%s: expected error, warn, info or debug, "
+				         "got '%s'", key, value);
+				return -1;
+			}
+			*(int *)p = l;
+			return 0;
+		}
+		char *end;
+		errno = 0;
+		long long v = strtoll(value, &end, 0);
+		if (errno || end == value || *end || v < k->min || v > k->max) {
+			snprintf(err, errlen, "%s: expected an integer in [%lld, %lld], "
+			         "got '%s'", key, k->min, k->max, value);
+			return -1;
+		}
+		if (k->kind == I64)
+			*(int64_t *)p = v;
+		else
+			*(int *)p = (int)v;
+		return 0;
+	}
+	snprintf(err, errlen, "%s: unknown key (moongate --help lists them)", key);
+	return -1;
+}
+
+int
+config_listen(struct config *c, const char *url, char *err, size_t errlen)
+{
+	struct config_listen l;
+	memset(&l, 0, sizeof l);
+	const char *rest;
+	if (!strncmp(url, "udp://", 6)) {
+		l.transport = GATE_UDP;
+		rest = url + 6;
+	} else if (!strncmp(url, "tcp://", 6)) {
+		l.transport = GATE_TCP;
+		rest = url + 6;
+	} else if (!strncmp(url, "raw://", 6)) {
+		l.transport = GATE_UDP;
+		l.raw = 1;
+		rest = url + 6;
+	} else {
+		snprintf(err, errlen, "listen '%s': expected udp://, tcp:// or raw://", url);
+		return -1;
+	}
+	const char *colon;
+	if (rest[0] == '[') {
+		const char *close = strchr(rest, ']');
+		if (!close || close[1] != ':') {
+			snprintf(err, errlen, "listen '%s': expected [v6addr]:port", url);
+			return -1;
+		}
+		colon = close + 1;
+		rest++;
+	} else {
+		colon = strrchr(rest, ':');
+	}
+	size_t hl = colon ? (size_t)(colon - rest) - (rest[-1] == '[') : 0;
+	if (!colon || hl == 0 || hl >= sizeof l.host) {
+		snprintf(err, errlen, "listen '%s': expected host:port", url);
+		return -1;
+	}
+	memcpy(l.host, rest, hl);
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 0 || port > 65535) {
+		snprintf(err, errlen, "listen '%s': port must be 0..65535", url);
+		return -1;
+	}
+	l.port = (int)port;
+	if (c->nlisten >= CONFIG_LISTEN_MAX) {
+		snprintf(err, errlen, "listen '%s': at most %d listeners", url,
+		         CONFIG_LISTEN_MAX);
+		return -1;
+	}
+	c->listen[c->nlisten++] = l;
+	return 0;
+}
+
+void
+config_print_keys(FILE *f)
+{
+	struct config d;
+	config_default(&d);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		const struct key *k = &keys[i];
+		const char *p = (const char *)&d + k->off;
+		char def[32];
+		if (k->kind == LEVEL)
+			snprintf(def, sizeof def, "%s", level_names[*(const int *)p]);
+		else if (k->kind == I64)
+			snprintf(def, sizeof def, "%lld", (long long)*(const int64_t *)p);
+		else
+			snprintf(def, sizeof def, "%d", *(const int *)p);
+		fprintf(f, "  %-22s %-9s %s\n", k->name, def, k->help);
+	}
+}

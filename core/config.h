@@ -1,0 +1,49 @@
+/*
+ * config.h - the server's settings: one table of keys, each with its type,
+ * range, default and meaning. Command-line flags (`--set key=value`) and,
+ * later, config.lua go through config_set, so every limit is checked in
+ * one place and a bad value names its key.
+ */
+#ifndef MOONGATE_CONFIG_H
+#define MOONGATE_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "gate.h"
+#include "net.h"
+
+#define CONFIG_LISTEN_MAX 16
+
+struct config_listen {
+	int transport; /* GATE_UDP or GATE_TCP */
+	int raw;       /* UDP only: raw KCP, no moongate header */
+	char host[64];
+	int port;
+};
+
+struct config {
+	struct gate_config gate; /* includes the session and KCP profile */
+	struct net_config net;
+	struct config_listen listen[CONFIG_LISTEN_MAX];
+	int nlisten;
+	int log_level;
+	int shutdown_ms; /* on SIGTERM: wait this long for sessions to close */
+};
+
+/* Defaults; no listeners (config_listen adds them). */
+void config_default(struct config *c);
+
+/* Set one key from its text value. 0, or -1 with err naming the key, the
+ * value and what was expected. */
+int config_set(struct config *c, const char *key, const char *value,
+               char *err, size_t errlen);
+
+/* "udp://host:port", "tcp://host:port" or "raw://host:port" (raw KCP over
+ * UDP); IPv6 hosts in brackets. 0, or -1 with err. */
+int config_listen(struct config *c, const char *url, char *err, size_t errlen);
+
+/* Every key with its default and meaning, for --help. */
+void config_print_keys(FILE *f);
+
+#endif

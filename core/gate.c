@@ -1,0 +1,654 @@
+/*
+ * gate.c - the server side of sessions: handshake challenge, session
+ * tables, timers. See gate.h.
+ *
+ * Every session has an entry: its path, its place in the timer heap and
+ * its keys in the maps. An entry closed during a callback is unlinked at
+ * once and freed when the outermost gate call returns (the graveyard), so
+ * code up the stack never touches freed memory.
+ */
+#include "gate.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "kcp.h"
+#include "map.h"
+
+struct entry {
+	gate_t *g;
+	session_t *s;
+	struct gate_path path;
+	uint64_t due;
+	uint32_t heap_i;    /* index in g->heap; UINT32_MAX when not in it */
+	uint32_t sid;
+	uint64_t pub_key;   /* key in g->by_pub (0: none) */
+	uint64_t raw_key;   /* key in g->by_raw (0: none) */
+	uint8_t conn_lost;  /* the TCP connection is already gone */
+	struct entry *next; /* graveyard */
+};
+
+struct gate {
+	struct gate_config cfg;
+	struct gate_callbacks cb;
+	void *user;
+	struct map by_sid, by_pub, by_raw, by_conn;
+	struct entry **heap;
+	uint32_t nheap, heapcap;
+	int depth;                 /* nesting of public calls */
+	struct entry *graveyard;
+	uint8_t hashkey[crypto_shorthash_KEYBYTES];
+	uint8_t buf[512];          /* handshake replies */
+	struct gate_stats st;
+};
+
+void
+gate_config_default(struct gate_config *c)
+{
+	memset(c, 0, sizeof *c);
+	session_config_default(&c->session);
+	c->cookie_slot_s = 10;
+	c->max_sessions = 100000;
+	c->encrypt_udp = 1;
+	c->encrypt_tcp = 1;
+}
+
+/* ---- timer heap ------------------------------------------------------- */
+
+static void
+heap_swap(gate_t *g, uint32_t a, uint32_t b)
+{
+	struct entry *t = g->heap[a];
+	g->heap[a] = g->heap[b];
+	g->heap[b] = t;
+	g->heap[a]->heap_i = a;
+	g->heap[b]->heap_i = b;
+}
+
+static void
+heap_up(gate_t *g, uint32_t i)
+{
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+		if (g->heap[p]->due <= g->heap[i]->due)
+			break;
+		heap_swap(g, i, p);
+		i = p;
+	}
+}
+
+static void
+heap_down(gate_t *g, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < g->nheap && g->heap[l]->due < g->heap[m]->due)
+			m = l;
+		if (r < g->nheap && g->heap[r]->due < g->heap[m]->due)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(g, i, m);
+		i = m;
+	}
+}
+
+static int
+heap_add(gate_t *g, struct entry *e)
+{
+	if (g->nheap == g->heapcap) {
+		uint32_t cap = g->heapcap ? g->heapcap * 2 : 64;
+		struct entry **h = realloc(g->heap, cap * sizeof *h);
+		if (!h)
+			return -1;
+		g->heap = h;
+		g->heapcap = cap;
+	}
+	e->heap_i = g->nheap;
+	g->heap[g->nheap++] = e;
+	heap_up(g, e->heap_i);
+	return 0;
+}
+
+static void
+heap_remove(gate_t *g, struct entry *e)
+{
+	uint32_t i = e->heap_i;
+	if (i == UINT32_MAX)
+		return;
+	e->heap_i = UINT32_MAX;
+	g->nheap--;
+	if (i == g->nheap)
+		return;
+	g->heap[i] = g->heap[g->nheap];
+	g->heap[i]->heap_i = i;
+	heap_down(g, i);
+	heap_up(g, i);
+}
+
+/* Recompute when e's session is due. Inside gate_update, a session due
+ * again "now" runs at the next call, so one update cannot loop. */
+static void
+reschedule(gate_t *g, struct entry *e, uint64_t now, int in_update)
+{
+	if (e->heap_i == UINT32_MAX)
+		return;
+	uint64_t due = session_check(e->s, now);
+	if (in_update && due <= now)
+		due = now + 1;
+	uint64_t old = e->due;
+	e->due = due;
+	if (due < old)
+		heap_up(g, e->heap_i);
+	else if (due > old)
+		heap_down(g, e->heap_i);
+}
+
+/* ---- entries ---------------------------------------------------------- */
+
+static void
+enter(gate_t *g)
+{
+	g->depth++;
+}
+
+static void
+leave(gate_t *g)
+{
+	if (--g->depth > 0)
+		return;
+	while (g->graveyard) {
+		struct entry *e = g->graveyard;
+		g->graveyard = e->next;
+		session_release(e->s);
+		free(e);
+	}
+}
+
+static void
+unlink_entry(gate_t *g, struct entry *e)
+{
+	heap_remove(g, e);
+	map_del(&g->by_sid, e->sid);
+	if (e->pub_key)
+		map_del(&g->by_pub, e->pub_key);
+	if (e->raw_key)
+		map_del(&g->by_raw, e->raw_key);
+	if (e->path.transport == GATE_TCP)
+		map_del(&g->by_conn, e->path.conn);
+	e->next = g->graveyard;
+	g->graveyard = e;
+	g->st.sessions--;
+	if (session_is_raw(e->s))
+		g->st.raw_sessions--;
+}
+
+static void
+on_output(session_t *s, const uint8_t *pkt, size_t len, void *user)
+{
+	struct entry *e = user;
+	(void)s;
+	e->g->cb.output(&e->path, pkt, len, e->g->user);
+}
+
+static void
+on_event(session_t *s, const struct session_event *ev, void *user)
+{
+	struct entry *e = user;
+	gate_t *g = e->g;
+	if (ev->type == SESSION_EV_OPEN)
+		g->st.opened++;
+	g->cb.event(g, s, ev, g->user);
+	if (ev->type != SESSION_EV_CLOSE)
+		return;
+	g->st.closed++;
+	if (e->path.transport == GATE_TCP && !e->conn_lost && g->cb.close_conn)
+		g->cb.close_conn(g, e->path.conn, 1, g->user);
+	unlink_entry(g, e);
+}
+
+static const struct session_callbacks session_cb = { on_output, on_event };
+
+/* ---- handshake -------------------------------------------------------- */
+
+/* The address as the cookie and the raw table see it. */
+static size_t
+addr_bytes(const struct gate_path *p, uint8_t out[19])
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		out[0] = 4;
+		memcpy(out + 1, &in->sin_port, 2);
+		memcpy(out + 3, &in->sin_addr, 4);
+		return 7;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		out[0] = 6;
+		memcpy(out + 1, &in6->sin6_port, 2);
+		memcpy(out + 3, &in6->sin6_addr, 16);
+		return 19;
+	}
+	out[0] = 0;
+	return 1;
+}
+
+static int
+same_path(const struct gate_path *a, const struct gate_path *b)
+{
+	if (a->transport != b->transport)
+		return 0;
+	if (a->transport == GATE_TCP)
+		return a->conn == b->conn;
+	uint8_t x[19], y[19];
+	size_t nx = addr_bytes(a, x), ny = addr_bytes(b, y);
+	return a->listener == b->listener && nx == ny && !memcmp(x, y, nx);
+}
+
+static uint64_t
+keyed_hash(const gate_t *g, const void *data, size_t len)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, data, len, g->hashkey);
+	uint64_t v;
+	memcpy(&v, h, 8);
+	return v ? v : 1;
+}
+
+static uint32_t
+stamp_now(const gate_t *g, uint64_t now)
+{
+	return (uint32_t)(now / 1000000 / (uint64_t)g->cfg.cookie_slot_s);
+}
+
+/* Refuse, never answering with more bytes than the request had (before
+ * the address is proven, limit is the request's size). */
+static void
+refuse(gate_t *g, const struct gate_path *to, const uint8_t pub[WIRE_PUB],
+       int code, const char *reason, size_t limit)
+{
+	struct wire_refuse r;
+	memset(&r, 0, sizeof r);
+	memcpy(r.echo, pub, sizeof r.echo);
+	r.code = (uint16_t)code;
+	size_t n = strlen(reason);
+	if (n > WIRE_REASON_MAX)
+		n = WIRE_REASON_MAX;
+	if (WIRE_REFUSE_SIZE + n > limit)
+		n = limit > WIRE_REFUSE_SIZE ? limit - WIRE_REFUSE_SIZE : 0;
+	r.reason = reason;
+	r.reason_len = (uint8_t)n;
+	int len = wire_refuse_encode(g->buf, sizeof g->buf, &r);
+	if (len > 0 && (size_t)len <= limit)
+		g->cb.output(to, g->buf, (size_t)len, g->user);
+}
+
+static uint32_t
+new_sid(gate_t *g)
+{
+	for (int i = 0; i < 64; i++) {
+		uint32_t sid = randombytes_random();
+		if (sid && !map_get(&g->by_sid, sid))
+			return sid;
+	}
+	return 0;
+}
+
+static struct entry *
+add_entry(gate_t *g, const struct gate_path *from, uint32_t sid)
+{
+	struct entry *e = calloc(1, sizeof *e);
+	if (!e)
+		return NULL;
+	e->g = g;
+	e->path = *from;
+	e->sid = sid;
+	e->heap_i = UINT32_MAX;
+	if (map_put(&g->by_sid, sid, e)) {
+		free(e);
+		return NULL;
+	}
+	if (from->transport == GATE_TCP && map_put(&g->by_conn, from->conn, e)) {
+		map_del(&g->by_sid, sid);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void
+drop_entry(gate_t *g, struct entry *e)
+{
+	map_del(&g->by_sid, e->sid);
+	if (e->path.transport == GATE_TCP)
+		map_del(&g->by_conn, e->path.conn);
+	if (e->pub_key)
+		map_del(&g->by_pub, e->pub_key);
+	if (e->raw_key)
+		map_del(&g->by_raw, e->raw_key);
+	free(e);
+}
+
+static int
+ask_policy(gate_t *g, const struct gate_path *from, const uint8_t *hello,
+           size_t hlen, struct gate_verdict *v)
+{
+	memset(v, 0, sizeof *v);
+	if (g->st.sessions >= (uint64_t)g->cfg.max_sessions) {
+		g->st.full++;
+		v->code = SESSION_CLOSE_REFUSED;
+		strcpy(v->reason, "server full");
+		return -1;
+	}
+	if (g->cb.accept)
+		g->cb.accept(g, from, hello, hlen, v, g->user);
+	if (v->code) {
+		g->st.refused++;
+		v->reason[WIRE_REASON_MAX] = 0;
+		if (!v->reason[0])
+			strcpy(v->reason, "refused");
+		return -1;
+	}
+	return 0;
+}
+
+/* A proven address asks for a session (INIT on UDP, HELLO on TCP). */
+static void
+admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
+      size_t pktlen, uint64_t now)
+{
+	uint64_t pk = keyed_hash(g, h->pub, WIRE_PUB);
+	struct entry *old = map_get(&g->by_pub, pk);
+	if (old) {
+		/* The same INIT again: its WELCOME was lost. */
+		if (same_path(&old->path, from) &&
+		    !memcmp(session_peer_pub(old->s), h->pub, WIRE_PUB))
+			session_rewelcome(old->s, now);
+		return;
+	}
+	struct gate_verdict v;
+	if (ask_policy(g, from, h->hello, h->hello_len, &v)) {
+		(void)pktlen; /* the address is proven: the reason may be longer */
+		refuse(g, from, h->pub, v.code, v.reason, sizeof g->buf);
+		return;
+	}
+	uint32_t sid = new_sid(g);
+	struct entry *e = sid ? add_entry(g, from, sid) : NULL;
+	if (!e)
+		return;
+	struct session_config c = g->cfg.session;
+	c.encrypt = from->transport == GATE_TCP ? g->cfg.encrypt_tcp
+	                                        : g->cfg.encrypt_udp;
+	e->s = session_server_create(&c, &session_cb, e, sid, h->pub, now);
+	if (!e->s || map_put(&g->by_pub, pk, e) || heap_add(g, e)) {
+		if (e->s)
+			session_release(e->s);
+		drop_entry(g, e);
+		return;
+	}
+	e->pub_key = pk;
+	g->st.sessions++;
+	g->st.created++;
+	reschedule(g, e, now, 0);
+}
+
+static void
+on_hello(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
+         uint64_t now)
+{
+	struct wire_hello h;
+	int rc = wire_hello_decode(pkt, len, &h);
+	if (rc == WIRE_EVERSION && len >= WIRE_HELLO_SIZE) {
+		refuse(g, from, pkt + 2, SESSION_CLOSE_REFUSED, "unsupported version",
+		       len);
+		return;
+	}
+	if (rc < 0) {
+		g->st.bad_packets++;
+		return;
+	}
+	if (h.type == WIRE_HELLO && from->transport == GATE_TCP) {
+		admit(g, from, &h, len, now); /* TCP proved the address */
+		return;
+	}
+	uint8_t ab[19];
+	size_t an = addr_bytes(from, ab);
+	if (h.type == WIRE_HELLO) {
+		uint8_t mac[WIRE_MAC];
+		uint32_t stamp = stamp_now(g, now);
+		wire_cookie(mac, g->cfg.secret, ab, an, stamp, h.pub);
+		int n = wire_challenge_encode(g->buf, sizeof g->buf, stamp, mac);
+		if (n > 0 && (size_t)n <= len) {
+			g->st.challenges++;
+			g->cb.output(from, g->buf, (size_t)n, g->user);
+		}
+		return;
+	}
+	uint32_t cur = stamp_now(g, now);
+	uint8_t mac[WIRE_MAC];
+	wire_cookie(mac, g->cfg.secret, ab, an, h.stamp, h.pub);
+	if ((h.stamp != cur && h.stamp + 1 != cur) || !wire_mac_equal(mac, h.mac)) {
+		g->st.bad_cookies++;
+		return;
+	}
+	admit(g, from, &h, len, now);
+}
+
+/* ---- raw KCP ---------------------------------------------------------- */
+
+static void
+raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
+          uint64_t now)
+{
+	if (len < KCP_OVERHEAD) {
+		g->st.bad_packets++;
+		return;
+	}
+	uint8_t key[24];
+	size_t an = addr_bytes(from, key);
+	memcpy(key + an, pkt, 4); /* conv */
+	uint64_t rk = keyed_hash(g, key, an + 4);
+	struct entry *e = map_get(&g->by_raw, rk);
+	if (!e) {
+		struct gate_verdict v;
+		if (ask_policy(g, from, NULL, 0, &v))
+			return; /* raw KCP has no way to carry a refusal */
+		uint32_t sid = new_sid(g);
+		e = sid ? add_entry(g, from, sid) : NULL;
+		if (!e)
+			return;
+		uint32_t conv = wire_get32(pkt);
+		e->s = session_raw_create(&g->cfg.session, &session_cb, e, conv, now);
+		if (!e->s || map_put(&g->by_raw, rk, e) || heap_add(g, e)) {
+			if (e->s)
+				session_release(e->s);
+			drop_entry(g, e);
+			return;
+		}
+		e->raw_key = rk;
+		if (session_input(e->s, pkt, len, now) < 0) {
+			/* Not KCP after all: forget it without a trace (no event
+			 * fired: a raw session opens on its first valid datagram). */
+			g->st.bad_packets++;
+			heap_remove(g, e);
+			session_release(e->s);
+			drop_entry(g, e);
+			return;
+		}
+		g->st.sessions++;
+		g->st.created++;
+		g->st.raw_sessions++;
+		reschedule(g, e, now, 0);
+		return;
+	}
+	if (session_input(e->s, pkt, len, now) < 0)
+		g->st.bad_packets++;
+	reschedule(g, e, now, 0);
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+gate_t *
+gate_create(const struct gate_config *c, const struct gate_callbacks *cb,
+            void *user)
+{
+	if (!cb || !cb->output || !cb->event || wire_init() < 0)
+		return NULL;
+	gate_t *g = calloc(1, sizeof *g);
+	if (!g)
+		return NULL;
+	g->cfg = *c;
+	if (g->cfg.cookie_slot_s <= 0)
+		g->cfg.cookie_slot_s = 10;
+	static const uint8_t zero[WIRE_SECRET];
+	if (!memcmp(g->cfg.secret, zero, WIRE_SECRET))
+		randombytes_buf(g->cfg.secret, WIRE_SECRET);
+	randombytes_buf(g->hashkey, sizeof g->hashkey);
+	g->cb = *cb;
+	g->user = user;
+	map_init(&g->by_sid);
+	map_init(&g->by_pub);
+	map_init(&g->by_raw);
+	map_init(&g->by_conn);
+	return g;
+}
+
+void
+gate_release(gate_t *g, uint64_t now)
+{
+	if (!g)
+		return;
+	enter(g);
+	while (g->nheap > 0) {
+		struct entry *e = g->heap[0];
+		session_abort(e->s, SESSION_CLOSE_SHUTDOWN, "server shutdown", now);
+		if (e->heap_i != UINT32_MAX) /* the event did not unlink it */
+			unlink_entry(g, e);
+	}
+	leave(g);
+	map_clear(&g->by_sid);
+	map_clear(&g->by_pub);
+	map_clear(&g->by_raw);
+	map_clear(&g->by_conn);
+	free(g->heap);
+	wire_scrub(g->cfg.secret, sizeof g->cfg.secret);
+	free(g);
+}
+
+void
+gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
+           uint64_t now)
+{
+	g->st.in_packets++;
+	g->st.in_bytes += len;
+	enter(g);
+	if (from->raw) {
+		raw_input(g, from, pkt, len, now);
+	} else if (len < 1) {
+		g->st.bad_packets++;
+	} else if (pkt[0] == WIRE_HELLO || pkt[0] == WIRE_INIT) {
+		on_hello(g, from, pkt, len, now);
+	} else {
+		struct wire_hdr h;
+		struct entry *e;
+		if (wire_peek(pkt, len, &h) < 0) {
+			g->st.bad_packets++;
+		} else if (!(e = map_get(&g->by_sid, h.sid)) ||
+		           !same_path(&e->path, from)) {
+			g->st.unknown_session++;
+		} else {
+			int rc = session_input(e->s, pkt, len, now);
+			if (rc == SESSION_EAUTH)
+				g->st.auth_failures++;
+			else if (rc == SESSION_EREPLAY)
+				g->st.replays++;
+			reschedule(g, e, now, 0);
+		}
+	}
+	leave(g);
+}
+
+void
+gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
+{
+	struct entry *e = map_get(&g->by_conn, conn);
+	if (!e)
+		return;
+	enter(g);
+	e->conn_lost = 1;
+	session_abort(e->s, SESSION_CLOSE_DISCONNECT, reason, now);
+	leave(g);
+}
+
+void
+gate_update(gate_t *g, uint64_t now)
+{
+	enter(g);
+	while (g->nheap > 0 && g->heap[0]->due <= now) {
+		struct entry *e = g->heap[0];
+		session_update(e->s, now);
+		reschedule(g, e, now, 1);
+	}
+	leave(g);
+}
+
+uint64_t
+gate_check(const gate_t *g, uint64_t now)
+{
+	if (g->nheap == 0)
+		return now + 3600000000ull;
+	return g->heap[0]->due;
+}
+
+void
+gate_touch(gate_t *g, session_t *s, uint64_t now)
+{
+	struct entry *e = session_user(s);
+	if (e && e->g == g)
+		reschedule(g, e, now, 0);
+}
+
+session_t *
+gate_session(const gate_t *g, uint32_t sid)
+{
+	struct entry *e = map_get(&g->by_sid, sid);
+	return e ? e->s : NULL;
+}
+
+const struct gate_path *
+gate_session_path(const gate_t *g, const session_t *s)
+{
+	const struct entry *e = session_user(s);
+	(void)g;
+	return e ? &e->path : NULL;
+}
+
+void
+gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
+{
+	enter(g);
+	/* Closing may unlink entries: walk a snapshot of the heap. */
+	uint32_t n = g->nheap;
+	struct entry **list = malloc((n ? n : 1) * sizeof *list);
+	if (list) {
+		memcpy(list, g->heap, n * sizeof *list);
+		for (uint32_t i = 0; i < n; i++) {
+			if (list[i]->heap_i == UINT32_MAX)
+				continue;
+			session_close(list[i]->s, code, reason, 1, now);
+			reschedule(g, list[i], now, 0);
+		}
+		free(list);
+	}
+	leave(g);
+}
+
+void
+gate_stats(const gate_t *g, struct gate_stats *st)
+{
+	*st = g->st;
+}

@@ -1,0 +1,847 @@
+/*
+ * test_session.c - the session layer (core/session.c) and the server side
+ * (core/gate.c) in virtual time: clients and a gate joined by simulated
+ * links (test/simnet), no sockets, no clock.
+ *
+ * The world: one gate whose "addresses" are sockaddr_in with the client's
+ * index as port; one simnet per client (dir 0 client->server, dir 1
+ * server->client). Time advances 1 ms per step; session time is that in
+ * microseconds. The gate echoes reliable and unreliable messages unless a
+ * test says otherwise.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gate.h"
+#include "kcp.h"
+#include "session.h"
+#include "simnet.h"
+#include "testutil.h"
+#include "wire.h"
+
+#define MAXC 64
+#define PKT 70000
+
+struct msgrec {
+	uint32_t n;       /* messages received */
+	uint32_t next;    /* next expected counter value */
+	uint32_t errors;  /* out of order, duplicated or corrupted */
+};
+
+struct client {
+	session_t *s;
+	simnet_t *net;
+	int opened, closed, close_code, close_remote;
+	char close_reason[300];
+	struct msgrec rel;
+	uint32_t dgrams, dgram_last, dgram_back;
+	int64_t clock_skew_us; /* this client's clock minus the server's */
+	int mute_up;           /* drop everything client->server */
+	int mute_down;         /* drop everything server->client */
+};
+
+struct world {
+	gate_t *g;
+	struct gate_config gc;
+	struct client c[MAXC];
+	int nc;
+	uint32_t t;               /* ms */
+	int echo;                 /* gate echoes */
+	int refuse;               /* accept callback refuses */
+	char last_hello[64];
+	int srv_open, srv_close, srv_close_code, srv_close_remote;
+	char srv_close_reason[300];
+	uint32_t srv_msgs;
+	struct msgrec srv_rel;
+	/* the amplification check */
+	size_t last_in_len;
+	int last_in_unproven;
+	int amp_violations;
+	int gate_updates;         /* times step() ran gate_update */
+	/* capture of packets the clients sent */
+	uint8_t cap_pkt[16][PKT];
+	size_t cap_len[16];
+	uint8_t cap_type[16];
+	int ncap;
+};
+
+static struct world W;
+
+static uint64_t
+now_us(void)
+{
+	return (uint64_t)W.t * 1000;
+}
+
+static void
+addr_of(int i, struct gate_path *p)
+{
+	memset(p, 0, sizeof *p);
+	p->transport = GATE_UDP;
+	struct sockaddr_in *in = (struct sockaddr_in *)&p->addr;
+	in->sin_family = AF_INET;
+	in->sin_port = htons((uint16_t)(1000 + i));
+	in->sin_addr.s_addr = htonl(0x7f000001);
+	p->addrlen = sizeof *in;
+}
+
+static int
+index_of(const struct gate_path *p)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)&p->addr;
+	return ntohs(in->sin_port) - 1000;
+}
+
+/* ---- gate side -------------------------------------------------------- */
+
+static void
+g_output(const struct gate_path *to, const uint8_t *pkt, size_t len, void *user)
+{
+	(void)user;
+	if (W.last_in_unproven && len > W.last_in_len)
+		W.amp_violations++;
+	int i = index_of(to);
+	if (i < 0 || i >= W.nc)
+		return; /* an address no client owns (spoofed sources) */
+	if (!W.c[i].mute_down)
+		simnet_send(W.c[i].net, 1, pkt, (int)len, W.t);
+}
+
+static void
+g_accept(gate_t *g, const struct gate_path *from, const uint8_t *hello,
+         size_t hlen, struct gate_verdict *v, void *user)
+{
+	(void)g; (void)from; (void)user;
+	size_t n = hlen < sizeof W.last_hello - 1 ? hlen : sizeof W.last_hello - 1;
+	if (n)
+		memcpy(W.last_hello, hello, n);
+	W.last_hello[n] = 0;
+	if (W.refuse) {
+		v->code = SESSION_CLOSE_APP + 7;
+		strcpy(v->reason, "banned: test");
+	}
+}
+
+static void
+check_counter(struct msgrec *r, const uint8_t *data, size_t len)
+{
+	uint32_t v;
+	if (len < 4) {
+		r->errors++;
+		return;
+	}
+	memcpy(&v, data, 4);
+	for (size_t i = 4; i < len; i++)
+		if (data[i] != (uint8_t)(v + i))
+			r->errors++;
+	if (v != r->next)
+		r->errors++;
+	r->next = v + 1;
+	r->n++;
+}
+
+static void
+g_event(gate_t *g, session_t *s, const struct session_event *ev, void *user)
+{
+	(void)user;
+	switch (ev->type) {
+	case SESSION_EV_OPEN:
+		W.srv_open++;
+		break;
+	case SESSION_EV_MESSAGE:
+		W.srv_msgs++;
+		check_counter(&W.srv_rel, ev->data, ev->len);
+		if (W.echo) {
+			session_send(s, ev->data, ev->len, now_us());
+			gate_touch(g, s, now_us());
+		}
+		break;
+	case SESSION_EV_DATAGRAM:
+		if (W.echo)
+			session_send_unreliable(s, ev->data, ev->len, now_us());
+		break;
+	case SESSION_EV_CLOSE:
+		W.srv_close++;
+		W.srv_close_code = ev->code;
+		W.srv_close_remote = ev->remote;
+		snprintf(W.srv_close_reason, sizeof W.srv_close_reason, "%s", ev->reason);
+		break;
+	}
+}
+
+/* ---- client side ------------------------------------------------------ */
+
+static void
+c_output(session_t *s, const uint8_t *pkt, size_t len, void *user)
+{
+	struct client *c = user;
+	(void)s;
+	if (W.ncap < 16) {
+		memcpy(W.cap_pkt[W.ncap], pkt, len);
+		W.cap_len[W.ncap] = len;
+		W.cap_type[W.ncap] = pkt[0];
+		W.ncap++;
+	}
+	if (!c->mute_up)
+		simnet_send(c->net, 0, pkt, (int)len, W.t);
+}
+
+static void
+c_event(session_t *s, const struct session_event *ev, void *user)
+{
+	struct client *c = user;
+	(void)s;
+	switch (ev->type) {
+	case SESSION_EV_OPEN:
+		c->opened++;
+		break;
+	case SESSION_EV_MESSAGE:
+		check_counter(&c->rel, ev->data, ev->len);
+		break;
+	case SESSION_EV_DATAGRAM:
+		if (c->dgrams && ev->seq <= c->dgram_last)
+			c->dgram_back++;
+		c->dgram_last = ev->seq;
+		c->dgrams++;
+		break;
+	case SESSION_EV_CLOSE:
+		c->closed++;
+		c->close_code = ev->code;
+		c->close_remote = ev->remote;
+		snprintf(c->close_reason, sizeof c->close_reason, "%s", ev->reason);
+		break;
+	}
+}
+
+static const struct session_callbacks client_cb = { c_output, c_event };
+static const struct gate_callbacks gate_cb = { g_output, g_accept, g_event, NULL };
+
+static uint64_t
+client_now(const struct client *c)
+{
+	return (uint64_t)((int64_t)now_us() + c->clock_skew_us);
+}
+
+static void
+world_init(const struct session_config *sc)
+{
+	memset(&W, 0, sizeof W);
+	gate_config_default(&W.gc);
+	if (sc)
+		W.gc.session = *sc;
+	W.gc.secret[0] = 1;
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	W.echo = 1;
+	W.t = 1000000; /* any origin */
+}
+
+static struct client *
+add_client(const struct simnet_conf *net, const struct session_config *sc,
+           const char *hello, uint64_t seed)
+{
+	struct client *c = &W.c[W.nc++];
+	c->net = simnet_create(net, seed);
+	struct session_config def;
+	session_config_default(&def);
+	c->s = session_client_create(sc ? sc : &def, &client_cb, c,
+	                             (const uint8_t *)hello, strlen(hello),
+	                             client_now(c));
+	return c;
+}
+
+static void
+world_free(void)
+{
+	for (int i = 0; i < W.nc; i++) {
+		session_release(W.c[i].s);
+		simnet_free(W.c[i].net);
+	}
+	gate_release(W.g, now_us());
+}
+
+/* One millisecond of the world. */
+static void
+step(void)
+{
+	static uint8_t buf[PKT];
+	for (int i = 0; i < W.nc; i++) {
+		struct client *c = &W.c[i];
+		int n;
+		struct gate_path from;
+		addr_of(i, &from);
+		while ((n = simnet_recv(c->net, 0, buf, sizeof buf, W.t)) >= 0) {
+			W.last_in_len = (size_t)n;
+			W.last_in_unproven = n > 0 && (buf[0] == WIRE_HELLO);
+			gate_input(W.g, &from, buf, (size_t)n, now_us());
+			W.last_in_unproven = 0;
+		}
+		while ((n = simnet_recv(c->net, 1, buf, sizeof buf, W.t)) >= 0)
+			if (session_state(c->s) != SESSION_CLOSED)
+				session_input(c->s, buf, (size_t)n, client_now(c));
+	}
+	if (gate_check(W.g, now_us()) <= now_us()) {
+		W.gate_updates++;
+		gate_update(W.g, now_us());
+	}
+	for (int i = 0; i < W.nc; i++) {
+		struct client *c = &W.c[i];
+		if (session_state(c->s) != SESSION_CLOSED &&
+		    session_check(c->s, client_now(c)) <= client_now(c))
+			session_update(c->s, client_now(c));
+	}
+	W.t++;
+}
+
+static void
+run_ms(uint32_t ms)
+{
+	for (uint32_t i = 0; i < ms; i++)
+		step();
+}
+
+/* Step until cond or the deadline (virtual ms); returns cond. */
+#define RUN_UNTIL(cond, ms) ({ \
+	uint32_t ru_i_ = 0; \
+	while (!(cond) && ru_i_++ < (ms)) \
+		step(); \
+	(cond); })
+
+static void
+send_counter(struct client *c, uint32_t v, size_t len)
+{
+	uint8_t m[2048];
+	memcpy(m, &v, 4);
+	for (size_t i = 4; i < len; i++)
+		m[i] = (uint8_t)(v + i);
+	CHECK_EQ(session_send(c->s, m, len, client_now(c)), 0);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+TEST(handshake_opens_both_sides)
+{
+	world_init(NULL);
+	struct client *c = add_client(NULL, NULL, "game v1", 1);
+	REQUIRE(c->s != NULL);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	CHECK_EQ(c->opened, 1);
+	CHECK_EQ(W.srv_open, 1);
+	CHECK(strcmp(W.last_hello, "game v1") == 0);
+	CHECK(session_id(c->s) != 0);
+	CHECK(gate_session(W.g, session_id(c->s)) != NULL);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 1);
+	CHECK_EQ(st.challenges, 1);
+	CHECK_EQ(W.amp_violations, 0);
+	world_free();
+}
+
+TEST(handshake_survives_loss_and_duplicates)
+{
+	for (int seed = 1; seed <= 20; seed++) {
+		world_init(NULL);
+		struct simnet_conf nc = { .loss = 0.4, .delay_min = 20, .delay_max = 60,
+		                          .dup = 0.5, .reorder = 0.2 };
+		struct session_config sc;
+		session_config_default(&sc);
+		sc.handshake_timeout_ms = 60000; /* 40% loss each way can take long */
+		struct client *c = add_client(&nc, &sc, "x", (uint64_t)seed);
+		CHECK(RUN_UNTIL(c->opened && W.srv_open, 60000));
+		if (c->closed)
+			printf("seed %d closed: %s t=%u\n", seed, c->close_reason, W.t);
+		run_ms(3000);
+		struct gate_stats st;
+		gate_stats(W.g, &st);
+		CHECK_EQ(st.sessions, 1); /* duplicates never make a second one */
+		CHECK_EQ(st.opened, 1);
+		CHECK_EQ(c->opened, 1);
+		CHECK_EQ(c->closed, 0);
+		CHECK_EQ(W.amp_violations, 0);
+		world_free();
+	}
+}
+
+TEST(handshake_timeout_when_server_silent)
+{
+	world_init(NULL);
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.handshake_timeout_ms = 3000;
+	struct client *c = add_client(NULL, &sc, "x", 1);
+	c->mute_down = 0;
+	W.c[0].mute_up = 1;
+	CHECK(RUN_UNTIL(c->closed, 5000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_HANDSHAKE);
+	CHECK(strcmp(c->close_reason, "handshake timeout") == 0);
+	/* backoff: 250, 500, 1000, 2000 capped: few resends in 3 s */
+	CHECK(W.ncap >= 4 && W.ncap <= 8);
+	world_free();
+}
+
+TEST(handshake_refused_with_reason)
+{
+	world_init(NULL);
+	W.refuse = 1;
+	struct client *c = add_client(NULL, NULL, "old", 1);
+	CHECK(RUN_UNTIL(c->closed, 2000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 7);
+	CHECK(strcmp(c->close_reason, "banned: test") == 0);
+	CHECK_EQ(c->opened, 0);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 0);
+	CHECK_EQ(st.refused, 1);
+	world_free();
+}
+
+TEST(handshake_replayed_init_makes_nothing_new)
+{
+	world_init(NULL);
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	int init = -1;
+	for (int i = 0; i < W.ncap; i++)
+		if (W.cap_type[i] == WIRE_INIT)
+			init = i;
+	REQUIRE(init >= 0);
+	uint8_t pkt[PKT];
+	struct gate_path p;
+	/* the same address: at most a WELCOME again, no new session */
+	addr_of(0, &p);
+	memcpy(pkt, W.cap_pkt[init], W.cap_len[init]);
+	gate_input(W.g, &p, pkt, W.cap_len[init], now_us());
+	/* another address: the cookie does not match it */
+	addr_of(5, &p);
+	memcpy(pkt, W.cap_pkt[init], W.cap_len[init]);
+	gate_input(W.g, &p, pkt, W.cap_len[init], now_us());
+	/* the same address after the cookie expired (2 slots of 10 s) */
+	run_ms(25000);
+	addr_of(0, &p);
+	memcpy(pkt, W.cap_pkt[init], W.cap_len[init]);
+	gate_input(W.g, &p, pkt, W.cap_len[init], now_us());
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 1);
+	CHECK_EQ(st.opened, 1);
+	CHECK_EQ(st.bad_cookies, 2); /* the other address, and the expired one */
+	CHECK_EQ(c->closed, 0);
+	world_free();
+}
+
+TEST(hello_flood_allocates_nothing)
+{
+	world_init(NULL);
+	uint8_t pkt[128];
+	struct wire_hello h;
+	memset(&h, 0, sizeof h);
+	h.type = WIRE_HELLO;
+	h.version = WIRE_VERSION;
+	int amp = 0;
+	for (int i = 0; i < 10000; i++) {
+		struct gate_path p;
+		addr_of(100 + i, &p); /* spoofed-looking sources, nobody answers */
+		struct sockaddr_in *in = (struct sockaddr_in *)&p.addr;
+		in->sin_addr.s_addr = htonl(0x0a000000u + (uint32_t)i);
+		h.pub[0] = (uint8_t)i;
+		h.pub[1] = (uint8_t)(i >> 8);
+		int n = wire_hello_encode(pkt, sizeof pkt, &h);
+		REQUIRE(n > 0);
+		W.last_in_len = (size_t)n;
+		W.last_in_unproven = 1;
+		gate_input(W.g, &p, pkt, (size_t)n, now_us());
+		/* INITs with made-up cookies from the same sources */
+		struct wire_hello f = h;
+		f.type = WIRE_INIT;
+		f.stamp = (uint32_t)(now_us() / 10000000);
+		f.mac[0] = (uint8_t)i;
+		n = wire_hello_encode(pkt, sizeof pkt, &f);
+		gate_input(W.g, &p, pkt, (size_t)n, now_us());
+	}
+	amp = W.amp_violations;
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 0);
+	CHECK_EQ(st.challenges, 10000);
+	CHECK_EQ(st.bad_cookies, 10000);
+	CHECK_EQ(amp, 0);
+	CHECK_EQ(gate_check(W.g, now_us()) > now_us() + 1000000000ull, 1);
+	world_free();
+}
+
+TEST(garbage_forged_and_replayed_are_dropped)
+{
+	world_init(NULL);
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	W.ncap = 0;
+	send_counter(c, 0, 100);
+	run_ms(50);
+	CHECK_EQ(W.srv_msgs, 1);
+	REQUIRE(W.ncap > 0);
+	/* a session packet the client sent, replayed, then bit-flipped */
+	int kcp = -1;
+	for (int i = 0; i < W.ncap; i++)
+		if (W.cap_type[i] == WIRE_KCP)
+			kcp = i;
+	REQUIRE(kcp >= 0);
+	struct gate_path p;
+	addr_of(0, &p);
+	uint8_t pkt[PKT];
+	memcpy(pkt, W.cap_pkt[kcp], W.cap_len[kcp]);
+	gate_input(W.g, &p, pkt, W.cap_len[kcp], now_us());
+	for (size_t b = 9; b < W.cap_len[kcp]; b += 7) {
+		memcpy(pkt, W.cap_pkt[kcp], W.cap_len[kcp]);
+		pkt[5] ^= 0x40; /* a fresh pn, so it is not a replay */
+		pkt[b] ^= 1;
+		gate_input(W.g, &p, pkt, W.cap_len[kcp], now_us());
+	}
+	/* garbage of every length */
+	uint64_t x = 7;
+	for (int i = 0; i < 5000; i++) {
+		size_t n = (size_t)(i % 1300);
+		for (size_t j = 0; j < n; j++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			pkt[j] = (uint8_t)(x >> 56);
+		}
+		if (n && i % 3 == 0)
+			pkt[0] = (uint8_t)(0x10 + i % 6);
+		if (n >= 5 && i % 6 == 0)
+			wire_put32(pkt + 1, session_id(c->s)); /* a real sid */
+		gate_input(W.g, &p, pkt, n, now_us());
+	}
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.replays, 1);
+	CHECK(st.auth_failures > 100);
+	CHECK(st.bad_packets > 1000);
+	CHECK_EQ(st.sessions, 1);
+	CHECK_EQ(W.srv_msgs, 1);
+	/* the session still works */
+	send_counter(c, 1, 100);
+	CHECK(RUN_UNTIL(W.srv_msgs == 2 && c->rel.n == 2, 1000));
+	CHECK_EQ(W.srv_rel.errors, 0);
+	CHECK_EQ(c->rel.errors, 0);
+	world_free();
+}
+
+static void
+run_echo(double loss, int n, uint64_t seed, int encrypt)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.encrypt = encrypt;
+	world_init(&sc);
+	W.gc.encrypt_udp = encrypt;
+	struct simnet_conf nc = { .loss = loss, .delay_min = 10, .delay_max = 30,
+	                          .reorder = loss / 2, .dup = loss / 4 };
+	struct client *c = add_client(&nc, NULL, "x", seed);
+	CHECK(RUN_UNTIL(c->opened, 10000));
+	uint32_t sent = 0;
+	for (int round = 0; round < 400000 && c->rel.n < (uint32_t)n; round++) {
+		if (sent < (uint32_t)n && sent - c->rel.n < 64) {
+			send_counter(c, sent, 4 + (sent * 37) % 1800);
+			sent++;
+		}
+		step();
+	}
+	CHECK_EQ(c->rel.n, (uint32_t)n);
+	CHECK_EQ(c->rel.errors, 0);
+	CHECK_EQ(W.srv_rel.errors, 0);
+	CHECK_EQ(W.srv_msgs, (uint32_t)n);
+	CHECK_EQ(c->closed, 0);
+	world_free();
+}
+
+TEST(echo_exactly_once_in_order)
+{
+	run_echo(0.0, 2000, 1, 1);
+	run_echo(0.1, 2000, 2, 1);
+	run_echo(0.2, 1000, 3, 0); /* authenticated, not encrypted */
+}
+
+TEST(unreliable_newest_wins)
+{
+	world_init(NULL);
+	struct simnet_conf nc = { .delay_min = 20, .delay_max = 20, .reorder = 0.1,
+	                          .dup = 0.2 };
+	struct client *c = add_client(&nc, NULL, "x", 9);
+	CHECK(RUN_UNTIL(c->opened, 1000));
+	uint8_t m[64] = { 0 };
+	for (int i = 0; i < 2000; i++) {
+		CHECK_EQ(session_send_unreliable(c->s, m, sizeof m, client_now(c)), 0);
+		step();
+	}
+	run_ms(500);
+	if (tu_verbose)
+		printf("dgrams %u\n", c->dgrams);
+	CHECK(c->dgrams > 1500);
+	CHECK(c->dgrams < 2000); /* reordering made some stale */
+	CHECK_EQ(c->dgram_back, 0);
+	struct session_stats st;
+	session_stats(c->s, &st);
+	CHECK(st.dgrams_stale > 0);
+	uint8_t big[1200];
+	CHECK_EQ(session_send_unreliable(c->s, big, 1200 - WIRE_OVERHEAD - 3,
+	                                 client_now(c)), SESSION_ETOOBIG);
+	CHECK_EQ(session_send_unreliable(c->s, big, 1200 - WIRE_OVERHEAD - 4,
+	                                 client_now(c)), 0);
+	world_free();
+}
+
+TEST(heartbeat_rtt_and_clock_offset)
+{
+	world_init(NULL);
+	struct simnet_conf nc = { .delay_min = 40, .delay_max = 40 };
+	struct client *c = add_client(&nc, NULL, "x", 3);
+	c->clock_skew_us = -123456789; /* client clock behind the server's */
+	CHECK(RUN_UNTIL(c->opened, 2000));
+	run_ms(10000);
+	struct session_stats st;
+	session_stats(c->s, &st);
+	CHECK(st.pings >= 9 && st.pings <= 12);
+	CHECK(st.pongs >= 8);
+	CHECK(st.srtt_ms > 78 && st.srtt_ms < 84);
+	/* offset = server clock - client clock, within a millisecond */
+	CHECK(st.offset_us > 123456789 - 1500 && st.offset_us < 123456789 + 1500);
+	session_t *srv = gate_session(W.g, session_id(c->s));
+	REQUIRE(srv != NULL);
+	session_stats(srv, &st);
+	CHECK(st.srtt_ms > 78 && st.srtt_ms < 84);
+	CHECK(st.offset_us < -123456789 + 1500 && st.offset_us > -123456789 - 1500);
+	/* idle: nothing but heartbeats, the gate sleeps until the next one */
+	int before = W.gate_updates;
+	run_ms(10000);
+	if (tu_verbose)
+		printf("gate updates in 10 idle s: %d\n", W.gate_updates - before);
+	CHECK(W.gate_updates - before <= 25);
+	world_free();
+}
+
+TEST(silent_client_times_out)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.timeout_ms = 3000;
+	world_init(&sc);
+	struct client *c = add_client(NULL, &sc, "x", 1);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	run_ms(5000);
+	CHECK_EQ(W.srv_close, 0); /* heartbeats keep it alive */
+	c->mute_up = 1;
+	uint32_t t0 = W.t;
+	CHECK(RUN_UNTIL(W.srv_close, 10000));
+	CHECK(W.t - t0 >= 2000 && W.t - t0 <= 3100);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_TIMEOUT);
+	CHECK(strcmp(W.srv_close_reason, "timeout") == 0);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 0);
+	/* the client heard the server's best-effort CLOSE */
+	CHECK(RUN_UNTIL(c->closed, 4000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_TIMEOUT);
+	world_free();
+}
+
+TEST(watermark_closes_with_backpressure)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.watermark = 200000;
+	world_init(&sc);
+	struct client *c = add_client(NULL, &sc, "x", 1);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	session_t *srv = gate_session(W.g, session_id(c->s));
+	REQUIRE(srv != NULL);
+	c->mute_up = 1; /* no acks reach the server */
+	uint8_t m[1000] = { 0 };
+	int rc = 0, i;
+	for (i = 0; i < 1000 && rc == 0; i++) {
+		rc = session_send(srv, m, sizeof m, now_us());
+		gate_touch(W.g, srv, now_us());
+		if (i % 10 == 0)
+			step();
+	}
+	CHECK_EQ(rc, SESSION_EFULL);
+	CHECK(i >= 190 && i <= 201);
+	CHECK(session_memsize(srv) < 2048); /* the queue is freed at once */
+	CHECK_EQ(session_state(srv), SESSION_CLOSING); /* CLOSE sent, no ack */
+	CHECK(RUN_UNTIL(W.srv_close, 5000));
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_BACKPRESSURE);
+	CHECK(strcmp(W.srv_close_reason, "backpressure") == 0);
+	CHECK(RUN_UNTIL(c->closed, 2000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_BACKPRESSURE);
+	CHECK_EQ(c->close_remote, 1);
+	world_free();
+}
+
+TEST(close_delivers_pending_data_then_reason)
+{
+	world_init(NULL);
+	struct simnet_conf nc = { .loss = 0.2, .delay_min = 20, .delay_max = 40 };
+	struct client *c = add_client(&nc, NULL, "x", 4);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 5000));
+	session_t *srv = gate_session(W.g, session_id(c->s));
+	REQUIRE(srv != NULL);
+	uint8_t m[600];
+	for (uint32_t v = 0; v < 50; v++) {
+		memcpy(m, &v, 4);
+		for (size_t i = 4; i < sizeof m; i++)
+			m[i] = (uint8_t)(v + i);
+		CHECK_EQ(session_send(srv, m, sizeof m, now_us()), 0);
+	}
+	session_close(srv, SESSION_CLOSE_APP + 1, "match over", 1, now_us());
+	gate_touch(W.g, srv, now_us());
+	CHECK_EQ(session_send(srv, m, 10, now_us()), SESSION_ECLOSED);
+	CHECK(RUN_UNTIL(c->closed && W.srv_close, 10000));
+	CHECK_EQ(c->rel.n, 50);
+	CHECK_EQ(c->rel.errors, 0);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 1);
+	CHECK(strcmp(c->close_reason, "match over") == 0);
+	CHECK_EQ(c->close_remote, 1);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_APP + 1);
+	CHECK_EQ(W.srv_close_remote, 0);
+	world_free();
+
+	/* and the client closing */
+	world_init(NULL);
+	c = add_client(NULL, NULL, "x", 5);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	session_close(c->s, SESSION_CLOSE_NORMAL, "bye", 1, client_now(c));
+	CHECK(RUN_UNTIL(c->closed && W.srv_close, 2000));
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_NORMAL);
+	CHECK(strcmp(W.srv_close_reason, "bye") == 0);
+	CHECK_EQ(W.srv_close_remote, 1);
+	CHECK_EQ(c->close_remote, 0);
+	world_free();
+}
+
+TEST(dead_link_closes)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.timeout_ms = 600000; /* only KCP can notice */
+	sc.heartbeat_ms = 600000;
+	sc.deadlink = 5;
+	world_init(&sc);
+	struct client *c = add_client(NULL, &sc, "x", 1);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	session_t *srv = gate_session(W.g, session_id(c->s));
+	REQUIRE(srv != NULL);
+	c->mute_up = 1;
+	c->mute_down = 1;
+	CHECK_EQ(session_send(srv, "x", 1, now_us()), 0);
+	gate_touch(W.g, srv, now_us());
+	CHECK(RUN_UNTIL(W.srv_close, 60000));
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_DEAD);
+	CHECK(strcmp(W.srv_close_reason, "dead link") == 0);
+	world_free();
+}
+
+/* A plain KCP object, as classic clients use, against a raw listener. */
+static kcp_t *raw_client;
+static simnet_t *raw_net;
+static int
+raw_out(const char *buf, int len, kcp_t *k, void *user)
+{
+	(void)k; (void)user;
+	simnet_send(raw_net, 0, buf, len, W.t);
+	return 0;
+}
+
+TEST(raw_kcp_listener_echo)
+{
+	world_init(NULL);
+	W.nc = 1; /* index 0 is the raw client: g_output sends into W.c[0].net */
+	raw_net = simnet_create(NULL, 1);
+	W.c[0].net = raw_net;
+	raw_client = kcp_create(0x11223344, NULL);
+	kcp_setoutput(raw_client, raw_out);
+	kcp_nodelay(raw_client, 1, 10, 2, 1);
+	struct gate_path p;
+	addr_of(0, &p);
+	p.raw = 1;
+	uint8_t buf[PKT];
+	int got = 0;
+	char msg[32];
+	for (int i = 0; i < 100; i++) {
+		snprintf(msg, sizeof msg, "m%d", i);
+		kcp_send(raw_client, msg, (int)strlen(msg) + 1);
+	}
+	for (int t = 0; t < 3000 && got < 100; t++) {
+		kcp_update(raw_client, W.t);
+		int n;
+		while ((n = simnet_recv(raw_net, 0, buf, sizeof buf, W.t)) >= 0)
+			gate_input(W.g, &p, buf, (size_t)n, now_us());
+		while ((n = simnet_recv(raw_net, 1, buf, sizeof buf, W.t)) >= 0)
+			kcp_input(raw_client, (char *)buf, n);
+		while ((n = kcp_recv(raw_client, (char *)buf, sizeof buf)) > 0) {
+			snprintf(msg, sizeof msg, "m%d", got);
+			CHECK(strcmp((char *)buf, msg) == 0);
+			got++;
+		}
+		if (gate_check(W.g, now_us()) <= now_us())
+			gate_update(W.g, now_us());
+		W.t++;
+	}
+	CHECK_EQ(got, 100);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.raw_sessions, 1);
+	/* garbage on the raw listener makes no session */
+	struct gate_path q;
+	addr_of(9, &q);
+	q.raw = 1;
+	memset(buf, 0xAB, 100);
+	gate_input(W.g, &q, buf, 100, now_us());
+	gate_input(W.g, &q, buf, 10, now_us());
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.raw_sessions, 1);
+	CHECK_EQ(st.sessions, 1);
+	kcp_release(raw_client);
+	W.nc = 1;
+	W.c[0].s = NULL;
+	world_free();
+}
+
+TEST(idle_session_memory)
+{
+	world_init(NULL);
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	session_t *srv = gate_session(W.g, session_id(c->s));
+	REQUIRE(srv != NULL);
+	size_t m = session_memsize(srv);
+	if (tu_verbose)
+		printf("idle server session: %zu bytes\n", m);
+	CHECK(m < 2048);
+	world_free();
+}
+
+static const struct tu_test tests[] = {
+	TU(handshake_opens_both_sides),
+	TU(handshake_survives_loss_and_duplicates),
+	TU(handshake_timeout_when_server_silent),
+	TU(handshake_refused_with_reason),
+	TU(handshake_replayed_init_makes_nothing_new),
+	TU(hello_flood_allocates_nothing),
+	TU(garbage_forged_and_replayed_are_dropped),
+	TU(echo_exactly_once_in_order),
+	TU(unreliable_newest_wins),
+	TU(heartbeat_rtt_and_clock_offset),
+	TU(silent_client_times_out),
+	TU(watermark_closes_with_backpressure),
+	TU(close_delivers_pending_data_then_reason),
+	TU(dead_link_closes),
+	TU(raw_kcp_listener_echo),
+	TU(idle_session_memory),
+};
+
+int
+main(int argc, char **argv)
+{
+	return tu_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
+}
