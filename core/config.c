@@ -50,6 +50,8 @@ static const struct key keys[] = {
 	{ "net.batch", INT, N(batch), 1, 1024, "datagrams per recvmmsg/sendmmsg (1: no batching)" },
 	{ "net.tos", INT, N(tos), -1, 255, "IP_TOS of UDP sockets (16: low delay; -1: leave)" },
 	{ "net.priority", INT, N(priority), -1, 6, "SO_PRIORITY of sockets (-1: leave)" },
+	{ "net.dgram_max", INT, N(dgram_max), 64, 65535,
+	  "largest UDP datagram accepted; longer ones are dropped and counted" },
 	{ "net.backlog", INT, N(backlog), 1, 65535, "TCP listen backlog" },
 	{ "net.reuseport", INT, N(reuseport), 0, 1, "SO_REUSEPORT on listeners" },
 	{ "net.frame_max", INT, N(frame_max), 64, 65535,

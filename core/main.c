@@ -1,33 +1,276 @@
 /*
- * main.c - the moongate process entry.
+ * main.c - the moongate process: one libev loop, the sockets (net), the
+ * sessions (gate), and, until the Lua runtime arrives, a built-in echo
+ * service in C: every reliable message goes back reliably, every
+ * unreliable one unreliably, on the session it came from.
  *
- * The server (sockets, sessions, Lua services) arrives with the session
- * layer (issue 3). Until then this checks its arguments and that the
- * configuration file is readable, says so, and exits.
+ * Listening sockets are announced on stdout, one line each, once bound:
+ *
+ *   moongate: listening udp 127.0.0.1 7777
+ *
+ * then "moongate: ready", so a test or a script that started the process
+ * with port 0 learns the ports. Everything else is logged on stderr.
+ * SIGTERM/SIGINT close every session ("server shutdown") and exit once they
+ * are closed or shutdown_ms passed.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ev.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "config.h"
+#include "gate.h"
+#include "log.h"
+#include "net.h"
+#include "session.h"
+#include "wire.h"
 
 #ifndef MOONGATE_VERSION
 #define MOONGATE_VERSION "0.0.0"
 #endif
 
+struct server {
+	struct ev_loop *loop;
+	struct config cfg;
+	net_t *net;
+	gate_t *gate;
+	ev_prepare arm;          /* before the loop blocks: arm the session timer */
+	ev_signal sigterm, sigint;
+	ev_timer stop;           /* shutdown deadline */
+	int stopping;
+};
+
 static void
 usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s [options] CONFIG\n"
+		"usage: %s [options] [CONFIG]\n"
 		"\n"
-		"Start the moongate game network server with the configuration\n"
-		"file CONFIG (a Lua file returning a table; see config.lua).\n"
-		"Not yet: the server arrives with the session layer (issue 3);\n"
-		"today moongate only checks that CONFIG can be read.\n"
+		"Start the moongate game network server. Until the Lua runtime\n"
+		"arrives (issue 4), the server runs a built-in echo service and is\n"
+		"configured by options; CONFIG (config.lua) is checked for\n"
+		"readability only, and its defaults (udp and tcp on 127.0.0.1:7777)\n"
+		"apply when no --listen is given.\n"
 		"\n"
 		"options:\n"
-		"  -h, --help     show this help and exit\n"
-		"  -v, --version  print the version and exit\n",
+		"  --listen URL     udp://HOST:PORT, tcp://HOST:PORT or raw://HOST:PORT\n"
+		"                   (raw KCP over UDP, unauthenticated); port 0 picks a\n"
+		"                   free one; repeatable\n"
+		"  --set KEY=VALUE  set one of the keys below; repeatable\n"
+		"  --check          validate the options and CONFIG, then exit\n"
+		"  -h, --help       show this help and exit\n"
+		"  -v, --version    print the version and exit\n"
+		"\n"
+		"keys (default, meaning):\n",
 		prog);
+	config_print_keys(f);
+}
+
+static const char *
+addr_text(const struct gate_path *p, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(buf, len, "%s %s:%d", p->transport == GATE_TCP ? "tcp" :
+	         p->raw ? "raw" : "udp", host, port);
+	return buf;
+}
+
+/* ---- gate -> net ------------------------------------------------------ */
+
+static void
+on_gate_output(const struct gate_path *to, const uint8_t *pkt, size_t len,
+               void *user)
+{
+	struct server *sv = user;
+	net_send(sv->net, to, pkt, len);
+}
+
+static void
+on_gate_close_conn(gate_t *g, uint32_t conn, int graceful, void *user)
+{
+	struct server *sv = user;
+	(void)g;
+	net_close(sv->net, conn, graceful ? NET_CLOSE_GRACEFUL : NET_CLOSE_RESET);
+}
+
+/* The built-in echo service. */
+static void
+on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
+              void *user)
+{
+	struct server *sv = user;
+	uint64_t now = net_now(sv->net);
+	char where[96];
+	switch (ev->type) {
+	case SESSION_EV_OPEN:
+		log_info("session %08x open %s", session_id(s),
+		         addr_text(gate_session_path(g, s), where, sizeof where));
+		break;
+	case SESSION_EV_MESSAGE:
+		if (session_send(s, ev->data, ev->len, now) == 0)
+			gate_touch(g, s, now);
+		break;
+	case SESSION_EV_DATAGRAM:
+		session_send_unreliable(s, ev->data, ev->len, now);
+		break;
+	case SESSION_EV_CLOSE:
+		log_info("session %08x closed by %s: code %d, \"%s\"", session_id(s),
+		         ev->remote ? "peer" : "server", ev->code, ev->reason);
+		break;
+	}
+}
+
+/* ---- net -> gate ------------------------------------------------------ */
+
+static void
+on_packet(const struct gate_path *from, uint8_t *pkt, size_t len, void *user)
+{
+	struct server *sv = user;
+	gate_input(sv->gate, from, pkt, len, net_now(sv->net));
+}
+
+static void
+on_conn_lost(uint32_t conn, const char *reason, void *user)
+{
+	struct server *sv = user;
+	if (!strcmp(reason, "eof"))
+		log_debug("tcp connection %08x lost: %s", conn, reason);
+	else
+		log_info("tcp connection %08x lost: %s", conn, reason);
+	gate_conn_lost(sv->gate, conn, reason, net_now(sv->net));
+}
+
+static void
+on_timer(uint64_t now, void *user)
+{
+	struct server *sv = user;
+	gate_update(sv->gate, now);
+}
+
+static void
+on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct server *sv = w->data;
+	(void)loop;
+	(void)revents;
+	uint64_t now = net_now(sv->net);
+	net_timer(sv->net, gate_check(sv->gate, now));
+	if (sv->stopping) {
+		struct gate_stats st;
+		gate_stats(sv->gate, &st);
+		if (st.sessions == 0)
+			ev_break(sv->loop, EVBREAK_ALL);
+	}
+}
+
+static void
+on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *sv = w->data;
+	(void)revents;
+	if (sv->stopping) {
+		ev_break(loop, EVBREAK_ALL); /* a second signal: now */
+		return;
+	}
+	sv->stopping = 1;
+	log_info("signal %d: closing every session (up to %d ms)", w->signum,
+	         sv->cfg.shutdown_ms);
+	gate_close_all(sv->gate, SESSION_CLOSE_SHUTDOWN, "server shutdown",
+	               net_now(sv->net));
+	ev_timer_init(&sv->stop, on_stop_deadline, sv->cfg.shutdown_ms / 1000.0, 0);
+	ev_timer_start(loop, &sv->stop);
+}
+
+static int
+serve(struct server *sv)
+{
+	static const struct net_callbacks ncb = { on_packet, on_conn_lost, on_timer };
+	static const struct gate_callbacks gcb = { on_gate_output, NULL,
+	                                           on_gate_event, on_gate_close_conn };
+	sv->loop = ev_default_loop(EVFLAG_AUTO);
+	if (!sv->loop || wire_init() < 0) {
+		log_error("cannot start: no event loop or no libsodium");
+		return 1;
+	}
+	sv->net = net_create(sv->loop, &sv->cfg.net, &ncb, sv);
+	sv->gate = gate_create(&sv->cfg.gate, &gcb, sv);
+	if (!sv->net || !sv->gate) {
+		log_error("cannot start: out of memory");
+		return 1;
+	}
+	for (int i = 0; i < sv->cfg.nlisten; i++) {
+		struct config_listen *l = &sv->cfg.listen[i];
+		char err[256];
+		int port = 0;
+		if (net_listen(sv->net, l->transport, l->host, l->port, l->raw, &port,
+		               err, sizeof err) < 0) {
+			log_error("cannot listen on %s %s:%d: %s",
+			          l->transport == GATE_TCP ? "tcp" : "udp", l->host,
+			          l->port, err);
+			return 1;
+		}
+		printf("moongate: listening %s %s %d\n", l->transport == GATE_TCP ?
+		       "tcp" : l->raw ? "raw" : "udp", l->host, port);
+		log_info("listening %s %s:%d", l->transport == GATE_TCP ? "tcp" :
+		         l->raw ? "raw" : "udp", l->host, port);
+	}
+	printf("moongate: ready\n");
+	fflush(stdout);
+
+	ev_prepare_init(&sv->arm, on_arm);
+	sv->arm.data = sv;
+	ev_prepare_start(sv->loop, &sv->arm);
+	ev_signal_init(&sv->sigterm, on_signal, SIGTERM);
+	ev_signal_init(&sv->sigint, on_signal, SIGINT);
+	sv->sigterm.data = sv->sigint.data = sv;
+	ev_signal_start(sv->loop, &sv->sigterm);
+	ev_signal_start(sv->loop, &sv->sigint);
+
+	ev_run(sv->loop, 0);
+
+	struct gate_stats gs;
+	struct net_stats ns;
+	gate_stats(sv->gate, &gs);
+	net_stats(sv->net, &ns);
+	log_info("stopped: %llu sessions created, %llu opened, %llu closed, "
+	         "%llu challenges, %llu bad packets, "
+	         "%llu auth failures, %llu replays, %llu bad cookies, "
+	         "%llu unknown session, %llu tcp bad frames, %llu udp truncated",
+	         (unsigned long long)gs.created,
+	         (unsigned long long)gs.opened, (unsigned long long)gs.closed,
+	         (unsigned long long)gs.challenges,
+	         (unsigned long long)gs.bad_packets,
+	         (unsigned long long)gs.auth_failures,
+	         (unsigned long long)gs.replays, (unsigned long long)gs.bad_cookies,
+	         (unsigned long long)gs.unknown_session,
+	         (unsigned long long)ns.tcp_bad_frames,
+	         (unsigned long long)ns.udp_truncated);
+	gate_release(sv->gate, net_now(sv->net));
+	net_release(sv->net);
+	ev_loop_destroy(sv->loop);
+	return 0;
 }
 
 int
@@ -35,9 +278,12 @@ main(int argc, char **argv)
 {
 	const char *prog = argc > 0 && argv[0] ? argv[0] : "moongate";
 	const char *config = NULL;
-	int i;
+	int check = 0;
+	static struct server sv;
+	char err[256];
 
-	for (i = 1; i < argc; i++) {
+	config_default(&sv.cfg);
+	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout, prog);
@@ -45,44 +291,64 @@ main(int argc, char **argv)
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--version")) {
 			printf("moongate %s\n", MOONGATE_VERSION);
 			return 0;
-		} else if (!strcmp(a, "--")) {
-			if (i + 1 < argc)
-				config = argv[++i];
-			if (i + 1 < argc)
-				goto extra;
-			break;
+		} else if (!strcmp(a, "--check")) {
+			check = 1;
+		} else if (!strcmp(a, "--listen") || !strcmp(a, "--set")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "%s: %s needs a value\n", prog, a);
+				return 2;
+			}
+			const char *v = argv[++i];
+			int rc;
+			if (a[2] == 'l') {
+				rc = config_listen(&sv.cfg, v, err, sizeof err);
+			} else {
+				char key[128];
+				const char *eq = strchr(v, '=');
+				if (!eq || eq == v || (size_t)(eq - v) >= sizeof key) {
+					fprintf(stderr, "%s: --set expects KEY=VALUE, got '%s'\n",
+					        prog, v);
+					return 2;
+				}
+				memcpy(key, v, (size_t)(eq - v));
+				key[eq - v] = 0;
+				rc = config_set(&sv.cfg, key, eq + 1, err, sizeof err);
+			}
+			if (rc) {
+				fprintf(stderr, "%s: %s\n", prog, err);
+				return 2;
+			}
 		} else if (a[0] == '-' && a[1] != '\0') {
 			fprintf(stderr, "%s: unknown option '%s'\n", prog, a);
 			usage(stderr, prog);
 			return 2;
 		} else if (config) {
-			goto extra;
+			fprintf(stderr, "%s: only one configuration file may be given\n",
+			        prog);
+			return 2;
 		} else {
 			config = a;
 		}
 	}
-	if (!config) {
-		fprintf(stderr, "%s: no configuration file given\n", prog);
-		usage(stderr, prog);
-		return 2;
+	if (config) {
+		FILE *f = fopen(config, "r");
+		if (!f) {
+			fprintf(stderr, "%s: cannot open %s: %s\n", prog, config,
+			        strerror(errno));
+			return 1;
+		}
+		fclose(f);
 	}
-
-	FILE *f = fopen(config, "r");
-	if (!f) {
-		fprintf(stderr, "%s: cannot open %s: %s\n", prog, config,
-		        strerror(errno));
-		return 1;
+	if (sv.cfg.nlisten == 0) {
+		/* config.lua's defaults, until the Lua runtime reads it */
+		config_listen(&sv.cfg, "udp://127.0.0.1:7777", err, sizeof err);
+		config_listen(&sv.cfg, "tcp://127.0.0.1:7777", err, sizeof err);
 	}
-	fclose(f);
-
-	printf("moongate %s: configuration %s found, but there is no server to "
-	       "start yet: it arrives with the session layer (issue 3). "
-	       "Today moongate is the KCP core and its tests (make test).\n",
-	       MOONGATE_VERSION, config);
-	return 0;
-
-extra:
-	fprintf(stderr, "%s: only one configuration file may be given\n", prog);
-	usage(stderr, prog);
-	return 2;
+	if (check) {
+		printf("moongate %s: configuration ok (%d listeners)\n",
+		       MOONGATE_VERSION, sv.cfg.nlisten);
+		return 0;
+	}
+	log_level = sv.cfg.log_level;
+	return serve(&sv);
 }

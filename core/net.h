@@ -9,10 +9,16 @@
  * a zero-length frame is refused the same way ("empty frame").
  *
  * Graceful close of a TCP connection (net_close with NET_CLOSE_GRACEFUL):
- * what is queued is written, then shutdown(SHUT_WR), then the connection
- * is read (and discarded) until EOF or close_wait_ms, then closed. The peer
- * was told to close first (a CLOSE packet), so TIME_WAIT lands on it.
- * NET_CLOSE_RESET closes at once with SO_LINGER 0 (an RST).
+ * its id is stale at once; input is read and discarded, what is queued is
+ * written, and the peer's EOF closes it. The peer was told to close first
+ * (a CLOSE packet), so TIME_WAIT lands on it. No EOF within close_wait_ms:
+ * shutdown(SHUT_WR), and close after close_wait_ms more at the latest.
+ * NET_CLOSE_RESET (or close_rst) closes at once with SO_LINGER 0 (an RST);
+ * so do backpressure, bad frames and refusals over max_conns.
+ *
+ * Callbacks are only called from the loop, never from inside net_send,
+ * net_flush or net_close: a failure found there (backpressure, a write
+ * error) is reported through conn_lost before the loop next blocks.
  *
  * Descriptors: EMFILE/ENFILE on accept pauses the listener for a moment
  * instead of spinning, and it resumes by itself. SIGPIPE is ignored.
@@ -41,6 +47,8 @@ struct net_config {
 	int close_rst;      /* 1: every server-side close is an RST (0) */
 	int max_conns;      /* TCP connections at once (10000) */
 	int rcvbuf, sndbuf; /* SO_RCVBUF / SO_SNDBUF (0: the system's) */
+	int dgram_max;      /* largest UDP datagram accepted (2048); longer ones
+	                       are counted in udp_truncated and dropped */
 };
 void net_config_default(struct net_config *c);
 
@@ -60,10 +68,12 @@ enum net_close_mode { NET_CLOSE_GRACEFUL = 0, NET_CLOSE_RESET = 1 };
 
 net_t *net_create(struct ev_loop *loop, const struct net_config *c,
                   const struct net_callbacks *cb, void *user);
-/* Close every socket at once, stop every watcher, free. */
+/* Close every socket at once, stop every watcher, free. Not from inside a
+ * net callback. */
 void net_release(net_t *n);
 
-/* Listen on host:port (port 0: any free port). raw marks a UDP listener
+/* Listen on host:port (host numeric, IPv4 or IPv6; NULL, "" or "*":
+ * 0.0.0.0; port 0: any free port). raw marks a UDP listener
  * for raw KCP (copied into every gate_path from it). Returns the listener
  * index (0..255) and writes the bound port; -1 with err filled. */
 int net_listen(net_t *n, int transport, const char *host, int port, int raw,
@@ -79,8 +89,9 @@ void net_send(net_t *n, const struct gate_path *to, const uint8_t *pkt,
 void net_flush(net_t *n);
 void net_close(net_t *n, uint32_t conn, int mode);
 
-/* Monotonic time in microseconds (the loop's clock, refreshed per
- * iteration; ev_now_update for a fresh reading). */
+/* Monotonic time in microseconds (CLOCK_MONOTONIC read once per loop
+ * iteration, not ev_now(), which follows the wall clock; ev_now_update
+ * for a fresh reading). */
 uint64_t net_now(net_t *n);
 /* Call the timer callback at due (absolute, net_now's clock); replaces the
  * previous due time. */
@@ -93,6 +104,8 @@ struct net_stats {
 	uint64_t tcp_accepted, tcp_open, tcp_closed, tcp_frames_in, tcp_frames_out;
 	uint64_t tcp_bad_frames, tcp_backpressure, tcp_dropped;
 	uint64_t accept_paused;                  /* EMFILE/ENFILE pauses */
+	uint64_t tcp_refused;    /* accepted over max_conns: reset at once */
+	uint64_t tcp_closing;    /* graceful closes under way (after net_close) */
 };
 void net_stats(const net_t *n, struct net_stats *st);
 
