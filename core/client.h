@@ -81,7 +81,10 @@ int mgclient_send_unreliable(mgclient_t *c, const void *msg, size_t len);
 void mgclient_close(mgclient_t *c, int code, const char *reason);
 
 int mgclient_state(const mgclient_t *c);  /* enum session_state */
-int mgclient_fd(const mgclient_t *c);     /* to wait on readability */
+int mgclient_fd(const mgclient_t *c);     /* to wait on readability; -1
+                                             once the session has ended (the
+                                             socket closes at once, before
+                                             the CLOSE event is taken) */
 uint64_t mgclient_check(const mgclient_t *c, uint64_t now);
 void mgclient_stats(const mgclient_t *c, struct session_stats *st);
 /* Monotonic clock in microseconds, for poll's now. */

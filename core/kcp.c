@@ -1073,10 +1073,11 @@ kcp_check(const kcp_t *k, uint32_t current)
 		return current;
 	uint32_t minimal = ts_flush - current;
 	if (k->snd_una != k->snd_nxt) {
+		/* Resends are made only by the flush at ts_flush: one already
+		 * due waits for it. (Returning current here, as classic KCP
+		 * does, makes a caller that trusts check spin until ts_flush.) */
 		int32_t r = diff(k->next_resend, current);
-		if (r <= 0)
-			return current;
-		if ((uint32_t)r < minimal)
+		if (r > 0 && (uint32_t)r < minimal)
 			minimal = (uint32_t)r;
 	}
 	if (minimal > k->interval)

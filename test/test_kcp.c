@@ -1563,6 +1563,38 @@ TEST(eager_timing)
 	}
 }
 
+/* A check that answers "now" must be one that update acts on: a caller
+ * that polls at check (every event loop does) would spin otherwise. The
+ * peer is gone, so the segment is resent again and again; in the default
+ * mode (interval 100) its resend times fall between flushes. */
+TEST(check_no_spin)
+{
+	for (int mode = 0; mode <= 1; mode++) {
+		struct capture ca;
+		memset(&ca, 0, sizeof(ca));
+		kcp_t *a = kcp_create(11, &ca);
+		REQUIRE(a);
+		kcp_setoutput(a, capture_cb);
+		if (mode)
+			kcp_nodelay(a, 1, 10, 2, 1);
+		kcp_update(a, 0);
+		CHECK_EQ(kcp_send(a, "x", 1), 0);
+		int spins = 0;
+		for (uint32_t t = 1; t < 20000; t++) {
+			int n = 0;
+			while (kcp_check(a, t) == t && n < 3) {
+				kcp_update(a, t);
+				n++;
+			}
+			if (n >= 3)
+				spins++;
+		}
+		CHECK_EQ(spins, 0);
+		CHECK(ca.n > 3); /* it did resend */
+		kcp_release(a);
+	}
+}
+
 /* ---- congestion control under random loss ---- */
 
 /* The classic benchmark's default mode (0,10,0,0): congestion control on,
@@ -2204,6 +2236,7 @@ static const struct tu_test tests[] = {
 	TU(window_overrun),
 	TU(soak_random),
 	TU(eager_timing),
+	TU(check_no_spin),
 	TU(cwnd_random_loss),
 	TU(pool_trim),
 	TU(wire_vectors), /* last: with -v its vectors end the output */

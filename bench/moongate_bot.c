@@ -1,0 +1,518 @@
+/*
+ * moongate_bot.c - moongate-bot: many client sessions in one process and
+ * one libev loop, against a running server that echoes reliable messages.
+ *
+ *   moongate-bot --server udp://127.0.0.1:7777 --clients 1000 --rate 20
+ *                --seconds 10 --mode echo [--size 32] [--server-pid PID]
+ *                [--connect-rate 500]
+ *
+ * Phases, each bounded in time:
+ *   connect  clients connect at --connect-rate per second; the phase ends
+ *            when every client is open or has failed (at most the ramp
+ *            plus 15 s);
+ *   run      --seconds of traffic: every open client sends --rate reliable
+ *            messages per second. One 1 ms tick walks the clients round
+ *            robin, so the sends are spread evenly, not in bursts;
+ *   drain    up to 2 s for the echoes still on the way;
+ *   close    every client closes gracefully; up to 2 s for the CLOSEs.
+ *
+ * A message is idx u32 | seq u32 | sent_us u64 | filler up to --size. The
+ * echo is checked: its client index, a seq never seen before (dup) and
+ * not older than one already seen (out of order), and the latency goes
+ * into a log-linear histogram (1 us resolution below 64 us, 1/32 of the
+ * value above). Each client is polled when its fd is readable and when
+ * mgclient_check says so (one libev timer per client).
+ *
+ * Output: progress on stderr each second, then
+ *   RESULT clients=... sent=... received=... lost=... dup=... p50_ms=...
+ *          p99_ms=... max_ms=... connected=... failed=... [server_cpu=...]
+ *          bot_cpu=... ooo=... closed=... transport=... rate=... seconds=...
+ * server_cpu and bot_cpu are fractions of one core over the run phase
+ * (utime + stime from /proc/PID/stat). Exit 0 on a clean run, 1 when a
+ * message was lost, duplicated or out of order, or a connect failed.
+ */
+#include <ev.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/resource.h>
+
+#include "client.h"
+
+#define HDR 16           /* idx u32 | seq u32 | sent_us u64 */
+#define TICK 0.001       /* the send and connect tick, seconds */
+#define DRAIN_US 2000000
+#define CLOSE_US 2000000
+#define NBUCKET 2048
+
+struct bot {
+	mgclient_t *c;
+	int idx, fd;
+	int open, done;      /* OPEN seen; CLOSE seen (or connect failed) */
+	uint64_t due;        /* when tm fires */
+	ev_io io;
+	ev_timer tm;
+	uint32_t seq;        /* next to send */
+	int64_t top;         /* highest seq received, -1 before any */
+	uint8_t *seen;       /* bit per seq received */
+	size_t seen_bytes;
+};
+
+static struct {
+	const char *server;
+	int clients, size, connect_rate;
+	double rate, seconds;
+	int server_pid;
+} opt = { NULL, 10, 32, 500, 20, 10, 0 };
+
+enum { CONNECT, RUN, DRAIN, CLOSE, END };
+
+static struct ev_loop *loop;
+static struct bot *bots;
+static int phase = CONNECT;
+static uint64_t phase_start, phase_deadline, last_progress;
+static int started;          /* clients whose connect was attempted */
+static uint64_t issued;      /* send slots walked in the run phase */
+static uint64_t sent, received, dups, ooo, bad, send_err, dgrams;
+static int connected, failed, closed_early, done_count;
+static uint64_t hist[NBUCKET], lat_max;
+static uint8_t *msg;
+
+static int
+bucket(uint64_t v)
+{
+	if (v < 64)
+		return (int)v;
+	int e = 63 - __builtin_clzll(v) - 5;
+	int b = 32 * e + (int)(v >> e);
+	return b < NBUCKET ? b : NBUCKET - 1;
+}
+
+/* The largest value in bucket b. */
+static uint64_t
+bucket_top(int b)
+{
+	if (b < 64)
+		return (uint64_t)b;
+	int e = b / 32 - 1;
+	return ((uint64_t)(b - 32 * e + 1) << e) - 1;
+}
+
+static double
+percentile_ms(double p)
+{
+	uint64_t n = 0, want;
+	for (int i = 0; i < NBUCKET; i++)
+		n += hist[i];
+	if (n == 0)
+		return 0;
+	want = (uint64_t)ceil(p * (double)n);
+	if (want == 0)
+		want = 1;
+	uint64_t acc = 0;
+	for (int i = 0; i < NBUCKET; i++) {
+		acc += hist[i];
+		if (acc >= want) {
+			uint64_t v = bucket_top(i);
+			return (v < lat_max ? v : lat_max) / 1000.0;
+		}
+	}
+	return lat_max / 1000.0;
+}
+
+/* utime + stime of pid in clock ticks, or -1. */
+static long long
+cpu_ticks(int pid)
+{
+	char path[64], buf[1024];
+	if (pid > 0)
+		snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	else
+		snprintf(path, sizeof path, "/proc/self/stat");
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')'); /* the name may hold spaces */
+	unsigned long long ut, st;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	                        "%llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+static void
+message(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
+{
+	if (len < HDR || (int)wire_get32(p) != b->idx) {
+		bad++;
+		return;
+	}
+	uint32_t seq = wire_get32(p + 4);
+	uint64_t t = wire_get64(p + 8);
+	if (seq >= b->seq || (size_t)seq / 8 >= b->seen_bytes) {
+		bad++; /* never sent */
+		return;
+	}
+	if (b->seen[seq / 8] & (1u << (seq % 8))) {
+		dups++;
+		return;
+	}
+	b->seen[seq / 8] |= (uint8_t)(1u << (seq % 8));
+	if ((int64_t)seq < b->top)
+		ooo++;
+	else
+		b->top = seq;
+	received++;
+	uint64_t lat = now > t ? now - t : 0;
+	hist[bucket(lat)]++;
+	if (lat > lat_max)
+		lat_max = lat;
+}
+
+static void
+finish(struct bot *b)
+{
+	b->done = 1;
+	done_count++;
+	if (b->fd >= 0)
+		ev_io_stop(loop, &b->io);
+	b->fd = -1;
+	ev_timer_stop(loop, &b->tm);
+}
+
+/* Time the client's timer for mgclient_check; an earlier timer already
+ * armed stays (it re-arms when it fires). */
+static void
+arm(struct bot *b, uint64_t now)
+{
+	uint64_t due = mgclient_check(b->c, now);
+	if (ev_is_active(&b->tm) && due >= b->due)
+		return;
+	b->due = due;
+	ev_timer_stop(loop, &b->tm);
+	ev_timer_set(&b->tm, due > now ? (double)(due - now) / 1e6 : 0, 0);
+	ev_timer_start(loop, &b->tm);
+}
+
+/* Poll one client, take its events, re-arm. */
+static void
+service(struct bot *b)
+{
+	uint64_t now = mgclient_now();
+	mgclient_poll(b->c, now);
+	struct mgclient_event ev;
+	while (!b->done && mgclient_next_event(b->c, &ev)) {
+		switch (ev.type) {
+		case MGCLIENT_OPEN:
+			b->open = 1;
+			connected++;
+			break;
+		case MGCLIENT_MESSAGE:
+			message(b, ev.data, ev.len, now);
+			break;
+		case MGCLIENT_DATAGRAM:
+			dgrams++;
+			break;
+		case MGCLIENT_CLOSE:
+			if (!b->open) {
+				failed++;
+				fprintf(stderr, "bot: client %d: connect failed: %s\n",
+				        b->idx, ev.reason);
+			} else if (phase < CLOSE) {
+				closed_early++;
+				fprintf(stderr, "bot: client %d closed (%d %s%s)\n", b->idx,
+				        ev.code, ev.reason, ev.remote ? ", by the server" : "");
+			}
+			finish(b);
+			break;
+		}
+	}
+	/* the library closes the socket with the session: stop watching it
+	 * before the number can be reused */
+	if (b->fd >= 0 && mgclient_fd(b->c) != b->fd) {
+		ev_io_stop(loop, &b->io);
+		b->fd = -1;
+	}
+	if (!b->done)
+		arm(b, now);
+}
+
+static void
+on_io(struct ev_loop *l, ev_io *w, int revents)
+{
+	(void)l, (void)revents;
+	service(w->data);
+}
+
+static void
+on_timer(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l, (void)revents;
+	service(w->data);
+}
+
+static void
+start_client(struct bot *b)
+{
+	char err[256];
+	b->c = mgclient_connect(opt.server, "bot", 3, NULL, err, sizeof err);
+	if (!b->c) {
+		fprintf(stderr, "bot: client %d: %s\n", b->idx, err);
+		failed++;
+		b->done = 1;
+		done_count++;
+		return;
+	}
+	b->fd = mgclient_fd(b->c);
+	ev_io_init(&b->io, on_io, b->fd, EV_READ);
+	b->io.data = b;
+	ev_timer_init(&b->tm, on_timer, 0, 0);
+	b->tm.data = b;
+	if (b->fd >= 0)
+		ev_io_start(loop, &b->io);
+	arm(b, mgclient_now());
+}
+
+static void
+send_one(struct bot *b, uint64_t now)
+{
+	if ((size_t)b->seq / 8 >= b->seen_bytes) {
+		size_t n = b->seen_bytes ? b->seen_bytes * 2 : 64;
+		uint8_t *p = realloc(b->seen, n);
+		if (!p) {
+			send_err++;
+			return;
+		}
+		memset(p + b->seen_bytes, 0, n - b->seen_bytes);
+		b->seen = p;
+		b->seen_bytes = n;
+	}
+	wire_put32(msg, (uint32_t)b->idx);
+	wire_put32(msg + 4, b->seq);
+	wire_put64(msg + 8, now);
+	int r = mgclient_send(b->c, msg, (size_t)opt.size);
+	if (r < 0) {
+		send_err++;
+		return;
+	}
+	b->seq++;
+	sent++;
+	arm(b, now);
+}
+
+static void
+progress(uint64_t now)
+{
+	static const char *names[] = { "connect", "run", "drain", "close", "end" };
+	fprintf(stderr, "bot: %-7s %5.1fs started=%d connected=%d failed=%d "
+	        "sent=%llu received=%llu\n", names[phase],
+	        (now - phase_start) / 1e6, started, connected, failed,
+	        (unsigned long long)sent, (unsigned long long)received);
+	last_progress = now;
+}
+
+static long long srv_t0, bot_t0;
+static double srv_cpu = -1, bot_cpu = -1;
+
+static void
+next_phase(int p, uint64_t now)
+{
+	if (phase == RUN) {
+		double el = (now - phase_start) / 1e6;
+		double hz = (double)sysconf(_SC_CLK_TCK);
+		long long s1 = opt.server_pid ? cpu_ticks(opt.server_pid) : -1;
+		long long b1 = cpu_ticks(0);
+		if (srv_t0 >= 0 && s1 >= srv_t0)
+			srv_cpu = (s1 - srv_t0) / hz / el;
+		if (bot_t0 >= 0 && b1 >= bot_t0)
+			bot_cpu = (b1 - bot_t0) / hz / el;
+	}
+	phase = p;
+	phase_start = now;
+	progress(now);
+	switch (p) {
+	case RUN:
+		phase_deadline = now + (uint64_t)(opt.seconds * 1e6);
+		srv_t0 = opt.server_pid ? cpu_ticks(opt.server_pid) : -1;
+		bot_t0 = cpu_ticks(0);
+		break;
+	case DRAIN:
+		phase_deadline = now + DRAIN_US;
+		break;
+	case CLOSE:
+		phase_deadline = now + CLOSE_US;
+		for (int i = 0; i < opt.clients; i++)
+			if (!bots[i].done) {
+				mgclient_close(bots[i].c, SESSION_CLOSE_NORMAL, "bot done");
+				service(&bots[i]);
+			}
+		break;
+	case END:
+		ev_break(loop, EVBREAK_ALL);
+		break;
+	}
+}
+
+static void
+on_tick(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l, (void)w, (void)revents;
+	uint64_t now = mgclient_now();
+	switch (phase) {
+	case CONNECT: {
+		int due = (int)((now - phase_start) / 1e6 * opt.connect_rate) + 1;
+		while (started < opt.clients && started < due) {
+			start_client(&bots[started]);
+			started++;
+		}
+		if (started == opt.clients && connected + failed >= opt.clients)
+			next_phase(RUN, now);
+		else if (now >= phase_deadline)
+			next_phase(RUN, now); /* the stragglers count as failed */
+		break;
+	}
+	case RUN: {
+		double el = (now - phase_start) / 1e6;
+		if (el > opt.seconds)
+			el = opt.seconds;
+		uint64_t due = (uint64_t)(el * opt.rate * opt.clients);
+		for (; issued < due; issued++) {
+			struct bot *b = &bots[issued % (uint64_t)opt.clients];
+			if (b->open && !b->done)
+				send_one(b, now);
+		}
+		if (now >= phase_deadline)
+			next_phase(DRAIN, now);
+		break;
+	}
+	case DRAIN:
+		if (received + dups >= sent || now >= phase_deadline)
+			next_phase(CLOSE, now);
+		break;
+	case CLOSE:
+		if (done_count >= opt.clients || now >= phase_deadline)
+			next_phase(END, now);
+		break;
+	}
+	if (phase != END && now - last_progress >= 1000000)
+		progress(now);
+}
+
+static int
+usage(void)
+{
+	fprintf(stderr,
+	        "usage: moongate-bot --server udp://HOST:PORT|tcp://HOST:PORT\n"
+	        "       [--clients N] [--rate MSGS_PER_S] [--seconds S] "
+	        "[--mode echo]\n"
+	        "       [--size BYTES] [--server-pid PID] [--connect-rate N]\n");
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (i + 1 >= argc)
+			return usage();
+		const char *v = argv[++i];
+		if (!strcmp(a, "--server"))
+			opt.server = v;
+		else if (!strcmp(a, "--clients"))
+			opt.clients = atoi(v);
+		else if (!strcmp(a, "--rate"))
+			opt.rate = atof(v);
+		else if (!strcmp(a, "--seconds"))
+			opt.seconds = atof(v);
+		else if (!strcmp(a, "--mode")) {
+			if (strcmp(v, "echo")) {
+				fprintf(stderr, "moongate-bot: only --mode echo\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--size"))
+			opt.size = atoi(v);
+		else if (!strcmp(a, "--server-pid"))
+			opt.server_pid = atoi(v);
+		else if (!strcmp(a, "--connect-rate"))
+			opt.connect_rate = atoi(v);
+		else
+			return usage();
+	}
+	if (!opt.server || opt.clients < 1 || opt.clients > 1000000 ||
+	    opt.rate < 0 || opt.rate > 100000 || !(opt.seconds > 0) ||
+	    opt.seconds > 86400 || opt.size < HDR || opt.size > 65536 ||
+	    opt.connect_rate < 1)
+		return usage();
+
+	/* a socket per client */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	bots = calloc((size_t)opt.clients, sizeof *bots);
+	msg = calloc(1, (size_t)opt.size);
+	loop = ev_loop_new(EVFLAG_AUTO);
+	if (!bots || !msg || !loop) {
+		fprintf(stderr, "moongate-bot: out of memory\n");
+		return 1;
+	}
+	for (int i = HDR; i < opt.size; i++)
+		msg[i] = (uint8_t)i;
+	for (int i = 0; i < opt.clients; i++) {
+		bots[i].idx = i;
+		bots[i].fd = -1;
+		bots[i].top = -1;
+	}
+
+	uint64_t now = mgclient_now();
+	phase_start = last_progress = now;
+	phase_deadline = now + (uint64_t)((double)opt.clients / opt.connect_rate *
+	                                  1e6) + 15000000;
+	ev_timer tick;
+	ev_timer_init(&tick, on_tick, 0, TICK);
+	ev_timer_start(loop, &tick);
+	ev_run(loop, 0);
+
+	uint64_t lost = sent > received ? sent - received : 0;
+	int open_left = 0;
+	for (int i = 0; i < opt.clients; i++) {
+		if (bots[i].c && !bots[i].done)
+			open_left++;
+		if (bots[i].c && !bots[i].open && !bots[i].done)
+			failed++; /* never opened, never closed: timed out here */
+		mgclient_release(bots[i].c);
+		free(bots[i].seen);
+	}
+	if (open_left)
+		fprintf(stderr, "bot: %d clients did not finish closing\n", open_left);
+	if (send_err || bad)
+		fprintf(stderr, "bot: send errors %llu, bad echoes %llu\n",
+		        (unsigned long long)send_err, (unsigned long long)bad);
+
+	printf("RESULT clients=%d sent=%llu received=%llu lost=%llu dup=%llu "
+	       "p50_ms=%.3f p99_ms=%.3f max_ms=%.3f connected=%d failed=%d",
+	       opt.clients, (unsigned long long)sent, (unsigned long long)received,
+	       (unsigned long long)lost, (unsigned long long)dups,
+	       percentile_ms(0.50), percentile_ms(0.99), lat_max / 1000.0,
+	       connected, failed);
+	if (opt.server_pid)
+		printf(" server_cpu=%.2f", srv_cpu);
+	printf(" bot_cpu=%.2f ooo=%llu closed=%d transport=%.3s rate=%g "
+	       "seconds=%g\n", bot_cpu, (unsigned long long)ooo, closed_early,
+	       opt.server, opt.rate, opt.seconds);
+	ev_loop_destroy(loop);
+	free(bots);
+	free(msg);
+	return lost || dups || ooo || bad || failed || closed_early ? 1 : 0;
+}
