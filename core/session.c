@@ -830,6 +830,12 @@ session_update(session_t *s, uint64_t now)
 		session_close(s, SESSION_CLOSE_DEAD, "dead link", 0, now);
 		return s->state;
 	}
+	if (s->keyed && s->tx_pn >= UINT32_MAX - 1024) {
+		/* pn never wraps (a nonce must not repeat under one key): 49 days
+		 * at a packet per millisecond, then a new session. */
+		finish(s, SESSION_CLOSE_PROTOCOL, "packet numbers exhausted", 0);
+		return s->state;
+	}
 	if (s->state == SESSION_OPEN && s->role != RAW && now >= s->next_ping)
 		send_ping(s, now);
 	if (s->state == SESSION_CLOSING) {
