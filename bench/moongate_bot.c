@@ -4,7 +4,7 @@
  *
  *   moongate-bot --server udp://127.0.0.1:7777 --clients 1000 --rate 20
  *                --seconds 10 --mode echo [--size 32] [--server-pid PID]
- *                [--connect-rate 500]
+ *                [--connect-rate 500] [--window W]
  *
  * Phases, each bounded in time:
  *   connect  clients connect at --connect-rate per second; the phase ends
@@ -12,7 +12,11 @@
  *            plus 15 s);
  *   run      --seconds of traffic: every open client sends --rate reliable
  *            messages per second. One 1 ms tick walks the clients round
- *            robin, so the sends are spread evenly, not in bursts;
+ *            robin, so the sends are spread evenly, not in bursts.
+ *            --rate 0: the clients connect and stay idle (heartbeats
+ *            only) for --seconds. --window W (saturating mode, --rate
+ *            ignored): each client keeps W messages in flight, sending
+ *            the next one as soon as an echo arrives;
  *   drain    up to 2 s for the echoes still on the way;
  *   close    every client closes gracefully; up to 2 s for the CLOSEs.
  *
@@ -27,8 +31,12 @@
  *   RESULT clients=... sent=... received=... lost=... dup=... p50_ms=...
  *          p99_ms=... max_ms=... connected=... failed=... [server_cpu=...]
  *          bot_cpu=... ooo=... closed=... transport=... rate=... seconds=...
+ *          window=... rtt_per_s=... [server_rss_before_kb=... server_rss_kb=...]
  * server_cpu and bot_cpu are fractions of one core over the run phase
- * (utime + stime from /proc/PID/stat). Exit 0 on a clean run, 1 when a
+ * (utime + stime from /proc/PID/stat). rtt_per_s: echoes received during
+ * the run phase / its length. server_rss_before_kb: the server's VmRSS
+ * before the first connect; server_rss_kb: at the end of the run phase,
+ * every client still connected. Exit 0 on a clean run, 1 when a
  * message was lost, duplicated or out of order, or a connect failed.
  */
 #include <ev.h>
@@ -67,7 +75,8 @@ static struct {
 	int clients, size, connect_rate;
 	double rate, seconds;
 	int server_pid;
-} opt = { NULL, 10, 32, 500, 20, 10, 0 };
+	int window;
+} opt = { NULL, 10, 32, 500, 20, 10, 0, 0 };
 
 enum { CONNECT, RUN, DRAIN, CLOSE, END };
 
@@ -81,6 +90,28 @@ static uint64_t sent, received, dups, ooo, bad, send_err, dgrams;
 static int connected, failed, closed_early, done_count;
 static uint64_t hist[NBUCKET], lat_max;
 static uint8_t *msg;
+static uint64_t run_recv0, run_recv;   /* received at the run's start, in it */
+static double run_el;                  /* length of the run phase, s */
+static long rss_before = -1, rss_run = -1; /* server VmRSS, kB */
+
+/* VmRSS of pid in kB, or -1. */
+static long
+rss_kb(int pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmRSS:", 6)) {
+			kb = atol(line + 6);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
 
 static int
 bucket(uint64_t v)
@@ -202,12 +233,15 @@ arm(struct bot *b, uint64_t now)
 }
 
 /* Poll one client, take its events, re-arm. */
+static void send_one(struct bot *b, uint64_t now);
+
 static void
 service(struct bot *b)
 {
 	uint64_t now = mgclient_now();
 	mgclient_poll(b->c, now);
 	struct mgclient_event ev;
+	uint64_t r0 = received;
 	while (!b->done && mgclient_next_event(b->c, &ev)) {
 		switch (ev.type) {
 		case MGCLIENT_OPEN:
@@ -234,6 +268,10 @@ service(struct bot *b)
 			break;
 		}
 	}
+	/* --window: one new message per echo, while the run lasts */
+	if (opt.window > 0 && phase == RUN && !b->done && b->open)
+		for (uint64_t k = received - r0; k > 0; k--)
+			send_one(b, now);
 	/* the library closes the socket with the session: stop watching it
 	 * before the number can be reused */
 	if (b->fd >= 0 && mgclient_fd(b->c) != b->fd) {
@@ -326,6 +364,10 @@ next_phase(int p, uint64_t now)
 {
 	if (phase == RUN) {
 		double el = (now - phase_start) / 1e6;
+		run_el = el;
+		run_recv = received - run_recv0;
+		if (opt.server_pid)
+			rss_run = rss_kb(opt.server_pid);
 		double hz = (double)sysconf(_SC_CLK_TCK);
 		long long s1 = opt.server_pid ? cpu_ticks(opt.server_pid) : -1;
 		long long b1 = cpu_ticks(0);
@@ -342,6 +384,12 @@ next_phase(int p, uint64_t now)
 		phase_deadline = now + (uint64_t)(opt.seconds * 1e6);
 		srv_t0 = opt.server_pid ? cpu_ticks(opt.server_pid) : -1;
 		bot_t0 = cpu_ticks(0);
+		run_recv0 = received;
+		if (opt.window > 0) /* fill every window */
+			for (int i = 0; i < opt.clients; i++)
+				for (int k = 0; k < opt.window; k++)
+					if (bots[i].open && !bots[i].done)
+						send_one(&bots[i], now);
 		break;
 	case DRAIN:
 		phase_deadline = now + DRAIN_US;
@@ -382,7 +430,8 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 		double el = (now - phase_start) / 1e6;
 		if (el > opt.seconds)
 			el = opt.seconds;
-		uint64_t due = (uint64_t)(el * opt.rate * opt.clients);
+		uint64_t due = opt.window > 0 ? 0 :
+		               (uint64_t)(el * opt.rate * opt.clients);
 		for (; issued < due; issued++) {
 			struct bot *b = &bots[issued % (uint64_t)opt.clients];
 			if (b->open && !b->done)
@@ -412,7 +461,8 @@ usage(void)
 	        "usage: moongate-bot --server udp://HOST:PORT|tcp://HOST:PORT\n"
 	        "       [--clients N] [--rate MSGS_PER_S] [--seconds S] "
 	        "[--mode echo]\n"
-	        "       [--size BYTES] [--server-pid PID] [--connect-rate N]\n");
+	        "       [--size BYTES] [--server-pid PID] [--connect-rate N]\n"
+	        "       [--window W]\n");
 	return 2;
 }
 
@@ -443,13 +493,15 @@ main(int argc, char **argv)
 			opt.server_pid = atoi(v);
 		else if (!strcmp(a, "--connect-rate"))
 			opt.connect_rate = atoi(v);
+		else if (!strcmp(a, "--window"))
+			opt.window = atoi(v);
 		else
 			return usage();
 	}
 	if (!opt.server || opt.clients < 1 || opt.clients > 1000000 ||
 	    opt.rate < 0 || opt.rate > 100000 || !(opt.seconds > 0) ||
 	    opt.seconds > 86400 || opt.size < HDR || opt.size > 65536 ||
-	    opt.connect_rate < 1)
+	    opt.connect_rate < 1 || opt.window < 0 || opt.window > 4096)
 		return usage();
 
 	/* a socket per client */
@@ -475,6 +527,8 @@ main(int argc, char **argv)
 		bots[i].top = -1;
 	}
 
+	if (opt.server_pid)
+		rss_before = rss_kb(opt.server_pid);
 	uint64_t now = mgclient_now();
 	phase_start = last_progress = now;
 	phase_deadline = now + (uint64_t)((double)opt.clients / opt.connect_rate *
@@ -509,8 +563,13 @@ main(int argc, char **argv)
 	if (opt.server_pid)
 		printf(" server_cpu=%.2f", srv_cpu);
 	printf(" bot_cpu=%.2f ooo=%llu closed=%d transport=%.3s rate=%g "
-	       "seconds=%g\n", bot_cpu, (unsigned long long)ooo, closed_early,
-	       opt.server, opt.rate, opt.seconds);
+	       "seconds=%g window=%d rtt_per_s=%.0f", bot_cpu,
+	       (unsigned long long)ooo, closed_early, opt.server, opt.rate,
+	       opt.seconds, opt.window, run_el > 0 ? run_recv / run_el : 0);
+	if (opt.server_pid)
+		printf(" server_rss_before_kb=%ld server_rss_kb=%ld", rss_before,
+		       rss_run);
+	printf("\n");
 	ev_loop_destroy(loop);
 	free(bots);
 	free(msg);

@@ -633,7 +633,7 @@ gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
 	enter(g);
 	/* Closing may unlink entries: walk a snapshot of the heap. */
 	uint32_t n = g->nheap;
-	struct entry **list = malloc((n ? n : 1) * sizeof *list);
+	struct entry **list = n ? malloc(n * sizeof *list) : NULL;
 	if (list) {
 		memcpy(list, g->heap, n * sizeof *list);
 		for (uint32_t i = 0; i < n; i++) {
