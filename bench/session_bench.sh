@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# session_bench.sh - the session layer's figures (docs/BENCHMARKS.md,
+# "Sessions (issue 3)"): bare UDP echo, saturated session round trips with
+# batching on and off, 2000 sessions at 20 Hz, the largest session count
+# that holds p99 < 5 ms at 20 Hz, memory per idle session.
+#
+#   bench/session_bench.sh            # full: 3 runs per figure, medians
+#   QUICK=1 bench/session_bench.sh    # 1 run each, shorter, fewer counts
+#   BUILD=build COUNTS="3000 4000" bench/session_bench.sh
+#
+# The server is pinned to CPU 0, the bot to CPU 1 (udp_echo pins itself
+# the same way). Every run is bounded by timeout(1); everything started
+# here is killed on exit. Needs 2 CPUs.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	RUNS=1; ECHO_S=2; SAT_S=3; LOAD_S=5; SCALE_S=5
+	COUNTS=${COUNTS:-"4000 5000"}; IDLE=${IDLE:-"2000"}
+else
+	RUNS=3; ECHO_S=5; SAT_S=5; LOAD_S=10; SCALE_S=10
+	COUNTS=${COUNTS:-"3000 4000 4500 5000 6000"}; IDLE=${IDLE:-"2000 5000"}
+fi
+CLIENTS_SAT=${CLIENTS_SAT:-100}
+WINDOW=${WINDOW:-16}
+# 3b: the server's socket buffers (net.rcvbuf=0, the system's 208 KiB,
+# overflows above ~2000 sessions at 20 Hz: KCP retransmits, p99 > 100 ms)
+BUF=${BUF:-4194304}
+
+for b in moongate moongate-bot udp_echo; do
+	[ -x "$BUILD/$b" ] || { echo "session_bench: $BUILD/$b missing (cmake --build $BUILD --target moongate moongate_bot udp_echo)" >&2; exit 1; }
+done
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+TMP=$(mktemp -d)
+SRV_PID=
+cleanup() {
+	if [ -n "$SRV_PID" ]; then
+		kill "$SRV_PID" 2>/dev/null || true
+		wait "$SRV_PID" 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_server [--set K=V ...]: sets SRV_PID, UDP_PORT, TCP_PORT
+start_server() {
+	: >"$TMP/srv.out"
+	taskset -c 0 "$BUILD/moongate" --listen udp://127.0.0.1:0 \
+		--listen tcp://127.0.0.1:0 --set log_level=warn \
+		--set net.max_conns=20000 "$@" >"$TMP/srv.out" 2>"$TMP/srv.err" &
+	SRV_PID=$!
+	for _ in $(seq 50); do
+		grep -q '^moongate: ready' "$TMP/srv.out" && break
+		sleep 0.1
+	done
+	grep -q '^moongate: ready' "$TMP/srv.out" || { echo "session_bench: server did not start" >&2; cat "$TMP/srv.err" >&2; exit 1; }
+	UDP_PORT=$(awk '/listening udp/ {print $5}' "$TMP/srv.out")
+	TCP_PORT=$(awk '/listening tcp/ {print $5}' "$TMP/srv.out")
+}
+
+stop_server() {
+	kill "$SRV_PID" 2>/dev/null || true
+	timeout 10 tail --pid="$SRV_PID" -f /dev/null 2>/dev/null || kill -9 "$SRV_PID" 2>/dev/null || true
+	wait "$SRV_PID" 2>/dev/null || true
+	SRV_PID=
+}
+
+# bot SECONDS_BOUND ARGS...: one bounded bot run, prints its RESULT line
+bot() {
+	local bound=$1; shift
+	timeout -k 5 "$bound" taskset -c 1 "$BUILD/moongate-bot" \
+		--server-pid "$SRV_PID" "$@" 2>"$TMP/bot.err" | grep '^RESULT' || {
+		echo "RESULT none (bot failed or timed out; last stderr line: $(tail -1 "$TMP/bot.err"))"
+	}
+}
+
+# median KEY: of KEY=value over the RESULT lines on stdin
+median() {
+	grep -o " $1=[0-9.]*" | cut -d= -f2 | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'
+}
+
+field() { grep -o " $1=[-0-9.]*" | head -1 | cut -d= -f2; }
+
+echo "== 1. bare UDP echo (udp_echo pins server to CPU 0, client to CPU 1)"
+for batch in 32 1; do
+	: >"$TMP/echo"
+	for _ in $(seq "$RUNS"); do
+		timeout -k 5 $((ECHO_S + 30)) "$BUILD/udp_echo" --seconds "$ECHO_S" --batch "$batch" | grep '^RESULT' | tee -a "$TMP/echo"
+	done
+	m=$(median rtt_per_s <"$TMP/echo")
+	echo "MEDIAN udp_echo batch=$batch rtt_per_s=$m"
+	[ "$batch" = 32 ] && ECHO32=$m
+	[ "$batch" = 1 ] && ECHO1=$m
+done
+
+echo "== 2. saturated sessions: $CLIENTS_SAT clients, window $WINDOW, UDP"
+for batch in 32 1; do
+	: >"$TMP/sat"
+	for _ in $(seq "$RUNS"); do
+		start_server --set net.batch="$batch"
+		bot $((SAT_S + 40)) --server udp://127.0.0.1:"$UDP_PORT" \
+			--clients "$CLIENTS_SAT" --window "$WINDOW" --seconds "$SAT_S" | tee -a "$TMP/sat"
+		stop_server
+	done
+	m=$(median rtt_per_s <"$TMP/sat")
+	echo "MEDIAN sessions net.batch=$batch rtt_per_s=$m server_cpu=$(median server_cpu <"$TMP/sat") bot_cpu=$(median bot_cpu <"$TMP/sat")"
+	[ "$batch" = 32 ] && SAT32=$m
+	[ "$batch" = 1 ] && SAT1=$m
+done
+awk -v s="$SAT32" -v e="$ECHO32" 'BEGIN { printf "RATIO sessions/bare (batch 32) = %.1f%% (target >= 40%%)\n", 100 * s / e }'
+awk -v s="$SAT1" -v e="$ECHO1" 'BEGIN { printf "RATIO sessions/bare (batch 1)  = %.1f%%\n", 100 * s / e }'
+
+echo "== 3. 2000 sessions at 20 Hz for ${LOAD_S} s (targets: server_cpu < 0.50, p99 < 5 ms, lost 0)"
+: >"$TMP/load"
+for _ in $(seq "$RUNS"); do
+	start_server
+	bot $((LOAD_S + 60)) --server udp://127.0.0.1:"$UDP_PORT" --clients 2000 \
+		--rate 20 --seconds "$LOAD_S" --connect-rate 2000 | tee -a "$TMP/load"
+	stop_server
+done
+echo "MEDIAN 2000@20Hz udp server_cpu=$(median server_cpu <"$TMP/load") p99_ms=$(median p99_ms <"$TMP/load") lost_max=$(grep -o ' lost=[0-9]*' "$TMP/load" | cut -d= -f2 | sort -n | tail -1)"
+start_server
+bot $((LOAD_S + 60)) --server tcp://127.0.0.1:"$TCP_PORT" --clients 2000 \
+	--rate 20 --seconds "$LOAD_S" --connect-rate 2000
+stop_server
+
+echo "== 3b. scaling at 20 Hz, UDP, ${SCALE_S} s each, net.rcvbuf=net.sndbuf=$BUF: largest count with p99 < 5 ms and lost 0"
+best=2000
+for n in $COUNTS; do
+	start_server --set net.rcvbuf="$BUF" --set net.sndbuf="$BUF"
+	line=$(bot $((SCALE_S + 60)) --server udp://127.0.0.1:"$UDP_PORT" --clients "$n" \
+		--rate 20 --seconds "$SCALE_S" --connect-rate 4000)
+	stop_server
+	echo "$line"
+	p99=$(echo "$line" | field p99_ms); lost=$(echo "$line" | field lost)
+	fail=$(echo "$line" | field failed)
+	if [ -n "$p99" ] && awk -v p="$p99" 'BEGIN { exit !(p < 5) }' && [ "$lost" = 0 ] && [ "$fail" = 0 ]; then
+		best=$n
+	else
+		echo "($n misses the target)"
+		break
+	fi
+done
+echo "LARGEST at 20 Hz with p99 < 5 ms, lost 0: $best sessions (of: 2000 $COUNTS)"
+
+echo "== 4. memory per idle session (server VmRSS before and with N idle sessions)"
+for n in $IDLE; do
+	start_server
+	line=$(bot 90 --server udp://127.0.0.1:"$UDP_PORT" --clients "$n" --rate 0 \
+		--seconds 3 --connect-rate 4000)
+	stop_server
+	echo "$line"
+	b=$(echo "$line" | field server_rss_before_kb); a=$(echo "$line" | field server_rss_kb)
+	awk -v a="$a" -v b="$b" -v n="$n" 'BEGIN { printf "IDLE sessions=%d rss_before_kb=%d rss_kb=%d bytes_per_session=%.0f (target < 4096)\n", n, b, a, (a - b) * 1024 / n }'
+done
