@@ -153,12 +153,10 @@ wire_open(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
 		return WIRE_EAUTH;
 	tag = b + blen;
 	make_nonce(n, hd.pn);
-	/* m == NULL only verifies. libsodium clears m when the tag fails, so
-	 * decrypting in place without verifying first would wipe pkt. */
+	/* One pass: the tag is checked before plaintext is written; when it
+	 * fails libsodium clears the body, which the caller drops anyway. */
 	if (encrypt) {
 		if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-		        NULL, NULL, b, blen, tag, pkt, WIRE_HDR, n, key) != 0 ||
-		    crypto_aead_chacha20poly1305_ietf_decrypt_detached(
 		        b, NULL, b, blen, tag, pkt, WIRE_HDR, n, key) != 0)
 			return WIRE_EAUTH;
 	} else {

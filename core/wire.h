@@ -162,11 +162,13 @@ int wire_seal(uint8_t *out, size_t cap, uint8_t type, uint32_t sid,
               uint32_t pn, const uint8_t *body, size_t blen,
               const uint8_t key[WIRE_KEY], int encrypt);
 
-/* Verify (and decrypt, in place) a session packet. On success fills h,
+/* Verify and decrypt, in place and in one pass (libsodium checks the tag
+ * before it writes plaintext), a session packet. On success fills h,
  * points *body at pkt + WIRE_HDR and returns the body length (h and body
- * may be NULL); on failure (WIRE_ETRUNC, WIRE_ETYPE, WIRE_EAUTH; pn 0 is
- * WIRE_EAUTH) pkt is untouched: the tag is verified before a byte is
- * decrypted. encrypt must match the sender's, or the tag fails. */
+ * may be NULL). On failure (WIRE_ETRUNC, WIRE_ETYPE, WIRE_EAUTH; pn 0 is
+ * WIRE_EAUTH) the header is untouched, but an encrypted body may have been
+ * cleared: drop the packet. encrypt must match the sender's, or the tag
+ * fails. */
 int wire_open(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
               int encrypt, struct wire_hdr *h, uint8_t **body);
 
