@@ -262,117 +262,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifdef FUZZ_REPLAY_MAIN
 /*
- * Replay driver: fuzz_wire_replay [--mutations N] FILE|DIR...
- * Runs each file (each regular file of each DIR, in name order), then N
- * deterministic mutations of it. Fails if there was nothing to run.
- * fuzz_wire_replay --seeds DIR writes the seed corpus into DIR.
+ * Replay driver (test/fuzz/replay.h): fuzz_wire_replay [--mutations N]
+ * FILE|DIR...; fuzz_wire_replay --seeds DIR writes the seed corpus into
+ * DIR. Most mutations keep the mode byte: the seeds' mode is the point.
  */
-#include <dirent.h>
-#include <sys/stat.h>
-
-static unsigned long nfiles, nruns;
-static char wherebuf[4200];
-
-static uint64_t
-xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-static void
-run_file(const char *path, long mutations)
-{
-	static unsigned char buf[1 << 16], mut[1 << 16];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-	long m;
-
-	if (!f) {
-		perror(path);
-		exit(1);
-	}
-	n = fread(buf, 1, sizeof buf, f);
-	fclose(f);
-	snprintf(wherebuf, sizeof wherebuf, "in %s", path);
-	where = wherebuf;
-	LLVMFuzzerTestOneInput(buf, n);
-	nfiles++;
-	nruns++;
-
-	uint64_t seed = 0x9e3779b97f4a7c15ull ^ n;
-	for (m = 0; m < mutations && n > 0; m++) {
-		size_t len = n, k, edits;
-		memcpy(mut, buf, n);
-		edits = 1 + xorshift(&seed) % 4;
-		for (k = 0; k < edits; k++) {
-			uint64_t r = xorshift(&seed);
-			size_t pos = (size_t)(r >> 8) % len;
-			switch (r & 3) {
-			case 0: mut[pos] ^= (unsigned char)(1u << ((r >> 4) & 7)); break;
-			case 1: mut[pos] = (unsigned char)(r >> 40); break;
-			case 2: if (pos > 1) len = pos; break; /* truncate */
-			case 3: mut[pos] = (unsigned char)(mut[pos] + 1); break;
-			}
-		}
-		/* keep the mode byte in most runs: the seeds' mode is the point */
-		if ((m & 7) != 0)
-			mut[0] = buf[0];
-		snprintf(wherebuf, sizeof wherebuf, "in mutation %ld of %s",
-		         m, path);
-		LLVMFuzzerTestOneInput(mut, len);
-		nruns++;
-	}
-	where = "";
-}
-
-static int
-cmpstr(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void
-run_dir(const char *dir, long mutations)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char **names = NULL;
-	size_t n = 0, cap = 0, i;
-
-	if (!d) {
-		perror(dir);
-		exit(1);
-	}
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			names = realloc(names, cap * sizeof *names);
-			if (!names)
-				abort();
-		}
-		size_t len = strlen(dir) + strlen(e->d_name) + 2;
-		names[n] = malloc(len);
-		if (!names[n])
-			abort();
-		snprintf(names[n++], len, "%s/%s", dir, e->d_name);
-	}
-	closedir(d);
-	if (n)
-		qsort(names, n, sizeof *names, cmpstr);
-	for (i = 0; i < n; i++) {
-		struct stat sb;
-		if (stat(names[i], &sb) == 0 && S_ISREG(sb.st_mode))
-			run_file(names[i], mutations);
-		free(names[i]);
-	}
-	free(names);
-}
+#define FUZZ_FIXUP(mut, buf, m) do { if (((m) & 7) != 0) (mut)[0] = (buf)[0]; } while (0)
+#include "replay.h"
 
 /* ---- the seed corpus: one valid packet of each type, two replay runs ---- */
 
@@ -479,35 +374,10 @@ write_seeds(const char *dir)
 int
 main(int argc, char **argv)
 {
-	long mutations = 0;
-	int i;
-
 	if (argc == 3 && !strcmp(argv[1], "--seeds")) {
 		write_seeds(argv[2]);
 		return 0;
 	}
-	for (i = 1; i < argc; i++) {
-		struct stat sb;
-		if (!strcmp(argv[i], "--mutations") && i + 1 < argc) {
-			mutations = strtol(argv[++i], NULL, 10);
-			continue;
-		}
-		if (stat(argv[i], &sb) != 0) {
-			perror(argv[i]);
-			return 1;
-		}
-		if (S_ISDIR(sb.st_mode))
-			run_dir(argv[i], mutations);
-		else
-			run_file(argv[i], mutations);
-	}
-	if (nfiles == 0) {
-		fprintf(stderr, "usage: %s [--mutations N] FILE|DIR...: "
-		        "no input file found\n", argv[0]);
-		return 1;
-	}
-	printf("fuzz_wire: %lu inputs (%lu files, %lu mutations) ran clean\n",
-	       nruns, nfiles, nruns - nfiles);
-	return 0;
+	return fuzz_replay_main(argc, argv, "fuzz_wire");
 }
 #endif
