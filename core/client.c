@@ -75,6 +75,7 @@ mgclient_options_default(struct mgclient_options *o)
 {
 	memset(o, 0, sizeof *o);
 	session_config_default(&o->session);
+	o->session.ack_delay = 1;
 	o->frame_max = 65535;
 	o->event_queue_max = 65536;
 	o->buffer_max = 4 << 20;

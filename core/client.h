@@ -19,6 +19,11 @@
  * frames (len u16 LE | packet). Sends made between polls leave at once
  * (datagrams) or when the socket takes them (TCP).
  *
+ * Acknowledgements of what poll received wait for the game's next send and
+ * ride on it, or leave at the next KCP interval flush (10 ms, run by poll)
+ * when the game sends nothing: an answer costs one packet instead of two.
+ * opts->session.ack_delay = 0 sends every ack at once.
+ *
  * Errors: 0 or a length on success, negative SESSION_E* codes otherwise
  * (session.h); connect fills err.
  */

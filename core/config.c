@@ -43,8 +43,6 @@ static const struct key keys[] = {
 	{ "kcp.sndwnd", INT, S(sndwnd), 1, 65535, "send window, segments" },
 	{ "kcp.rcvwnd", INT, S(rcvwnd), 1, 65535, "receive window, segments (at least 128)" },
 	{ "kcp.deadlink", INT, S(deadlink), 2, 1000, "sends of one segment before the link is dead" },
-	{ "encrypt.udp", INT, G(encrypt_udp), 0, 1, "encrypt session bodies on UDP (0: authenticate only)" },
-	{ "encrypt.tcp", INT, G(encrypt_tcp), 0, 1, "encrypt session bodies on TCP (0: authenticate only)" },
 	{ "gate.max_sessions", INT, G(max_sessions), 1, 10000000, "sessions at once; more are refused (\"server full\")" },
 	{ "gate.cookie_slot_s", INT, G(cookie_slot_s), 1, 3600, "a handshake cookie lives 1..2 slots" },
 	{ "net.batch", INT, N(batch), 1, 1024, "datagrams per recvmmsg/sendmmsg (1: no batching)" },
@@ -60,9 +58,15 @@ static const struct key keys[] = {
 	  "bytes queued to one TCP connection before it closes (\"backpressure\")" },
 	{ "net.close_wait_ms", INT, N(close_wait_ms), 0, 600000, "graceful TCP close: wait this long for the peer's FIN" },
 	{ "net.close_rst", INT, N(close_rst), 0, 1, "1: close TCP connections with a reset instead" },
+	{ "net.hello_timeout_ms", INT, N(hello_timeout_ms), 0, 3600000,
+	  "a TCP connection without a session this long is closed (\"handshake timeout\"; 0: never)" },
 	{ "net.max_conns", INT, N(max_conns), 1, 10000000, "TCP connections at once" },
-	{ "net.rcvbuf", INT, N(rcvbuf), 0, 1 << 30, "SO_RCVBUF (0: the system's)" },
-	{ "net.sndbuf", INT, N(sndbuf), 0, 1 << 30, "SO_SNDBUF (0: the system's)" },
+	{ "net.udp_rcvbuf", INT, N(udp_rcvbuf), 0, 1 << 30,
+	  "SO_RCVBUF of UDP sockets (0: the system's; capped by net.core.rmem_max)" },
+	{ "net.udp_sndbuf", INT, N(udp_sndbuf), 0, 1 << 30,
+	  "SO_SNDBUF of UDP sockets (0: the system's; capped by net.core.wmem_max)" },
+	{ "net.tcp_rcvbuf", INT, N(tcp_rcvbuf), 0, 1 << 30, "SO_RCVBUF of TCP sockets (0: kernel autotuning)" },
+	{ "net.tcp_sndbuf", INT, N(tcp_sndbuf), 0, 1 << 30, "SO_SNDBUF of TCP sockets (0: kernel autotuning)" },
 	{ "log_level", LEVEL, offsetof(struct config, log_level), 0, 3, "error, warn, info or debug" },
 	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,
 	  "on SIGTERM/SIGINT, wait this long for sessions to close" },
@@ -123,6 +127,25 @@ config_listen(struct config *c, const char *url, char *err, size_t errlen)
 	struct config_listen l;
 	memset(&l, 0, sizeof l);
 	const char *rest;
+	char buf[160];
+	const char *q = strchr(url, '?');
+	if (q) { /* options: ?encrypt=0|1 */
+		if (!strcmp(q + 1, "encrypt=0")) {
+			l.plain = 1;
+		} else if (strcmp(q + 1, "encrypt=1")) {
+			snprintf(err, errlen, "listen '%s': unknown option '%s' "
+			         "(known: encrypt=0, encrypt=1)", url, q + 1);
+			return -1;
+		}
+		size_t n = (size_t)(q - url);
+		if (n >= sizeof buf) {
+			snprintf(err, errlen, "listen '%s': too long", url);
+			return -1;
+		}
+		memcpy(buf, url, n);
+		buf[n] = 0;
+		url = buf;
+	}
 	if (!strncmp(url, "udp://", 6)) {
 		l.transport = GATE_UDP;
 		rest = url + 6;
@@ -167,6 +190,12 @@ config_listen(struct config *c, const char *url, char *err, size_t errlen)
 		         CONFIG_LISTEN_MAX);
 		return -1;
 	}
+	if (l.plain && l.raw) {
+		snprintf(err, errlen, "listen '%s': raw KCP has no encryption to turn off", url);
+		return -1;
+	}
+	if (l.plain)
+		c->gate.plain_listeners |= 1u << c->nlisten;
 	c->listen[c->nlisten++] = l;
 	return 0;
 }

@@ -18,6 +18,7 @@
 struct config_listen {
 	int transport; /* GATE_UDP or GATE_TCP */
 	int raw;       /* UDP only: raw KCP, no moongate header */
+	int plain;     /* ?encrypt=0: bodies authenticated, not encrypted */
 	char host[64];
 	int port;
 };

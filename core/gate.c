@@ -52,8 +52,6 @@ gate_config_default(struct gate_config *c)
 	session_config_default(&c->session);
 	c->cookie_slot_s = 10;
 	c->max_sessions = 100000;
-	c->encrypt_udp = 1;
-	c->encrypt_tcp = 1;
 }
 
 /* ---- timer heap ------------------------------------------------------- */
@@ -381,8 +379,8 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 	if (!e)
 		return;
 	struct session_config c = g->cfg.session;
-	c.encrypt = from->transport == GATE_TCP ? g->cfg.encrypt_tcp
-	                                        : g->cfg.encrypt_udp;
+	if (from->listener < 32 && (g->cfg.plain_listeners >> from->listener & 1))
+		c.encrypt = 0;
 	e->s = session_server_create(&c, &session_cb, e, sid, h->pub, now);
 	if (!e->s || map_put(&g->by_pub, pk, e) || heap_add(g, e)) {
 		if (e->s)

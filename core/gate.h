@@ -44,7 +44,8 @@ struct gate_config {
 	int cookie_slot_s;           /* a cookie is valid for 1..2 slots (10) */
 	int max_sessions;            /* sessions, raw ones included (100000) */
 	int max_raw_per_addr;        /* raw KCP sessions per address (4) */
-	int encrypt_udp, encrypt_tcp;/* per transport: encrypt bodies (1, 1) */
+	uint32_t plain_listeners;    /* bit i set: sessions on listener i are
+	                                authenticated only, bodies in clear (0) */
 };
 void gate_config_default(struct gate_config *c);
 

@@ -58,7 +58,8 @@ usage(FILE *f, const char *prog)
 		"options:\n"
 		"  --listen URL     udp://HOST:PORT, tcp://HOST:PORT or raw://HOST:PORT\n"
 		"                   (raw KCP over UDP, unauthenticated); port 0 picks a\n"
-		"                   free one; repeatable\n"
+		"                   free one; repeatable. A ?encrypt=0 suffix: that\n"
+		"                   listener's sessions are authenticated, not encrypted\n"
 		"  --set KEY=VALUE  set one of the keys below; repeatable\n"
 		"  --check          validate the options and CONFIG, then exit\n"
 		"  -h, --help       show this help and exit\n"
@@ -116,10 +117,14 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 	uint64_t now = net_now(sv->net);
 	char where[96];
 	switch (ev->type) {
-	case SESSION_EV_OPEN:
+	case SESSION_EV_OPEN: {
+		const struct gate_path *p = gate_session_path(g, s);
+		if (p && p->transport == GATE_TCP)
+			net_bind(sv->net, p->conn); /* no handshake deadline now */
 		log_info("session %08x open %s", session_id(s),
-		         addr_text(gate_session_path(g, s), where, sizeof where));
+		         addr_text(p, where, sizeof where));
 		break;
+	}
 	case SESSION_EV_MESSAGE:
 		if (session_send(s, ev->data, ev->len, now) == 0)
 			gate_touch(g, s, now);
@@ -203,6 +208,29 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_start(loop, &sv->stop);
 }
 
+/* A UDP buffer the kernel capped drops datagrams under load: say so once. */
+static void
+warn_buffers(struct server *sv)
+{
+	static int told;
+	struct net_stats st;
+	net_stats(sv->net, &st);
+	const struct net_config *k = &sv->cfg.net;
+	if (told)
+		return;
+	if (k->udp_rcvbuf > 0 && st.udp_rcvbuf < k->udp_rcvbuf) {
+		log_warn("UDP receive buffer is %d bytes, net.udp_rcvbuf asks %d: "
+		         "raise sysctl net.core.rmem_max (or run with CAP_NET_ADMIN)",
+		         st.udp_rcvbuf, k->udp_rcvbuf);
+		told = 1;
+	}
+	if (k->udp_sndbuf > 0 && st.udp_sndbuf < k->udp_sndbuf) {
+		log_warn("UDP send buffer is %d bytes, net.udp_sndbuf asks %d: "
+		         "raise sysctl net.core.wmem_max (or run with CAP_NET_ADMIN)",
+		         st.udp_sndbuf, k->udp_sndbuf);
+		told = 1;
+	}
+}
 static int
 serve(struct server *sv)
 {
@@ -235,6 +263,8 @@ serve(struct server *sv)
 		       "tcp" : l->raw ? "raw" : "udp", l->host, port);
 		log_info("listening %s %s:%d", l->transport == GATE_TCP ? "tcp" :
 		         l->raw ? "raw" : "udp", l->host, port);
+		if (l->transport != GATE_TCP)
+			warn_buffers(sv);
 	}
 	printf("moongate: ready\n");
 	fflush(stdout);

@@ -110,6 +110,7 @@ struct net {
 	uint64_t now_us;         /* CLOCK_MONOTONIC, once per loop iteration */
 	struct listener *lis[NET_LISTENERS];
 	int nlis;
+	int udp_rcvbuf, udp_sndbuf; /* granted to the last UDP listener */
 	int udp_pending;         /* listeners with a pending batch may exist */
 	struct batch in;         /* the UDP receive area, shared */
 	/* TCP connections */
@@ -690,6 +691,19 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- TCP listeners ------------------------------------------------------ */
 
+/* No session on this connection within hello_timeout_ms. */
+static void
+hello_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+	(void)loop;
+	(void)revents;
+	if (c->state != CONN_OPEN)
+		return;
+	c->net->st.tcp_hello_timeouts++;
+	doom(c, "handshake timeout", 0);
+}
+
 static void
 conn_open(net_t *n, struct listener *l, int fd,
           const struct sockaddr_storage *a, socklen_t alen)
@@ -720,11 +734,23 @@ conn_open(net_t *n, struct listener *l, int fd,
 	memcpy(&c->path.addr, a, alen);
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
-	ev_init(&c->tm, NULL);
+	ev_init(&c->tm, hello_timer_cb);
 	c->rio.data = c->wio.data = c->tm.data = c;
 	ev_io_start(n->loop, &c->rio);
+	if (n->cfg.hello_timeout_ms > 0) {
+		ev_timer_set(&c->tm, n->cfg.hello_timeout_ms / 1000.0, 0.);
+		ev_timer_start(n->loop, &c->tm);
+	}
 	n->open++;
 	n->st.tcp_accepted++;
+}
+
+void
+net_bind(net_t *n, uint32_t id)
+{
+	struct conn *c = lookup(n, id);
+	if (c && c->state == CONN_OPEN)
+		ev_timer_stop(n->loop, &c->tm);
 }
 
 static void
@@ -826,6 +852,7 @@ net_close(net_t *n, uint32_t conn, int mode)
 		n->closing->prev = c;
 	n->closing = c;
 	n->st.tcp_closing++;
+	ev_timer_stop(n->loop, &c->tm); /* the handshake deadline, if any */
 	ev_set_cb(&c->tm, close_timer_cb);
 	ev_timer_set(&c->tm, n->cfg.close_wait_ms / 1000.0, 0.);
 	ev_timer_start(n->loop, &c->tm);
@@ -918,6 +945,8 @@ net_stats(const net_t *n, struct net_stats *st)
 {
 	*st = n->st;
 	st->tcp_open = n->open;
+	st->udp_rcvbuf = n->udp_rcvbuf;
+	st->udp_sndbuf = n->udp_sndbuf;
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -937,6 +966,9 @@ net_config_default(struct net_config *c)
 	c->close_rst = 0;
 	c->max_conns = 10000;
 	c->dgram_max = 2048;
+	c->hello_timeout_ms = 10000;
+	c->udp_rcvbuf = 4 << 20;
+	c->udp_sndbuf = 4 << 20;
 }
 
 net_t *
@@ -1012,6 +1044,27 @@ net_release(net_t *n)
 	free(n);
 }
 
+/* Ask for a socket buffer of want bytes (0: leave the system's). The
+ * kernel caps the request at net.core.rmem_max/wmem_max; with
+ * CAP_NET_ADMIN the FORCE option goes past the cap. *got: what the kernel
+ * granted, halved as the kernel reports it doubled (its bookkeeping). */
+static int
+set_buffer(int fd, int opt, int force, int want, int *got)
+{
+	if (want <= 0)
+		return 0;
+	if (setsockopt(fd, SOL_SOCKET, opt, &want, sizeof(want)) < 0)
+		return -1;
+	int have = 0;
+	socklen_t len = sizeof(have);
+	if (getsockopt(fd, SOL_SOCKET, opt, &have, &len) == 0 && have / 2 < want &&
+	    setsockopt(fd, SOL_SOCKET, force, &want, sizeof(want)) == 0)
+		getsockopt(fd, SOL_SOCKET, opt, &have, &len);
+	if (got)
+		*got = have / 2;
+	return 0;
+}
+
 /* The socket options of a listener; -1 with err filled. */
 static int
 sock_options(net_t *n, int fd, int family, int transport, char *err,
@@ -1040,11 +1093,14 @@ sock_options(net_t *n, int fd, int family, int transport, char *err,
 	if (k->priority >= 0 && setsockopt(fd, SOL_SOCKET, SO_PRIORITY,
 	                                   &k->priority, sizeof(k->priority)) < 0)
 		return fail(err, errlen, "SO_PRIORITY", errno);
-	if (k->rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &k->rcvbuf,
-	                                sizeof(k->rcvbuf)) < 0)
+	int udp = transport == NET_UDP;
+	if (set_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE,
+	               udp ? k->udp_rcvbuf : k->tcp_rcvbuf,
+	               udp ? &n->udp_rcvbuf : NULL) < 0)
 		return fail(err, errlen, "SO_RCVBUF", errno);
-	if (k->sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &k->sndbuf,
-	                                sizeof(k->sndbuf)) < 0)
+	if (set_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE,
+	               udp ? k->udp_sndbuf : k->tcp_sndbuf,
+	               udp ? &n->udp_sndbuf : NULL) < 0)
 		return fail(err, errlen, "SO_SNDBUF", errno);
 	return 0;
 }

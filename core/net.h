@@ -46,7 +46,13 @@ struct net_config {
 	int close_wait_ms;  /* graceful close: wait this long for EOF (2000) */
 	int close_rst;      /* 1: every server-side close is an RST (0) */
 	int max_conns;      /* TCP connections at once (10000) */
-	int rcvbuf, sndbuf; /* SO_RCVBUF / SO_SNDBUF (0: the system's) */
+	int udp_rcvbuf, udp_sndbuf; /* SO_RCVBUF / SO_SNDBUF of UDP sockets
+	                       (4 MiB: the system's 208 KiB drops datagrams
+	                       above ~2000 sessions at 20 Hz); 0: the system's */
+	int tcp_rcvbuf, tcp_sndbuf; /* of TCP sockets (0: the kernel tunes them) */
+	int hello_timeout_ms; /* a TCP connection not bound to a session (net_bind)
+	                       this long after accept is closed with "handshake
+	                       timeout" (10000; 0: never) */
 	int dgram_max;      /* largest UDP datagram accepted (2048); longer ones
 	                       are counted in udp_truncated and dropped */
 };
@@ -88,6 +94,9 @@ void net_send(net_t *n, const struct gate_path *to, const uint8_t *pkt,
 /* Send what is batched now. */
 void net_flush(net_t *n);
 void net_close(net_t *n, uint32_t conn, int mode);
+/* The connection carries an open session: its handshake deadline
+ * (hello_timeout_ms) no longer applies. Unknown ids are ignored. */
+void net_bind(net_t *n, uint32_t conn);
 
 /* Monotonic time in microseconds (CLOCK_MONOTONIC read once per loop
  * iteration, not ev_now(), which follows the wall clock; ev_now_update
@@ -106,6 +115,11 @@ struct net_stats {
 	uint64_t accept_paused;                  /* EMFILE/ENFILE pauses */
 	uint64_t tcp_refused;    /* accepted over max_conns: reset at once */
 	uint64_t tcp_closing;    /* graceful closes under way (after net_close) */
+	uint64_t tcp_hello_timeouts; /* closed: no session within hello_timeout_ms */
+	/* What the kernel granted the last UDP listener (bytes usable, as the
+	 * config counts them); below udp_rcvbuf/udp_sndbuf when
+	 * net.core.rmem_max/wmem_max cap it. */
+	int udp_rcvbuf, udp_sndbuf;
 };
 void net_stats(const net_t *n, struct net_stats *st);
 

@@ -110,6 +110,7 @@ session_config_default(struct session_config *c)
 	c->rcvwnd = 128;
 	c->deadlink = 20;
 	c->msg_max = 0;
+	c->ack_delay = 0;
 }
 
 int
@@ -237,6 +238,7 @@ make_kcp(session_t *s, uint32_t conv, int mtu)
 	if (kcp_setmtu(k, mtu) < 0)
 		kcp_setmtu(k, KCP_MTU_MIN);
 	kcp_setdeadlink(k, c->deadlink);
+	kcp_seteager(k, c->ack_delay ? KCP_EAGER_DATA : KCP_EAGER_ACK | KCP_EAGER_DATA);
 	return k;
 }
 
@@ -933,6 +935,7 @@ session_stats(const session_t *s, struct session_stats *st)
 	st->offset_us = s->offset;
 	st->kcp_srtt_ms = s->kcp ? kcp_srtt(s->kcp) : 0;
 	st->waiting_bytes = s->kcp ? (int64_t)kcp_waitbytes(s->kcp) : 0;
+	st->encrypted = s->keyed && s->encrypt;
 }
 
 size_t

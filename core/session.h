@@ -42,6 +42,10 @@ struct session_config {
 	int nodelay, interval, resend, nc, sndwnd, rcvwnd;
 	int deadlink;         /* sends of one segment before the link is dead (20) */
 	int msg_max;          /* largest reliable message in bytes (0: KCP's limit) */
+	int ack_delay;        /* 0: acks leave at once (server default); 1: an ack
+	                         waits for outgoing data to ride on, or for the next
+	                         KCP interval flush, so a reply costs one packet,
+	                         not two (client default, see client.h) */
 };
 void session_config_default(struct session_config *c);
 /* Largest unreliable payload for this config: mtu - WIRE_OVERHEAD - 4. */
@@ -183,6 +187,8 @@ struct session_stats {
 	uint64_t in_auth_fail, in_replay, in_malformed;
 	uint64_t msgs_in, msgs_out, dgrams_in, dgrams_out, dgrams_stale;
 	uint64_t pings, pongs;
+	int encrypted;         /* 1: bodies encrypted; 0: authenticated only
+	                          (the listener's choice, told by the WELCOME) */
 };
 void session_stats(const session_t *s, struct session_stats *st);
 /* Heap bytes held, including the KCP object. */

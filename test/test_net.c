@@ -670,6 +670,45 @@ TEST(tcp_bad_frames)
 	teardown(&t);
 }
 
+/* A connection that never gets a session is closed after hello_timeout_ms;
+ * one bound to a session (net_bind) stays. */
+TEST(tcp_hello_timeout)
+{
+	struct net_config c;
+	struct ctx t;
+	struct client a, b, z;
+	net_config_default(&c);
+	CHECK_EQ(c.hello_timeout_ms, 10000);
+	c.hello_timeout_ms = 300;
+	REQUIRE(setup(&t, &c) == 0);
+	int port = listen_on(&t, NET_TCP, 0);
+	REQUIRE(port > 0);
+	cl_open(&a, port, 0);            /* silent */
+	cl_open(&b, port, 0);            /* bound */
+	cl_open(&z, port, 0);            /* says hello, never gets a session */
+	uint32_t idb = cl_hello(&t, &b), idz = cl_hello(&t, &z);
+	REQUIRE(idb && idz);
+	net_bind(t.n, idb);
+	RUN_UNTIL(&t, t.nlost == 2);
+	REQUIRE_EQ(t.nlost, 2);
+	CHECK(t.lost_id[0] == idz || t.lost_id[1] == idz);
+	CHECK(t.lost_id[0] != idb && t.lost_id[1] != idb);
+	CHECK(!strcmp(t.lost_reason[0], "handshake timeout"));
+	CHECK(!strcmp(t.lost_reason[1], "handshake timeout"));
+	run_for(&t, 0.5); /* b outlives the deadline */
+	CHECK_EQ(t.nlost, 2);
+	CHECK_EQ(stats(&t).tcp_open, 1);
+	CHECK_EQ(stats(&t).tcp_hello_timeouts, 2);
+	RUN_UNTIL(&t, (cl_pump(&a), cl_pump(&z), (a.eof || a.err) &&
+	                                         (z.eof || z.err)));
+	CHECK(a.eof || a.err);
+	CHECK(z.eof || z.err);
+	cl_close(&a);
+	cl_close(&b);
+	cl_close(&z);
+	teardown(&t);
+}
+
 TEST(tcp_eof_and_reset)
 {
 	struct net_config c;
@@ -1037,7 +1076,7 @@ TEST(tcp_backpressure)
 	double end;
 
 	net_config_default(&c);
-	c.sndbuf = 4096;
+	c.tcp_sndbuf = 4096;
 	c.conn_buffer_max = 32768;
 	REQUIRE(setup(&t, &c) == 0);
 	port = listen_on(&t, NET_TCP, 0);
@@ -1204,12 +1243,55 @@ TEST(timer)
 	teardown(&t);
 }
 
+/* The UDP buffers: what was asked, unless net.core.rmem_max/wmem_max caps
+ * it and the process lacks CAP_NET_ADMIN; the granted size is reported. */
+static long
+sysctl_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+TEST(udp_buffers)
+{
+	struct net_config c;
+	struct ctx t;
+	net_config_default(&c);
+	CHECK_EQ(c.udp_rcvbuf, 4 << 20);
+	CHECK_EQ(c.udp_sndbuf, 4 << 20);
+	CHECK_EQ(c.tcp_rcvbuf, 0); /* TCP keeps the kernel's autotuning */
+	c.udp_rcvbuf = 1 << 20;
+	c.udp_sndbuf = 512 << 10;
+	REQUIRE(setup(&t, &c) == 0);
+	REQUIRE(listen_on(&t, NET_UDP, 0) > 0);
+	struct net_stats st = stats(&t);
+	long rmax = sysctl_long("/proc/sys/net/core/rmem_max");
+	long wmax = sysctl_long("/proc/sys/net/core/wmem_max");
+	if (tu_verbose)
+		printf("granted rcvbuf %d sndbuf %d (rmem_max %ld wmem_max %ld)\n",
+		       st.udp_rcvbuf, st.udp_sndbuf, rmax, wmax);
+	/* never more than asked; at least what the sysctl allows */
+	CHECK(st.udp_rcvbuf <= 1 << 20);
+	CHECK(st.udp_sndbuf <= 512 << 10);
+	CHECK(rmax < 0 || st.udp_rcvbuf >= (rmax < (1 << 20) ? rmax : 1 << 20));
+	CHECK(wmax < 0 || st.udp_sndbuf >= (wmax < (512 << 10) ? wmax : 512 << 10));
+	teardown(&t);
+}
+
 static const struct tu_test tests[] = {
+	TU(udp_buffers),
 	TU(udp_batched),
 	TU(udp_unbatched),
 	TU(udp_oversize_and_listeners),
 	TU(tcp_frames_split_and_coalesced),
 	TU(tcp_bad_frames),
+	TU(tcp_hello_timeout),
 	TU(tcp_eof_and_reset),
 	TU(tcp_graceful_close_time_wait_on_client),
 	TU(tcp_graceful_close_deadlines),

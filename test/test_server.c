@@ -333,6 +333,43 @@ echo_over(const char *scheme)
 TEST(echo_udp) { echo_over("udp"); }
 TEST(echo_tcp) { echo_over("tcp"); }
 
+/* Encryption is a listener's choice: a second TCP listener with
+ * ?encrypt=0 authenticates only; both echo. */
+TEST(encryption_per_listener)
+{
+	struct server sv;
+	const char *extra[] = { "--listen", "tcp://127.0.0.1:0?encrypt=0", NULL };
+	REQUIRE(server_start(&sv, extra) == 0);
+	int plain = 0;
+	FILE *f = fopen(sv.errlog, "r");
+	char line[512];
+	while (f && fgets(line, sizeof line, f)) {
+		const char *p = strstr(line, "listening tcp 127.0.0.1:");
+		if (p && atoi(p + 24) != sv.tcp)
+			plain = atoi(p + 24);
+	}
+	if (f)
+		fclose(f);
+	REQUIRE(plain > 0);
+	struct cl cs[2];
+	REQUIRE(connect_cl(&cs[0], "tcp", sv.tcp) == 0);
+	REQUIRE(connect_cl(&cs[1], "tcp", plain) == 0);
+	CHECK(PUMP_UNTIL(cs, 2, cs[0].opened && cs[1].opened, 5000));
+	for (int i = 0; i < 2; i++)
+		send_next(&cs[i], 100);
+	CHECK(PUMP_UNTIL(cs, 2, cs[0].got == 1 && cs[1].got == 1, 5000));
+	struct session_stats st;
+	mgclient_stats(cs[0].c, &st);
+	CHECK_EQ(st.encrypted, 1);
+	mgclient_stats(cs[1].c, &st);
+	CHECK_EQ(st.encrypted, 0);
+	CHECK_EQ(cs[0].errors + cs[1].errors, 0);
+	server_stop(&sv);
+	for (int i = 0; i < 2; i++)
+		mgclient_release(cs[i].c);
+	unlink(sv.errlog);
+}
+
 TEST(silent_client_times_out)
 {
 	struct server sv;
@@ -400,6 +437,30 @@ tcp_closed_by_peer(int fd, int ms)
 			return 1;
 	}
 	return 0;
+}
+
+/* A TCP connection that opens no session is closed after
+ * net.hello_timeout_ms; a session's connection is not. */
+TEST(tcp_handshake_deadline)
+{
+	struct server sv;
+	const char *extra[] = { "--set", "net.hello_timeout_ms=300", NULL };
+	REQUIRE(server_start(&sv, extra) == 0);
+	struct cl cs[1];
+	REQUIRE(connect_cl(&cs[0], "tcp", sv.tcp) == 0);
+	CHECK(PUMP_UNTIL(cs, 1, cs[0].opened, 5000));
+	int fd = tcp_connect(sv.tcp); /* says nothing */
+	REQUIRE(fd >= 0);
+	CHECK(tcp_closed_by_peer(fd, 5000));
+	close(fd);
+	PUMP_UNTIL(cs, 1, cs[0].closed, 600); /* past the deadline */
+	send_next(&cs[0], 64);
+	CHECK(PUMP_UNTIL(cs, 1, cs[0].got == 1, 5000));
+	CHECK_EQ(cs[0].closed, 0);
+	server_stop(&sv);
+	mgclient_release(cs[0].c);
+	CHECK(log_has(&sv, "handshake timeout"));
+	unlink(sv.errlog);
 }
 
 TEST(bad_input_refused_others_unharmed)
@@ -604,6 +665,8 @@ TEST(raw_kcp_listener_echo)
 static const struct tu_test tests[] = {
 	TU(echo_udp),
 	TU(echo_tcp),
+	TU(encryption_per_listener),
+	TU(tcp_handshake_deadline),
 	TU(silent_client_times_out),
 	TU(bad_input_refused_others_unharmed),
 	TU(spoofed_hellos_allocate_nothing),

@@ -41,6 +41,8 @@ struct client {
 	int64_t clock_skew_us; /* this client's clock minus the server's */
 	int mute_up;           /* drop everything client->server */
 	int mute_down;         /* drop everything server->client */
+	uint32_t kcp_out;      /* KCP packets this client sent */
+	uint32_t kcp_out_t;    /* ms of the last one */
 };
 
 struct world {
@@ -184,6 +186,10 @@ c_output(session_t *s, const uint8_t *pkt, size_t len, void *user)
 		W.cap_len[W.ncap] = len;
 		W.cap_type[W.ncap] = pkt[0];
 		W.ncap++;
+	}
+	if (pkt[0] == WIRE_KCP) {
+		c->kcp_out++;
+		c->kcp_out_t = W.t;
 	}
 	if (!c->mute_up)
 		simnet_send(c->net, 0, pkt, (int)len, W.t);
@@ -535,7 +541,7 @@ run_echo(double loss, int n, uint64_t seed, int encrypt)
 	session_config_default(&sc);
 	sc.encrypt = encrypt;
 	world_init(&sc);
-	W.gc.encrypt_udp = encrypt;
+	W.gc.plain_listeners = encrypt ? 0 : 1; /* the clients come on listener 0 */
 	struct simnet_conf nc = { .loss = loss, .delay_min = 10, .delay_max = 30,
 	                          .reorder = loss / 2, .dup = loss / 4 };
 	struct client *c = add_client(&nc, NULL, "x", seed);
@@ -821,6 +827,55 @@ TEST(idle_session_memory)
 	world_free();
 }
 
+/* A client that answers each echo: with ack_delay the ack rides on the
+ * answer (one packet per round trip), without it the ack leaves alone (two).
+ * An echo nobody answers is still acknowledged within one KCP interval. */
+static uint32_t
+round_trips(int ack_delay, uint32_t n, uint32_t *late_ack_ms)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.ack_delay = ack_delay;
+	world_init(NULL);
+	struct simnet_conf nc = { .delay_min = 5, .delay_max = 5 };
+	struct client *c = add_client(&nc, &sc, "x", 4);
+	CHECK(RUN_UNTIL(c->opened, 1000));
+	run_ms(100);
+	uint32_t before = c->kcp_out;
+	send_counter(c, 0, 16);
+	for (uint32_t i = 1; i < n; i++) {
+		CHECK(RUN_UNTIL(c->rel.n == i, 1000));
+		send_counter(c, i, 16); /* the game answers in the same frame */
+	}
+	uint32_t mark = c->kcp_out, guard = 0;
+	while (c->rel.n < n && guard++ < 1000) {
+		mark = c->kcp_out; /* what the client sent before the last echo */
+		step();
+	}
+	CHECK_EQ(c->rel.n, n);
+	uint32_t got = W.t - 1; /* the step in which the last echo arrived */
+	CHECK(RUN_UNTIL(c->kcp_out > mark, 1000));
+	*late_ack_ms = c->kcp_out_t - got;
+	uint32_t pkts = c->kcp_out - before;
+	CHECK_EQ(c->rel.errors, 0);
+	world_free();
+	return pkts;
+}
+
+TEST(delayed_ack_rides_on_the_answer)
+{
+	uint32_t late, n = 200;
+	uint32_t eager = round_trips(0, n, &late);
+	CHECK(late <= 1);
+	uint32_t delayed = round_trips(1, n, &late);
+	if (tu_verbose)
+		printf("KCP packets for %u round trips: %u eager, %u delayed; "
+		       "unanswered echo acked after %u ms\n", n, eager, delayed, late);
+	CHECK(eager >= 2 * n);
+	CHECK(delayed <= n + n / 8); /* an interval flush may catch an ack alone */
+	CHECK(late <= 10 + 1);      /* at the next interval flush (10 ms) */
+}
+
 static const struct tu_test tests[] = {
 	TU(handshake_opens_both_sides),
 	TU(handshake_survives_loss_and_duplicates),
@@ -838,6 +893,7 @@ static const struct tu_test tests[] = {
 	TU(dead_link_closes),
 	TU(raw_kcp_listener_echo),
 	TU(idle_session_memory),
+	TU(delayed_ack_rides_on_the_answer),
 };
 
 int
