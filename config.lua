@@ -1,31 +1,57 @@
--- moongate default configuration. A Lua file that returns a table; it runs
--- as is (`luajit config.lua`), and `moongate config.lua` will read it.
---
--- Not every key is used yet: today the server is the KCP core only; the
--- listeners and the session layer arrive with issue 3.
+-- moongate configuration: a Lua file that returns a table. Start the
+-- server with it (`make run`, or `build/moongate config.lua`); check it
+-- without starting with `build/moongate --check config.lua`. Every key is
+-- listed, with its default and range, by `build/moongate --help`.
 
 return {
 	-- Addresses to listen on. 127.0.0.1 accepts local clients only; to
-	-- expose the server, use "0.0.0.0" (all IPv4 interfaces), "::" (IPv6)
+	-- expose the server, use 0.0.0.0 (every IPv4 interface), [::] (IPv6)
 	-- or one interface's address, and open the ports in the firewall.
+	-- "?encrypt=0" after a URL: that listener authenticates but does not
+	-- encrypt. "raw://HOST:PORT": plain KCP clients (unauthenticated).
 	listen = {
-		udp = { host = "127.0.0.1", port = 7777 },
-		tcp = { host = "127.0.0.1", port = 7777 }, -- fallback when UDP is blocked
+		"udp://127.0.0.1:7777",
+		"tcp://127.0.0.1:7777", -- the fallback when UDP is blocked
 	},
 
-	-- KCP profile of every session (see core/kcp.h for each knob).
-	-- This is the "fast" profile of classic KCP: nodelay on, 10 ms flush,
-	-- fast retransmit after 2 later acks, no congestion window.
+	-- Lua services, called in this order (docs/LUA_API.md), found in
+	-- service_path (relative to this file).
+	services = { "echo" },
+	service_path = { "service" },
+
+	-- The server's secrets (cookie keys). Created on the first run with
+	-- mode 0600; keep it out of version control. false: in memory only.
+	secrets = "moongate.secret",
+
+	session = {
+		mtu = 1200,            -- bytes of one UDP packet
+		heartbeat_ms = 1000,   -- ping interval
+		timeout_ms = 10000,    -- no packet from the client this long: closed
+		watermark = 4194304,   -- bytes waiting to be sent: "backpressure" past it
+		msg_max = 0,           -- largest reliable message (0: KCP's limit)
+	},
+
+	-- KCP profile of every session: the "fast" profile of classic KCP.
 	kcp = {
 		nodelay = 1,   -- 0 normal RTO growth, 1 fast, 2 fast with gentler backoff
-		interval = 10, -- flush period in ms (10..5000)
+		interval = 10, -- flush period in ms
 		resend = 2,    -- fast retransmit after this many later acks (0 off)
 		nc = 1,        -- 1 disables congestion control
 		sndwnd = 128,  -- send window, in segments
-		rcvwnd = 128,  -- receive window, in segments (at least 128)
-		mtu = 1400,    -- largest datagram, in bytes (50..65535)
+		rcvwnd = 128,  -- receive window, in segments
 	},
 
-	-- "error", "warn", "info" or "debug".
-	log_level = "info",
+	net = {
+		frame_max = 2048,         -- largest TCP frame
+		hello_timeout_ms = 10000, -- a TCP connection without a session
+	},
+
+	lua = {
+		budget_ms = 50, -- a callback running longer is reported in the log
+	},
+
+	log = {
+		level = "info",  -- error, warn, info or debug
+		format = "text", -- or json: one object per line
+	},
 }

@@ -4,12 +4,17 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "log.h"
 
-enum kind { INT, I64, LEVEL };
+enum kind { INT, I64, LEVEL, FORMAT };
 
 struct key {
 	const char *name;
@@ -68,6 +73,12 @@ static const struct key keys[] = {
 	{ "net.tcp_rcvbuf", INT, N(tcp_rcvbuf), 0, 1 << 30, "SO_RCVBUF of TCP sockets (0: kernel autotuning)" },
 	{ "net.tcp_sndbuf", INT, N(tcp_sndbuf), 0, 1 << 30, "SO_SNDBUF of TCP sockets (0: kernel autotuning)" },
 	{ "log_level", LEVEL, offsetof(struct config, log_level), 0, 3, "error, warn, info or debug" },
+	{ "log.level", LEVEL, offsetof(struct config, log_level), 0, 3, "the same as log_level" },
+	{ "log.format", FORMAT, offsetof(struct config, log_format), 0, 1, "text or json (one object per line)" },
+	{ "lua.budget_ms", INT, offsetof(struct config, lua_budget_ms), 0, 600000,
+	  "a Lua callback running longer is reported in the log (0: never)" },
+	{ "builtin_echo", INT, offsetof(struct config, builtin_echo), 0, 1,
+	  "1: the built-in C echo instead of the Lua services (benchmarks)" },
 	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,
 	  "on SIGTERM/SIGINT, wait this long for sessions to close" },
 };
@@ -79,7 +90,9 @@ config_default(struct config *c)
 	gate_config_default(&c->gate);
 	net_config_default(&c->net);
 	c->log_level = LOG_INFO;
+	c->log_format = LOG_TEXT;
 	c->shutdown_ms = 2000;
+	c->lua_budget_ms = 50;
 }
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -101,6 +114,15 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 				return -1;
 			}
 			*(int *)p = l;
+			return 0;
+		}
+		if (k->kind == FORMAT) {
+			if (strcmp(value, "text") && strcmp(value, "json")) {
+				snprintf(err, errlen, "%s: expected text or json, got '%s'",
+				         key, value);
+				return -1;
+			}
+			*(int *)p = value[0] == 'j' ? LOG_JSON : LOG_TEXT;
 			return 0;
 		}
 		char *end;
@@ -211,10 +233,78 @@ config_print_keys(FILE *f)
 		char def[32];
 		if (k->kind == LEVEL)
 			snprintf(def, sizeof def, "%s", level_names[*(const int *)p]);
+		else if (k->kind == FORMAT)
+			snprintf(def, sizeof def, "%s", *(const int *)p ? "json" : "text");
 		else if (k->kind == I64)
 			snprintf(def, sizeof def, "%lld", (long long)*(const int64_t *)p);
 		else
 			snprintf(def, sizeof def, "%d", *(const int *)p);
 		fprintf(f, "  %-22s %-9s %s\n", k->name, def, k->help);
 	}
+}
+
+/* ---- secrets -------------------------------------------------------------
+ * The file holds one line: "moongate-secret-v1 " and 64 hex digits. */
+
+#define SECRET_TAG "moongate-secret-v1 "
+
+int
+config_secrets(struct config *c, char *err, size_t errlen)
+{
+	uint8_t *key = c->gate.secret;
+	if (!c->secrets[0]) {
+		randombytes_buf(key, WIRE_SECRET);
+		return 0;
+	}
+	int fd = open(c->secrets, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* first run: make one, readable by this user only */
+		char line[sizeof SECRET_TAG + 2 * WIRE_SECRET + 2];
+		randombytes_buf(key, WIRE_SECRET);
+		memcpy(line, SECRET_TAG, sizeof SECRET_TAG - 1);
+		sodium_bin2hex(line + sizeof SECRET_TAG - 1, 2 * WIRE_SECRET + 1, key,
+		               WIRE_SECRET);
+		size_t n = strlen(line);
+		line[n++] = '\n';
+		fd = open(c->secrets, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || write(fd, line, n) != (ssize_t)n || fsync(fd) < 0) {
+			snprintf(err, errlen, "secrets %s: cannot create: %s", c->secrets,
+			         strerror(errno));
+			if (fd >= 0) {
+				close(fd);
+				unlink(c->secrets);
+			}
+			sodium_memzero(line, sizeof line);
+			return -1;
+		}
+		close(fd);
+		sodium_memzero(line, sizeof line);
+		log_info("secrets: created %s (keep it: login cookies depend on it)",
+		         c->secrets);
+		return 0;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "secrets %s: %s", c->secrets, strerror(errno));
+		return -1;
+	}
+	char line[256];
+	ssize_t n = read(fd, line, sizeof line - 1);
+	close(fd);
+	size_t hexlen = 0;
+	int ok = n > (ssize_t)(sizeof SECRET_TAG - 1) &&
+	         !memcmp(line, SECRET_TAG, sizeof SECRET_TAG - 1);
+	if (ok) {
+		line[n] = 0;
+		const char *hex = line + sizeof SECRET_TAG - 1;
+		ok = sodium_hex2bin(key, WIRE_SECRET, hex, strlen(hex), " \r\n", &hexlen,
+		                    NULL) == 0 && hexlen == WIRE_SECRET;
+	}
+	sodium_memzero(line, sizeof line);
+	if (!ok) {
+		snprintf(err, errlen, "secrets %s: expected \"%s\" and %d hex digits "
+		         "(delete the file to make a new one)", c->secrets, SECRET_TAG,
+		         2 * WIRE_SECRET);
+		return -1;
+	}
+	return 0;
 }

@@ -14,6 +14,9 @@
 #include "net.h"
 
 #define CONFIG_LISTEN_MAX 16
+#define CONFIG_SERVICES_MAX 32
+#define CONFIG_PATHS_MAX 8
+#define CONFIG_PATH_LEN 512
 
 struct config_listen {
 	int transport; /* GATE_UDP or GATE_TCP */
@@ -29,8 +32,22 @@ struct config {
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	int nlisten;
 	int log_level;
+	int log_format;  /* LOG_TEXT or LOG_JSON */
 	int shutdown_ms; /* on SIGTERM: wait this long for sessions to close */
+	/* the Lua runtime (config.lua; core/script.h) */
+	char services[CONFIG_SERVICES_MAX][64]; /* module names, in call order */
+	int nservices;
+	char service_path[CONFIG_PATHS_MAX][CONFIG_PATH_LEN]; /* directories */
+	int npaths;
+	char secrets[CONFIG_PATH_LEN]; /* file of server secrets ("": in memory) */
+	int lua_budget_ms;  /* a callback longer than this is logged (50) */
+	int builtin_echo;   /* 1: the C echo instead of Lua services */
 };
+
+/* Read the server secrets from c->secrets, creating the file (mode 0600,
+ * random) when it does not exist; with no file, random for this process.
+ * Fills c->gate.secret. The secret is never logged. 0, or -1 with err. */
+int config_secrets(struct config *c, char *err, size_t errlen);
 
 /* Defaults; no listeners (config_listen adds them). */
 void config_default(struct config *c);

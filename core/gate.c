@@ -28,6 +28,8 @@ struct entry {
 	uint64_t pub_key;   /* key in g->by_pub (0: none) */
 	uint64_t raw_key;   /* key in g->by_raw (0: none) */
 	uint8_t conn_lost;  /* the TCP connection is already gone */
+	uint16_t hello_len;
+	uint8_t *hello;     /* the client's hello until the OPEN event is told */
 	struct entry *next; /* graveyard */
 };
 
@@ -162,6 +164,7 @@ leave(gate_t *g)
 		struct entry *e = g->graveyard;
 		g->graveyard = e->next;
 		session_release(e->s);
+		free(e->hello);
 		free(e);
 	}
 }
@@ -200,6 +203,11 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 	if (ev->type == SESSION_EV_OPEN)
 		g->st.opened++;
 	g->cb.event(g, s, ev, g->user);
+	if (ev->type == SESSION_EV_OPEN) {
+		free(e->hello); /* told: no longer needed */
+		e->hello = NULL;
+		e->hello_len = 0;
+	}
 	if (ev->type != SESSION_EV_CLOSE)
 		return;
 	g->st.closed++;
@@ -328,6 +336,7 @@ drop_entry(gate_t *g, struct entry *e)
 		map_del(&g->by_pub, e->pub_key);
 	if (e->raw_key)
 		map_del(&g->by_raw, e->raw_key);
+	free(e->hello);
 	free(e);
 }
 
@@ -389,6 +398,10 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		return;
 	}
 	e->pub_key = pk;
+	if (h->hello_len && (e->hello = malloc(h->hello_len))) {
+		memcpy(e->hello, h->hello, h->hello_len);
+		e->hello_len = h->hello_len;
+	}
 	g->st.sessions++;
 	g->st.created++;
 	reschedule(g, e, now, 0);
@@ -623,6 +636,15 @@ gate_session_path(const gate_t *g, const session_t *s)
 	const struct entry *e = session_user(s);
 	(void)g;
 	return e ? &e->path : NULL;
+}
+
+const uint8_t *
+gate_session_hello(const gate_t *g, const session_t *s, size_t *len)
+{
+	const struct entry *e = session_user(s);
+	(void)g;
+	*len = e && e->hello ? e->hello_len : 0;
+	return e && e->hello ? e->hello : (const uint8_t *)"";
 }
 
 void

@@ -93,6 +93,10 @@ void gate_touch(gate_t *g, session_t *s, uint64_t now);
 
 session_t *gate_session(const gate_t *g, uint32_t sid);
 const struct gate_path *gate_session_path(const gate_t *g, const session_t *s);
+/* The hello the client sent in its handshake; valid while the session's
+ * OPEN event is being told (freed after it). "" and 0 otherwise. */
+const uint8_t *gate_session_hello(const gate_t *g, const session_t *s,
+                                  size_t *len);
 /* Close every open session with this code and reason (graceful). */
 void gate_close_all(gate_t *g, int code, const char *reason, uint64_t now);
 

@@ -10,8 +10,11 @@
 #define MOONGATE_LOG_H
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 
 extern int log_level;
+/* LOG_JSON: one object per line, {"time":"...","level":"info","msg":"..."} */
+extern int log_format;
 
 /* "error", "warn", "info", "debug" -> level, or -1. */
 int log_parse_level(const char *name);

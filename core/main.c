@@ -1,8 +1,10 @@
 /*
  * main.c - the moongate process: one libev loop, the sockets (net), the
- * sessions (gate), and, until the Lua runtime arrives, a built-in echo
- * service in C: every reliable message goes back reliably, every
- * unreliable one unreliably, on the session it came from.
+ * sessions (gate) and the Lua services (script). Started with a CONFIG
+ * (config.lua), the services it names handle every session; without one,
+ * or with builtin_echo = 1, a built-in echo in C does: every reliable
+ * message goes back reliably, every unreliable one unreliably, on the
+ * session it came from (the baseline of the Lua benchmark).
  *
  * Listening sockets are announced on stdout, one line each, once bound:
  *
@@ -25,6 +27,7 @@
 #include "gate.h"
 #include "log.h"
 #include "net.h"
+#include "script.h"
 #include "session.h"
 #include "wire.h"
 
@@ -37,6 +40,7 @@ struct server {
 	struct config cfg;
 	net_t *net;
 	gate_t *gate;
+	script_t *script;        /* NULL: the built-in echo */
 	ev_prepare arm;          /* before the loop blocks: arm the session timer */
 	ev_signal sigterm, sigint;
 	ev_timer stop;           /* shutdown deadline */
@@ -116,25 +120,27 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 	struct server *sv = user;
 	uint64_t now = net_now(sv->net);
 	char where[96];
-	switch (ev->type) {
-	case SESSION_EV_OPEN: {
+	if (ev->type == SESSION_EV_OPEN) {
 		const struct gate_path *p = gate_session_path(g, s);
 		if (p && p->transport == GATE_TCP)
 			net_bind(sv->net, p->conn); /* no handshake deadline now */
 		log_info("session %08x open %s", session_id(s),
 		         addr_text(p, where, sizeof where));
-		break;
+	} else if (ev->type == SESSION_EV_CLOSE) {
+		log_info("session %08x closed by %s: code %d, \"%s\"", session_id(s),
+		         ev->remote ? "peer" : "server", ev->code, ev->reason);
 	}
+	if (sv->script) {
+		script_event(sv->script, s, ev, now);
+		return;
+	}
+	switch (ev->type) { /* the built-in echo */
 	case SESSION_EV_MESSAGE:
 		if (session_send(s, ev->data, ev->len, now) == 0)
 			gate_touch(g, s, now);
 		break;
 	case SESSION_EV_DATAGRAM:
 		session_send_unreliable(s, ev->data, ev->len, now);
-		break;
-	case SESSION_EV_CLOSE:
-		log_info("session %08x closed by %s: code %d, \"%s\"", session_id(s),
-		         ev->remote ? "peer" : "server", ev->code, ev->reason);
 		break;
 	}
 }
@@ -164,6 +170,17 @@ on_timer(uint64_t now, void *user)
 {
 	struct server *sv = user;
 	gate_update(sv->gate, now);
+	script_update(sv->script, now);
+}
+
+static void
+on_gate_accept(gate_t *g, const struct gate_path *from, const uint8_t *hello,
+               size_t len, struct gate_verdict *v, void *user)
+{
+	struct server *sv = user;
+	(void)g;
+	if (sv->script)
+		script_accept(sv->script, from, hello, len, v, net_now(sv->net));
 }
 
 static void
@@ -173,7 +190,8 @@ on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)loop;
 	(void)revents;
 	uint64_t now = net_now(sv->net);
-	net_timer(sv->net, gate_check(sv->gate, now));
+	uint64_t due = gate_check(sv->gate, now), t = script_check(sv->script, now);
+	net_timer(sv->net, t < due ? t : due);
 	if (sv->stopping) {
 		struct gate_stats st;
 		gate_stats(sv->gate, &st);
@@ -231,11 +249,12 @@ warn_buffers(struct server *sv)
 		told = 1;
 	}
 }
+
 static int
-serve(struct server *sv)
+serve(struct server *sv, int lua)
 {
 	static const struct net_callbacks ncb = { on_packet, on_conn_lost, on_timer };
-	static const struct gate_callbacks gcb = { on_gate_output, NULL,
+	static const struct gate_callbacks gcb = { on_gate_output, on_gate_accept,
 	                                           on_gate_event, on_gate_close_conn };
 	sv->loop = ev_default_loop(EVFLAG_AUTO);
 	if (!sv->loop || wire_init() < 0) {
@@ -247,6 +266,18 @@ serve(struct server *sv)
 	if (!sv->net || !sv->gate) {
 		log_error("cannot start: out of memory");
 		return 1;
+	}
+	if (lua) {
+		char err[4096];
+		sv->script = script_create(&sv->cfg, sv->gate, net_now(sv->net), err,
+		                           sizeof err);
+		if (!sv->script) {
+			log_error("cannot start: %s", err);
+			return 1;
+		}
+		log_info("services: %d loaded", sv->cfg.nservices);
+	} else {
+		log_info("services: the built-in C echo");
 	}
 	for (int i = 0; i < sv->cfg.nlisten; i++) {
 		struct config_listen *l = &sv->cfg.listen[i];
@@ -298,6 +329,7 @@ serve(struct server *sv)
 	         (unsigned long long)ns.tcp_bad_frames,
 	         (unsigned long long)ns.udp_truncated);
 	gate_release(sv->gate, net_now(sv->net));
+	script_release(sv->script); /* after the gate's last close events */
 	net_release(sv->net);
 	ev_loop_destroy(sv->loop);
 	return 0;
@@ -308,11 +340,12 @@ main(int argc, char **argv)
 {
 	const char *prog = argc > 0 && argv[0] ? argv[0] : "moongate";
 	const char *config = NULL;
-	int check = 0;
+	int check = 0, cli_listen = 0;
 	static struct server sv;
-	char err[256];
+	char err[4096];
 
-	config_default(&sv.cfg);
+	/* First the options' shape and the file; then the file's values, then
+	 * the options over them (--listen replaces the file's listeners). */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -328,26 +361,8 @@ main(int argc, char **argv)
 				fprintf(stderr, "%s: %s needs a value\n", prog, a);
 				return 2;
 			}
-			const char *v = argv[++i];
-			int rc;
-			if (a[2] == 'l') {
-				rc = config_listen(&sv.cfg, v, err, sizeof err);
-			} else {
-				char key[128];
-				const char *eq = strchr(v, '=');
-				if (!eq || eq == v || (size_t)(eq - v) >= sizeof key) {
-					fprintf(stderr, "%s: --set expects KEY=VALUE, got '%s'\n",
-					        prog, v);
-					return 2;
-				}
-				memcpy(key, v, (size_t)(eq - v));
-				key[eq - v] = 0;
-				rc = config_set(&sv.cfg, key, eq + 1, err, sizeof err);
-			}
-			if (rc) {
-				fprintf(stderr, "%s: %s\n", prog, err);
-				return 2;
-			}
+			cli_listen |= a[2] == 'l';
+			i++;
 		} else if (a[0] == '-' && a[1] != '\0') {
 			fprintf(stderr, "%s: unknown option '%s'\n", prog, a);
 			usage(stderr, prog);
@@ -360,25 +375,71 @@ main(int argc, char **argv)
 			config = a;
 		}
 	}
-	if (config) {
-		FILE *f = fopen(config, "r");
-		if (!f) {
-			fprintf(stderr, "%s: cannot open %s: %s\n", prog, config,
-			        strerror(errno));
-			return 1;
+	config_default(&sv.cfg);
+	if (config && script_config_load(&sv.cfg, config, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 2;
+	}
+	if (cli_listen) {
+		sv.cfg.nlisten = 0;
+		sv.cfg.gate.plain_listeners = 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+		int rc = 0;
+		if (!strcmp(a, "--listen")) {
+			rc = config_listen(&sv.cfg, v, err, sizeof err);
+			i++;
+		} else if (!strcmp(a, "--set")) {
+			char key[128];
+			const char *eq = strchr(v, '=');
+			if (!eq || eq == v || (size_t)(eq - v) >= sizeof key) {
+				fprintf(stderr, "%s: --set expects KEY=VALUE, got '%s'\n",
+				        prog, v);
+				return 2;
+			}
+			memcpy(key, v, (size_t)(eq - v));
+			key[eq - v] = 0;
+			rc = config_set(&sv.cfg, key, eq + 1, err, sizeof err);
+			i++;
 		}
-		fclose(f);
+		if (rc) {
+			fprintf(stderr, "%s: %s\n", prog, err);
+			return 2;
+		}
 	}
 	if (sv.cfg.nlisten == 0) {
-		/* config.lua's defaults, until the Lua runtime reads it */
 		config_listen(&sv.cfg, "udp://127.0.0.1:7777", err, sizeof err);
 		config_listen(&sv.cfg, "tcp://127.0.0.1:7777", err, sizeof err);
 	}
+	log_level = sv.cfg.log_level;
+	log_format = sv.cfg.log_format;
+	int lua = config && !sv.cfg.builtin_echo;
 	if (check) {
-		printf("moongate %s: configuration ok (%d listeners)\n",
-		       MOONGATE_VERSION, sv.cfg.nlisten);
+		/* the services load too: a syntax error is a bad configuration */
+		if (lua) {
+			static const struct gate_callbacks none = { on_gate_output, NULL,
+			                                            on_gate_event, NULL };
+			gate_t *g = gate_create(&sv.cfg.gate, &none, &sv);
+			script_t *sc = g ? script_create(&sv.cfg, g, 0, err, sizeof err)
+			                 : NULL;
+			if (!sc) {
+				fprintf(stderr, "%s: %s\n", prog, g ? err : "out of memory");
+				if (g)
+					gate_release(g, 0);
+				return 2;
+			}
+			script_release(sc);
+			gate_release(g, 0);
+		}
+		printf("moongate %s: configuration ok (%d listeners, %s)\n",
+		       MOONGATE_VERSION, sv.cfg.nlisten,
+		       lua ? "Lua services" : "built-in echo");
 		return 0;
 	}
-	log_level = sv.cfg.log_level;
-	return serve(&sv);
+	if (config_secrets(&sv.cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 1;
+	}
+	return serve(&sv, lua);
 }

@@ -1,10 +1,41 @@
--- moongate: the Lua side of the server.
+-- moongate: the Lua side of the server (docs/LUA_API.md).
 --
--- A placeholder for now: the Lua runtime (services, callbacks, timers,
--- send/broadcast) arrives after the session layer. It only tells the
--- version, which matches `moongate --version`.
+--   local moongate = require "moongate"
+--   moongate.after(1000, function() moongate.info("a second later") end)
+--
+-- Inside the server, the runtime's functions (timers, broadcast, session
+-- lookup, log, stats) come from the C module "moongate.core". Outside it
+-- (a busted spec, a bot), require "moongate" still gives the version and
+-- the JSON codec.
 local M = {}
 
 M.version = "0.1.0"
+M.json = require "moongate.json"
+
+local ok, core = pcall(require, "moongate.core")
+if ok then
+	for k, v in pairs(core) do
+		M[k] = v
+	end
+	M.in_server = true
+else
+	M.in_server = false
+end
+
+local function logger(level)
+	return function(fmt, ...)
+		if not M.log then
+			return
+		end
+		local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
+		M.log(level, msg)
+	end
+end
+
+-- moongate.info("player %s joined", name): string.format, then the log
+M.debug = logger("debug")
+M.info = logger("info")
+M.warn = logger("warn")
+M.error = logger("error")
 
 return M

@@ -1,0 +1,1089 @@
+/*
+ * script.c - the Lua runtime: services, callbacks, session objects,
+ * timers. See script.h; the Lua side is documented in docs/LUA_API.md.
+ *
+ * Registry layout (refs held in struct script):
+ *   sessions_ref  table sid -> session object (userdata), while the session
+ *                 is open; the object outlives it as a dead one
+ *   empty_ref     the shared empty table every new session object starts
+ *                 with as its environment (fields go to a table of its own
+ *                 on first write)
+ *   svc_ref[i]    the table service i returned
+ *   trace_ref     the traceback handler given to every lua_pcall
+ * Timers: a C heap ordered by (due, seq); an active timer holds registry
+ * refs to its function and to its handle, so a handle is never collected
+ * while its timer can fire, and a finished timer leaves no watcher behind.
+ */
+#include "script.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "log.h"
+
+#define SESSION_MT "moongate.session"
+#define TIMER_MT "moongate.timer"
+#define TIMER_MAX 1000000  /* pending timers at once */
+
+#ifndef MOONGATE_LUALIB
+#define MOONGATE_LUALIB "lualib"
+#endif
+
+struct timer {
+	uint64_t due, period;   /* microseconds; period 0: once */
+	uint64_t seq;           /* creation order: equal dues fire FIFO */
+	uint32_t hi;            /* index in the heap */
+	int fn_ref, handle_ref;
+	struct ltimer *handle;
+};
+
+struct ltimer {
+	struct timer *t;        /* NULL once fired (once) or cancelled */
+};
+
+struct lsession {
+	uint32_t sid;
+	uint8_t dead;           /* its session closed: every method says so */
+};
+
+struct script {
+	lua_State *L;
+	gate_t *g;
+	uint64_t now;
+	int budget_ms;
+	int nsvc;
+	char names[CONFIG_SERVICES_MAX][64];
+	int svc_ref[CONFIG_SERVICES_MAX];
+	int sessions_ref, empty_ref, trace_ref;
+	struct timer **heap;
+	uint32_t nheap, heapcap;
+	uint64_t seq;
+	struct script_stats st;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static script_t *
+self(lua_State *L)
+{
+	return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int
+traceback(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	if (!msg)
+		msg = lua_pushfstring(L, "(error object is a %s value)",
+		                      luaL_typename(L, 1));
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+static const char *
+addr_text(const struct gate_path *p, char *buf, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+		port = ntohs(in->sin_port);
+		snprintf(buf, n, "%s:%d", ip, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, n, "[%s]:%d", ip, port);
+	} else {
+		snprintf(buf, n, "?");
+	}
+	return buf;
+}
+
+static const char *
+transport_name(const struct gate_path *p)
+{
+	return p->raw ? "raw" : p->transport == GATE_TCP ? "tcp" : "udp";
+}
+
+/* Call the function below its nargs arguments on the stack under pcall
+ * with the traceback handler; what: "service echo: message" for the log,
+ * sid 0 when no session is involved. 0 with nres results on the stack, or
+ * -1 (logged, nothing left on the stack). */
+static int
+pcall_timed(script_t *sc, int nargs, int nres, const char *svc,
+            const char *what, uint32_t sid)
+{
+	lua_State *L = sc->L;
+	int fn = lua_gettop(L) - nargs;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->trace_ref);
+	lua_insert(L, fn);
+	double t0 = sc->budget_ms > 0 ? mono_ms() : 0;
+	int rc = lua_pcall(L, nargs, nres, fn);
+	sc->st.callbacks++;
+	if (sc->budget_ms > 0) {
+		double took = mono_ms() - t0;
+		if (took > sc->budget_ms) {
+			sc->st.slow++;
+			if (sid)
+				log_warn("service %s: %s took %.1f ms (budget %d ms), session %08x",
+				         svc, what, took, sc->budget_ms, sid);
+			else
+				log_warn("service %s: %s took %.1f ms (budget %d ms)", svc, what,
+				         took, sc->budget_ms);
+		}
+	}
+	if (rc) {
+		sc->st.errors++;
+		if (sid)
+			log_error("service %s: %s failed, session %08x: %s", svc, what, sid,
+			          lua_tostring(L, -1));
+		else
+			log_error("service %s: %s failed: %s", svc, what, lua_tostring(L, -1));
+		lua_pop(L, 2); /* the message and the handler */
+		return -1;
+	}
+	lua_remove(L, fn); /* the handler */
+	return 0;
+}
+
+/* Push service i's callback cb; 0, or -1 (nothing pushed) when it has none. */
+static int
+push_callback(script_t *sc, int i, const char *cb)
+{
+	lua_State *L = sc->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->svc_ref[i]);
+	lua_getfield(L, -1, cb);
+	lua_remove(L, -2);
+	if (lua_isfunction(L, -1))
+		return 0;
+	lua_pop(L, 1);
+	return -1;
+}
+
+/* ---- session objects ---------------------------------------------------- */
+
+/* The object of s (made on first use), pushed. */
+static struct lsession *
+push_session(script_t *sc, session_t *s)
+{
+	lua_State *L = sc->L;
+	uint32_t sid = session_id(s);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
+	lua_rawgeti(L, -1, (int)sid);
+	if (!lua_isnil(L, -1)) {
+		lua_remove(L, -2);
+		return lua_touserdata(L, -1);
+	}
+	lua_pop(L, 1);
+	struct lsession *u = lua_newuserdata(L, sizeof *u);
+	u->sid = sid;
+	u->dead = 0;
+	luaL_getmetatable(L, SESSION_MT);
+	lua_setmetatable(L, -2);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->empty_ref);
+	lua_setfenv(L, -2);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, -3, (int)sid);
+	lua_remove(L, -2);
+	sc->st.objects++;
+	sc->st.sessions++;
+	return u;
+}
+
+/* The session behind the object at idx, or NULL (pushes nil, "closed"). */
+static session_t *
+check_session(lua_State *L, int idx, struct lsession **up)
+{
+	script_t *sc = self(L);
+	struct lsession *u = luaL_checkudata(L, idx, SESSION_MT);
+	if (up)
+		*up = u;
+	session_t *s = u->dead ? NULL : gate_session(sc->g, u->sid);
+	if (!s || session_state(s) != SESSION_OPEN) {
+		lua_pushnil(L);
+		lua_pushstring(L, "closed");
+		return NULL;
+	}
+	return s;
+}
+
+static int
+send_error(lua_State *L, int rc)
+{
+	lua_pushnil(L);
+	switch (rc) {
+	case SESSION_ETOOBIG: lua_pushstring(L, "too big"); break;
+	case SESSION_EFULL: lua_pushstring(L, "backpressure"); break;
+	case SESSION_ENOMEM: lua_pushstring(L, "out of memory"); break;
+	case SESSION_EINVAL: lua_pushstring(L, "not on this session"); break;
+	default: lua_pushstring(L, "closed"); break;
+	}
+	return 2;
+}
+
+/* session:send(data) -> true | nil, err */
+static int
+l_send(lua_State *L)
+{
+	script_t *sc = self(L);
+	session_t *s = check_session(L, 1, NULL);
+	size_t n;
+	const char *d = luaL_checklstring(L, 2, &n);
+	if (!s)
+		return 2;
+	int rc = session_send(s, d, n, sc->now);
+	gate_touch(sc->g, s, sc->now);
+	if (rc)
+		return send_error(L, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* session:send_unreliable(data) -> true | nil, err */
+static int
+l_send_unreliable(lua_State *L)
+{
+	script_t *sc = self(L);
+	session_t *s = check_session(L, 1, NULL);
+	size_t n;
+	const char *d = luaL_checklstring(L, 2, &n);
+	if (!s)
+		return 2;
+	int rc = session_send_unreliable(s, d, n, sc->now);
+	if (rc)
+		return send_error(L, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* session:close([code,] [reason]) -> true | nil, "closed" */
+static int
+l_close(lua_State *L)
+{
+	script_t *sc = self(L);
+	session_t *s = check_session(L, 1, NULL);
+	int code = SESSION_CLOSE_APP;
+	int ri = 2;
+	if (lua_type(L, 2) == LUA_TNUMBER) {
+		code = (int)luaL_checkinteger(L, 2);
+		if (code < 0 || code > 65535)
+			return luaL_argerror(L, 2, "close code must be 0..65535");
+		ri = 3;
+	}
+	const char *reason = luaL_optstring(L, ri, "closed by server");
+	if (!s)
+		return 2;
+	session_close(s, code, reason, 1, sc->now);
+	gate_touch(sc->g, s, sc->now);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int
+l_id(lua_State *L)
+{
+	struct lsession *u = luaL_checkudata(L, 1, SESSION_MT);
+	lua_pushnumber(L, u->sid);
+	return 1;
+}
+
+static int
+l_alive(lua_State *L)
+{
+	script_t *sc = self(L);
+	struct lsession *u = luaL_checkudata(L, 1, SESSION_MT);
+	session_t *s = u->dead ? NULL : gate_session(sc->g, u->sid);
+	lua_pushboolean(L, s && session_state(s) == SESSION_OPEN);
+	return 1;
+}
+
+static int
+l_addr(lua_State *L)
+{
+	script_t *sc = self(L);
+	session_t *s = check_session(L, 1, NULL);
+	if (!s)
+		return 2;
+	char buf[80];
+	lua_pushstring(L, addr_text(gate_session_path(sc->g, s), buf, sizeof buf));
+	return 1;
+}
+
+static int
+l_transport(lua_State *L)
+{
+	script_t *sc = self(L);
+	session_t *s = check_session(L, 1, NULL);
+	if (!s)
+		return 2;
+	lua_pushstring(L, transport_name(gate_session_path(sc->g, s)));
+	return 1;
+}
+
+/* session:rtt() -> srtt_ms, rttvar_ms (heartbeat; 0, 0 before the first) */
+static int
+l_rtt(lua_State *L)
+{
+	session_t *s = check_session(L, 1, NULL);
+	if (!s)
+		return 2;
+	struct session_stats st;
+	session_stats(s, &st);
+	lua_pushnumber(L, st.srtt_ms);
+	lua_pushnumber(L, st.rttvar_ms);
+	return 2;
+}
+
+/* session:offset() -> the peer's clock minus the server's, in ms */
+static int
+l_offset(lua_State *L)
+{
+	session_t *s = check_session(L, 1, NULL);
+	if (!s)
+		return 2;
+	struct session_stats st;
+	session_stats(s, &st);
+	lua_pushnumber(L, (double)st.offset_us / 1000.0);
+	return 1;
+}
+
+static int
+l_stats(lua_State *L)
+{
+	session_t *s = check_session(L, 1, NULL);
+	if (!s)
+		return 2;
+	struct session_stats st;
+	session_stats(s, &st);
+	lua_createtable(L, 0, 16);
+#define F(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
+	F("srtt_ms", st.srtt_ms);
+	F("rttvar_ms", st.rttvar_ms);
+	F("offset_ms", (double)st.offset_us / 1000.0);
+	F("kcp_srtt_ms", st.kcp_srtt_ms);
+	F("waiting_bytes", st.waiting_bytes);
+	F("in_packets", st.in_packets);
+	F("out_packets", st.out_packets);
+	F("in_bytes", st.in_bytes);
+	F("out_bytes", st.out_bytes);
+	F("msgs_in", st.msgs_in);
+	F("msgs_out", st.msgs_out);
+	F("dgrams_in", st.dgrams_in);
+	F("dgrams_out", st.dgrams_out);
+	F("dgrams_stale", st.dgrams_stale);
+#undef F
+	lua_pushboolean(L, st.encrypted);
+	lua_setfield(L, -2, "encrypted");
+	return 1;
+}
+
+/* Methods first, then the object's own fields. */
+static int
+l_index(lua_State *L)
+{
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(2)); /* the methods */
+	if (!lua_isnil(L, -1))
+		return 1;
+	lua_pop(L, 1);
+	lua_getfenv(L, 1);
+	lua_pushvalue(L, 2);
+	lua_rawget(L, -2);
+	return 1;
+}
+
+static int
+l_newindex(lua_State *L)
+{
+	script_t *sc = self(L);
+	luaL_checkudata(L, 1, SESSION_MT);
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(2));
+	if (!lua_isnil(L, -1))
+		return luaL_error(L, "session.%s is a method and cannot be replaced",
+		                  lua_tostring(L, 2));
+	lua_pop(L, 1);
+	lua_getfenv(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->empty_ref);
+	if (lua_rawequal(L, -1, -2)) { /* first field: a table of its own */
+		lua_pop(L, 2);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfenv(L, 1);
+	} else {
+		lua_pop(L, 1);
+	}
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
+}
+
+static int
+l_tostring(lua_State *L)
+{
+	struct lsession *u = luaL_checkudata(L, 1, SESSION_MT);
+	char buf[40];
+	snprintf(buf, sizeof buf, "session %08x%s", u->sid, u->dead ? " (closed)" : "");
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+static int
+l_session_gc(lua_State *L)
+{
+	script_t *sc = self(L);
+	sc->st.objects--;
+	return 0;
+}
+
+static const luaL_Reg session_methods[] = {
+	{ "send", l_send },
+	{ "send_unreliable", l_send_unreliable },
+	{ "close", l_close },
+	{ "id", l_id },
+	{ "alive", l_alive },
+	{ "addr", l_addr },
+	{ "transport", l_transport },
+	{ "rtt", l_rtt },
+	{ "offset", l_offset },
+	{ "stats", l_stats },
+	{ NULL, NULL },
+};
+
+/* ---- timers ------------------------------------------------------------- */
+
+static int
+before(const struct timer *a, const struct timer *b)
+{
+	return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void
+heap_swap(script_t *sc, uint32_t i, uint32_t j)
+{
+	struct timer *t = sc->heap[i];
+	sc->heap[i] = sc->heap[j];
+	sc->heap[j] = t;
+	sc->heap[i]->hi = i;
+	sc->heap[j]->hi = j;
+}
+
+static void
+heap_up(script_t *sc, uint32_t i)
+{
+	while (i > 0 && before(sc->heap[i], sc->heap[(i - 1) / 2])) {
+		heap_swap(sc, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_down(script_t *sc, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < sc->nheap && before(sc->heap[l], sc->heap[m]))
+			m = l;
+		if (r < sc->nheap && before(sc->heap[r], sc->heap[m]))
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(sc, i, m);
+		i = m;
+	}
+}
+
+static void
+heap_remove(script_t *sc, struct timer *t)
+{
+	uint32_t i = t->hi;
+	sc->nheap--;
+	if (i != sc->nheap) {
+		sc->heap[i] = sc->heap[sc->nheap];
+		sc->heap[i]->hi = i;
+		heap_down(sc, i);
+		heap_up(sc, i);
+	}
+}
+
+/* Drop a timer that will not fire again: its refs go, its handle is told. */
+static void
+timer_free(script_t *sc, struct timer *t)
+{
+	luaL_unref(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
+	luaL_unref(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
+	if (t->handle)
+		t->handle->t = NULL;
+	free(t);
+	sc->st.timers--;
+}
+
+/* moongate.after(ms, fn) / moongate.every(ms, fn) -> timer */
+static int
+add_timer(lua_State *L, int repeat)
+{
+	script_t *sc = self(L);
+	lua_Number ms = luaL_checknumber(L, 1);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	if (!(ms >= 0 && ms <= 1e10) || (repeat && ms < 1))
+		return luaL_argerror(L, 1, repeat ? "period must be 1 ms .. 1e10 ms"
+		                                  : "delay must be 0 .. 1e10 ms");
+	if (sc->nheap >= TIMER_MAX)
+		return luaL_error(L, "too many timers (%d)", TIMER_MAX);
+	if (sc->nheap == sc->heapcap) {
+		uint32_t cap = sc->heapcap ? sc->heapcap * 2 : 64;
+		struct timer **h = realloc(sc->heap, cap * sizeof *h);
+		if (!h)
+			return luaL_error(L, "out of memory");
+		sc->heap = h;
+		sc->heapcap = cap;
+	}
+	struct timer *t = calloc(1, sizeof *t);
+	if (!t)
+		return luaL_error(L, "out of memory");
+	struct ltimer *h = lua_newuserdata(L, sizeof *h);
+	h->t = t;
+	luaL_getmetatable(L, TIMER_MT);
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	t->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, 2);
+	t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	t->handle = h;
+	t->period = repeat ? (uint64_t)(ms * 1000) : 0;
+	t->due = sc->now + (uint64_t)(ms * 1000);
+	t->seq = sc->seq++;
+	t->hi = sc->nheap;
+	sc->heap[sc->nheap++] = t;
+	heap_up(sc, t->hi);
+	sc->st.timers++;
+	return 1;
+}
+
+static int
+l_after(lua_State *L)
+{
+	return add_timer(L, 0);
+}
+
+static int
+l_every(lua_State *L)
+{
+	return add_timer(L, 1);
+}
+
+/* timer:cancel() -> true when it was pending */
+static int
+l_cancel(lua_State *L)
+{
+	script_t *sc = self(L);
+	struct ltimer *h = luaL_checkudata(L, 1, TIMER_MT);
+	struct timer *t = h->t;
+	if (!t) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	heap_remove(sc, t);
+	timer_free(sc, t);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int
+l_pending(lua_State *L)
+{
+	struct ltimer *h = luaL_checkudata(L, 1, TIMER_MT);
+	lua_pushboolean(L, h->t != NULL);
+	return 1;
+}
+
+uint64_t
+script_check(const script_t *sc, uint64_t now)
+{
+	if (!sc || sc->nheap == 0)
+		return now + 3600ull * 1000000;
+	return sc->heap[0]->due > now ? sc->heap[0]->due : now;
+}
+
+void
+script_update(script_t *sc, uint64_t now)
+{
+	if (!sc)
+		return;
+	sc->now = now;
+	uint64_t last = sc->seq; /* timers made by these callbacks wait a turn */
+	while (sc->nheap && sc->heap[0]->due <= now && sc->heap[0]->seq < last) {
+		struct timer *t = sc->heap[0];
+		lua_rawgeti(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
+		lua_rawgeti(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
+		if (t->period) {
+			t->due += t->period;
+			if (t->due <= now) /* fell behind: skip, do not burst */
+				t->due = now + t->period;
+			t->seq = sc->seq++;
+			heap_down(sc, 0);
+		} else {
+			heap_remove(sc, t);
+			t->handle->t = NULL; /* fired: cancel() says false from now */
+			t->handle = NULL;
+			luaL_unref(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
+			luaL_unref(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
+			free(t);
+			sc->st.timers--;
+		}
+		/* the function and the handle (its argument) are on the stack */
+		if (pcall_timed(sc, 1, 0, "timer", "callback", 0) == 0)
+			continue;
+	}
+}
+
+/* ---- the module: require "moongate.core" ---------------------------------- */
+
+static int
+l_now(lua_State *L)
+{
+	lua_pushnumber(L, (double)self(L)->now / 1000.0);
+	return 1;
+}
+
+static int
+l_time(lua_State *L)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	lua_pushnumber(L, tv.tv_sec + tv.tv_usec / 1e6);
+	return 1;
+}
+
+/* moongate.session(id) -> the open session's object or nil */
+static int
+l_session(lua_State *L)
+{
+	script_t *sc = self(L);
+	lua_Number id = luaL_checknumber(L, 1);
+	if (id < 1 || id > 4294967295.0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	session_t *s = gate_session(sc->g, (uint32_t)id);
+	if (!s || session_state(s) != SESSION_OPEN) {
+		lua_pushnil(L);
+		return 1;
+	}
+	push_session(sc, s);
+	return 1;
+}
+
+/* moongate.broadcast(list, data [, unreliable]) -> sent: one payload to
+ * many sessions, the loop in C; closed ones in the list are skipped. */
+static int
+l_broadcast(lua_State *L)
+{
+	script_t *sc = self(L);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	size_t n;
+	const char *d = luaL_checklstring(L, 2, &n);
+	int unreliable = lua_toboolean(L, 3);
+	int count = (int)lua_objlen(L, 1), sent = 0;
+	for (int i = 1; i <= count; i++) {
+		lua_rawgeti(L, 1, i);
+		struct lsession *u = luaL_testudata(L, -1, SESSION_MT);
+		lua_pop(L, 1);
+		if (!u)
+			return luaL_argerror(L, 1, "a list of sessions expected");
+		session_t *s = u->dead ? NULL : gate_session(sc->g, u->sid);
+		if (!s || session_state(s) != SESSION_OPEN)
+			continue;
+		int rc = unreliable ? session_send_unreliable(s, d, n, sc->now)
+		                    : session_send(s, d, n, sc->now);
+		if (!unreliable)
+			gate_touch(sc->g, s, sc->now);
+		if (rc == 0)
+			sent++;
+	}
+	lua_pushinteger(L, sent);
+	return 1;
+}
+
+/* moongate.log(level, message) */
+static int
+l_log(lua_State *L)
+{
+	const char *lv = luaL_checkstring(L, 1);
+	const char *msg = luaL_checkstring(L, 2);
+	int level = log_parse_level(lv);
+	if (level < 0)
+		return luaL_argerror(L, 1, "error, warn, info or debug");
+	if (level <= log_level)
+		log_printf(level, "%s", msg);
+	return 0;
+}
+
+static int
+l_stats_all(lua_State *L)
+{
+	script_t *sc = self(L);
+	struct script_stats st;
+	script_stats(sc, &st);
+	struct gate_stats gs;
+	gate_stats(sc->g, &gs);
+	lua_createtable(L, 0, 10);
+#define F(k, v) (lua_pushnumber(L, (double)(v)), lua_setfield(L, -2, k))
+	F("sessions", gs.sessions);
+	F("lua_sessions", st.sessions);
+	F("lua_objects", st.objects);
+	F("timers", st.timers);
+	F("callbacks", st.callbacks);
+	F("errors", st.errors);
+	F("slow", st.slow);
+	F("memory_kb", st.memory_kb);
+#undef F
+	return 1;
+}
+
+static const luaL_Reg module_funcs[] = {
+	{ "after", l_after },
+	{ "every", l_every },
+	{ "now", l_now },
+	{ "time", l_time },
+	{ "session", l_session },
+	{ "broadcast", l_broadcast },
+	{ "log", l_log },
+	{ "stats", l_stats_all },
+	{ NULL, NULL },
+};
+
+static int
+luaopen_moongate_core(lua_State *L)
+{
+	lua_newtable(L);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	luaL_setfuncs(L, module_funcs, 1);
+	return 1;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+void
+script_accept(script_t *sc, const struct gate_path *from, const uint8_t *hello,
+              size_t len, struct gate_verdict *v, uint64_t now)
+{
+	lua_State *L = sc->L;
+	sc->now = now;
+	int pushed = 0;
+	for (int i = 0; i < sc->nsvc && !v->code; i++) {
+		if (push_callback(sc, i, "handshake"))
+			continue;
+		if (!pushed) { /* the arguments, made once */
+			char buf[80];
+			lua_pushlstring(L, (const char *)hello, len);
+			lua_createtable(L, 0, 2);
+			lua_pushstring(L, addr_text(from, buf, sizeof buf));
+			lua_setfield(L, -2, "addr");
+			lua_pushstring(L, transport_name(from));
+			lua_setfield(L, -2, "transport");
+			lua_insert(L, -3);
+			lua_insert(L, -3);
+			pushed = 1;
+		}
+		lua_pushvalue(L, -3);
+		lua_pushvalue(L, -3);
+		if (pcall_timed(sc, 2, 3, sc->names[i], "handshake", 0)) {
+			v->code = SESSION_CLOSE_REFUSED; /* fail closed */
+			strcpy(v->reason, "server error");
+			continue;
+		}
+		if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
+			const char *r = lua_tostring(L, -2);
+			v->code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1)
+			                              : SESSION_CLOSE_REFUSED;
+			if (v->code <= 0 || v->code > 65535)
+				v->code = SESSION_CLOSE_REFUSED;
+			snprintf(v->reason, sizeof v->reason, "%s", r ? r : "refused");
+		}
+		lua_pop(L, 3);
+	}
+	if (pushed)
+		lua_pop(L, 2);
+}
+
+static void
+on_open(script_t *sc, session_t *s)
+{
+	lua_State *L = sc->L;
+	size_t hlen;
+	const uint8_t *hello = gate_session_hello(sc->g, s, &hlen);
+	push_session(sc, s);
+	lua_pushlstring(L, (const char *)hello, hlen);
+	for (int i = 0; i < sc->nsvc; i++) {
+		if (session_state(s) != SESSION_OPEN)
+			break; /* an earlier service closed it */
+		if (push_callback(sc, i, "connect"))
+			continue;
+		lua_pushvalue(L, -3);
+		lua_pushvalue(L, -3);
+		if (pcall_timed(sc, 2, 3, sc->names[i], "connect", session_id(s)))
+			continue;
+		if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
+			const char *r = lua_tostring(L, -2);
+			int code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1)
+			                               : SESSION_CLOSE_REFUSED;
+			session_close(s, code, r ? r : "refused", 1, sc->now);
+			gate_touch(sc->g, s, sc->now);
+		}
+		lua_pop(L, 3);
+	}
+	lua_pop(L, 2);
+}
+
+static void
+on_message(script_t *sc, session_t *s, const struct session_event *ev)
+{
+	lua_State *L = sc->L;
+	int reliable = ev->type == SESSION_EV_MESSAGE;
+	push_session(sc, s);
+	lua_pushlstring(L, (const char *)ev->data, ev->len);
+	for (int i = 0; i < sc->nsvc; i++) {
+		if (push_callback(sc, i, "message"))
+			continue;
+		lua_pushvalue(L, -3);
+		lua_pushvalue(L, -3);
+		lua_pushboolean(L, reliable);
+		if (pcall_timed(sc, 3, 1, sc->names[i], "message", session_id(s)))
+			continue;
+		int taken = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+		if (taken)
+			break; /* handled: later services do not see it */
+	}
+	lua_pop(L, 2);
+}
+
+static void
+on_close(script_t *sc, session_t *s, const struct session_event *ev)
+{
+	lua_State *L = sc->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
+	lua_rawgeti(L, -1, (int)session_id(s));
+	lua_remove(L, -2);
+	struct lsession *u = lua_touserdata(L, -1);
+	if (!u) { /* never opened: the services never saw it */
+		lua_pop(L, 1);
+		return;
+	}
+	for (int i = 0; i < sc->nsvc; i++) {
+		if (push_callback(sc, i, "close"))
+			continue;
+		lua_pushvalue(L, -2);
+		lua_pushinteger(L, ev->code);
+		lua_pushstring(L, ev->reason ? ev->reason : "");
+		lua_pushboolean(L, ev->remote);
+		pcall_timed(sc, 4, 0, sc->names[i], "close", session_id(s));
+	}
+	u->dead = 1;
+	lua_pop(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
+	lua_pushnil(L);
+	lua_rawseti(L, -2, (int)session_id(s));
+	lua_pop(L, 1);
+	sc->st.sessions--;
+}
+
+void
+script_event(script_t *sc, session_t *s, const struct session_event *ev,
+             uint64_t now)
+{
+	sc->now = now;
+	int top = lua_gettop(sc->L);
+	switch (ev->type) {
+	case SESSION_EV_OPEN:
+		on_open(sc, s);
+		break;
+	case SESSION_EV_MESSAGE:
+	case SESSION_EV_DATAGRAM:
+		on_message(sc, s, ev);
+		break;
+	case SESSION_EV_CLOSE:
+		on_close(sc, s, ev);
+		break;
+	}
+	lua_settop(sc->L, top);
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static void
+add_path(lua_State *L, const char *field, const char *dir, const char *pat1,
+         const char *pat2)
+{
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, field);
+	lua_pushfstring(L, "%s/%s;%s/%s;%s", dir, pat1, dir, pat2,
+	                lua_tostring(L, -1));
+	lua_setfield(L, -3, field);
+	lua_pop(L, 2);
+}
+
+static int
+load_service(script_t *sc, int i, char *err, size_t errlen)
+{
+	lua_State *L = sc->L;
+	lua_getglobal(L, "require");
+	lua_pushstring(L, sc->names[i]);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->trace_ref);
+	lua_insert(L, -3);
+	if (lua_pcall(L, 1, 1, -3)) {
+		snprintf(err, errlen, "service %s: %s", sc->names[i], lua_tostring(L, -1));
+		lua_pop(L, 2);
+		return -1;
+	}
+	if (!lua_istable(L, -1)) {
+		snprintf(err, errlen, "service %s: the module must return a table of "
+		         "callbacks, it returned %s", sc->names[i], luaL_typename(L, -1));
+		lua_pop(L, 2);
+		return -1;
+	}
+	static const char *const known[] = { "handshake", "connect", "message",
+	                                     "close", "offline", "resume", NULL };
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
+			int ok = 0;
+			for (int k = 0; known[k]; k++)
+				ok |= !strcmp(lua_tostring(L, -2), known[k]);
+			if (!ok)
+				log_warn("service %s: '%s' is not a callback moongate calls "
+				         "(handshake, connect, message, close, offline, resume)",
+				         sc->names[i], lua_tostring(L, -2));
+		}
+		lua_pop(L, 1);
+	}
+	sc->svc_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pop(L, 1);
+	return 0;
+}
+
+script_t *
+script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
+              size_t errlen)
+{
+	script_t *sc = calloc(1, sizeof *sc);
+	if (!sc || !(sc->L = luaL_newstate())) {
+		free(sc);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	lua_State *L = sc->L;
+	sc->g = g;
+	sc->now = now;
+	sc->budget_ms = c->lua_budget_ms;
+	luaL_openlibs(L);
+
+	lua_pushcfunction(L, traceback);
+	sc->trace_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	sc->sessions_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	sc->empty_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	/* the session metatable: methods and fields through __index */
+	luaL_newmetatable(L, SESSION_MT);
+	lua_newtable(L);
+	lua_pushlightuserdata(L, sc);
+	luaL_setfuncs(L, session_methods, 1);
+	lua_pushlightuserdata(L, sc);
+	lua_pushvalue(L, -2);
+	lua_pushcclosure(L, l_index, 2);
+	lua_setfield(L, -3, "__index");
+	lua_pushlightuserdata(L, sc);
+	lua_pushvalue(L, -2);
+	lua_pushcclosure(L, l_newindex, 2);
+	lua_setfield(L, -3, "__newindex");
+	lua_pop(L, 1);
+	lua_pushlightuserdata(L, sc);
+	lua_pushcclosure(L, l_session_gc, 1);
+	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, l_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pushstring(L, "session");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+
+	luaL_newmetatable(L, TIMER_MT);
+	lua_newtable(L);
+	lua_pushlightuserdata(L, sc);
+	lua_pushcclosure(L, l_cancel, 1);
+	lua_setfield(L, -2, "cancel");
+	lua_pushcfunction(L, l_pending);
+	lua_setfield(L, -2, "pending");
+	lua_setfield(L, -2, "__index");
+	lua_pushstring(L, "timer");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+
+	/* require "moongate.core" (lualib/moongate/init.lua wraps it) */
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "preload");
+	lua_pushlightuserdata(L, sc);
+	lua_pushcclosure(L, luaopen_moongate_core, 1);
+	lua_setfield(L, -2, "moongate.core");
+	lua_pop(L, 2);
+
+	const char *lualib = getenv("MOONGATE_LUALIB");
+	add_path(L, "path", lualib && *lualib ? lualib : MOONGATE_LUALIB, "?.lua",
+	         "?/init.lua");
+	for (int i = c->npaths - 1; i >= 0; i--) /* the first one wins */
+		add_path(L, "path", c->service_path[i], "?.lua", "?/init.lua");
+
+	for (int i = 0; i < c->nservices; i++) {
+		snprintf(sc->names[i], sizeof sc->names[i], "%s", c->services[i]);
+		sc->nsvc = i + 1;
+		if (load_service(sc, i, err, errlen)) {
+			sc->nsvc = i;
+			script_release(sc);
+			return NULL;
+		}
+	}
+	return sc;
+}
+
+void
+script_release(script_t *sc)
+{
+	if (!sc)
+		return;
+	for (uint32_t i = 0; i < sc->nheap; i++) {
+		sc->heap[i]->handle->t = NULL;
+		free(sc->heap[i]);
+	}
+	free(sc->heap);
+	lua_close(sc->L);
+	free(sc);
+}
+
+void
+script_stats(const script_t *sc, struct script_stats *st)
+{
+	*st = sc->st;
+	st->memory_kb = (uint64_t)lua_gc(sc->L, LUA_GCCOUNT, 0);
+}

@@ -1,0 +1,63 @@
+/*
+ * script.h - the Lua runtime (LuaJIT): config.lua, services, callbacks,
+ * timers, session objects, send and broadcast. The only part of the
+ * server that knows the Lua API (core/script*.c).
+ *
+ * A service is a Lua module (in a config's service_path) that returns a
+ * table of callbacks: handshake, connect, message, close (docs/LUA_API.md).
+ * Every callback runs under pcall with a traceback: an error is logged
+ * with the service, the callback and the session, and everything goes on.
+ * A callback that runs past lua.budget_ms is logged too.
+ *
+ * Like the gate, the runtime has no clock and no event loop: the caller
+ * passes `now` (microseconds, the gate's clock) and runs script_update when
+ * script_check says a timer is due.
+ */
+#ifndef MOONGATE_SCRIPT_H
+#define MOONGATE_SCRIPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "gate.h"
+#include "session.h"
+
+typedef struct script script_t;
+
+/* Read config.lua into c (over its defaults). 0, or -1 with err naming the
+ * file, the key and what was expected. */
+int script_config_load(struct config *c, const char *file, char *err,
+                       size_t errlen);
+
+/* A Lua state with the services of c loaded (each module's top level runs
+ * now). NULL with err (the service, the file, the line) when one fails. */
+script_t *script_create(const struct config *c, gate_t *g, uint64_t now,
+                        char *err, size_t errlen);
+void script_release(script_t *sc);
+
+/* The gate's accept callback: the services' handshake policy. */
+void script_accept(script_t *sc, const struct gate_path *from,
+                   const uint8_t *hello, size_t len, struct gate_verdict *v,
+                   uint64_t now);
+/* The gate's event callback: connect, message, close. */
+void script_event(script_t *sc, session_t *s, const struct session_event *ev,
+                  uint64_t now);
+
+/* When the next timer is due (now + 1 hour when none). */
+uint64_t script_check(const script_t *sc, uint64_t now);
+/* Run the timers due at now. */
+void script_update(script_t *sc, uint64_t now);
+
+struct script_stats {
+	uint64_t callbacks;   /* Lua callbacks run */
+	uint64_t errors;      /* of which raised an error */
+	uint64_t slow;        /* of which ran past the budget */
+	uint64_t objects;     /* session objects alive in Lua (not yet collected) */
+	uint64_t sessions;    /* sessions with a live object */
+	uint64_t timers;      /* timers pending */
+	uint64_t memory_kb;   /* Lua heap */
+};
+void script_stats(const script_t *sc, struct script_stats *st);
+
+#endif
