@@ -370,6 +370,55 @@ TEST(encryption_per_listener)
 	unlink(sv.errlog);
 }
 
+/* IPv6 loopback: the same echo over [::1], UDP and TCP. Skipped (and
+ * said so) when this machine has no ::1. */
+TEST(echo_ipv6)
+{
+	int probe = socket(AF_INET6, SOCK_DGRAM, 0);
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int have = probe >= 0 && bind(probe, (struct sockaddr *)&a6, sizeof a6) == 0;
+	if (probe >= 0)
+		close(probe);
+	if (!have) {
+		printf("echo_ipv6: skipped, no ::1 on this machine\n");
+		return;
+	}
+	struct server sv;
+	const char *extra[] = { "--listen", "udp://[::1]:0", "--listen", "tcp://[::1]:0", NULL };
+	REQUIRE(server_start(&sv, extra) == 0);
+	int udp6 = 0, tcp6 = 0;
+	FILE *f = fopen(sv.errlog, "r");
+	char line[512];
+	while (f && fgets(line, sizeof line, f)) {
+		const char *p;
+		if ((p = strstr(line, "listening udp ::1:")))
+			udp6 = atoi(p + 18);
+		if ((p = strstr(line, "listening tcp ::1:")))
+			tcp6 = atoi(p + 18);
+	}
+	if (f)
+		fclose(f);
+	REQUIRE(udp6 > 0 && tcp6 > 0);
+	struct cl cs[2];
+	char url[64], err[128];
+	memset(cs, 0, sizeof cs);
+	snprintf(url, sizeof url, "udp://[::1]:%d", udp6);
+	cs[0].c = mgclient_connect(url, "v6", 2, NULL, err, sizeof err);
+	snprintf(url, sizeof url, "tcp://[::1]:%d", tcp6);
+	cs[1].c = mgclient_connect(url, "v6", 2, NULL, err, sizeof err);
+	REQUIRE(cs[0].c && cs[1].c);
+	CHECK(PUMP_UNTIL(cs, 2, cs[0].opened && cs[1].opened, 5000));
+	for (int k = 0; k < 50; k++)
+		for (int i = 0; i < 2; i++)
+			send_next(&cs[i], 10 + k * 20);
+	CHECK(PUMP_UNTIL(cs, 2, cs[0].got == 50 && cs[1].got == 50, 5000));
+	CHECK_EQ(cs[0].errors + cs[1].errors, 0);
+	server_stop(&sv);
+	for (int i = 0; i < 2; i++)
+		mgclient_release(cs[i].c);
+	unlink(sv.errlog);
+}
+
 TEST(silent_client_times_out)
 {
 	struct server sv;
@@ -667,6 +716,7 @@ static const struct tu_test tests[] = {
 	TU(echo_tcp),
 	TU(encryption_per_listener),
 	TU(tcp_handshake_deadline),
+	TU(echo_ipv6),
 	TU(silent_client_times_out),
 	TU(bad_input_refused_others_unharmed),
 	TU(spoofed_hellos_allocate_nothing),
