@@ -420,7 +420,7 @@ drain(session_t *s)
 			              s->last_recv);
 			return;
 		}
-		if ((size_t)n > rxcap) {
+		if ((size_t)n > rxcap || !rxmsg) { /* an empty one needs a buffer too */
 			size_t cap = rxcap ? rxcap : 4096;
 			while (cap < (size_t)n)
 				cap *= 2;
@@ -878,6 +878,9 @@ session_check(const session_t *s, uint64_t now)
 	uint64_t due = s->last_recv + (uint64_t)s->cfg.timeout_ms * 1000;
 	if (s->state == SESSION_OPEN && s->role != RAW)
 		due = earlier(due, s->next_ping);
+	if (s->state == SESSION_CLOSING && !s->close_sent &&
+	    (!s->kcp || kcp_waitsnd(s->kcp) == 0))
+		return now; /* lingering, and everything is acknowledged: CLOSE now */
 	if (s->state == SESSION_CLOSING)
 		due = earlier(due, s->close_sent ? s->close_next : s->close_deadline);
 	if (s->kcp && !kcp_idle(s->kcp)) {

@@ -1,0 +1,784 @@
+-- moongate.test: start real moongate servers and drive clients from busted
+-- specs (after Kong's spec helpers).
+--
+--   local T = require "moongate.test"
+--   lazy_setup(function() srv = T.start_server{ services = {"echo"} } end)
+--   lazy_teardown(T.stop_all)
+--   it("echoes", function()
+--     local cl = assert(T.connect(srv, "udp"))
+--     cl:wait_open()
+--     cl:send("hi")
+--     assert.equal("hi", cl:wait_message())
+--   end)
+--
+-- The server binary is $MOONGATE_BIN (default "build/moongate"). A server
+-- is ready when it printed "moongate: ready" (its ports are read from the
+-- "moongate: listening" lines before it); every wait has a deadline and
+-- runs poll(2), never a sleep. Linux only (fork/exec through LuaJIT's ffi).
+--
+-- T.start_server(opts) -> srv            opts, all optional:
+--   services     list of service names          (config.lua `services`)
+--   service_path list of directories, made absolute; the temp dir (inline
+--                services) comes first, the repo's service/ dir (or
+--                $MOONGATE_SERVICE_DIR) last
+--   inline       { name = "lua source" }: written as TMPDIR/name.lua
+--   config       table deep-merged into the generated config.lua
+--   args         extra command-line arguments, e.g. {"--set", "k=v"}
+--   transports   {"udp", "tcp"} (default): one --listen 127.0.0.1:0 each
+--   ready_ms     deadline for "moongate: ready" (10000)
+-- srv.udp, srv.tcp   ports;  srv.pid;  srv.dir  the temp dir
+-- srv:url(transport)                 "udp://127.0.0.1:PORT"
+-- srv:log()                          its stderr so far
+-- srv:wait_log(pattern, ms)          the first log line (from the start
+--                                    of the log) matching the Lua pattern;
+--                                    raises after ms (5000)
+-- srv:stop([ms]) -> status, line     SIGTERM; after ms (10000) SIGKILL.
+--   status: the exit code, or 128 + signal; line: its "stopped:" log line
+--   or nil. Steps every live test client meanwhile (so they see the
+--   close). Copies a sanitizer report in the log to stderr. Removes the
+--   temp dir (kept when $MOONGATE_TEST_KEEP is set). Idempotent.
+-- T.stop_server(srv)   srv:stop()
+-- T.stop_all()         close every test client, stop every server,
+--                      release the clients
+--
+-- T.connect(srv_or_url, transport, hello, opts) -> cl | nil, err
+--   transport "udp" (default) or "tcp" when given a server; hello ""
+--   by default; opts go to moongate.client.connect. cl records events:
+--   cl.opened (boolean), cl.messages (strings), cl.datagrams ({data=,
+--   seq=}), cl.closed (nil or {code=, reason=, remote=}), cl.events (every
+--   event table, in order), cl.c (the moongate.client object).
+--   cl:send(s), cl:send_unreliable(s), cl:close([code, reason]),
+--   cl:state(), cl:stats(), cl:release(), cl:step([ms]) -> events
+--   cl:wait_open([ms]), cl:wait_message([ms]) -> the next unread message,
+--   cl:wait_close([ms]) -> cl.closed, cl:wait(cond, [ms], what)
+-- T.wait(cond, [ms], cl...) -> cond's value: steps the clients until
+--   cond() returns a true value; raises after ms saying what was awaited.
+--   cond is called after every batch of events, and at least every 50 ms.
+-- T.now_ms() -> a monotonic clock in milliseconds
+-- Default wait: 5000 ms.
+
+local bit = require "bit"
+local ffi = require "ffi"
+local client = require "moongate.client"
+
+local C = ffi.C
+
+-- Every symbol under a name of our own (asm labels), so that another
+-- module's declarations of fork, poll... never clash with these, and the
+-- guard makes a second load of this file harmless.
+if not pcall(ffi.typeof, "struct moongate_test_pollfd") then
+	ffi.cdef [[
+	struct moongate_test_pollfd { int fd; short events; short revents; };
+	int moongate_test_poll(struct moongate_test_pollfd *fds, unsigned long n,
+	                       int timeout) __asm__("poll");
+	int moongate_test_fork(void) __asm__("fork");
+	int moongate_test_execv(const char *path, char *const argv[]) __asm__("execv");
+	int moongate_test_pipe2(int fds[2], int flags) __asm__("pipe2");
+	int moongate_test_dup2(int from, int to) __asm__("dup2");
+	int moongate_test_open(const char *path, int flags, int mode) __asm__("open");
+	int moongate_test_close(int fd) __asm__("close");
+	intptr_t moongate_test_read(int fd, void *buf, size_t n) __asm__("read");
+	int moongate_test_kill(int pid, int sig) __asm__("kill");
+	int moongate_test_waitpid(int pid, int *status, int options) __asm__("waitpid");
+	void moongate_test_exit(int code) __asm__("_exit");
+	char *moongate_test_mkdtemp(char *template) __asm__("mkdtemp");
+	char *moongate_test_getcwd(char *buf, size_t n) __asm__("getcwd");
+	int moongate_test_prctl(int op, unsigned long a, unsigned long b,
+	                        unsigned long c, unsigned long d) __asm__("prctl");
+	char *moongate_test_strerror(int err) __asm__("strerror");
+	]]
+end
+
+-- Linux (x86_64, aarch64) values.
+local O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_CLOEXEC = 0, 1, 64, 512, 524288
+local SIGKILL, SIGTERM, WNOHANG, EINTR, EAGAIN = 9, 15, 1, 4, 11
+local POLLIN = 1
+local PR_SET_PDEATHSIG = 1
+
+local DEFAULT_WAIT = 5000
+
+local T = {}
+
+local servers = {}   -- started, not yet stopped: srv -> true
+local clients = {}   -- test clients not yet released, in order
+
+local function now_ms()
+	return client.now() / 1000
+end
+T.now_ms = now_ms
+
+local function errstr()
+	local e = ffi.errno()
+	return ffi.string(C.moongate_test_strerror(e)), e
+end
+
+-- Block up to ms (>= 0) on the fds (may be empty): the bounded wait under
+-- every loop here.
+local function poll_fds(fds, ms)
+	ms = math.max(0, math.floor(ms))
+	local n = #fds
+	local p = ffi.new("struct moongate_test_pollfd[?]", math.max(n, 1))
+	for i = 1, n do
+		p[i - 1].fd = fds[i]
+		p[i - 1].events = POLLIN
+	end
+	return C.moongate_test_poll(p, n, ms)
+end
+
+local function cwd()
+	local buf = ffi.new("char[4096]")
+	assert(C.moongate_test_getcwd(buf, 4096) ~= nil, "getcwd failed")
+	return ffi.string(buf)
+end
+
+local function absolute(path)
+	if path:sub(1, 1) == "/" then
+		return path
+	end
+	return cwd() .. "/" .. path:gsub("^%./", "")
+end
+
+local function read_file(path)
+	local f = io.open(path, "rb")
+	if not f then
+		return ""
+	end
+	local s = f:read("*a")
+	f:close()
+	return s
+end
+
+local function write_file(path, s)
+	local f = assert(io.open(path, "wb"))
+	assert(f:write(s))
+	assert(f:close())
+end
+
+local function tail(s, nlines)
+	local lines = {}
+	for line in s:gmatch("[^\n]+") do
+		lines[#lines + 1] = line
+	end
+	local from = math.max(1, #lines - (nlines or 20) + 1)
+	return table.concat(lines, "\n", from)
+end
+
+local function shell_quote(s)
+	return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- The repo root: this file is lualib/moongate/test.lua in it.
+local function repo_dir()
+	local src = debug.getinfo(1, "S").source
+	local path = src:sub(1, 1) == "@" and src:sub(2) or "lualib/moongate/test.lua"
+	local dir = path:match("^(.*)/lualib/moongate/test%.lua$") or
+		(path == "lualib/moongate/test.lua" and ".") or
+		path:match("^(.*)/[^/]*$") or "."
+	return absolute(dir)
+end
+
+-- ---- config.lua ------------------------------------------------------------
+
+local keywords = {}
+for w in ([[and break do else elseif end false for function goto if in
+	local nil not or repeat return then true until while]]):gmatch("%a+") do
+	keywords[w] = true
+end
+
+local serialize
+
+local function serialize_key(k)
+	if type(k) == "string" and k:match("^[%a_][%w_]*$") and not keywords[k] then
+		return k
+	end
+	return "[" .. serialize(k, "", {}) .. "]"
+end
+
+-- v as Lua source; tables with sorted keys, arrays as lists.
+function serialize(v, indent, seen)
+	local t = type(v)
+	if t == "string" then
+		return (string.format("%q", v):gsub("\n", "n"))
+	elseif t == "number" then
+		assert(v == v and v ~= math.huge and v ~= -math.huge,
+			"config: cannot write " .. tostring(v))
+		if v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+			return string.format("%d", v)
+		end
+		return string.format("%.17g", v)
+	elseif t == "boolean" then
+		return tostring(v)
+	elseif t ~= "table" then
+		error("config: cannot write a " .. t, 0)
+	end
+	assert(not seen[v], "config: a table refers to itself")
+	seen[v] = true
+	local inner = indent .. "\t"
+	local parts = {}
+	local n = #v
+	for i = 1, n do
+		parts[#parts + 1] = inner .. serialize(v[i], inner, seen)
+	end
+	local keys = {}
+	for k in pairs(v) do
+		if not (type(k) == "number" and k >= 1 and k <= n and k == math.floor(k)) then
+			keys[#keys + 1] = k
+		end
+	end
+	table.sort(keys, function(a, b)
+		if type(a) == type(b) then
+			return a < b
+		end
+		return type(a) == "number"
+	end)
+	for _, k in ipairs(keys) do
+		parts[#parts + 1] = inner .. serialize_key(k) .. " = " ..
+			serialize(v[k], inner, seen)
+	end
+	seen[v] = nil
+	if #parts == 0 then
+		return "{}"
+	end
+	return "{\n" .. table.concat(parts, ",\n") .. ",\n" .. indent .. "}"
+end
+T.serialize = function(v) return serialize(v, "", {}) end
+
+-- b merged into a copy of a: tables recursively, anything else replaces.
+local function merge(a, b)
+	local r = {}
+	for k, v in pairs(a) do
+		r[k] = v
+	end
+	for k, v in pairs(b or {}) do
+		if type(v) == "table" and type(r[k]) == "table" and #v == 0 and next(v) then
+			r[k] = merge(r[k], v)
+		else
+			r[k] = v
+		end
+	end
+	return r
+end
+
+-- ---- processes ---------------------------------------------------------------
+
+local function mkdtemp()
+	local base = os.getenv("TMPDIR") or "/tmp"
+	local template = base .. "/moongate-test.XXXXXX"
+	local buf = ffi.new("char[?]", #template + 1)
+	ffi.copy(buf, template)
+	if C.moongate_test_mkdtemp(buf) == nil then
+		error("mkdtemp " .. template .. ": " .. errstr(), 2)
+	end
+	return ffi.string(buf)
+end
+
+-- Decode a waitpid status: the exit code, or 128 + the signal.
+local function exit_status(st)
+	local sig = bit.band(st, 0x7f)
+	if sig == 0 then
+		return bit.band(bit.rshift(st, 8), 0xff)
+	end
+	return 128 + sig
+end
+
+-- fork + execv with stdout into a pipe and stderr into errlog. Returns the
+-- pid and the pipe's read end.
+local function spawn(argv, errlog)
+	local cargv = ffi.new("char *[?]", #argv + 1)
+	local keep = {}
+	for i, a in ipairs(argv) do
+		local s = ffi.new("char[?]", #a + 1)
+		ffi.copy(s, a)
+		keep[i] = s
+		cargv[i - 1] = s
+	end
+	cargv[#argv] = nil
+	local fds = ffi.new("int[2]")
+	if C.moongate_test_pipe2(fds, O_CLOEXEC) ~= 0 then
+		error("pipe2: " .. errstr(), 2)
+	end
+	local pid = C.moongate_test_fork()
+	if pid < 0 then
+		local e = errstr()
+		C.moongate_test_close(fds[0])
+		C.moongate_test_close(fds[1])
+		error("fork: " .. e, 2)
+	end
+	if pid == 0 then
+		-- the child: nothing here may return into the test runner
+		pcall(function()
+			-- killed with the test runner, whatever happens to it
+			C.moongate_test_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+			local null = C.moongate_test_open("/dev/null", O_RDONLY, 0)
+			local err = C.moongate_test_open(errlog,
+				bit.bor(O_WRONLY, O_CREAT, O_TRUNC), 420)
+			if null < 0 or err < 0 then
+				return
+			end
+			C.moongate_test_dup2(null, 0)
+			C.moongate_test_dup2(fds[1], 1)
+			C.moongate_test_dup2(err, 2)
+			C.moongate_test_execv(cargv[0], cargv)
+		end)
+		C.moongate_test_exit(127)
+	end
+	C.moongate_test_close(fds[1])
+	keep = nil
+	return pid, fds[0]
+end
+
+-- waitpid until the child is gone or ms passed; the status, or nil.
+-- While waiting, steps every live test client (they answer the server's
+-- CLOSE and record the close event).
+local pump
+
+local function reap(pid, ms)
+	local st = ffi.new("int[1]")
+	local deadline = now_ms() + ms
+	while true do
+		local r = C.moongate_test_waitpid(pid, st, WNOHANG)
+		if r == pid then
+			return exit_status(st[0])
+		end
+		if r < 0 and ffi.errno() ~= EINTR then
+			return nil, "waitpid: " .. errstr()
+		end
+		local left = deadline - now_ms()
+		if left <= 0 then
+			return nil, "timeout"
+		end
+		pump(math.min(left, 5))
+	end
+end
+
+-- ---- servers -----------------------------------------------------------------
+
+local Server = {}
+Server.__index = Server
+
+local start_keys = { services = true, service_path = true, inline = true,
+	config = true, args = true, transports = true, ready_ms = true }
+
+function T.start_server(opts)
+	opts = opts or {}
+	for k in pairs(opts) do
+		if not start_keys[k] then
+			error("start_server: unknown option '" .. tostring(k) .. "'", 2)
+		end
+	end
+	local bin = os.getenv("MOONGATE_BIN") or "build/moongate"
+	if not io.open(bin, "rb") then
+		error("start_server: no server binary at " .. bin ..
+			" (set MOONGATE_BIN)", 2)
+	end
+	local dir = mkdtemp()
+	local srv = setmetatable({ dir = dir, bin = bin, files = {},
+		log_path = dir .. "/server.log",
+		config_path = dir .. "/config.lua" }, Server)
+
+	-- inline services, then config.lua
+	for name, src in pairs(opts.inline or {}) do
+		if type(name) ~= "string" or not name:match("^[%w_]+$") then
+			error("start_server: inline service names are identifiers", 2)
+		end
+		local path = dir .. "/" .. name .. ".lua"
+		write_file(path, src)
+		srv.files[#srv.files + 1] = path
+	end
+	local path = { dir }
+	for _, p in ipairs(opts.service_path or {}) do
+		path[#path + 1] = absolute(p)
+	end
+	path[#path + 1] = absolute(os.getenv("MOONGATE_SERVICE_DIR") or
+		(repo_dir() .. "/service"))
+	local transports = opts.transports or { "udp", "tcp" }
+	local listen = {}
+	for _, t in ipairs(transports) do
+		if t ~= "udp" and t ~= "tcp" then
+			error("start_server: transport '" .. tostring(t) .. "'", 2)
+		end
+		listen[t] = { host = "127.0.0.1", port = 0 }
+	end
+	local cfg = merge({
+		listen = listen,      -- the --listen options below win
+		services = opts.services,
+		service_path = path,
+		secrets = dir .. "/secret",
+	}, opts.config)
+	write_file(srv.config_path, "-- written by moongate.test\nreturn " ..
+		serialize(cfg, "", {}) .. "\n")
+	srv.files[#srv.files + 1] = srv.config_path
+	srv.files[#srv.files + 1] = srv.log_path
+	srv.files[#srv.files + 1] = dir .. "/secret"
+
+	local argv = { bin }
+	for _, t in ipairs(transports) do
+		argv[#argv + 1] = "--listen"
+		argv[#argv + 1] = t .. "://127.0.0.1:0"
+	end
+	for _, a in ipairs(opts.args or {}) do
+		argv[#argv + 1] = tostring(a)
+	end
+	argv[#argv + 1] = srv.config_path
+	srv.argv = argv
+
+	local ok, err = pcall(function()
+		srv.pid, srv.out = spawn(argv, srv.log_path)
+	end)
+	if not ok then
+		srv:remove_dir()
+		error("start_server: " .. tostring(err), 2)
+	end
+	servers[srv] = true
+
+	-- its stdout until "moongate: ready", with a deadline
+	local ready_ms = opts.ready_ms or 10000
+	local deadline = now_ms() + ready_ms
+	local out, buf = "", ffi.new("char[4096]")
+	local why
+	srv.listening = {}
+	while true do
+		local line, rest = out:match("^([^\n]*)\n(.*)$")
+		if line then
+			out = rest
+			local proto, host, port = line:match("^moongate: listening (%a+) (%S+) (%d+)$")
+			if proto then
+				port = tonumber(port)
+				srv.listening[#srv.listening + 1] = { proto, host, port }
+				if not srv[proto] then
+					srv[proto] = port
+					srv.host = srv.host or host
+				end
+			elseif line == "moongate: ready" then
+				break
+			end
+		else
+			local left = deadline - now_ms()
+			if left <= 0 then
+				why = "no \"moongate: ready\" within " .. ready_ms .. " ms"
+				break
+			end
+			poll_fds({ srv.out }, left)
+			local n = tonumber(C.moongate_test_read(srv.out, buf, 4096))
+			local e = ffi.errno()
+			if n == 0 then
+				why = "the server exited before \"moongate: ready\""
+				break
+			elseif n > 0 then
+				out = out .. ffi.string(buf, n)
+			elseif e ~= EINTR and e ~= EAGAIN then
+				why = "reading its stdout: " .. errstr()
+				break
+			end
+		end
+	end
+	if why then
+		srv:stop(2000)
+		error(("start_server: %s (exit status %s%s)\n%s\n--- server log (tail) ---\n%s"):format(
+			why, tostring(srv.status), srv.status == 127 and ": not executable?" or "",
+			table.concat(argv, " "), tail(srv.stopped_log or "", 30)), 2)
+	end
+	return srv
+end
+
+function Server:url(transport)
+	transport = transport or "udp"
+	local port = self[transport]
+	if not port then
+		error("server has no " .. tostring(transport) .. " listener", 2)
+	end
+	local host = self.host or "127.0.0.1"
+	if host:find(":", 1, true) then
+		host = "[" .. host .. "]"
+	end
+	return transport .. "://" .. host .. ":" .. port
+end
+
+function Server:log()
+	if self.stopped_log then
+		return self.stopped_log
+	end
+	return read_file(self.log_path)
+end
+
+function Server:wait_log(pattern, ms)
+	ms = ms or DEFAULT_WAIT
+	local deadline = now_ms() + ms
+	while true do
+		for line in self:log():gmatch("[^\n]+") do
+			if line:match(pattern) then
+				return line
+			end
+		end
+		local left = deadline - now_ms()
+		if left <= 0 or self.stopped then
+			error(("timed out after %d ms waiting for a server log line " ..
+				"matching %q\n--- server log (tail) ---\n%s"):format(
+				ms, pattern, tail(self:log(), 30)), 2)
+		end
+		poll_fds({}, math.min(left, 10))
+	end
+end
+
+function Server:remove_dir()
+	if os.getenv("MOONGATE_TEST_KEEP") then
+		return
+	end
+	for _, f in ipairs(self.files) do
+		os.remove(f)
+	end
+	if not os.remove(self.dir) and self.dir:match("/moongate%-test%.[%w]+$") then
+		-- files the server made: the dir is ours (mkdtemp)
+		os.execute("rm -rf -- " .. shell_quote(self.dir))
+	end
+end
+
+function Server:stop(ms)
+	if self.stopped then
+		return self.status, self.stopped_line
+	end
+	self.stopped = true
+	servers[self] = nil
+	ms = ms or 10000
+	local status
+	if self.pid and self.pid > 0 then
+		C.moongate_test_kill(self.pid, SIGTERM)
+		status = reap(self.pid, ms)
+		if not status then
+			C.moongate_test_kill(self.pid, SIGKILL)
+			status = reap(self.pid, 5000) or -1
+			self.killed = true
+		end
+	end
+	if self.out then
+		C.moongate_test_close(self.out)
+		self.out = nil
+	end
+	self.stopped_log = read_file(self.log_path)
+	for line in self.stopped_log:gmatch("[^\n]+") do
+		if line:match("stopped:") then
+			self.stopped_line = line:match("(stopped:.*)$")
+		end
+	end
+	if self.stopped_log:match("ERROR: AddressSanitizer") or
+		self.stopped_log:match("ERROR: LeakSanitizer") or
+		self.stopped_log:match("runtime error:") then
+		io.stderr:write("moongate.test: sanitizer report in the log of ",
+			table.concat(self.argv, " "), "\n", self.stopped_log, "\n")
+	end
+	self.status = status
+	self:remove_dir()
+	return self.status, self.stopped_line
+end
+
+function T.stop_server(srv)
+	return srv:stop()
+end
+
+-- ---- test clients ------------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+
+local function live_clients()
+	local live = {}
+	for _, cl in ipairs(clients) do
+		if cl.c then
+			live[#live + 1] = cl
+		end
+	end
+	return live
+end
+
+function T.connect(target, transport, hello, opts)
+	local url = target
+	if type(target) == "table" then
+		url = target:url(transport or "udp")
+	elseif type(target) ~= "string" then
+		error("connect: a server or a url expected", 2)
+	end
+	local c, err = client.connect(url, hello or "", opts)
+	if not c then
+		return nil, err
+	end
+	local cl = setmetatable({ c = c, url = url, opened = false, messages = {},
+		datagrams = {}, events = {}, read = 0 }, Client)
+	clients[#clients + 1] = cl
+	return cl
+end
+
+function Client:record(ev)
+	self.events[#self.events + 1] = ev
+	if ev.type == "open" then
+		self.opened = true
+	elseif ev.type == "message" then
+		self.messages[#self.messages + 1] = ev.data
+	elseif ev.type == "datagram" then
+		self.datagrams[#self.datagrams + 1] = { data = ev.data, seq = ev.seq }
+	elseif ev.type == "close" then
+		self.closed = { code = ev.code, reason = ev.reason, remote = ev.remote }
+	end
+end
+
+-- Poll and record; waits up to ms (default 0).
+function Client:step(ms)
+	if not self.c then
+		return {}
+	end
+	local evs = self.c:step(ms or 0)
+	for _, ev in ipairs(evs) do
+		self:record(ev)
+	end
+	return evs
+end
+
+function Client:send(s) return self.c:send(s) end
+function Client:send_unreliable(s) return self.c:send_unreliable(s) end
+function Client:close(code, reason) return self.c:close(code, reason) end
+function Client:state() return self.c and self.c:state() or "released" end
+function Client:stats() return self.c:stats() end
+
+function Client:release()
+	if self.c then
+		self.c:release()
+		self.c = nil
+	end
+end
+
+function Client:describe()
+	local s = ("%s: %s, %d messages (%d read), %d datagrams"):format(
+		self.url, self:state(), #self.messages, self.read, #self.datagrams)
+	if self.closed then
+		s = s .. (", closed %d %q%s"):format(self.closed.code,
+			self.closed.reason, self.closed.remote and " by the server" or "")
+	end
+	return s
+end
+
+-- Step the clients once: drain; unless that brought events, block until
+-- one of them has input or a timer due, or ms passed (at most SLICE_MS,
+-- so that a condition on something else is looked at often enough).
+local SLICE_MS = 50
+
+local function step_clients(list, ms)
+	ms = math.min(ms, SLICE_MS)
+	local now = client.now()
+	local fds = {}
+	for _, cl in ipairs(list) do
+		if cl.c then
+			if #cl:step(0) > 0 then
+				ms = 0
+			end
+			local fd = cl.c:fd()
+			if fd >= 0 then
+				fds[#fds + 1] = fd
+			end
+			local due = math.ceil((cl.c:check(now) - now) / 1000)
+			ms = math.min(ms, math.max(due, 0))
+		end
+	end
+	if ms > 0 then
+		poll_fds(fds, ms)
+		for _, cl in ipairs(list) do
+			cl:step(0)
+		end
+	end
+end
+
+pump = function(ms)
+	step_clients(live_clients(), ms)
+end
+
+local function wait(cond, ms, what, list, level)
+	ms = ms or DEFAULT_WAIT
+	local deadline = now_ms() + ms
+	while true do
+		local r = cond()
+		if r then
+			return r
+		end
+		local left = deadline - now_ms()
+		if left <= 0 then
+			local lines = {}
+			for _, cl in ipairs(list) do
+				lines[#lines + 1] = "  " .. cl:describe()
+			end
+			error(("timed out after %d ms waiting for %s%s"):format(ms, what,
+				#lines > 0 and "\n" .. table.concat(lines, "\n") or ""), level)
+		end
+		if #list > 0 then
+			step_clients(list, left)
+		else
+			poll_fds({}, math.min(left, 10))
+		end
+	end
+end
+
+-- (No tail calls to wait: the error level counts this frame.)
+function T.wait(cond, ms, ...)
+	local r = wait(cond, ms, "a condition", { ... }, 3)
+	return r
+end
+
+function Client:wait(cond, ms, what)
+	local r = wait(function() return cond(self) end, ms, what or "a condition",
+		{ self }, 3)
+	return r
+end
+
+function Client:wait_open(ms)
+	local r = wait(function()
+		if self.opened then
+			return true
+		end
+		if self.closed then
+			error(("closed before open: %d %q"):format(self.closed.code,
+				self.closed.reason), 4)
+		end
+	end, ms, "open", { self }, 3)
+	return r
+end
+
+function Client:wait_message(ms)
+	local m = wait(function()
+		if self.read < #self.messages then
+			self.read = self.read + 1
+			return { self.messages[self.read] }
+		end
+		if self.closed then
+			error(("closed while waiting for message %d: %d %q"):format(
+				self.read + 1, self.closed.code, self.closed.reason), 4)
+		end
+	end, ms, "message " .. (self.read + 1), { self }, 3)
+	return m[1]
+end
+
+function Client:wait_close(ms)
+	local r = wait(function() return self.closed end, ms, "close", { self }, 3)
+	return r
+end
+
+-- ---- teardown ----------------------------------------------------------------
+
+function T.stop_all()
+	-- clients close first: their sessions end at once on the server,
+	-- which then stops without waiting for them
+	for _, cl in ipairs(clients) do
+		if cl.c and not cl.closed then
+			cl.c:close(0, "test teardown")
+		end
+	end
+	local list = {}
+	for srv in pairs(servers) do
+		list[#list + 1] = srv
+	end
+	for _, srv in ipairs(list) do
+		srv:stop()
+	end
+	for _, cl in ipairs(clients) do
+		cl:release()
+	end
+	clients = {}
+end
+
+return T
