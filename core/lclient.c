@@ -1,7 +1,7 @@
 /*
  * lclient.c - require "moongate.client": the client library (client.h)
  * bound to Lua 5.1 / LuaJIT, for tests, bots and Lua game clients (LÖVE,
- * Defold). Built as build/moongate/client.so.
+ * Defold). Built as build/lua/moongate/client.so.
  *
  * Errors: misuse (a wrong argument type, an unknown option, a method on a
  * released client) raises; a runtime failure returns nil, message.
