@@ -254,5 +254,7 @@ script_config_load(struct config *c, const char *file, char *err, size_t errlen)
 		rc = walk(&ld, L);
 	}
 	lua_close(L);
+	if (rc == 0 && c->npaths == 0) /* the default: service/ beside the file */
+		rc = add_path(&ld, "service");
 	return rc;
 }

@@ -127,6 +127,24 @@ describe("Lua runtime", function()
 		assert.is_nil(a.closed)
 	end)
 
+	it("reports a callback that runs past lua.budget_ms", function()
+		local srv = T.start_server{ services = { "slow" }, config = { lua = { budget_ms = 20 } },
+			inline = { slow = [[
+local svc = {}
+function svc.message(session, data)
+	local t0 = os.clock()
+	while os.clock() - t0 < 0.06 do end -- 60 ms of CPU
+	session:send(data)
+end
+return svc
+]] } }
+		local cl = T.connect(srv, "udp", "x")
+		cl:wait_open()
+		assert(cl.c:send("slow"))
+		assert.are.equal("slow", cl:wait_message())
+		srv:wait_log("service slow: message took [%d.]+ ms %(budget 20 ms%), session %x+", 5000)
+	end)
+
 	it("refuses a client with the handshake's reason and code", function()
 		local srv = T.start_server{ services = { "recorder" }, inline = { recorder = RECORDER } }
 		local cl = T.connect(srv, "udp", "banned")
