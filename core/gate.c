@@ -9,7 +9,9 @@
  */
 #include "gate.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -671,4 +673,29 @@ void
 gate_stats(const gate_t *g, struct gate_stats *st)
 {
 	*st = g->st;
+}
+
+const char *
+gate_path_addr(const struct gate_path *p, char *buf, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+		snprintf(buf, n, "%s:%d", ip, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+		snprintf(buf, n, "[%s]:%d", ip, ntohs(in6->sin6_port));
+	} else {
+		snprintf(buf, n, "?");
+	}
+	return buf;
+}
+
+const char *
+gate_path_transport(const struct gate_path *p)
+{
+	return p->raw ? "raw" : p->transport == GATE_TCP ? "tcp" : "udp";
 }

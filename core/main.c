@@ -15,7 +15,6 @@
  * SIGTERM/SIGINT close every session ("server shutdown") and exit once they
  * are closed or shutdown_ms passed.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
 #include <signal.h>
@@ -77,20 +76,8 @@ usage(FILE *f, const char *prog)
 static const char *
 addr_text(const struct gate_path *p, char *buf, size_t len)
 {
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-		port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-		port = ntohs(in6->sin6_port);
-	}
-	snprintf(buf, len, "%s %s:%d", p->transport == GATE_TCP ? "tcp" :
-	         p->raw ? "raw" : "udp", host, port);
+	char a[80];
+	snprintf(buf, len, "%s %s", gate_path_transport(p), gate_path_addr(p, a, sizeof a));
 	return buf;
 }
 

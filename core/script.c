@@ -16,8 +16,6 @@
  */
 #include "script.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -96,33 +94,6 @@ traceback(lua_State *L)
 	return 1;
 }
 
-static const char *
-addr_text(const struct gate_path *p, char *buf, size_t n)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-		port = ntohs(in->sin_port);
-		snprintf(buf, n, "%s:%d", ip, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-		port = ntohs(in6->sin6_port);
-		snprintf(buf, n, "[%s]:%d", ip, port);
-	} else {
-		snprintf(buf, n, "?");
-	}
-	return buf;
-}
-
-static const char *
-transport_name(const struct gate_path *p)
-{
-	return p->raw ? "raw" : p->transport == GATE_TCP ? "tcp" : "udp";
-}
 
 /* Call the function below its nargs arguments on the stack under pcall
  * with the traceback handler; what: "service echo: message" for the log,
@@ -240,9 +211,9 @@ send_error(lua_State *L, int rc)
 	return 2;
 }
 
-/* session:send(data) -> true | nil, err */
+/* session:send(data) / session:send_unreliable(data) -> true | nil, err */
 static int
-l_send(lua_State *L)
+send_any(lua_State *L, int unreliable)
 {
 	script_t *sc = self(L);
 	session_t *s = check_session(L, 1, NULL);
@@ -250,29 +221,26 @@ l_send(lua_State *L)
 	const char *d = luaL_checklstring(L, 2, &n);
 	if (!s)
 		return 2;
-	int rc = session_send(s, d, n, sc->now);
-	gate_touch(sc->g, s, sc->now);
+	int rc = unreliable ? session_send_unreliable(s, d, n, sc->now)
+	                    : session_send(s, d, n, sc->now);
+	if (!unreliable)
+		gate_touch(sc->g, s, sc->now); /* new data: the session is due */
 	if (rc)
 		return send_error(L, rc);
 	lua_pushboolean(L, 1);
 	return 1;
 }
 
-/* session:send_unreliable(data) -> true | nil, err */
+static int
+l_send(lua_State *L)
+{
+	return send_any(L, 0);
+}
+
 static int
 l_send_unreliable(lua_State *L)
 {
-	script_t *sc = self(L);
-	session_t *s = check_session(L, 1, NULL);
-	size_t n;
-	const char *d = luaL_checklstring(L, 2, &n);
-	if (!s)
-		return 2;
-	int rc = session_send_unreliable(s, d, n, sc->now);
-	if (rc)
-		return send_error(L, rc);
-	lua_pushboolean(L, 1);
-	return 1;
+	return send_any(L, 1);
 }
 
 /* session:close([code,] [reason]) -> true | nil, "closed" */
@@ -324,7 +292,7 @@ l_addr(lua_State *L)
 	if (!s)
 		return 2;
 	char buf[80];
-	lua_pushstring(L, addr_text(gate_session_path(sc->g, s), buf, sizeof buf));
+	lua_pushstring(L, gate_path_addr(gate_session_path(sc->g, s), buf, sizeof buf));
 	return 1;
 }
 
@@ -335,7 +303,7 @@ l_transport(lua_State *L)
 	session_t *s = check_session(L, 1, NULL);
 	if (!s)
 		return 2;
-	lua_pushstring(L, transport_name(gate_session_path(sc->g, s)));
+	lua_pushstring(L, gate_path_transport(gate_session_path(sc->g, s)));
 	return 1;
 }
 
@@ -798,9 +766,9 @@ script_accept(script_t *sc, const struct gate_path *from, const uint8_t *hello,
 			char buf[80];
 			lua_pushlstring(L, (const char *)hello, len);
 			lua_createtable(L, 0, 2);
-			lua_pushstring(L, addr_text(from, buf, sizeof buf));
+			lua_pushstring(L, gate_path_addr(from, buf, sizeof buf));
 			lua_setfield(L, -2, "addr");
-			lua_pushstring(L, transport_name(from));
+			lua_pushstring(L, gate_path_transport(from));
 			lua_setfield(L, -2, "transport");
 			lua_insert(L, -3);
 			lua_insert(L, -3);
