@@ -47,7 +47,8 @@ return {
 	},
 
 	lua = {
-		budget_ms = 50, -- a callback running longer is reported in the log
+		budget_ms = 50,        -- a callback running longer is reported in the log
+		timers_max = 1000000,  -- timers pending at once
 	},
 
 	log = {

@@ -13,6 +13,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 BUILD=${BUILD:-build}
 RUNS=${RUNS:-3}
 SECONDS_RUN=${SECONDS_RUN:-5}
@@ -58,17 +59,7 @@ start_server() {
 	PORT=$(awk -v t="$TRANSPORT" '$0 ~ "listening " t {print $5}' "$TMP/srv.out")
 }
 
-stop_server() {
-	kill "$SRV_PID" 2>/dev/null || true
-	timeout 10 tail --pid="$SRV_PID" -f /dev/null 2>/dev/null || kill -9 "$SRV_PID" 2>/dev/null || true
-	wait "$SRV_PID" 2>/dev/null || true
-	SRV_PID=
-}
 
-median() {
-	grep -o " $1=[0-9.]*" | cut -d= -f2 | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
-}
 
 : >"$TMP/c"; : >"$TMP/lua"
 for _ in $(seq "$RUNS"); do

@@ -14,6 +14,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 BUILD=${BUILD:-build}
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
@@ -63,12 +64,6 @@ start_server() {
 	TCP_PORT=$(awk '/listening tcp/ {print $5}' "$TMP/srv.out")
 }
 
-stop_server() {
-	kill "$SRV_PID" 2>/dev/null || true
-	timeout 10 tail --pid="$SRV_PID" -f /dev/null 2>/dev/null || kill -9 "$SRV_PID" 2>/dev/null || true
-	wait "$SRV_PID" 2>/dev/null || true
-	SRV_PID=
-}
 
 # bot SECONDS_BOUND ARGS...: one bounded bot run, prints its RESULT line
 bot() {
@@ -79,11 +74,6 @@ bot() {
 	}
 }
 
-# median KEY: of KEY=value over the RESULT lines on stdin
-median() {
-	grep -o " $1=[0-9.]*" | cut -d= -f2 | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'
-}
 
 field() { grep -o " $1=[-0-9.]*" | head -1 | cut -d= -f2; }
 

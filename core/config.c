@@ -77,6 +77,8 @@ static const struct key keys[] = {
 	{ "log.format", FORMAT, offsetof(struct config, log_format), 0, 1, "text or json (one object per line)" },
 	{ "lua.budget_ms", INT, offsetof(struct config, lua_budget_ms), 0, 600000,
 	  "a Lua callback running longer is reported in the log (0: never)" },
+	{ "lua.timers_max", INT, offsetof(struct config, lua_timers_max), 1, 100000000,
+	  "Lua timers pending at once; after() and every() past it raise" },
 	{ "builtin_echo", INT, offsetof(struct config, builtin_echo), 0, 1,
 	  "1: the built-in C echo instead of the Lua services (benchmarks)" },
 	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,
@@ -93,6 +95,7 @@ config_default(struct config *c)
 	c->log_format = LOG_TEXT;
 	c->shutdown_ms = 2000;
 	c->lua_budget_ms = 50;
+	c->lua_timers_max = 1000000;
 }
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };

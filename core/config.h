@@ -41,6 +41,7 @@ struct config {
 	int npaths;
 	char secrets[CONFIG_PATH_LEN]; /* file of server secrets ("": in memory) */
 	int lua_budget_ms;  /* a callback longer than this is logged (50) */
+	int lua_timers_max; /* timers pending at once (1000000) */
 	int builtin_echo;   /* 1: the C echo instead of Lua services */
 };
 

@@ -29,7 +29,6 @@
 
 #define SESSION_MT "moongate.session"
 #define TIMER_MT "moongate.timer"
-#define TIMER_MAX 1000000  /* pending timers at once */
 
 #ifndef MOONGATE_LUALIB
 #define MOONGATE_LUALIB "lualib"
@@ -57,6 +56,7 @@ struct script {
 	gate_t *g;
 	uint64_t now;
 	int budget_ms;
+	uint32_t timers_max;     /* lua.timers_max */
 	int nsvc;
 	char names[CONFIG_SERVICES_MAX][64];
 	int svc_ref[CONFIG_SERVICES_MAX];
@@ -516,8 +516,9 @@ add_timer(lua_State *L, int repeat)
 	if (!(ms >= 0 && ms <= 1e10) || (repeat && ms < 1))
 		return luaL_argerror(L, 1, repeat ? "period must be 1 ms .. 1e10 ms"
 		                                  : "delay must be 0 .. 1e10 ms");
-	if (sc->nheap >= TIMER_MAX)
-		return luaL_error(L, "too many timers (%d)", TIMER_MAX);
+	if (sc->nheap >= sc->timers_max)
+		return luaL_error(L, "too many timers (lua.timers_max = %d)",
+		                  (int)sc->timers_max);
 	if (sc->nheap == sc->heapcap) {
 		uint32_t cap = sc->heapcap ? sc->heapcap * 2 : 64;
 		struct timer **h = realloc(sc->heap, cap * sizeof *h);
@@ -965,6 +966,7 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	sc->g = g;
 	sc->now = now;
 	sc->budget_ms = c->lua_budget_ms;
+	sc->timers_max = c->lua_timers_max > 0 ? (uint32_t)c->lua_timers_max : 1;
 	luaL_openlibs(L);
 
 	lua_pushcfunction(L, traceback);

@@ -200,6 +200,27 @@ return svc
 		assert.are.same({ "tick 1", "tick 2", "tick 3", "after false" }, cl.messages)
 	end)
 
+	it("refuses timers past lua.timers_max with an error that says so", function()
+		local srv = T.start_server{ services = { "many" }, config = { lua = { timers_max = 3 } },
+			inline = { many = [[
+local moongate = require "moongate"
+local svc = {}
+function svc.message(session)
+	local made = {}
+	for i = 1, 4 do
+		local ok, err = pcall(moongate.after, 60000, function() end)
+		made[i] = ok and "ok" or err:match("too many timers %b()")
+	end
+	session:send(table.concat(made, ","))
+end
+return svc
+]] } }
+		local cl = T.connect(srv, "udp", "x")
+		cl:wait_open()
+		assert(cl.c:send("go"))
+		assert.are.equal("ok,ok,ok,too many timers (lua.timers_max = 3)", cl:wait_message())
+	end)
+
 	it("reports a closed session object as dead, never a dangling pointer", function()
 		local srv = T.start_server{ services = { "keeper" }, inline = { keeper = [[
 local moongate = require "moongate"
