@@ -15,9 +15,23 @@
  *       mgclient_send(c, "hi", 2);
  *   }
  *
- * The UDP socket is connected to the server. On TCP, packets travel in
+ * Transports. The url says which: "udp://host:port" or "tcp://host:port"
+ * use that one only; "auto://host:port" (both on one port) or a list
+ * "udp://h:p1,tcp://h:p2" start on UDP, move to TCP when UDP gets no answer
+ * (fallback_ms in the handshake, path_timeout_ms once open), keep probing
+ * UDP every probe_ms while on TCP, and move back when it answers. The
+ * session is the same whatever carries it: nothing is lost or repeated.
+ * A UDP socket is connected to the server; on TCP, packets travel in
  * frames (len u16 LE | packet). Sends made between polls leave at once
  * (datagrams) or when the socket takes them (TCP).
+ *
+ * Resume. When the server allows it (its resume_grace, told in the
+ * WELCOME), a session that hears nothing for timeout_ms goes offline
+ * (MGCLIENT_OFFLINE) instead of closing: sends are queued, and every
+ * reconnect_ms the client opens fresh sockets (a new local port, a new TCP
+ * connection) and knocks. The first answer brings it back
+ * (MGCLIENT_RESUME); what was unacknowledged in either direction is
+ * retransmitted. After the grace it closes with "expired".
  *
  * Acknowledgements of what poll received wait for the game's next send and
  * ride on it, or leave at the next KCP interval flush (10 ms, run by poll)
@@ -44,6 +58,14 @@ struct mgclient_options {
 	                          the session closes with "event queue full" (65536) */
 	int buffer_max;        /* TCP: bytes waiting for the socket before the
 	                          session closes with "backpressure" (4 MiB) */
+	int fallback_ms;       /* auto: no answer on UDP in the handshake this
+	                          long: try TCP too (1000) */
+	int path_timeout_ms;   /* auto: nothing heard on the path in use this
+	                          long: move to the other transport (2500) */
+	int probe_ms;          /* auto, on TCP: probe UDP this often (2000) */
+	int reconnect_ms;      /* offline: fresh sockets this often (1000) */
+	int tcp_linger_ms;     /* auto: back on UDP, the TCP connection is
+	                          closed this long after (5000) */
 };
 void mgclient_options_default(struct mgclient_options *o);
 
@@ -52,7 +74,12 @@ enum mgclient_event_type {
 	MGCLIENT_MESSAGE = SESSION_EV_MESSAGE,
 	MGCLIENT_DATAGRAM = SESSION_EV_DATAGRAM,
 	MGCLIENT_CLOSE = SESSION_EV_CLOSE,
+	MGCLIENT_OFFLINE = SESSION_EV_OFFLINE, /* nothing heard: reconnecting */
+	MGCLIENT_RESUME = SESSION_EV_RESUME,   /* back, nothing lost */
+	MGCLIENT_PATH = SESSION_EV_PATH,       /* now on ev->transport */
 };
+
+enum mgclient_transport { MGCLIENT_UDP = 1, MGCLIENT_TCP = 2 };
 
 struct mgclient_event {
 	int type;            /* MGCLIENT_* */
@@ -62,10 +89,12 @@ struct mgclient_event {
 	int code;            /* CLOSE: session_close_code or the peer's code */
 	const char *reason;  /* CLOSE */
 	int remote;          /* CLOSE: 1 when the server closed */
+	int transport;       /* PATH, RESUME: MGCLIENT_UDP or MGCLIENT_TCP */
 };
 
-/* url: "udp://host:port" or "tcp://host:port" (IPv4, IPv6 in brackets, or a
- * name resolved once, blocking). hello (<= WIRE_HELLO_MAX) reaches the
+/* url: "udp://host:port", "tcp://host:port", "auto://host:port", or
+ * "udp://host:port,tcp://host:port" (IPv4, IPv6 in brackets, or a name
+ * resolved once, blocking). hello (<= WIRE_HELLO_MAX) reaches the
  * server's handshake policy. opts NULL: defaults. The handshake starts at
  * once; MGCLIENT_OPEN (or CLOSE with the refusal) arrives through poll.
  * NULL with err filled on a bad url, a socket error or out of memory. */
@@ -86,10 +115,20 @@ int mgclient_send_unreliable(mgclient_t *c, const void *msg, size_t len);
 void mgclient_close(mgclient_t *c, int code, const char *reason);
 
 int mgclient_state(const mgclient_t *c);  /* enum session_state */
-int mgclient_fd(const mgclient_t *c);     /* to wait on readability; -1
-                                             once the session has ended (the
-                                             socket closes at once, before
-                                             the CLOSE event is taken) */
+int mgclient_fd(const mgclient_t *c);     /* the socket in use, to wait on
+                                             readability; -1 once the
+                                             session has ended (sockets
+                                             close at once, before the
+                                             CLOSE event is taken) */
+/* Every open socket (at most 2): wait on all of them, or on
+ * mgclient_check. Returns how many were written to fds. */
+int mgclient_fds(const mgclient_t *c, int fds[2]);
+/* MGCLIENT_UDP or MGCLIENT_TCP: the transport in use. */
+int mgclient_transport(const mgclient_t *c);
+/* Open a new UDP socket (a new local port), as after a change of network:
+ * the server sees the client at a new address and follows it. 0, or -1
+ * with errno when no socket could be made, or the client has no UDP. */
+int mgclient_rebind(mgclient_t *c);
 uint64_t mgclient_check(const mgclient_t *c, uint64_t now);
 void mgclient_stats(const mgclient_t *c, struct session_stats *st);
 /* Monotonic clock in microseconds, for poll's now. */

@@ -32,13 +32,15 @@ static const struct key keys[] = {
 	{ "session.mtu", INT, S(mtu), 100, 65000, "bytes of one UDP packet" },
 	{ "session.heartbeat_ms", INT, S(heartbeat_ms), 10, 600000, "ping interval" },
 	{ "session.timeout_ms", INT, S(timeout_ms), 100, 3600000,
-	  "no packet from the peer this long closes the session (\"timeout\")" },
+	  "no packet from the peer this long: offline (resume_grace_ms), or closed (\"timeout\")" },
 	{ "session.watermark", I64, S(watermark), 1024, 1ll << 40,
 	  "reliable bytes queued + unacked before the session closes (\"backpressure\")" },
 	{ "session.linger_ms", INT, S(linger_ms), 0, 600000,
 	  "a graceful close waits this long for pending data to be acked" },
 	{ "session.close_retries", INT, S(close_retries), 1, 100,
 	  "CLOSE packets sent without an ack before giving up" },
+	{ "session.resume_grace_ms", INT, S(resume_grace_ms), 0, 86400000,
+	  "a session whose client went silent waits this long for it to come back (0: it closes)" },
 	{ "session.msg_max", INT, S(msg_max), 0, 16 << 20,
 	  "largest reliable message in bytes (0: the KCP window's limit)" },
 	{ "kcp.nodelay", INT, S(nodelay), 0, 2, "0 normal RTO, 1 fast, 2 fast with gentler backoff" },
@@ -90,6 +92,7 @@ config_default(struct config *c)
 {
 	memset(c, 0, sizeof *c);
 	gate_config_default(&c->gate);
+	c->gate.session.resume_grace_ms = 30000;
 	net_config_default(&c->net);
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_TEXT;

@@ -2,10 +2,19 @@
  * gate.c - the server side of sessions: handshake challenge, session
  * tables, timers. See gate.h.
  *
- * Every session has an entry: its path, its place in the timer heap and
+ * Every session has an entry: its paths, its place in the timer heap and
  * its keys in the maps. An entry closed during a callback is unlinked at
  * once and freed when the outermost gate call returns (the graveyard), so
  * code up the stack never touches freed memory.
+ *
+ * Paths: the session decides which paths it knows and where it sends
+ * (session.h); the entry keeps the address or connection behind each of
+ * the session's path ids, in SLOTS slots, one more than the session
+ * remembers, so a packet from a new address always finds a free slot to
+ * be tried in without disturbing the known ones. Slot i is path id i + 1,
+ * with SESSION_PATH_PROVEN for a TCP connection. After every call into the
+ * session, sync() drops the slots the session forgot (closing their TCP
+ * connections) and maps the TCP connections it adopted.
  */
 #include "gate.h"
 
@@ -20,16 +29,19 @@
 #include "kcp.h"
 #include "map.h"
 
+#define SLOTS (SESSION_PATHS + 1)
+
 struct entry {
 	gate_t *g;
 	session_t *s;
-	struct gate_path path;
+	struct gate_path path[SLOTS]; /* transport 0: a free slot */
+	uint8_t bound[SLOTS];         /* TCP: the connection is in by_conn */
+	uint8_t last;                 /* the slot packets went to last */
 	uint64_t due;
 	uint32_t heap_i;    /* index in g->heap; UINT32_MAX when not in it */
 	uint32_t sid;
 	uint64_t pub_key;   /* key in g->by_pub (0: none) */
 	uint64_t raw_key;   /* key in g->by_raw (0: none) */
-	uint8_t conn_lost;  /* the TCP connection is already gone */
 	uint16_t hello_len;
 	uint8_t *hello;     /* the client's hello until the OPEN event is told */
 	struct entry *next; /* graveyard */
@@ -171,6 +183,73 @@ leave(gate_t *g)
 	}
 }
 
+/* ---- paths ------------------------------------------------------------ */
+
+static uint32_t
+slot_id(const struct entry *e, int i)
+{
+	return (uint32_t)(i + 1) |
+	       (e->path[i].transport == GATE_TCP ? SESSION_PATH_PROVEN : 0);
+}
+
+static struct gate_path *
+slot_of(struct entry *e, uint32_t id)
+{
+	uint32_t i = (id & ~SESSION_PATH_PROVEN) - 1;
+	if (i >= SLOTS || !e->path[i].transport || slot_id(e, (int)i) != id)
+		return NULL;
+	return &e->path[i];
+}
+
+/* Forget slot i; a TCP connection there is unmapped and, when close is
+ * set, closed (gracefully: what is queued still goes). */
+static void
+unbind(gate_t *g, struct entry *e, int i, int close)
+{
+	struct gate_path *p = &e->path[i];
+	if (p->transport == GATE_TCP) {
+		if (e->bound[i])
+			map_del(&g->by_conn, p->conn);
+		if (close && g->cb.close_conn)
+			g->cb.close_conn(g, p->conn, 1, g->user);
+	}
+	e->bound[i] = 0;
+	p->transport = 0;
+}
+
+static void
+unbind_all(gate_t *g, struct entry *e, int close)
+{
+	for (int i = 0; i < SLOTS; i++)
+		if (e->path[i].transport)
+			unbind(g, e, i, close);
+}
+
+/* After a call into the session: drop the slots it does not know, map the
+ * TCP connections it knows. */
+static void
+sync(gate_t *g, struct entry *e)
+{
+	if (e->heap_i == UINT32_MAX)
+		return; /* closed: unlinked already */
+	for (int i = 0; i < SLOTS; i++) {
+		struct gate_path *p = &e->path[i];
+		if (!p->transport)
+			continue;
+		if (!session_path_known(e->s, slot_id(e, i))) {
+			unbind(g, e, i, 1);
+			continue;
+		}
+		if (p->transport == GATE_TCP && !e->bound[i] &&
+		    !map_get(&g->by_conn, p->conn) &&
+		    !map_put(&g->by_conn, p->conn, e)) {
+			e->bound[i] = 1;
+			if (g->cb.bind_conn && session_state(e->s) != SESSION_HANDSHAKE)
+				g->cb.bind_conn(g, p->conn, g->user);
+		}
+	}
+}
+
 static void
 unlink_entry(gate_t *g, struct entry *e)
 {
@@ -180,8 +259,7 @@ unlink_entry(gate_t *g, struct entry *e)
 		map_del(&g->by_pub, e->pub_key);
 	if (e->raw_key)
 		map_del(&g->by_raw, e->raw_key);
-	if (e->path.transport == GATE_TCP)
-		map_del(&g->by_conn, e->path.conn);
+	unbind_all(g, e, 0);
 	e->next = g->graveyard;
 	g->graveyard = e;
 	g->st.sessions--;
@@ -190,11 +268,14 @@ unlink_entry(gate_t *g, struct entry *e)
 }
 
 static void
-on_output(session_t *s, const uint8_t *pkt, size_t len, void *user)
+on_output(session_t *s, uint32_t path, const uint8_t *pkt, size_t len,
+          void *user)
 {
 	struct entry *e = user;
+	struct gate_path *p = slot_of(e, path);
 	(void)s;
-	e->g->cb.output(&e->path, pkt, len, e->g->user);
+	if (p)
+		e->g->cb.output(p, pkt, len, e->g->user);
 }
 
 static void
@@ -204,6 +285,11 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 	gate_t *g = e->g;
 	if (ev->type == SESSION_EV_OPEN)
 		g->st.opened++;
+	if (ev->type == SESSION_EV_RESUME || ev->type == SESSION_EV_PATH) {
+		struct gate_path *p = slot_of(e, ev->path);
+		if (p)
+			e->last = (uint8_t)(p - e->path);
+	}
 	g->cb.event(g, s, ev, g->user);
 	if (ev->type == SESSION_EV_OPEN) {
 		free(e->hello); /* told: no longer needed */
@@ -213,8 +299,7 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 	if (ev->type != SESSION_EV_CLOSE)
 		return;
 	g->st.closed++;
-	if (e->path.transport == GATE_TCP && !e->conn_lost && g->cb.close_conn)
-		g->cb.close_conn(g, e->path.conn, 1, g->user);
+	unbind_all(g, e, 1);
 	unlink_entry(g, e);
 }
 
@@ -255,6 +340,32 @@ same_path(const struct gate_path *a, const struct gate_path *b)
 	uint8_t x[19], y[19];
 	size_t nx = addr_bytes(a, x), ny = addr_bytes(b, y);
 	return a->listener == b->listener && nx == ny && !memcmp(x, y, nx);
+}
+
+/* The slot id of path from in e, given a slot if new: a free one, or one
+ * the session does not know (there is always one). 0 if none. */
+static uint32_t
+path_slot(gate_t *g, struct entry *e, const struct gate_path *from)
+{
+	int free_i = -1;
+	for (int i = 0; i < SLOTS; i++) {
+		if (!e->path[i].transport) {
+			if (free_i < 0)
+				free_i = i;
+		} else if (same_path(&e->path[i], from)) {
+			return slot_id(e, i);
+		}
+	}
+	if (free_i < 0) {
+		for (int i = 0; i < SLOTS && free_i < 0; i++)
+			if (!session_path_known(e->s, slot_id(e, i)))
+				free_i = i;
+		if (free_i < 0)
+			return 0;
+		unbind(g, e, free_i, 1);
+	}
+	e->path[free_i] = *from;
+	return slot_id(e, free_i);
 }
 
 static uint64_t
@@ -313,17 +424,20 @@ add_entry(gate_t *g, const struct gate_path *from, uint32_t sid)
 	if (!e)
 		return NULL;
 	e->g = g;
-	e->path = *from;
+	e->path[0] = *from;
 	e->sid = sid;
 	e->heap_i = UINT32_MAX;
 	if (map_put(&g->by_sid, sid, e)) {
 		free(e);
 		return NULL;
 	}
-	if (from->transport == GATE_TCP && map_put(&g->by_conn, from->conn, e)) {
-		map_del(&g->by_sid, sid);
-		free(e);
-		return NULL;
+	if (from->transport == GATE_TCP) {
+		if (map_put(&g->by_conn, from->conn, e)) {
+			map_del(&g->by_sid, sid);
+			free(e);
+			return NULL;
+		}
+		e->bound[0] = 1;
 	}
 	return e;
 }
@@ -332,8 +446,7 @@ static void
 drop_entry(gate_t *g, struct entry *e)
 {
 	map_del(&g->by_sid, e->sid);
-	if (e->path.transport == GATE_TCP)
-		map_del(&g->by_conn, e->path.conn);
+	unbind_all(g, e, 0);
 	if (e->pub_key)
 		map_del(&g->by_pub, e->pub_key);
 	if (e->raw_key)
@@ -373,10 +486,14 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 	uint64_t pk = keyed_hash(g, h->pub, WIRE_PUB);
 	struct entry *old = map_get(&g->by_pub, pk);
 	if (old) {
-		/* The same INIT again: its WELCOME was lost. */
-		if (same_path(&old->path, from) &&
-		    !memcmp(session_peer_pub(old->s), h->pub, WIRE_PUB))
-			session_rewelcome(old->s, now);
+		/* The same INIT again, or the same HELLO on TCP after UDP: the
+		 * WELCOME was lost or UDP is blocked. Both paths are proven. */
+		if (!memcmp(session_peer_pub(old->s), h->pub, WIRE_PUB)) {
+			uint32_t id = path_slot(g, old, from);
+			if (id)
+				session_rewelcome(old->s, id, now);
+			sync(g, old);
+		}
 		return;
 	}
 	struct gate_verdict v;
@@ -392,7 +509,8 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 	struct session_config c = g->cfg.session;
 	if (from->listener < 32 && (g->cfg.plain_listeners >> from->listener & 1))
 		c.encrypt = 0;
-	e->s = session_server_create(&c, &session_cb, e, sid, h->pub, now);
+	e->s = session_server_create(&c, &session_cb, e, slot_id(e, 0), sid,
+	                             h->pub, now);
 	if (!e->s || map_put(&g->by_pub, pk, e) || heap_add(g, e)) {
 		if (e->s)
 			session_release(e->s);
@@ -475,7 +593,8 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		if (!e)
 			return;
 		uint32_t conv = wire_get32(pkt);
-		e->s = session_raw_create(&g->cfg.session, &session_cb, e, conv, now);
+		e->s = session_raw_create(&g->cfg.session, &session_cb, e,
+		                          slot_id(e, 0), conv, now);
 		if (!e->s || map_put(&g->by_raw, rk, e) || heap_add(g, e)) {
 			if (e->s)
 				session_release(e->s);
@@ -483,7 +602,7 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 			return;
 		}
 		e->raw_key = rk;
-		if (session_input(e->s, pkt, len, now) < 0) {
+		if (session_input(e->s, slot_id(e, 0), pkt, len, now) < 0) {
 			/* Not KCP after all: forget it without a trace (no event
 			 * fired: a raw session opens on its first valid datagram). */
 			g->st.bad_packets++;
@@ -498,7 +617,7 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		reschedule(g, e, now, 0);
 		return;
 	}
-	if (session_input(e->s, pkt, len, now) < 0)
+	if (session_input(e->s, slot_id(e, 0), pkt, len, now) < 0)
 		g->st.bad_packets++;
 	reschedule(g, e, now, 0);
 }
@@ -567,18 +686,23 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		on_hello(g, from, pkt, len, now);
 	} else {
 		struct wire_hdr h;
-		struct entry *e;
+		struct entry *e, *owner;
+		uint32_t id;
 		if (wire_peek(pkt, len, &h) < 0) {
 			g->st.bad_packets++;
 		} else if (!(e = map_get(&g->by_sid, h.sid)) ||
-		           !same_path(&e->path, from)) {
+		           (from->transport == GATE_TCP &&
+		            (owner = map_get(&g->by_conn, from->conn)) && owner != e) ||
+		           !(id = path_slot(g, e, from))) {
+			/* a TCP connection carries one session */
 			g->st.unknown_session++;
 		} else {
-			int rc = session_input(e->s, pkt, len, now);
+			int rc = session_input(e->s, id, pkt, len, now);
 			if (rc == SESSION_EAUTH)
 				g->st.auth_failures++;
 			else if (rc == SESSION_EREPLAY)
 				g->st.replays++;
+			sync(g, e);
 			reschedule(g, e, now, 0);
 		}
 	}
@@ -592,8 +716,16 @@ gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
 	if (!e)
 		return;
 	enter(g);
-	e->conn_lost = 1;
-	session_abort(e->s, SESSION_CLOSE_DISCONNECT, reason, now);
+	for (int i = 0; i < SLOTS; i++) {
+		if (e->path[i].transport != GATE_TCP || e->path[i].conn != conn)
+			continue;
+		uint32_t id = slot_id(e, i);
+		unbind(g, e, i, 0); /* gone already: nothing to close */
+		session_path_lost(e->s, id, SESSION_CLOSE_DISCONNECT, reason, now);
+		sync(g, e);
+		reschedule(g, e, now, 0);
+		break;
+	}
 	leave(g);
 }
 
@@ -604,6 +736,7 @@ gate_update(gate_t *g, uint64_t now)
 	while (g->nheap > 0 && g->heap[0]->due <= now) {
 		struct entry *e = g->heap[0];
 		session_update(e->s, now);
+		sync(g, e);
 		reschedule(g, e, now, 1);
 	}
 	leave(g);
@@ -635,9 +768,15 @@ gate_session(const gate_t *g, uint32_t sid)
 const struct gate_path *
 gate_session_path(const gate_t *g, const session_t *s)
 {
-	const struct entry *e = session_user(s);
+	struct entry *e = session_user(s);
 	(void)g;
-	return e ? &e->path : NULL;
+	if (!e)
+		return NULL;
+	struct gate_path *p = slot_of(e, session_path(s));
+	if (p)
+		return p;
+	/* offline: where it was last */
+	return e->path[e->last].transport ? &e->path[e->last] : NULL;
 }
 
 const uint8_t *

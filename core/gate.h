@@ -70,6 +70,10 @@ struct gate_callbacks {
 	 * connection (graceful: after what is queued, by shutdown and EOF). May
 	 * be NULL. */
 	void (*close_conn)(gate_t *g, uint32_t conn, int graceful, void *user);
+	/* A TCP connection now carries an open session (it opened there, or
+	 * the client resumed or moved there): net can lift its handshake
+	 * deadline. May be NULL. */
+	void (*bind_conn)(gate_t *g, uint32_t conn, void *user);
 };
 
 gate_t *gate_create(const struct gate_config *c, const struct gate_callbacks *cb,
@@ -80,8 +84,9 @@ void gate_release(gate_t *g, uint64_t now);
 /* One datagram or TCP frame from a peer. pkt may be modified. */
 void gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt,
                 size_t len, uint64_t now);
-/* net lost a TCP connection (EOF, reset, error): its session ends with
- * SESSION_CLOSE_DISCONNECT and reason. */
+/* net lost a TCP connection (EOF, reset, error). When its session sent
+ * there, it moves to another live path, goes offline (resume_grace), or
+ * ends with SESSION_CLOSE_DISCONNECT and reason. */
 void gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now);
 
 void gate_update(gate_t *g, uint64_t now);
@@ -92,6 +97,8 @@ uint64_t gate_check(const gate_t *g, uint64_t now);
 void gate_touch(gate_t *g, session_t *s, uint64_t now);
 
 session_t *gate_session(const gate_t *g, uint32_t sid);
+/* Where the session's packets go; offline, where they went last (NULL if
+ * that path is gone too). */
 const struct gate_path *gate_session_path(const gate_t *g, const session_t *s);
 /* "127.0.0.1:50123" or "[::1]:50123" ("?" for another family), in buf. */
 const char *gate_path_addr(const struct gate_path *p, char *buf, size_t n);

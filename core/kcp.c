@@ -1182,6 +1182,23 @@ kcp_isdead(const kcp_t *k)
 	return k->dead;
 }
 
+void
+kcp_rewind(kcp_t *k)
+{
+	for (uint32_t sn = k->snd_una; sn != k->snd_nxt; sn++) {
+		struct snd_rec *r = sslot(k, sn);
+		if (r->acked)
+			continue;
+		r->rto = k->rx_rto;
+		r->resendts = k->current;
+		r->fastack = 0;
+		if (r->xmit > 1)
+			r->xmit = 1;
+	}
+	k->next_resend = k->current;
+	k->ts_flush = k->current; /* the next update is a full flush */
+}
+
 int
 kcp_setnext(kcp_t *k, uint32_t snd_sn, uint32_t rcv_sn)
 {

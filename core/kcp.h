@@ -175,6 +175,11 @@ void kcp_setfastlimit(kcp_t *kcp, int xmit);
  * waiting (kcp_waitsnd); 0 means no limit. */
 void kcp_setsndlimit(kcp_t *kcp, int segments);
 int kcp_isdead(const kcp_t *kcp);
+/* The path under the session changed (a resume, a new address): every
+ * segment in flight is due again at the next flush, with a fresh rto, and
+ * its send count starts again, so the old path's silence neither delays
+ * the first retransmission nor counts toward the dead link. */
+void kcp_rewind(kcp_t *kcp);
 
 /* Largest message kcp_send accepts in message mode, in bytes. */
 int kcp_maxmsg(const kcp_t *kcp);

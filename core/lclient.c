@@ -7,15 +7,19 @@
  * released client) raises; a runtime failure returns nil, message.
  *
  * client.connect(url, hello [, opts]) -> c | nil, err
- *   url: "udp://host:port" or "tcp://host:port" (IPv6 in brackets; a name
- *   is resolved once, blocking). hello: a string (may be "" or nil) of at
+ *   url: "udp://host:port", "tcp://host:port" (that transport only),
+ *   "auto://host:port" or "udp://host:port,tcp://host:port" (UDP first,
+ *   TCP when UDP is blocked, back to UDP when it answers); IPv6 in
+ *   brackets; a name is resolved once, blocking. hello: a string (may be "" or nil) of at
  *   most WIRE_HELLO_MAX bytes, handed to the server's handshake policy.
  *   opts (optional), integers, unknown keys raise:
  *     mtu, heartbeat_ms, timeout_ms, linger_ms, close_retries,
  *     handshake_retry_ms, handshake_retry_max, handshake_timeout_ms,
  *     watermark, msg_max, ack_delay, deadlink      (struct session_config)
  *     nodelay, interval, resend, nc, sndwnd, rcvwnd (the KCP profile)
- *     frame_max, event_queue_max, buffer_max   (struct mgclient_options)
+ *     frame_max, event_queue_max, buffer_max, fallback_ms,
+ *     path_timeout_ms, probe_ms, reconnect_ms, tcp_linger_ms
+ *                                              (struct mgclient_options)
  *   The handshake starts at once; {type="open"} (or "close" with the
  *   refusal) arrives through poll/step. err: a bad url, a socket error, a
  *   hello too long, a config the session refuses.
@@ -31,9 +35,12 @@
  *   {type="message", data=string}
  *   {type="datagram", data=string, seq=n}
  *   {type="close", code=n, reason=string, remote=boolean}
+ *   {type="offline"}                 nothing heard: reconnecting
+ *   {type="resume", transport="udp"|"tcp"}   back, nothing lost
+ *   {type="path", transport="udp"|"tcp"}     moved to that transport
  *   "close" is the last event. Payloads are copied into Lua strings.
  * c:step([timeout_ms]) -> {event, ...}
- *   Waits until the socket is readable, mgclient_check is due, or
+ *   Waits until a socket is readable, mgclient_check is due, or
  *   timeout_ms (default 0) passed, whichever comes first, then polls and
  *   drains every waiting event into an array (possibly empty). Never blocks
  *   longer than timeout_ms, and waits that long when the session has ended
@@ -54,13 +61,17 @@
  *   waiting_bytes, in_packets, out_packets, in_bytes, out_bytes,
  *   in_auth_fail, in_replay, in_malformed, msgs_in, msgs_out, dgrams_in,
  *   dgrams_out, dgrams_stale, pings, pongs, encrypted (boolean)
- * c:fd() -> the socket to wait on, -1 once the session has ended
+ * c:fd() -> the socket in use, -1 once the session has ended
+ * c:transport() -> "udp" | "tcp": the transport in use
+ * c:rebind() -> true | nil, err
+ *   A new UDP socket (a new local port), as after a change of network.
  * c:release()
  *   Frees the client now (closing the socket without telling the server).
  *   Idempotent; __gc calls it. Any other method on a released client
  *   raises "released client".
  * tostring(c) -> "moongate.client (open): 0x..." or "... (released)"
  */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -110,6 +121,13 @@ static const struct option {
 	{ "rcvwnd", S(rcvwnd), OPT_INT },
 #undef S
 	{ "frame_max", offsetof(struct mgclient_options, frame_max), OPT_INT },
+	{ "fallback_ms", offsetof(struct mgclient_options, fallback_ms), OPT_INT },
+	{ "path_timeout_ms", offsetof(struct mgclient_options, path_timeout_ms),
+	  OPT_INT },
+	{ "probe_ms", offsetof(struct mgclient_options, probe_ms), OPT_INT },
+	{ "reconnect_ms", offsetof(struct mgclient_options, reconnect_ms), OPT_INT },
+	{ "tcp_linger_ms", offsetof(struct mgclient_options, tcp_linger_ms),
+	  OPT_INT },
 	{ "event_queue_max", offsetof(struct mgclient_options, event_queue_max),
 	  OPT_INT },
 	{ "buffer_max", offsetof(struct mgclient_options, buffer_max), OPT_INT },
@@ -211,6 +229,20 @@ push_event(lua_State *L, const struct mgclient_event *ev)
 		lua_pushboolean(L, ev->remote);
 		lua_setfield(L, -2, "remote");
 		break;
+	case MGCLIENT_OFFLINE:
+		lua_pushliteral(L, "offline");
+		lua_setfield(L, -2, "type");
+		break;
+	case MGCLIENT_RESUME:
+	case MGCLIENT_PATH:
+		if (ev->type == MGCLIENT_RESUME)
+			lua_pushliteral(L, "resume");
+		else
+			lua_pushliteral(L, "path");
+		lua_setfield(L, -2, "type");
+		lua_pushstring(L, ev->transport == MGCLIENT_TCP ? "tcp" : "udp");
+		lua_setfield(L, -2, "transport");
+		break;
 	}
 }
 
@@ -302,9 +334,13 @@ lstep(lua_State *L)
 	uint64_t until = due > now ? (due - now + 999) / 1000 : 0;
 	int wait = until < (uint64_t)ms ? (int)until : (int)ms;
 	if (wait > 0) {
-		struct pollfd p = { .fd = mgclient_fd(c), .events = POLLIN };
-		/* fd -1: poll ignores it and waits out the timeout */
-		poll(&p, 1, wait); /* EINTR: poll below all the same */
+		int fds[2];
+		int n = mgclient_fds(c, fds);
+		struct pollfd p[2];
+		for (int i = 0; i < n; i++)
+			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		/* no socket: poll waits out the timeout */
+		poll(p, (nfds_t)n, wait); /* EINTR: poll below all the same */
 	}
 	mgclient_poll(c, mgclient_now());
 	lua_newtable(L);
@@ -392,6 +428,10 @@ lstats(lua_State *L)
 	NUM(dgrams_stale);
 	NUM(pings);
 	NUM(pongs);
+	NUM(path_changes);
+	NUM(path_challenges);
+	NUM(offlines);
+	NUM(resumes);
 #undef NUM
 	lua_pushboolean(L, st.encrypted);
 	lua_setfield(L, -2, "encrypted");
@@ -402,6 +442,28 @@ static int
 lfd(lua_State *L)
 {
 	lua_pushinteger(L, mgclient_fd(check(L)));
+	return 1;
+}
+
+static int
+ltransport(lua_State *L)
+{
+	if (mgclient_transport(check(L)) == MGCLIENT_TCP)
+		lua_pushliteral(L, "tcp");
+	else
+		lua_pushliteral(L, "udp");
+	return 1;
+}
+
+static int
+lrebind(lua_State *L)
+{
+	if (mgclient_rebind(check(L)) < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(errno));
+		return 2;
+	}
+	lua_pushboolean(L, 1);
 	return 1;
 }
 
@@ -438,6 +500,8 @@ static const luaL_Reg methods[] = {
 	{ "state", lstate },
 	{ "stats", lstats },
 	{ "fd", lfd },
+	{ "transport", ltransport },
+	{ "rebind", lrebind },
 	{ "release", lrelease },
 	{ NULL, NULL },
 };

@@ -77,7 +77,11 @@ static const char *
 addr_text(const struct gate_path *p, char *buf, size_t len)
 {
 	char a[80];
-	snprintf(buf, len, "%s %s", gate_path_transport(p), gate_path_addr(p, a, sizeof a));
+	if (!p)
+		snprintf(buf, len, "(no path)");
+	else
+		snprintf(buf, len, "%s %s", gate_path_transport(p),
+		         gate_path_addr(p, a, sizeof a));
 	return buf;
 }
 
@@ -99,6 +103,14 @@ on_gate_close_conn(gate_t *g, uint32_t conn, int graceful, void *user)
 	net_close(sv->net, conn, graceful ? NET_CLOSE_GRACEFUL : NET_CLOSE_RESET);
 }
 
+static void
+on_gate_bind_conn(gate_t *g, uint32_t conn, void *user)
+{
+	struct server *sv = user;
+	(void)g;
+	net_bind(sv->net, conn); /* a session lives there: no handshake deadline */
+}
+
 /* The built-in echo service. */
 static void
 on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
@@ -116,6 +128,16 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 	} else if (ev->type == SESSION_EV_CLOSE) {
 		log_info("session %08x closed by %s: code %d, \"%s\"", session_id(s),
 		         ev->remote ? "peer" : "server", ev->code, ev->reason);
+	} else if (ev->type == SESSION_EV_OFFLINE) {
+		log_info("session %08x offline: waiting %d ms to resume",
+		         session_id(s), sv->cfg.gate.session.resume_grace_ms);
+	} else if (ev->type == SESSION_EV_RESUME || ev->type == SESSION_EV_PATH) {
+		const struct gate_path *p = gate_session_path(g, s);
+		if (p && p->transport == GATE_TCP)
+			net_bind(sv->net, p->conn);
+		log_info("session %08x %s %s", session_id(s),
+		         ev->type == SESSION_EV_RESUME ? "resumed on" : "moved to",
+		         addr_text(p, where, sizeof where));
 	}
 	if (sv->script) {
 		script_event(sv->script, s, ev, now);
@@ -242,7 +264,8 @@ serve(struct server *sv, int lua)
 {
 	static const struct net_callbacks ncb = { on_packet, on_conn_lost, on_timer };
 	static const struct gate_callbacks gcb = { on_gate_output, on_gate_accept,
-	                                           on_gate_event, on_gate_close_conn };
+	                                           on_gate_event, on_gate_close_conn,
+	                                           on_gate_bind_conn };
 	sv->loop = ev_default_loop(EVFLAG_AUTO);
 	if (!sv->loop || wire_init() < 0) {
 		log_error("cannot start: no event loop or no libsodium");
@@ -406,7 +429,8 @@ main(int argc, char **argv)
 		/* the services load too: a syntax error is a bad configuration */
 		if (lua) {
 			static const struct gate_callbacks none = { on_gate_output, NULL,
-			                                            on_gate_event, NULL };
+			                                            on_gate_event, NULL,
+			                                            NULL };
 			gate_t *g = gate_create(&sv.cfg.gate, &none, &sv);
 			script_t *sc = g ? script_create(&sv.cfg, g, 0, err, sizeof err)
 			                 : NULL;

@@ -292,7 +292,13 @@ l_addr(lua_State *L)
 	if (!s)
 		return 2;
 	char buf[80];
-	lua_pushstring(L, gate_path_addr(gate_session_path(sc->g, s), buf, sizeof buf));
+	const struct gate_path *p = gate_session_path(sc->g, s);
+	if (!p) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "offline");
+		return 2;
+	}
+	lua_pushstring(L, gate_path_addr(p, buf, sizeof buf));
 	return 1;
 }
 
@@ -303,7 +309,24 @@ l_transport(lua_State *L)
 	session_t *s = check_session(L, 1, NULL);
 	if (!s)
 		return 2;
-	lua_pushstring(L, gate_path_transport(gate_session_path(sc->g, s)));
+	const struct gate_path *p = gate_session_path(sc->g, s);
+	if (!p) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "offline");
+		return 2;
+	}
+	lua_pushstring(L, gate_path_transport(p));
+	return 1;
+}
+
+/* session:offline() -> true while waiting for the client to resume */
+static int
+l_offline(lua_State *L)
+{
+	session_t *s = check_session(L, 1, NULL);
+	if (!s)
+		return 2;
+	lua_pushboolean(L, session_offline(s));
 	return 1;
 }
 
@@ -430,6 +453,7 @@ static const luaL_Reg session_methods[] = {
 	{ "close", l_close },
 	{ "id", l_id },
 	{ "alive", l_alive },
+	{ "offline", l_offline },
 	{ "addr", l_addr },
 	{ "transport", l_transport },
 	{ "rtt", l_rtt },
@@ -848,6 +872,40 @@ on_message(script_t *sc, session_t *s, const struct session_event *ev)
 	lua_pop(L, 2);
 }
 
+/* offline(session), resume(session), path(session, transport, addr) */
+static void
+on_path(script_t *sc, session_t *s, const struct session_event *ev)
+{
+	lua_State *L = sc->L;
+	const char *name = ev->type == SESSION_EV_OFFLINE ? "offline"
+	                   : ev->type == SESSION_EV_RESUME ? "resume" : "path";
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
+	lua_rawgeti(L, -1, (int)session_id(s));
+	lua_remove(L, -2);
+	if (!lua_touserdata(L, -1)) { /* never opened: the services never saw it */
+		lua_pop(L, 1);
+		return;
+	}
+	const struct gate_path *p = gate_session_path(sc->g, s);
+	char buf[80];
+	for (int i = 0; i < sc->nsvc; i++) {
+		if (session_state(s) != SESSION_OPEN)
+			break; /* an earlier service closed it */
+		if (push_callback(sc, i, name))
+			continue;
+		lua_pushvalue(L, -2);
+		int n = 1;
+		if (ev->type == SESSION_EV_PATH && p) {
+			lua_pushstring(L, gate_path_transport(p));
+			lua_pushstring(L, gate_path_addr(p, buf, sizeof buf));
+			n = 3;
+		}
+		pcall_timed(sc, n, 0, sc->names[i], name, session_id(s));
+	}
+	lua_pop(L, 1);
+	gate_touch(sc->g, s, sc->now);
+}
+
 static void
 on_close(script_t *sc, session_t *s, const struct session_event *ev)
 {
@@ -895,6 +953,11 @@ script_event(script_t *sc, session_t *s, const struct session_event *ev,
 	case SESSION_EV_CLOSE:
 		on_close(sc, s, ev);
 		break;
+	case SESSION_EV_OFFLINE:
+	case SESSION_EV_RESUME:
+	case SESSION_EV_PATH:
+		on_path(sc, s, ev);
+		break;
 	}
 	lua_settop(sc->L, top);
 }
@@ -933,7 +996,8 @@ load_service(script_t *sc, int i, char *err, size_t errlen)
 		return -1;
 	}
 	static const char *const known[] = { "handshake", "connect", "message",
-	                                     "close", "offline", "resume", NULL };
+	                                     "close", "offline", "resume", "path",
+	                                     NULL };
 	lua_pushnil(L);
 	while (lua_next(L, -2)) {
 		if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
@@ -942,7 +1006,8 @@ load_service(script_t *sc, int i, char *err, size_t errlen)
 				ok |= !strcmp(lua_tostring(L, -2), known[k]);
 			if (!ok)
 				log_warn("service %s: '%s' is not a callback moongate calls "
-				         "(handshake, connect, message, close, offline, resume)",
+				         "(handshake, connect, message, close, offline, resume, "
+				         "path)",
 				         sc->names[i], lua_tostring(L, -2));
 		}
 		lua_pop(L, 1);

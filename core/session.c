@@ -16,8 +16,23 @@
 
 #define OFFSET_SAMPLES 8
 #define PKT_MAX 65536
+#define CHALLENGE_RETRY_MIN 100000 /* us between challenges of one path */
 
 enum role { CLIENT, SERVER, RAW };
+
+/* One path the session knows (see session.h). */
+struct spath {
+	uint32_t id;              /* 0: a free slot */
+	uint8_t valid;            /* server: proven, anything may go there;
+	                             client: the server was heard on it */
+	uint8_t challenged;       /* server: a PATH_CHALLENGE is out */
+	uint8_t probing;          /* client: a probe is out */
+	uint8_t token[WIRE_TOKEN];
+	uint64_t last_recv;       /* the last packet that authenticated on it */
+	uint64_t challenged_at;
+	uint64_t in_bytes, out_bytes; /* before validation: the amplification
+	                                 bound (out <= in) */
+};
 
 struct session {
 	uint8_t role, state, encrypt, keyed; /* keyed: keys are agreed */
@@ -60,6 +75,16 @@ struct session {
 	int close_code;
 	uint64_t close_deadline, close_next;
 	char close_reason[WIRE_REASON_MAX + 1];
+
+	/* paths */
+	struct spath paths[SESSION_PATHS];
+	uint32_t path;             /* where packets go (server: 0 offline) */
+	uint32_t data_path;        /* server: path of the newest packet that
+	                              was not a probe */
+	uint32_t in_path;          /* the path of the packet being handled */
+	uint32_t last_path;        /* server: the path before going offline */
+	uint8_t offline;
+	uint64_t offline_deadline;
 
 	struct session_stats st;
 };
@@ -158,27 +183,77 @@ finish(session_t *s, int code, const char *reason, int remote)
 	emit(s, &ev);
 }
 
-/* Seal the body already written at txbuf + WIRE_HDR and send it. */
-static void
-send_sealed(session_t *s, uint8_t type, size_t blen)
+static struct spath *
+path_find(session_t *s, uint32_t id)
 {
-	if (!s->keyed || s->tx_pn == UINT32_MAX)
+	if (!id)
+		return NULL;
+	for (int i = 0; i < SESSION_PATHS; i++)
+		if (s->paths[i].id == id)
+			return &s->paths[i];
+	return NULL;
+}
+
+/* The slot of path id, made if new: a free slot, else the one heard from
+ * longest ago that packets do not go to. */
+static struct spath *
+path_get(session_t *s, uint32_t id)
+{
+	struct spath *p = path_find(s, id), *old = NULL;
+	if (p)
+		return p;
+	for (int i = 0; i < SESSION_PATHS; i++) {
+		struct spath *q = &s->paths[i];
+		if (!q->id) {
+			old = q;
+			break;
+		}
+		if (q->id != s->path && (!old || q->last_recv < old->last_recv))
+			old = q;
+	}
+	memset(old, 0, sizeof *old);
+	old->id = id;
+	old->valid = (id & SESSION_PATH_PROVEN) != 0;
+	return old;
+}
+
+/* Seal the body already written at txbuf + WIRE_HDR and send it on path:
+ * on an unproven one (server), only within what it sent us. */
+static void
+send_to(session_t *s, uint32_t path, uint8_t type, size_t blen)
+{
+	if (!s->keyed || s->tx_pn == UINT32_MAX || !path)
 		return;
+	struct spath *p = s->role == SERVER ? path_find(s, path) : NULL;
+	size_t len = blen + WIRE_OVERHEAD;
+	if (p && !p->valid) {
+		if (p->out_bytes + len > p->in_bytes)
+			return;
+		p->out_bytes += len;
+	}
 	int n = wire_seal(txbuf, sizeof txbuf, type, s->sid, ++s->tx_pn,
 	                  txbuf + WIRE_HDR, blen, s->keys.tx, s->encrypt);
 	if (n < 0)
 		return;
 	s->st.out_packets++;
 	s->st.out_bytes += (uint64_t)n;
-	s->cb.output(s, txbuf, (size_t)n, s->user);
+	s->cb.output(s, path, txbuf, (size_t)n, s->user);
+}
+
+static void
+send_sealed(session_t *s, uint8_t type, size_t blen)
+{
+	send_to(s, s->path, type, blen);
 }
 
 static void
 send_raw(session_t *s, const uint8_t *pkt, size_t len)
 {
+	if (!s->path)
+		return;
 	s->st.out_packets++;
 	s->st.out_bytes += len;
-	s->cb.output(s, pkt, len, s->user);
+	s->cb.output(s, s->path, pkt, len, s->user);
 }
 
 static int
@@ -225,6 +300,99 @@ send_ping(session_t *s, uint64_t now)
 	s->next_ping = now + (uint64_t)s->cfg.heartbeat_ms * 1000;
 }
 
+/* ---- paths, offline, resume ------------------------------------------ */
+
+static void
+emit_path(session_t *s, int type, uint32_t path, uint32_t prev)
+{
+	struct session_event ev = { .type = type, .path = path, .prev = prev };
+	emit(s, &ev);
+}
+
+static int
+may_resume(const session_t *s)
+{
+	return s->cfg.resume_grace_ms > 0 && s->state == SESSION_OPEN &&
+	       s->role != RAW && !s->offline;
+}
+
+/* Every path is lost: keep everything for resume_grace_ms. The server
+ * forgets its paths (a path is proven again after an outage: its address
+ * may belong to someone else by now); the client keeps sending where its
+ * owner says. */
+static void
+go_offline(session_t *s, uint64_t now)
+{
+	s->offline = 1;
+	s->offline_deadline = now + (uint64_t)s->cfg.resume_grace_ms * 1000;
+	s->last_path = s->path;
+	s->st.offlines++;
+	if (s->role == SERVER) {
+		s->path = 0;
+		s->data_path = 0;
+		memset(s->paths, 0, sizeof s->paths);
+	}
+	struct session_event ev = { .type = SESSION_EV_OFFLINE };
+	emit(s, &ev);
+}
+
+/* Packets go to path from now on. Back from offline: RESUME first, then
+ * PATH when the path is not the one before. */
+static void
+switch_path(session_t *s, uint32_t path, uint64_t now)
+{
+	int resumed = s->offline;
+	uint32_t prev = resumed ? s->last_path : s->path;
+	if (!resumed && s->path == path)
+		return;
+	s->path = path;
+	s->offline = 0;
+	if (s->kcp)
+		kcp_rewind(s->kcp); /* what the old path swallowed goes again now */
+	if (resumed) {
+		s->st.resumes++;
+		s->last_recv = now;
+		s->next_ping = now; /* a fresh RTT for the new path */
+		emit_path(s, SESSION_EV_RESUME, path, prev);
+		if (s->state != SESSION_OPEN || s->offline || s->path != path)
+			return; /* the callback closed or moved it */
+	}
+	if (path != prev) {
+		s->st.path_changes++;
+		emit_path(s, SESSION_EV_PATH, path, prev);
+	}
+}
+
+/* Server: prove that the client is at path p (it sent a packet that
+ * authenticated from there; an attacker may have replayed one faster). */
+static void
+challenge(session_t *s, struct spath *p, uint64_t now)
+{
+	uint64_t retry = s->have_rtt ? (uint64_t)(2 * s->srtt) : 0;
+	if (retry < CHALLENGE_RETRY_MIN)
+		retry = CHALLENGE_RETRY_MIN;
+	if (p->challenged && now - p->challenged_at < retry)
+		return;
+	if (!p->challenged)
+		wire_random(p->token, WIRE_TOKEN);
+	p->challenged = 1;
+	p->challenged_at = now;
+	s->st.path_challenges++;
+	memcpy(txbuf + WIRE_HDR, p->token, WIRE_TOKEN);
+	send_to(s, p->id, WIRE_PATH_CHALLENGE, WIRE_TOKEN);
+}
+
+/* Server: a proven path carries the client's newest packets: move there
+ * (in the handshake, silently: the session is not open yet). */
+static void
+follow(session_t *s, struct spath *p, uint64_t now)
+{
+	if (s->state == SESSION_HANDSHAKE)
+		s->path = p->id;
+	else if (s->state == SESSION_OPEN)
+		switch_path(s, p->id, now);
+}
+
 static kcp_t *
 make_kcp(session_t *s, uint32_t conv, int mtu)
 {
@@ -244,9 +412,9 @@ make_kcp(session_t *s, uint32_t conv, int mtu)
 
 static session_t *
 alloc_session(const struct session_config *c, const struct session_callbacks *cb,
-              void *user, int role, uint64_t now)
+              void *user, int role, uint32_t path, uint64_t now)
 {
-	if (!c || !cb || !cb->output || !cb->event)
+	if (!c || !cb || !cb->output || !cb->event || !path)
 		return NULL;
 	if (c->mtu < 100 || c->mtu > PKT_MAX)
 		return NULL;
@@ -262,6 +430,10 @@ alloc_session(const struct session_config *c, const struct session_callbacks *cb
 	s->user = user;
 	s->encrypt = c->encrypt ? 1 : 0;
 	s->created = s->last_recv = now;
+	s->path = path;
+	struct spath *p = path_get(s, path);
+	p->valid = 1; /* the handshake's: proven by the cookie or by TCP */
+	p->last_recv = now;
 	return s;
 }
 
@@ -286,11 +458,12 @@ send_hs(session_t *s, uint64_t now)
 session_t *
 session_client_create(const struct session_config *c,
                       const struct session_callbacks *cb, void *user,
-                      const uint8_t *hello, size_t hello_len, uint64_t now)
+                      uint32_t path, const uint8_t *hello, size_t hello_len,
+                      uint64_t now)
 {
 	if (hello_len > WIRE_HELLO_MAX || (hello_len && !hello))
 		return NULL;
-	session_t *s = alloc_session(c, cb, user, CLIENT, now);
+	session_t *s = alloc_session(c, cb, user, CLIENT, path, now);
 	if (!s)
 		return NULL;
 	if (hello_len) {
@@ -312,7 +485,7 @@ session_client_create(const struct session_config *c,
 }
 
 static void
-send_welcome(session_t *s)
+send_welcome(session_t *s, uint32_t path)
 {
 	struct wire_welcome w;
 	memset(&w, 0, sizeof w);
@@ -323,18 +496,23 @@ send_welcome(session_t *s)
 	w.timeout_ms = (uint32_t)s->cfg.timeout_ms;
 	w.mtu = (uint16_t)(s->cfg.mtu > 65535 ? 65535 : s->cfg.mtu);
 	w.flags = s->encrypt ? WIRE_F_ENCRYPT : 0;
+	w.resume_grace_ms = (uint32_t)(s->cfg.resume_grace_ms > 0
+	                               ? s->cfg.resume_grace_ms : 0);
 	int n = wire_welcome_encode(txbuf, sizeof txbuf, &w, s->keys.tx);
-	if (n > 0)
-		send_raw(s, txbuf, (size_t)n);
+	if (n > 0) {
+		s->st.out_packets++;
+		s->st.out_bytes += (uint64_t)n;
+		s->cb.output(s, path, txbuf, (size_t)n, s->user);
+	}
 }
 
 session_t *
 session_server_create(const struct session_config *c,
                       const struct session_callbacks *cb, void *user,
-                      uint32_t sid, const uint8_t client_pub[WIRE_PUB],
-                      uint64_t now)
+                      uint32_t path, uint32_t sid,
+                      const uint8_t client_pub[WIRE_PUB], uint64_t now)
 {
-	session_t *s = alloc_session(c, cb, user, SERVER, now);
+	session_t *s = alloc_session(c, cb, user, SERVER, path, now);
 	if (!s)
 		return NULL;
 	s->sid = sid;
@@ -350,16 +528,16 @@ session_server_create(const struct session_config *c,
 		free(s);
 		return NULL;
 	}
-	send_welcome(s);
+	send_welcome(s, path);
 	return s;
 }
 
 session_t *
 session_raw_create(const struct session_config *c,
                    const struct session_callbacks *cb, void *user,
-                   uint32_t conv, uint64_t now)
+                   uint32_t path, uint32_t conv, uint64_t now)
 {
-	session_t *s = alloc_session(c, cb, user, RAW, now);
+	session_t *s = alloc_session(c, cb, user, RAW, path, now);
 	if (!s)
 		return NULL;
 	s->sid = conv;
@@ -385,11 +563,14 @@ session_release(session_t *s)
 }
 
 void
-session_rewelcome(session_t *s, uint64_t now)
+session_rewelcome(session_t *s, uint32_t path, uint64_t now)
 {
-	(void)now;
-	if (s->role == SERVER && s->state == SESSION_HANDSHAKE)
-		send_welcome(s);
+	if (s->role != SERVER || s->state != SESSION_HANDSHAKE || !path)
+		return;
+	struct spath *p = path_get(s, path);
+	p->valid = 1; /* proven like the first: by a cookie or by TCP */
+	p->last_recv = now;
+	send_welcome(s, path);
 }
 
 /* ---- receiving -------------------------------------------------------- */
@@ -544,6 +725,30 @@ on_body(session_t *s, uint8_t type, uint8_t *b, size_t n, uint64_t now)
 		if (s->state == SESSION_CLOSING && s->close_sent)
 			finish(s, s->close_code, s->close_reason, 0);
 		return 0;
+	case WIRE_PATH_CHALLENGE:
+		if (n != WIRE_TOKEN)
+			break;
+		/* answered where it came from: the asker tests that path */
+		memmove(txbuf + WIRE_HDR, b, WIRE_TOKEN);
+		send_to(s, s->in_path, WIRE_PATH_RESPONSE, WIRE_TOKEN);
+		return 0;
+	case WIRE_PATH_RESPONSE: {
+		if (n != WIRE_TOKEN)
+			break;
+		struct spath *p = path_find(s, s->in_path);
+		if (!p || memcmp(p->token, b, WIRE_TOKEN))
+			return 0;
+		if (s->role == SERVER && p->challenged) {
+			p->valid = 1;
+			p->challenged = 0;
+			if (s->data_path == p->id)
+				follow(s, p, now);
+		} else if (s->role == CLIENT && p->probing) {
+			p->probing = 0;
+			emit_path(s, SESSION_EV_PROBE, p->id, 0);
+		}
+		return 0;
+	}
 	}
 	s->st.in_malformed++;
 	return SESSION_EINPUT;
@@ -602,6 +807,8 @@ client_handshake(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 			s->cfg.mtu = w.mtu;
 		s->cfg.heartbeat_ms = (int)w.heartbeat_ms;
 		s->cfg.timeout_ms = (int)w.timeout_ms;
+		s->cfg.resume_grace_ms = (int)(w.resume_grace_ms > 86400000u
+		                               ? 86400000u : w.resume_grace_ms);
 		s->kcp = make_kcp(s, w.sid, s->cfg.mtu - WIRE_OVERHEAD);
 		if (!s->kcp) {
 			finish(s, SESSION_CLOSE_HANDSHAKE, "out of memory", 0);
@@ -625,7 +832,8 @@ client_handshake(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 }
 
 int
-session_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
+session_input(session_t *s, uint32_t path, uint8_t *pkt, size_t len,
+              uint64_t now)
 {
 	if (s->state == SESSION_CLOSED)
 		return SESSION_ECLOSED;
@@ -654,8 +862,15 @@ session_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 		return SESSION_EINPUT;
 	}
 	if (pkt[0] < WIRE_KCP) {
-		if (s->role == CLIENT)
-			return client_handshake(s, pkt, len, now);
+		if (s->role == CLIENT) {
+			int rc = client_handshake(s, pkt, len, now);
+			struct spath *p;
+			if (rc == 0 && s->keyed && (p = path_get(s, path))) {
+				p->valid = 1; /* the server answered there */
+				p->last_recv = now;
+			}
+			return rc;
+		}
 		return SESSION_EAGAIN; /* the gate handles handshakes */
 	}
 	if (!s->keyed)
@@ -677,6 +892,30 @@ session_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 	}
 	wire_replay_accept(&s->replay, h.pn);
 	s->last_recv = now;
+
+	/* It authenticated: the peer is on path (or someone replays its
+	 * packet there first: the replay window lets one copy through). */
+	int probe = h.type == WIRE_PATH_CHALLENGE || h.type == WIRE_PATH_RESPONSE;
+	struct spath *p = path_get(s, path);
+	p->last_recv = now;
+	if (!p->valid)
+		p->in_bytes += len;
+	s->in_path = path;
+	if (s->role == CLIENT) {
+		p->valid = 1;
+		if (s->offline)
+			switch_path(s, path, now);
+	} else if (!probe && h.pn == s->replay.top) {
+		s->data_path = path;
+		if (p->valid)
+			follow(s, p, now);
+		else
+			challenge(s, p, now);
+	}
+	if (s->state == SESSION_CLOSED)
+		return 0;
+	if (s->offline && !probe)
+		return 0; /* nothing is taken until the path is proven */
 	if (s->state == SESSION_HANDSHAKE && s->role == SERVER) {
 		s->state = SESSION_OPEN;
 		s->next_ping = now + (uint64_t)s->cfg.heartbeat_ms * 1000;
@@ -732,6 +971,8 @@ session_send_unreliable(session_t *s, const void *msg, size_t len, uint64_t now)
 		return SESSION_ECLOSED;
 	if (len > (size_t)session_dgram_max(&s->cfg))
 		return SESSION_ETOOBIG;
+	if (s->offline)
+		return 0; /* stale by the time anyone could read it */
 	uint8_t *b = txbuf + WIRE_HDR;
 	wire_put32(b, ++s->dgram_tx);
 	if (len)
@@ -760,6 +1001,14 @@ session_close(session_t *s, int code, const char *reason, int graceful,
 	if (s->state == SESSION_CLOSING || s->state == SESSION_CLOSED)
 		return;
 	set_reason(s, code, reason ? reason : "closed");
+	if (s->offline) {
+		/* no path to say it on: the client learns from the expiry, or
+		 * from the CLOSE sent below when it is the client that closes */
+		if (s->role == CLIENT)
+			send_close(s, now);
+		finish(s, s->close_code, s->close_reason, 0);
+		return;
+	}
 	if (!s->keyed && s->role != RAW) {
 		finish(s, s->close_code, s->close_reason, 0);
 		return;
@@ -814,8 +1063,17 @@ session_update(session_t *s, uint64_t now)
 		}
 		return s->state;
 	}
+	if (s->offline) {
+		if (now >= s->offline_deadline)
+			finish(s, SESSION_CLOSE_EXPIRED, "expired", 0);
+		return s->state;
+	}
 	if (now >= s->last_recv &&
 	    now - s->last_recv >= (uint64_t)s->cfg.timeout_ms * 1000) {
+		if (may_resume(s)) {
+			go_offline(s, now);
+			return s->state;
+		}
 		if (s->state != SESSION_CLOSING) {
 			set_reason(s, SESSION_CLOSE_TIMEOUT, "timeout");
 			if (s->keyed)
@@ -875,6 +1133,8 @@ session_check(const session_t *s, uint64_t now)
 		return now + 3600000000ull;
 	if (s->role == CLIENT && s->state == SESSION_HANDSHAKE)
 		return earlier(s->hs_next, s->hs_deadline);
+	if (s->offline)
+		return s->offline_deadline;
 	uint64_t due = s->last_recv + (uint64_t)s->cfg.timeout_ms * 1000;
 	if (s->state == SESSION_OPEN && s->role != RAW)
 		due = earlier(due, s->next_ping);
@@ -889,6 +1149,114 @@ session_check(const session_t *s, uint64_t now)
 		due = earlier(due, d <= 0 ? now : (now / 1000 + (uint64_t)d) * 1000);
 	}
 	return due;
+}
+
+/* ---- paths: the owner's side ------------------------------------------ */
+
+void
+session_path_lost(session_t *s, uint32_t path, int code, const char *reason,
+                  uint64_t now)
+{
+	if (s->state == SESSION_CLOSED)
+		return;
+	struct spath *p = path_find(s, path);
+	if (p)
+		memset(p, 0, sizeof *p);
+	if (s->data_path == path)
+		s->data_path = 0;
+	if (path != s->path || s->offline)
+		return;
+	struct spath *best = NULL;
+	uint64_t window = (uint64_t)s->cfg.timeout_ms * 1000;
+	for (int i = 0; i < SESSION_PATHS; i++) {
+		struct spath *q = &s->paths[i];
+		if (q->id && q->valid && now - q->last_recv < window &&
+		    (!best || q->last_recv > best->last_recv))
+			best = q;
+	}
+	if (best && s->state == SESSION_OPEN)
+		switch_path(s, best->id, now);
+	else if (may_resume(s))
+		go_offline(s, now);
+	else
+		session_abort(s, code, reason, now);
+}
+
+uint32_t
+session_path(const session_t *s)
+{
+	return s->path;
+}
+
+int
+session_path_known(const session_t *s, uint32_t path)
+{
+	return path_find((session_t *)s, path) != NULL;
+}
+
+uint64_t
+session_last_recv(const session_t *s, uint32_t path)
+{
+	if (!path)
+		return s->last_recv;
+	const struct spath *p = path_find((session_t *)s, path);
+	return p ? p->last_recv : 0;
+}
+
+int
+session_offline(const session_t *s)
+{
+	return s->offline;
+}
+
+void
+session_path_use(session_t *s, uint32_t path, uint64_t now)
+{
+	(void)now;
+	if (s->role != CLIENT || !path || s->state == SESSION_CLOSED)
+		return;
+	path_get(s, path);
+	if (s->path == path)
+		return;
+	s->path = path;
+	s->st.path_changes++;
+	if (s->kcp && !s->offline)
+		kcp_rewind(s->kcp);
+}
+
+int
+session_probe(session_t *s, uint32_t path, uint64_t now)
+{
+	(void)now;
+	if (s->role != CLIENT || !path)
+		return SESSION_EINVAL;
+	if (s->state != SESSION_OPEN)
+		return SESSION_ECLOSED;
+	struct spath *p = path_get(s, path);
+	if (!p->probing)
+		wire_random(p->token, WIRE_TOKEN);
+	p->probing = 1;
+	memcpy(txbuf + WIRE_HDR, p->token, WIRE_TOKEN);
+	send_to(s, path, WIRE_PATH_CHALLENGE, WIRE_TOKEN);
+	return 0;
+}
+
+void
+session_ping(session_t *s, uint64_t now)
+{
+	if (s->keyed && s->state == SESSION_OPEN && s->role != RAW)
+		send_ping(s, now);
+}
+
+void
+session_rehello(session_t *s, uint64_t now)
+{
+	if (s->role != CLIENT || s->state != SESSION_HANDSHAKE)
+		return;
+	s->hs_type = WIRE_HELLO;
+	s->hs_interval = (uint32_t)s->cfg.handshake_retry_ms;
+	s->hs_next = now + (uint64_t)s->hs_interval * 1000;
+	send_hs(s, now);
 }
 
 /* ---- accessors -------------------------------------------------------- */

@@ -10,6 +10,33 @@
  * callback, and session_check(now) says when session_update is next due.
  * A session knows nothing of addresses or sockets.
  *
+ * Paths. A path is the owner's name for one way to reach the peer (a UDP
+ * address, a TCP connection): a nonzero uint32 the owner chooses, passed
+ * with every packet in and handed back with every packet out. The session
+ * remembers SESSION_PATHS of them. SESSION_PATH_PROVEN set in an id says
+ * the transport proved the peer's address (TCP's handshake).
+ *
+ *   Server: packets go to the path the client used last, once that path is
+ *   proven: a packet that authenticates from a new path (the client's NAT
+ *   rebound, or it changed network) gets a PATH_CHALLENGE there, and the
+ *   server moves when the PATH_RESPONSE comes back; until then it sends
+ *   that path no more bytes than it received from it. "Used last" means
+ *   the packet with the highest packet number, so a late packet from an
+ *   old path never drags the session back. A packet that does not
+ *   authenticate changes nothing at all.
+ *
+ *   Client: the owner picks the path (session_path_use) and may test
+ *   another with session_probe; the session answers challenges.
+ *
+ * Resume. With resume_grace_ms > 0 (the server's, told to the client in
+ * the WELCOME), a session that hears nothing for timeout_ms, or loses its
+ * last path, goes offline instead of closing (SESSION_EV_OFFLINE): KCP is
+ * frozen with everything unacked, sends are queued. The first packet that
+ * authenticates on a proven path brings it back (SESSION_EV_RESUME, then
+ * SESSION_EV_PATH if the path differs) and everything in flight is
+ * retransmitted at once. After resume_grace_ms offline it closes with
+ * SESSION_CLOSE_EXPIRED, "expired".
+ *
  * Re-entrancy: the event callback may call session_send, session_send_
  * unreliable and session_close on the same session, never session_release.
  * SESSION_EV_CLOSE is the last event; release the session after it (or at
@@ -26,6 +53,9 @@
 #include "wire.h"
 
 typedef struct session session_t;
+
+#define SESSION_PATHS 4                 /* paths a session remembers */
+#define SESSION_PATH_PROVEN 0x80000000u /* in a path id: address proven */
 
 struct session_config {
 	int mtu;              /* bytes of one UDP packet (1200; 100..65000) */
@@ -46,6 +76,9 @@ struct session_config {
 	                         waits for outgoing data to ride on, or for the next
 	                         KCP interval flush, so a reply costs one packet,
 	                         not two (client default, see client.h) */
+	int resume_grace_ms;  /* server: an offline session waits this long for
+	                         its client (0: a lost connection closes it; the
+	                         client takes the server's from the WELCOME) */
 };
 void session_config_default(struct session_config *c);
 /* Largest unreliable payload for this config: mtu - WIRE_OVERHEAD - 4. */
@@ -70,6 +103,7 @@ enum session_close_code {
 	SESSION_CLOSE_HANDSHAKE = 6,    /* "handshake timeout" */
 	SESSION_CLOSE_DISCONNECT = 7,   /* "disconnected": the transport ended */
 	SESSION_CLOSE_SHUTDOWN = 8,     /* "server shutdown" */
+	SESSION_CLOSE_EXPIRED = 9,      /* "expired": offline past resume_grace_ms */
 	SESSION_CLOSE_APP = 100,
 };
 
@@ -91,6 +125,10 @@ enum session_event_type {
 	SESSION_EV_MESSAGE,  /* a reliable message, in order, exactly once */
 	SESSION_EV_DATAGRAM, /* an unreliable payload, newer than any before it */
 	SESSION_EV_CLOSE,    /* the last event: code and reason */
+	SESSION_EV_OFFLINE,  /* every path lost; waiting resume_grace_ms */
+	SESSION_EV_RESUME,   /* back from offline, on ev->path */
+	SESSION_EV_PATH,     /* packets now go to ev->path (was ev->prev) */
+	SESSION_EV_PROBE,    /* client: the probe on ev->path was answered */
 };
 
 struct session_event {
@@ -101,21 +139,25 @@ struct session_event {
 	int code;            /* CLOSE */
 	const char *reason;  /* CLOSE: NUL-terminated */
 	int remote;          /* CLOSE: 1 when the peer closed */
+	uint32_t path;       /* RESUME, PATH, PROBE */
+	uint32_t prev;       /* PATH: the path before (0: none) */
 };
 
 struct session_callbacks {
-	/* One packet to send to the peer (len <= mtu). */
-	void (*output)(session_t *s, const uint8_t *pkt, size_t len, void *user);
+	/* One packet to send to the peer on path (len <= mtu). */
+	void (*output)(session_t *s, uint32_t path, const uint8_t *pkt, size_t len,
+	               void *user);
 	void (*event)(session_t *s, const struct session_event *ev, void *user);
 };
 
-/* Client: start a handshake. hello (<= WIRE_HELLO_MAX bytes) reaches the
- * server's policy. The HELLO leaves through output before this returns.
- * NULL on out of memory, a NULL callback or a hello too long. */
+/* Client: start a handshake on path. hello (<= WIRE_HELLO_MAX bytes)
+ * reaches the server's policy. The HELLO leaves through output before this
+ * returns. NULL on out of memory, a NULL callback, path 0 or a hello too
+ * long. */
 session_t *session_client_create(const struct session_config *c,
                                  const struct session_callbacks *cb, void *user,
-                                 const uint8_t *hello, size_t hello_len,
-                                 uint64_t now);
+                                 uint32_t path, const uint8_t *hello,
+                                 size_t hello_len, uint64_t now);
 
 /* Server: the gate validated the client's address and its policy accepted
  * client_pub; make the session and send the WELCOME (the config's mtu,
@@ -123,24 +165,56 @@ session_t *session_client_create(const struct session_config *c,
  * degenerate client key. */
 session_t *session_server_create(const struct session_config *c,
                                  const struct session_callbacks *cb, void *user,
-                                 uint32_t sid, const uint8_t client_pub[WIRE_PUB],
-                                 uint64_t now);
+                                 uint32_t path, uint32_t sid,
+                                 const uint8_t client_pub[WIRE_PUB], uint64_t now);
 
 /* Server: a raw KCP session (no moongate header, no keys, no heartbeat, no
  * datagrams): conv is the client's; output gets plain KCP datagrams. */
 session_t *session_raw_create(const struct session_config *c,
                               const struct session_callbacks *cb, void *user,
-                              uint32_t conv, uint64_t now);
+                              uint32_t path, uint32_t conv, uint64_t now);
 
 void session_release(session_t *s);
 
-/* Feed one packet from the peer (a datagram, or one TCP frame). pkt is
- * decrypted in place. Events fire from inside. Returns 0 or a negative
- * SESSION_E* saying why it was dropped; a dropped packet changes nothing. */
-int session_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now);
+/* Feed one packet from the peer that came on path (a datagram, or one TCP
+ * frame). pkt is decrypted in place. Events fire from inside. Returns 0 or
+ * a negative SESSION_E* saying why it was dropped; a dropped packet
+ * changes nothing. */
+int session_input(session_t *s, uint32_t path, uint8_t *pkt, size_t len,
+                  uint64_t now);
 
-/* Server: the same INIT arrived again (the WELCOME was lost): send it again. */
-void session_rewelcome(session_t *s, uint64_t now);
+/* Server: the same INIT (or a HELLO on another proven path) arrived again:
+ * the WELCOME was lost; send it again on path. */
+void session_rewelcome(session_t *s, uint32_t path, uint64_t now);
+
+/* The owner lost path (a TCP connection closed). If packets went there,
+ * they move to the proven path heard from most recently within timeout_ms
+ * (SESSION_EV_PATH); with none, the session goes offline when it may
+ * resume, and otherwise ends with code and reason. */
+void session_path_lost(session_t *s, uint32_t path, int code,
+                       const char *reason, uint64_t now);
+/* Where packets go now; 0 on a server that is offline. */
+uint32_t session_path(const session_t *s);
+/* 1 when the session knows path. */
+int session_path_known(const session_t *s, uint32_t path);
+/* When a packet that authenticated last came on path (0: never, or an
+ * unknown path); path 0: on any path. */
+uint64_t session_last_recv(const session_t *s, uint32_t path);
+/* 1 while offline (waiting for the peer to come back). */
+int session_offline(const session_t *s);
+
+/* Client: send on path from now on (the handshake too). The server
+ * follows once it sees the client's packets there. */
+void session_path_use(session_t *s, uint32_t path, uint64_t now);
+/* Client: send a PATH_CHALLENGE on path (not the one in use, usually):
+ * SESSION_EV_PROBE tells when the server's answer came back on it. */
+int session_probe(session_t *s, uint32_t path, uint64_t now);
+/* Client: send a PING now on the path in use (to tell the server about a
+ * new path, or to knock while offline). */
+void session_ping(session_t *s, uint64_t now);
+/* Client in handshake: start again with a HELLO, now (after moving to a
+ * path where the old cookie is worthless). */
+void session_rehello(session_t *s, uint64_t now);
 
 /* Reliable, ordered. 0, or SESSION_ECLOSED, SESSION_ETOOBIG, SESSION_EFULL
  * (the watermark was passed: the session closes with "backpressure"),
@@ -148,7 +222,8 @@ void session_rewelcome(session_t *s, uint64_t now);
 int session_send(session_t *s, const void *msg, size_t len, uint64_t now);
 
 /* Unreliable, sent at once, never queued; the receiver drops one older
- * than the newest it delivered. 0, SESSION_ECLOSED, SESSION_ETOOBIG. */
+ * than the newest it delivered. 0, SESSION_ECLOSED, SESSION_ETOOBIG.
+ * Offline, it is dropped (and 0 returned): it would be stale anyway. */
 int session_send_unreliable(session_t *s, const void *msg, size_t len,
                             uint64_t now);
 
@@ -160,7 +235,8 @@ void session_close(session_t *s, int code, const char *reason, int graceful,
                    uint64_t now);
 
 /* End the session now without telling the peer (the transport is gone):
- * the CLOSE event fires with this code and reason. Idempotent. */
+ * the CLOSE event fires with this code and reason. Idempotent. An offline
+ * session closed with session_close ends this way too (no path to tell). */
 void session_abort(session_t *s, int code, const char *reason, uint64_t now);
 
 /* Run timers: heartbeat, timeout, KCP flush and resend, handshake resend,
@@ -187,6 +263,9 @@ struct session_stats {
 	uint64_t in_auth_fail, in_replay, in_malformed;
 	uint64_t msgs_in, msgs_out, dgrams_in, dgrams_out, dgrams_stale;
 	uint64_t pings, pongs;
+	uint64_t path_changes;   /* times packets moved to another path */
+	uint64_t path_challenges;/* PATH_CHALLENGEs sent (server) */
+	uint64_t offlines, resumes;
 	int encrypted;         /* 1: bodies encrypted; 0: authenticated only
 	                          (the listener's choice, told by the WELCOME) */
 };

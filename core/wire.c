@@ -74,7 +74,7 @@ wire_server_keys(struct wire_keys *k, const uint8_t spub[WIRE_PUB],
 static int
 is_session(uint8_t type)
 {
-	return type >= WIRE_KCP && type <= WIRE_CLOSE_ACK;
+	return type >= WIRE_KCP && type <= WIRE_PATH_RESPONSE;
 }
 
 /* pn as a 64-bit little-endian counter in the 12-byte IETF nonce. */
@@ -386,6 +386,7 @@ wire_welcome_encode(uint8_t *out, size_t cap, const struct wire_welcome *w,
 	wire_put32(p + 12, w->timeout_ms);
 	wire_put16(p + 16, w->mtu);
 	p[18] = w->flags;
+	wire_put32(p + 19, w->resume_grace_ms);
 	if (crypto_aead_chacha20poly1305_ietf_encrypt_detached(
 	        p, p + WIRE_WELCOME_BODY, NULL, p, WIRE_WELCOME_BODY, out,
 	        WELCOME_AD, NULL, n, key) != 0)
@@ -437,6 +438,7 @@ wire_welcome_open(const uint8_t *pkt, size_t len, struct wire_welcome *w,
 	w->timeout_ms = wire_get32(p + 12);
 	w->mtu = wire_get16(p + 16);
 	w->flags = p[18];
+	w->resume_grace_ms = wire_get32(p + 19);
 	return 0;
 }
 
@@ -481,4 +483,10 @@ void
 wire_scrub(void *p, size_t n)
 {
 	sodium_memzero(p, n);
+}
+
+void
+wire_random(void *p, size_t n)
+{
+	randombytes_buf(p, n);
 }

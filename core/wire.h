@@ -50,7 +50,10 @@ enum wire_type {
 	WIRE_PONG = 0x13,      /* body: id u32 | echoed time u64 | own time u64 */
 	WIRE_CLOSE = 0x14,     /* body: code u16 | len u8 | reason */
 	WIRE_CLOSE_ACK = 0x15, /* body: empty */
+	WIRE_PATH_CHALLENGE = 0x16, /* body: token[8]; answer on the path it came */
+	WIRE_PATH_RESPONSE = 0x17,  /* body: the challenge's token[8] */
 };
+#define WIRE_TOKEN 8        /* PATH_CHALLENGE / PATH_RESPONSE token */
 
 #define WIRE_HDR 9          /* type, sid, pn */
 #define WIRE_TAG 16
@@ -67,7 +70,7 @@ enum wire_type {
 #define WIRE_HELLO_SIZE (1 + 1 + WIRE_PUB + 2)                 /* 36 */
 #define WIRE_CHALLENGE_SIZE (1 + 1 + 4 + WIRE_MAC)             /* 22 */
 #define WIRE_INIT_SIZE (1 + 1 + WIRE_PUB + 4 + WIRE_MAC + 2)   /* 56 */
-#define WIRE_WELCOME_BODY (8 + 4 + 4 + 2 + 1)                  /* 19 */
+#define WIRE_WELCOME_BODY (8 + 4 + 4 + 2 + 1 + 4)              /* 23 */
 #define WIRE_WELCOME_SIZE (1 + 4 + WIRE_PUB + WIRE_WELCOME_BODY + WIRE_TAG)
 #define WIRE_REFUSE_SIZE (1 + 1 + 16 + 2 + 1)                  /* 21 */
 
@@ -87,6 +90,8 @@ const char *wire_strerror(int err);
 int wire_init(void);
 /* Zero secret material in a way the compiler cannot drop (sodium_memzero). */
 void wire_scrub(void *p, size_t n);
+/* n unpredictable bytes (randombytes_buf). */
+void wire_random(void *p, size_t n);
 
 /* ---- little-endian helpers ---------------------------------------------- */
 static inline void
@@ -155,7 +160,7 @@ int wire_peek(const uint8_t *pkt, size_t len, struct wire_hdr *h);
 
 /* Write header, body (encrypted when encrypt) and tag into out. body may
  * be out + WIRE_HDR (sealing in place) or overlap out anywhere else. pn 0
- * (the WELCOME's nonce) or a type outside WIRE_KCP..WIRE_CLOSE_ACK is
+ * (the WELCOME's nonce) or a type outside WIRE_KCP..WIRE_PATH_RESPONSE is
  * WIRE_EINVAL. Returns the packet length (blen + WIRE_OVERHEAD) or
  * WIRE_ESPACE / WIRE_EINVAL. */
 int wire_seal(uint8_t *out, size_t cap, uint8_t type, uint32_t sid,
@@ -227,7 +232,7 @@ int wire_mac_equal(const uint8_t a[WIRE_MAC], const uint8_t b[WIRE_MAC]);
 
 /* WELCOME: 04 | sid u32 | server_pub[32] | sealed params | tag[16]
  * params: server_time_us u64 | heartbeat_ms u32 | timeout_ms u32 |
- *         mtu u16 | flags u8 (WIRE_F_ENCRYPT)
+ *         mtu u16 | flags u8 (WIRE_F_ENCRYPT) | resume_grace_ms u32
  * Sealed with the server's tx key at nonce 0 (session packets start at
  * pn 1), associated data the first 37 bytes. Nonce 0 is used once per key:
  * a WELCOME sent again must be the same bytes (keep the packet, or encode
@@ -242,6 +247,8 @@ struct wire_welcome {
 	uint32_t timeout_ms;
 	uint16_t mtu;
 	uint8_t flags;
+	uint32_t resume_grace_ms; /* a lost session waits this long to resume
+	                             (0: it closes when its connection is lost) */
 };
 int wire_welcome_encode(uint8_t *out, size_t cap, const struct wire_welcome *w,
                         const uint8_t key[WIRE_KEY]);

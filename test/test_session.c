@@ -3,9 +3,11 @@
  * (core/gate.c) in virtual time: clients and a gate joined by simulated
  * links (test/simnet), no sockets, no clock.
  *
- * The world: one gate whose "addresses" are sockaddr_in with the client's
- * index as port; one simnet per client (dir 0 client->server, dir 1
- * server->client). Time advances 1 ms per step; session time is that in
+ * The world: one gate whose "addresses" are sockaddr_in with a port per
+ * client (1000 + index until a test moves it); one simnet per client (dir
+ * 0 client->server, dir 1 server->client) for UDP (client path 1), and a
+ * second, perfect one for "TCP" (client path 2: a gate path with transport
+ * GATE_TCP and conn 500 + index) when a test opens it. Time advances 1 ms per step; session time is that in
  * microseconds. The gate echoes reliable and unreliable messages unless a
  * test says otherwise.
  */
@@ -43,6 +45,11 @@ struct client {
 	int mute_down;         /* drop everything server->client */
 	uint32_t kcp_out;      /* KCP packets this client sent */
 	uint32_t kcp_out_t;    /* ms of the last one */
+	uint16_t port;         /* its UDP source port as the gate sees it */
+	simnet_t *tnet;        /* its "TCP" link, NULL until opened */
+	int cut;               /* drop everything, both ways, both links */
+	int offline, resumed, probes;   /* session events seen */
+	uint32_t probe_path;
 };
 
 struct world {
@@ -68,6 +75,11 @@ struct world {
 	size_t cap_len[16];
 	uint8_t cap_type[16];
 	int ncap;
+	/* paths, server side */
+	int srv_offline, srv_resume, srv_path;
+	uint32_t srv_last_path;
+	uint64_t to_stranger;     /* bytes the gate sent to no client's address */
+	uint64_t to_port[8];      /* bytes the gate sent to port 3000 + i */
 };
 
 static struct world W;
@@ -79,22 +91,44 @@ now_us(void)
 }
 
 static void
-addr_of(int i, struct gate_path *p)
+port_addr(uint16_t port, struct gate_path *p)
 {
 	memset(p, 0, sizeof *p);
 	p->transport = GATE_UDP;
 	struct sockaddr_in *in = (struct sockaddr_in *)&p->addr;
 	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)(1000 + i));
+	in->sin_port = htons(port);
 	in->sin_addr.s_addr = htonl(0x7f000001);
 	p->addrlen = sizeof *in;
 }
 
+static void
+addr_of(int i, struct gate_path *p)
+{
+	port_addr(i < W.nc && W.c[i].port ? W.c[i].port : (uint16_t)(1000 + i), p);
+}
+
+static void
+tcp_of(int i, struct gate_path *p)
+{
+	memset(p, 0, sizeof *p);
+	p->transport = GATE_TCP;
+	p->conn = 500 + (uint32_t)i;
+}
+
+/* The client a path leads to, or -1. */
 static int
 index_of(const struct gate_path *p)
 {
+	if (p->transport == GATE_TCP)
+		return p->conn >= 500 && p->conn < 500 + (uint32_t)W.nc &&
+		       W.c[p->conn - 500].tnet ? (int)(p->conn - 500) : -1;
 	const struct sockaddr_in *in = (const struct sockaddr_in *)&p->addr;
-	return ntohs(in->sin_port) - 1000;
+	uint16_t port = ntohs(in->sin_port);
+	for (int i = 0; i < W.nc; i++)
+		if (W.c[i].port == port)
+			return i;
+	return -1;
 }
 
 /* ---- gate side -------------------------------------------------------- */
@@ -106,9 +140,20 @@ g_output(const struct gate_path *to, const uint8_t *pkt, size_t len, void *user)
 	if (W.last_in_unproven && len > W.last_in_len)
 		W.amp_violations++;
 	int i = index_of(to);
-	if (i < 0 || i >= W.nc)
-		return; /* an address no client owns (spoofed sources) */
-	if (!W.c[i].mute_down)
+	if (i < 0 || i >= W.nc) {
+		/* an address no client owns (spoofed sources, an old port) */
+		const struct sockaddr_in *in = (const void *)&to->addr;
+		uint16_t port = ntohs(in->sin_port);
+		W.to_stranger += len;
+		if (port >= 3000 && port < 3008)
+			W.to_port[port - 3000] += len;
+		return;
+	}
+	if (W.c[i].cut)
+		return;
+	if (to->transport == GATE_TCP)
+		simnet_send(W.c[i].tnet, 1, pkt, (int)len, W.t);
+	else if (!W.c[i].mute_down)
 		simnet_send(W.c[i].net, 1, pkt, (int)len, W.t);
 }
 
@@ -171,16 +216,35 @@ g_event(gate_t *g, session_t *s, const struct session_event *ev, void *user)
 		W.srv_close_remote = ev->remote;
 		snprintf(W.srv_close_reason, sizeof W.srv_close_reason, "%s", ev->reason);
 		break;
+	case SESSION_EV_OFFLINE:
+		W.srv_offline++;
+		break;
+	case SESSION_EV_RESUME:
+		W.srv_resume++;
+		W.srv_last_path = ev->path;
+		break;
+	case SESSION_EV_PATH:
+		W.srv_path++;
+		W.srv_last_path = ev->path;
+		break;
 	}
 }
 
 /* ---- client side ------------------------------------------------------ */
 
 static void
-c_output(session_t *s, const uint8_t *pkt, size_t len, void *user)
+c_output(session_t *s, uint32_t path, const uint8_t *pkt, size_t len,
+         void *user)
 {
 	struct client *c = user;
 	(void)s;
+	if (c->cut)
+		return;
+	if (path == 2) {
+		if (c->tnet)
+			simnet_send(c->tnet, 0, pkt, (int)len, W.t);
+		return;
+	}
 	if (W.ncap < 16) {
 		memcpy(W.cap_pkt[W.ncap], pkt, len);
 		W.cap_len[W.ncap] = len;
@@ -219,11 +283,22 @@ c_event(session_t *s, const struct session_event *ev, void *user)
 		c->close_remote = ev->remote;
 		snprintf(c->close_reason, sizeof c->close_reason, "%s", ev->reason);
 		break;
+	case SESSION_EV_OFFLINE:
+		c->offline++;
+		break;
+	case SESSION_EV_RESUME:
+		c->resumed++;
+		break;
+	case SESSION_EV_PROBE:
+		c->probes++;
+		c->probe_path = ev->path;
+		break;
 	}
 }
 
 static const struct session_callbacks client_cb = { c_output, c_event };
-static const struct gate_callbacks gate_cb = { g_output, g_accept, g_event, NULL };
+static const struct gate_callbacks gate_cb = { g_output, g_accept, g_event,
+                                               NULL, NULL };
 
 static uint64_t
 client_now(const struct client *c)
@@ -248,11 +323,13 @@ static struct client *
 add_client(const struct simnet_conf *net, const struct session_config *sc,
            const char *hello, uint64_t seed)
 {
-	struct client *c = &W.c[W.nc++];
+	struct client *c = &W.c[W.nc];
+	c->port = (uint16_t)(1000 + W.nc);
+	W.nc++;
 	c->net = simnet_create(net, seed);
 	struct session_config def;
 	session_config_default(&def);
-	c->s = session_client_create(sc ? sc : &def, &client_cb, c,
+	c->s = session_client_create(sc ? sc : &def, &client_cb, c, 1,
 	                             (const uint8_t *)hello, strlen(hello),
 	                             client_now(c));
 	return c;
@@ -264,6 +341,7 @@ world_free(void)
 	for (int i = 0; i < W.nc; i++) {
 		session_release(W.c[i].s);
 		simnet_free(W.c[i].net);
+		simnet_free(W.c[i].tnet);
 	}
 	gate_release(W.g, now_us());
 }
@@ -279,14 +357,25 @@ step(void)
 		struct gate_path from;
 		addr_of(i, &from);
 		while ((n = simnet_recv(c->net, 0, buf, sizeof buf, W.t)) >= 0) {
+			if (c->cut)
+				continue;
 			W.last_in_len = (size_t)n;
 			W.last_in_unproven = n > 0 && (buf[0] == WIRE_HELLO);
 			gate_input(W.g, &from, buf, (size_t)n, now_us());
 			W.last_in_unproven = 0;
 		}
 		while ((n = simnet_recv(c->net, 1, buf, sizeof buf, W.t)) >= 0)
-			if (session_state(c->s) != SESSION_CLOSED)
-				session_input(c->s, buf, (size_t)n, client_now(c));
+			if (session_state(c->s) != SESSION_CLOSED && !c->cut)
+				session_input(c->s, 1, buf, (size_t)n, client_now(c));
+		if (c->tnet) {
+			struct gate_path tp;
+			tcp_of(i, &tp);
+			while ((n = simnet_recv(c->tnet, 0, buf, sizeof buf, W.t)) >= 0)
+				gate_input(W.g, &tp, buf, (size_t)n, now_us());
+			while ((n = simnet_recv(c->tnet, 1, buf, sizeof buf, W.t)) >= 0)
+				if (session_state(c->s) != SESSION_CLOSED)
+					session_input(c->s, 2, buf, (size_t)n, client_now(c));
+		}
 	}
 	if (gate_check(W.g, now_us()) <= now_us()) {
 		W.gate_updates++;
@@ -764,6 +853,7 @@ TEST(raw_kcp_listener_echo)
 	W.nc = 1; /* index 0 is the raw client: g_output sends into W.c[0].net */
 	raw_net = simnet_create(NULL, 1);
 	W.c[0].net = raw_net;
+	W.c[0].port = 1000;
 	raw_client = kcp_create(0x11223344, NULL);
 	kcp_setoutput(raw_client, raw_out);
 	kcp_nodelay(raw_client, 1, 10, 2, 1);

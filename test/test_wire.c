@@ -305,7 +305,7 @@ TEST(seal_errors)
 	for (t = 0; t < 256; t++) {
 		int r = wire_seal(out, sizeof out, (uint8_t)t, 1, 1, body, 8,
 		                  key, 1);
-		if (t >= WIRE_KCP && t <= WIRE_CLOSE_ACK)
+		if (t >= WIRE_KCP && t <= WIRE_PATH_RESPONSE)
 			CHECK_EQ(r, 8 + WIRE_OVERHEAD);
 		else
 			CHECK_EQ(r, WIRE_EINVAL);
@@ -340,7 +340,7 @@ TEST(open_bit_flips)
 
 			b[i] ^= (uint8_t)(1u << bit);
 			memcpy(cp, b, (size_t)n);
-			if (i == 0 && (b[0] < WIRE_KCP || b[0] > WIRE_CLOSE_ACK))
+			if (i == 0 && (b[0] < WIRE_KCP || b[0] > WIRE_PATH_RESPONSE))
 				want = WIRE_ETYPE;
 			r = wire_open(b, (size_t)n, p.s.rx, enc, &h, &body_out);
 			CHECK_EQ(r, want);
@@ -428,7 +428,7 @@ TEST(peek_types)
 	wire_put32(pkt + 1, 0x11223344);
 	wire_put32(pkt + 5, 0x55667788);
 	for (t = 0; t < 256; t++) {
-		int sess = t >= WIRE_KCP && t <= WIRE_CLOSE_ACK;
+		int sess = t >= WIRE_KCP && t <= WIRE_PATH_RESPONSE;
 		pkt[0] = (uint8_t)t;
 		memset(&h, 0, sizeof h);
 		CHECK_EQ(wire_peek(pkt, sizeof pkt, &h), sess ? 0 : WIRE_ETYPE);
@@ -828,9 +828,10 @@ TEST(welcome_roundtrip)
 	w.timeout_ms = 10000;
 	w.mtu = 1200;
 	w.flags = WIRE_F_ENCRYPT;
+	w.resume_grace_ms = 0x01020304;
 	memset(&sentinel, 0xa5, sizeof sentinel);
 
-	CHECK_EQ(WIRE_WELCOME_SIZE, 72);
+	CHECK_EQ(WIRE_WELCOME_SIZE, 76);
 	CHECK_EQ(wire_welcome_encode(pkt, WIRE_WELCOME_SIZE - 1, &w, p.s.tx),
 	         WIRE_ESPACE);
 	REQUIRE_EQ(wire_welcome_encode(pkt, sizeof pkt, &w, p.s.tx),
@@ -1178,14 +1179,15 @@ TEST(wire_vectors)
 	w.timeout_ms = 10000;
 	w.mtu = 1200;
 	w.flags = WIRE_F_ENCRYPT;
+	w.resume_grace_ms = 30000;
 	n = wire_welcome_encode(pkt, sizeof pkt, &w, p.s.tx);
 	REQUIRE_EQ(n, WIRE_WELCOME_SIZE);
 	check_hex("WELCOME", pkt, (size_t)n,
 	          "04 04 03 02 01 fc 3b 33 93 67 a5 22 5d 53 a9 2d "
 	          "38 03 23 af d0 35 d7 81 7b 6d 1b e4 7d 94 6f 6b "
 	          "09 a9 cb dc 06 0e bd 9c 81 5f 22 59 c2 4d c8 55 "
-	          "c6 ec 8c 25 2b 72 6d 34 3a 49 9d ef 95 ea 2a 7c "
-	          "1d c1 b1 0d a8 16 a1 20");
+	          "c6 ec 8c 25 2b 72 6d 34 04 ec f7 8d 7c 40 4b b7 "
+	          "d7 5d 1d 42 77 d3 0a b0 a7 e6 6f 84");
 	{
 		struct wire_welcome d;
 		memset(&d, 0, sizeof d);
@@ -1250,6 +1252,19 @@ TEST(wire_vectors)
 	               p.c.rx, 1,
 	               "15 04 03 02 01 02 00 00 00 b6 b6 16 b1 d6 dc b7 "
 	               "89 b0 e2 46 45 41 e3 5d 38");
+	/* path validation, token 01..08 */
+	for (int i = 0; i < WIRE_TOKEN; i++)
+		body[i] = (uint8_t)(i + 1);
+	vector_session("PATH_CHALLENGE token 0102030405060708, pn 6",
+	               WIRE_PATH_CHALLENGE, 6, body, WIRE_TOKEN, p.c.tx, p.s.rx, 1,
+	               "16 04 03 02 01 06 00 00 00 70 ce 1b 33 6f 6e 77 "
+	               "93 3b 9b 3d 58 68 d3 da 39 ed c4 23 c4 dd 1b 6e "
+	               "da");
+	vector_session("PATH_RESPONSE token 0102030405060708, pn 3",
+	               WIRE_PATH_RESPONSE, 3, body, WIRE_TOKEN, p.s.tx, p.c.rx, 1,
+	               "17 04 03 02 01 03 00 00 00 13 4a ef ea 6d 66 de "
+	               "33 a0 9c 4b 9b f7 5f 79 cf bb 05 b8 44 31 d4 fd "
+	               "22");
 }
 
 static const struct tu_test tests[] = {

@@ -88,7 +88,7 @@ session_packet(const uint8_t *pkt, size_t len)
 	CHECK(r == 0 || r == WIRE_ETRUNC || r == WIRE_ETYPE);
 	if (r == 0) {
 		CHECK(len >= WIRE_OVERHEAD);
-		CHECK(h.type >= WIRE_KCP && h.type <= WIRE_CLOSE_ACK);
+		CHECK(h.type >= WIRE_KCP && h.type <= WIRE_PATH_RESPONSE);
 		CHECK(h.sid == wire_get32(pkt + 1) && h.pn == wire_get32(pkt + 5));
 	}
 	for (enc = 0; enc < 2; enc++) {
@@ -366,6 +366,11 @@ write_seeds(const char *dir)
 	memcpy(body + 3, "bye", 3);
 	seal_seed(dir, "seed_close", WIRE_CLOSE, 6, body, 6, 1);
 	seal_seed(dir, "seed_close_ack", WIRE_CLOSE_ACK, 7, NULL, 0, 1);
+	memcpy(body, "\x01\x02\x03\x04\x05\x06\x07\x08", WIRE_TOKEN);
+	seal_seed(dir, "seed_path_challenge", WIRE_PATH_CHALLENGE, 8, body,
+	          WIRE_TOKEN, 1);
+	seal_seed(dir, "seed_path_response", WIRE_PATH_RESPONSE, 9, body,
+	          WIRE_TOKEN, 1);
 
 	put_seed(dir, "seed_replay_inorder", 1, inorder, sizeof inorder);
 	put_seed(dir, "seed_replay_mixed", 1, mixed, sizeof mixed);
