@@ -11,8 +11,10 @@
  * (session.h); the entry keeps the address or connection behind each of
  * the session's path ids, in SLOTS slots, one more than the session
  * remembers, so a packet from a new address always finds a free slot to
- * be tried in without disturbing the known ones. Slot i is path id i + 1,
- * with SESSION_PATH_PROVEN for a TCP connection. After every call into the
+ * be tried in without disturbing the known ones. A path id is the slot
+ * (low 3 bits, i + 1), a generation counted up each time the slot takes a
+ * new path (so an id is never reused for another address), and
+ * SESSION_PATH_PROVEN for a TCP connection. After every call into the
  * session, sync() drops the slots the session forgot (closing their TCP
  * connections) and maps the TCP connections it adopted.
  */
@@ -30,12 +32,14 @@
 #include "map.h"
 
 #define SLOTS (SESSION_PATHS + 1)
+_Static_assert(SLOTS < 8, "a path id keeps the slot in 3 bits");
 
 struct entry {
 	gate_t *g;
 	session_t *s;
 	struct gate_path path[SLOTS]; /* transport 0: a free slot */
 	uint8_t bound[SLOTS];         /* TCP: the connection is in by_conn */
+	uint32_t gen[SLOTS];          /* the slot's generation (path ids) */
 	uint8_t last;                 /* the slot packets went to last */
 	uint64_t due;
 	uint32_t heap_i;    /* index in g->heap; UINT32_MAX when not in it */
@@ -188,14 +192,14 @@ leave(gate_t *g)
 static uint32_t
 slot_id(const struct entry *e, int i)
 {
-	return (uint32_t)(i + 1) |
+	return (uint32_t)(i + 1) | (e->gen[i] & 0x0fffffffu) << 3 |
 	       (e->path[i].transport == GATE_TCP ? SESSION_PATH_PROVEN : 0);
 }
 
 static struct gate_path *
 slot_of(struct entry *e, uint32_t id)
 {
-	uint32_t i = (id & ~SESSION_PATH_PROVEN) - 1;
+	uint32_t i = (id & 7) - 1;
 	if (i >= SLOTS || !e->path[i].transport || slot_id(e, (int)i) != id)
 		return NULL;
 	return &e->path[i];
@@ -365,6 +369,7 @@ path_slot(gate_t *g, struct entry *e, const struct gate_path *from)
 		unbind(g, e, free_i, 1);
 	}
 	e->path[free_i] = *from;
+	e->gen[free_i]++;
 	return slot_id(e, free_i);
 }
 

@@ -80,6 +80,8 @@ struct world {
 	uint32_t srv_last_path;
 	uint64_t to_stranger;     /* bytes the gate sent to no client's address */
 	uint64_t to_port[8];      /* bytes the gate sent to port 3000 + i */
+	uint64_t from_port[8];    /* bytes the gate got from port 3000 + i */
+	uint64_t to_at_path[8], from_at_path[8]; /* ... when the PATH event came */
 };
 
 static struct world W;
@@ -139,14 +141,14 @@ g_output(const struct gate_path *to, const uint8_t *pkt, size_t len, void *user)
 	(void)user;
 	if (W.last_in_unproven && len > W.last_in_len)
 		W.amp_violations++;
+	const struct sockaddr_in *in = (const void *)&to->addr;
+	uint16_t port = ntohs(in->sin_port);
+	if (to->transport == GATE_UDP && port >= 3000 && port < 3008)
+		W.to_port[port - 3000] += len;
 	int i = index_of(to);
 	if (i < 0 || i >= W.nc) {
 		/* an address no client owns (spoofed sources, an old port) */
-		const struct sockaddr_in *in = (const void *)&to->addr;
-		uint16_t port = ntohs(in->sin_port);
 		W.to_stranger += len;
-		if (port >= 3000 && port < 3008)
-			W.to_port[port - 3000] += len;
 		return;
 	}
 	if (W.c[i].cut)
@@ -226,6 +228,8 @@ g_event(gate_t *g, session_t *s, const struct session_event *ev, void *user)
 	case SESSION_EV_PATH:
 		W.srv_path++;
 		W.srv_last_path = ev->path;
+		memcpy(W.to_at_path, W.to_port, sizeof W.to_port);
+		memcpy(W.from_at_path, W.from_port, sizeof W.from_port);
 		break;
 	}
 }
@@ -359,6 +363,8 @@ step(void)
 		while ((n = simnet_recv(c->net, 0, buf, sizeof buf, W.t)) >= 0) {
 			if (c->cut)
 				continue;
+			if (c->port >= 3000 && c->port < 3008)
+				W.from_port[c->port - 3000] += (uint64_t)n;
 			W.last_in_len = (size_t)n;
 			W.last_in_unproven = n > 0 && (buf[0] == WIRE_HELLO);
 			gate_input(W.g, &from, buf, (size_t)n, now_us());
@@ -903,6 +909,268 @@ TEST(raw_kcp_listener_echo)
 	world_free();
 }
 
+/* ---- paths, resume ----------------------------------------------------- */
+
+/* Keep n counters going each way (the gate echoes), at most 32 unanswered;
+ * every ms, hook(W.t) may break or mend the world. Runs until every echo
+ * came back or max_ms passed. */
+static void
+pump_counters(struct client *c, uint32_t *sent, uint32_t n, uint32_t max_ms,
+              void (*hook)(struct client *c, uint32_t t0))
+{
+	uint32_t t0 = W.t;
+	for (uint32_t i = 0; i < max_ms && c->rel.n < n; i++) {
+		if (session_state(c->s) != SESSION_OPEN)
+			break;
+		while (*sent < n && *sent - c->rel.n < 32)
+			send_counter(c, (*sent)++, 100);
+		if (hook)
+			hook(c, t0);
+		step();
+	}
+}
+
+static session_t *
+server_of(struct client *c)
+{
+	return gate_session(W.g, session_id(c->s));
+}
+
+TEST(address_change_is_proven_then_followed)
+{
+	world_init(NULL);
+	struct simnet_conf nc = { .delay_min = 5, .delay_max = 5 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint32_t sent = 0;
+	pump_counters(c, &sent, 200, 5000, NULL);
+	REQUIRE_EQ(c->rel.n, 200);
+	uint32_t before = session_path(server_of(c));
+	/* NAT rebinding: the same client, a new source port */
+	c->port = 3001;
+	pump_counters(c, &sent, 400, 5000, NULL);
+	CHECK_EQ(c->rel.n, 400);
+	CHECK_EQ(W.srv_rel.n, 400);
+	CHECK_EQ(W.srv_rel.errors + c->rel.errors, 0);
+	CHECK_EQ(W.srv_path, 1);
+	CHECK(session_path(server_of(c)) != before);
+	CHECK_EQ(session_path(server_of(c)), W.srv_last_path);
+	/* until the new address answered the challenge, it was sent no more
+	 * than it sent (a challenge at least) */
+	CHECK(W.to_at_path[1] > 0);
+	CHECK(W.to_at_path[1] <= W.from_at_path[1]);
+	struct session_stats st;
+	session_stats(server_of(c), &st);
+	CHECK(st.path_challenges >= 1);
+	CHECK_EQ(st.path_changes, 1);
+	world_free();
+}
+
+TEST(spoofed_packets_from_a_third_address_change_nothing)
+{
+	world_init(NULL);
+	struct simnet_conf nc = { .delay_min = 5, .delay_max = 5 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint32_t sent = 0;
+	pump_counters(c, &sent, 50, 5000, NULL);
+	REQUIRE_EQ(c->rel.n, 50);
+	session_t *srv = server_of(c);
+	uint32_t path = session_path(srv);
+	struct gate_path evil;
+	port_addr(3002, &evil);
+	uint8_t pkt[PKT];
+	struct gate_stats st0, st;
+	gate_stats(W.g, &st0);
+
+	/* (a) the client's packet delivered first from the attacker's address:
+	 * it authenticates, so it counts, once; the attacker gets a challenge
+	 * no bigger than the packet, cannot answer it, and the session stays */
+	c->mute_up = 1;
+	W.ncap = 0;
+	send_counter(c, sent++, 100);
+	run_ms(20);
+	int k = -1;
+	for (int i = 0; i < W.ncap; i++)
+		if (W.cap_type[i] == WIRE_KCP)
+			k = i;
+	REQUIRE(k >= 0);
+	memcpy(pkt, W.cap_pkt[k], W.cap_len[k]);
+	W.from_port[2] += W.cap_len[k];
+	gate_input(W.g, &evil, pkt, W.cap_len[k], now_us());
+	CHECK_EQ(W.srv_msgs, 51);
+	CHECK(W.to_port[2] > 0);
+	CHECK(W.to_port[2] <= W.cap_len[k]);
+	c->mute_up = 0;
+	/* (b) the same packet again from there: a replay, nothing answers */
+	uint64_t to_evil = W.to_port[2];
+	memcpy(pkt, W.cap_pkt[k], W.cap_len[k]);
+	gate_input(W.g, &evil, pkt, W.cap_len[k], now_us());
+	/* (c) forged: a fresh pn and a flipped bit */
+	for (size_t b = 9; b < W.cap_len[k]; b += 5) {
+		memcpy(pkt, W.cap_pkt[k], W.cap_len[k]);
+		pkt[8] ^= 0x10;
+		pkt[b] ^= 1;
+		gate_input(W.g, &evil, pkt, W.cap_len[k], now_us());
+	}
+	CHECK_EQ(W.to_port[2], to_evil);
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.replays - st0.replays, 1);
+	CHECK(st.auth_failures - st0.auth_failures >= 10);
+	/* the session never moved and works on */
+	pump_counters(c, &sent, 100, 5000, NULL);
+	CHECK_EQ(c->rel.n, 100);
+	CHECK_EQ(W.srv_rel.n, 100);
+	CHECK_EQ(W.srv_rel.errors + c->rel.errors, 0);
+	CHECK_EQ(session_path(srv), path);
+	CHECK_EQ(W.srv_path, 0);
+	CHECK_EQ(W.to_port[2], to_evil);
+	world_free();
+}
+
+/* The test plays client.c's part: offline, knock every second from a new
+ * port (a new socket) until something answers. */
+static uint32_t next_knock;
+static uint32_t outage_from, outage_ms;
+
+static void
+outage(struct client *c, uint32_t t0)
+{
+	uint32_t t = W.t - t0;
+	c->cut = t >= outage_from && t < outage_from + outage_ms;
+	if (session_offline(c->s) && W.t >= next_knock) {
+		next_knock = W.t + 1000;
+		c->port = (uint16_t)(c->port + 1);
+		session_ping(c->s, client_now(c));
+	}
+}
+
+TEST(outage_goes_offline_and_resumes_with_nothing_lost)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.timeout_ms = 2000;
+	sc.resume_grace_ms = 10000;
+	world_init(&sc);
+	struct simnet_conf nc = { .loss = 0.2, .delay_min = 10, .delay_max = 30,
+	                          .reorder = 0.05, .dup = 0.02 };
+	struct client *c = add_client(&nc, NULL, "x", 7);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 5000));
+	uint32_t sent = 0;
+	next_knock = 0;
+	outage_from = 3000;
+	outage_ms = 5000;
+	pump_counters(c, &sent, 3000, 120000, outage);
+	CHECK_EQ(c->rel.n, 3000);
+	CHECK_EQ(W.srv_rel.n, 3000);
+	CHECK_EQ(W.srv_rel.errors + c->rel.errors, 0);
+	CHECK_EQ(c->offline, 1);
+	CHECK_EQ(c->resumed, 1);
+	CHECK_EQ(W.srv_offline, 1);
+	CHECK_EQ(W.srv_resume, 1);
+	CHECK_EQ(W.srv_close + c->closed, 0);
+	CHECK(W.srv_path >= 1); /* it came back from another port */
+	if (tu_verbose)
+		printf("resumed: server paths %d, t %u ms\n", W.srv_path, W.t);
+	world_free();
+}
+
+TEST(outage_past_the_grace_expires_both_sides)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.timeout_ms = 1000;
+	sc.resume_grace_ms = 3000;
+	world_init(&sc);
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint32_t sent = 0;
+	pump_counters(c, &sent, 10, 1000, NULL);
+	c->cut = 1;
+	send_counter(c, sent++, 100); /* unacked when it goes */
+	uint32_t t0 = W.t;
+	CHECK(RUN_UNTIL(c->closed && W.srv_close, 10000));
+	CHECK(W.t - t0 >= 4000 - 50); /* timeout + grace */
+	CHECK_EQ(c->offline, 1);
+	CHECK_EQ(W.srv_offline, 1);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_EXPIRED);
+	CHECK(strcmp(c->close_reason, "expired") == 0);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_EXPIRED);
+	CHECK(strcmp(W.srv_close_reason, "expired") == 0);
+	world_free();
+}
+
+/* UDP blocked both ways: the client moves to "TCP", then probes UDP and
+ * moves back when it answers. */
+static void
+udp_blocked(struct client *c, uint32_t t0)
+{
+	uint32_t t = W.t - t0;
+	int blocked = t >= 500 && t < 3000;
+	c->mute_up = c->mute_down = blocked;
+	uint64_t now = client_now(c);
+	if (t == 1000) { /* the client noticed: over to TCP */
+		session_path_use(c->s, 2, now);
+		session_ping(c->s, now);
+	}
+	if (t >= 1000 && t % 500 == 0 && session_path(c->s) == 2)
+		session_probe(c->s, 1, now);
+	if (c->probes && session_path(c->s) == 2) {
+		session_path_use(c->s, 1, now);
+		session_ping(c->s, now);
+	}
+}
+
+TEST(udp_to_tcp_and_back_loses_nothing)
+{
+	world_init(NULL);
+	struct simnet_conf nc = { .loss = 0.05, .delay_min = 5, .delay_max = 15 };
+	struct client *c = add_client(&nc, NULL, "x", 3);
+	struct simnet_conf tc = { .delay_min = 20, .delay_max = 20, .in_order = 1 };
+	c->tnet = simnet_create(&tc, 4);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 2000));
+	uint32_t sent = 0;
+	pump_counters(c, &sent, 3000, 60000, udp_blocked);
+	CHECK_EQ(c->rel.n, 3000);
+	CHECK_EQ(W.srv_rel.n, 3000);
+	CHECK_EQ(W.srv_rel.errors + c->rel.errors, 0);
+	CHECK(c->probes >= 1);
+	CHECK_EQ(c->probe_path, 1);
+	CHECK_EQ(W.srv_path, 2); /* to TCP, and back */
+	CHECK_EQ(session_path(c->s), 1);
+	CHECK_EQ(W.srv_last_path & SESSION_PATH_PROVEN, 0);
+	CHECK_EQ(W.srv_offline, 0);
+	world_free();
+}
+
+TEST(tcp_lost_moves_to_udp_then_goes_offline)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.resume_grace_ms = 5000;
+	world_init(&sc);
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	struct simnet_conf tc = { .delay_min = 5, .delay_max = 5, .in_order = 1 };
+	c->tnet = simnet_create(&tc, 4);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	session_path_use(c->s, 2, client_now(c));
+	session_ping(c->s, client_now(c));
+	REQUIRE(RUN_UNTIL(W.srv_path == 1, 1000));
+	run_ms(200);
+	/* the connection breaks, and the client falls silent */
+	c->cut = 1;
+	gate_conn_lost(W.g, 500, "connection reset", now_us());
+	/* UDP was heard 200 ms ago, within timeout_ms: the session moves there */
+	CHECK_EQ(W.srv_path, 2);
+	CHECK_EQ(W.srv_offline, 0);
+	/* nothing comes on UDP either: offline, not closed */
+	run_ms((uint32_t)sc.timeout_ms + 100);
+	CHECK_EQ(W.srv_offline, 1);
+	CHECK_EQ(W.srv_close, 0);
+	CHECK(session_offline(server_of(c)));
+	world_free();
+}
+
 TEST(idle_session_memory)
 {
 	world_init(NULL);
@@ -982,6 +1250,12 @@ static const struct tu_test tests[] = {
 	TU(close_delivers_pending_data_then_reason),
 	TU(dead_link_closes),
 	TU(raw_kcp_listener_echo),
+	TU(address_change_is_proven_then_followed),
+	TU(spoofed_packets_from_a_third_address_change_nothing),
+	TU(outage_goes_offline_and_resumes_with_nothing_lost),
+	TU(outage_past_the_grace_expires_both_sides),
+	TU(udp_to_tcp_and_back_loses_nothing),
+	TU(tcp_lost_moves_to_udp_then_goes_offline),
 	TU(idle_session_memory),
 	TU(delayed_ack_rides_on_the_answer),
 };
