@@ -330,6 +330,86 @@ echo_over(const char *scheme)
 	unlink(sv.errlog);
 }
 
+/* Echo n counters on one client, at most 32 unanswered. */
+static void
+echo_n(struct cl *x, uint32_t n)
+{
+	uint64_t end = mono_ms() + 20000;
+	while (x->got < n && !x->closed && mono_ms() < end) {
+		while (x->sent < n && x->sent - x->got < 32)
+			send_next(x, 100);
+		pump(x, 1);
+	}
+	CHECK_EQ(x->got, n);
+	CHECK_EQ(x->errors, 0);
+}
+
+/* A UDP port nothing listens on (the kernel answers ICMP unreachable). */
+static int
+dead_udp_port(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof a;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
+	    getsockname(fd, (struct sockaddr *)&a, &l))
+		return -1;
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* auto transport, UDP blocked: the handshake moves to TCP after
+ * fallback_ms and the session works there. */
+TEST(auto_falls_back_to_tcp)
+{
+	struct server sv;
+	REQUIRE(server_start(&sv, NULL) == 0);
+	int dead = dead_udp_port();
+	REQUIRE(dead > 0);
+	char url[128], err[128];
+	snprintf(url, sizeof url, "udp://127.0.0.1:%d,tcp://127.0.0.1:%d", dead,
+	         sv.tcp);
+	struct mgclient_options o;
+	mgclient_options_default(&o);
+	o.fallback_ms = 300;
+	struct cl x;
+	memset(&x, 0, sizeof x);
+	x.c = mgclient_connect(url, "auto", 4, &o, err, sizeof err);
+	REQUIRE(x.c != NULL);
+	CHECK_EQ(mgclient_transport(x.c), MGCLIENT_UDP);
+	CHECK(PUMP_UNTIL(&x, 1, x.opened || x.closed, 5000));
+	CHECK(x.opened);
+	CHECK_EQ(mgclient_transport(x.c), MGCLIENT_TCP);
+	echo_n(&x, 200);
+	mgclient_close(x.c, 0, "bye");
+	PUMP_UNTIL(&x, 1, x.closed, 5000);
+	mgclient_release(x.c);
+	server_stop(&sv);
+	unlink(sv.errlog);
+}
+
+/* A new local socket (a new network): the server follows after proving
+ * the new address, and nothing is lost. */
+TEST(rebind_moves_the_session)
+{
+	struct server sv;
+	REQUIRE(server_start(&sv, NULL) == 0);
+	struct cl x;
+	REQUIRE(connect_cl(&x, "udp", sv.udp) == 0);
+	CHECK(PUMP_UNTIL(&x, 1, x.opened, 5000));
+	echo_n(&x, 100);
+	REQUIRE_EQ(mgclient_rebind(x.c), 0);
+	echo_n(&x, 300);
+	struct session_stats st;
+	mgclient_stats(x.c, &st);
+	CHECK_EQ(x.closed, 0);
+	server_stop(&sv);
+	CHECK(log_has(&sv, "moved to udp"));
+	mgclient_release(x.c);
+	unlink(sv.errlog);
+}
+
 TEST(echo_udp) { echo_over("udp"); }
 TEST(echo_tcp) { echo_over("tcp"); }
 
@@ -724,6 +804,8 @@ static const struct tu_test tests[] = {
 	TU(spoofed_hellos_allocate_nothing),
 	TU(server_full_refuses_with_reason),
 	TU(raw_kcp_listener_echo),
+	TU(auto_falls_back_to_tcp),
+	TU(rebind_moves_the_session),
 };
 
 int
