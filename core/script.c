@@ -381,6 +381,10 @@ l_stats(lua_State *L)
 	F("dgrams_in", st.dgrams_in);
 	F("dgrams_out", st.dgrams_out);
 	F("dgrams_stale", st.dgrams_stale);
+	F("path_changes", st.path_changes);
+	F("path_challenges", st.path_challenges);
+	F("offlines", st.offlines);
+	F("resumes", st.resumes);
 #undef F
 	lua_pushboolean(L, st.encrypted);
 	lua_setfield(L, -2, "encrypted");
