@@ -114,7 +114,7 @@ mgclient_options_default(struct mgclient_options *o)
 	o->fallback_ms = 1000;
 	o->path_timeout_ms = 2500;
 	o->probe_ms = 2000;
-	o->reconnect_ms = 1000;
+	o->reconnect_ms = 500;
 	o->tcp_linger_ms = 5000;
 }
 

@@ -63,7 +63,7 @@ struct mgclient_options {
 	int path_timeout_ms;   /* auto: nothing heard on the path in use this
 	                          long: move to the other transport (2500) */
 	int probe_ms;          /* auto, on TCP: probe UDP this often (2000) */
-	int reconnect_ms;      /* offline: fresh sockets this often (1000) */
+	int reconnect_ms;      /* offline: fresh sockets this often (500) */
 	int tcp_linger_ms;     /* auto: back on UDP, the TCP connection is
 	                          closed this long after (5000) */
 };

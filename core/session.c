@@ -17,6 +17,9 @@
 #define OFFSET_SAMPLES 8
 #define PKT_MAX 65536
 #define CHALLENGE_RETRY_MIN 100000 /* us between challenges of one path */
+#define QUIET_MIN 500000           /* us of silence after which what is in
+                                      flight is sent again on the first
+                                      packet heard */
 
 enum role { CLIENT, SERVER, RAW };
 
@@ -891,6 +894,15 @@ session_input(session_t *s, uint32_t path, uint8_t *pkt, size_t len,
 		return SESSION_EAUTH;
 	}
 	wire_replay_accept(&s->replay, h.pn);
+	/* The peer was silent for a while and is back (a tunnel, a lift):
+	 * what is in flight was lost with the silence and KCP's backed-off
+	 * timers would wait seconds more; send it again now. */
+	uint64_t quiet = s->have_rtt ? (uint64_t)(4 * s->srtt) : 0;
+	if (quiet < QUIET_MIN)
+		quiet = QUIET_MIN;
+	if (s->kcp && !s->offline && now - s->last_recv > quiet &&
+	    s->state == SESSION_OPEN)
+		kcp_rewind(s->kcp);
 	s->last_recv = now;
 
 	/* It authenticated: the peer is on path (or someone replays its
