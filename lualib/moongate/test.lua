@@ -38,8 +38,9 @@
 --   close). Copies a sanitizer report in the log to stderr. Removes the
 --   temp dir (kept when $MOONGATE_TEST_KEEP is set). Idempotent.
 -- T.stop_server(srv)   srv:stop()
--- T.stop_all()         close every test client, stop every server,
---                      release the clients
+-- T.stop_all()         close every test client, stop every server and
+--                      every tracked process (moongate.netem), release
+--                      the clients
 --
 -- T.connect(srv_or_url, transport, hello, opts) -> cl | nil, err
 --   transport "udp" (default) or "tcp" when given a server; hello ""
@@ -56,6 +57,20 @@
 --   cond is called after every batch of events, and at least every 50 ms.
 -- T.now_ms() -> a monotonic clock in milliseconds
 -- Default wait: 5000 ms.
+--
+-- For other harness modules (moongate.netem uses them):
+-- T.spawn(argv, errlog) -> pid, fd   fork + execv argv[1]; stdout into
+--                                    the pipe fd, stderr into errlog
+-- T.read_lines(fd, ms, fn) -> true | nil, "timeout" | "eof" | err
+--                                    reads fd until fn(line) is true
+-- T.reap(pid, ms) -> status | nil    waitpid, stepping the test clients
+-- T.kill(pid, sig), T.poll(fds, ms)  kill(2); poll(2) for input, bounded
+-- T.track(obj), T.untrack(obj)       T.stop_all calls obj:before_stop()
+--                                    (if any) before the clients close,
+--                                    and obj:stop() after the servers
+-- T.sanitizer_report(log, argv)      copies a sanitizer report in log
+--                                    to stderr; true if there was one
+-- T.repo_dir(), T.tail(s, n)
 
 local bit = require "bit"
 local ffi = require "ffi"
@@ -100,6 +115,7 @@ local DEFAULT_WAIT = 5000
 local T = {}
 
 local servers = {}   -- started, not yet stopped: srv -> true
+local tracked = {}   -- other processes (T.track), in order
 local clients = {}   -- test clients not yet released, in order
 
 local function now_ms()
@@ -124,6 +140,40 @@ local function poll_fds(fds, ms)
 	end
 	return C.moongate_test_poll(p, n, ms)
 end
+
+-- Read the pipe fd line by line until on_line(line) returns true: true;
+-- or nil and "timeout" (after ms), "eof", or the read error.
+local function read_lines(fd, ms, on_line)
+	local deadline = now_ms() + ms
+	local out, buf = "", ffi.new("char[4096]")
+	while true do
+		local line, rest = out:match("^([^\n]*)\n(.*)$")
+		if line then
+			out = rest
+			if on_line(line) then
+				return true
+			end
+		else
+			local left = deadline - now_ms()
+			if left <= 0 then
+				return nil, "timeout"
+			end
+			if poll_fds({ fd }, left) > 0 then
+				local n = tonumber(C.moongate_test_read(fd, buf, 4096))
+				local e = ffi.errno()
+				if n == 0 then
+					return nil, "eof"
+				elseif n > 0 then
+					out = out .. ffi.string(buf, n)
+				elseif e ~= EINTR and e ~= EAGAIN then
+					return nil, "reading: " .. errstr()
+				end
+			end
+		end
+	end
+end
+T.read_lines = read_lines
+T.poll = poll_fds
 
 local function cwd()
 	local buf = ffi.new("char[4096]")
@@ -351,6 +401,28 @@ local function reap(pid, ms)
 	end
 end
 
+T.spawn = spawn
+T.reap = reap
+T.tail = tail
+T.repo_dir = repo_dir
+
+function T.kill(pid, sig)
+	return C.moongate_test_kill(pid, sig or SIGTERM)
+end
+
+-- A sanitizer report in a process's log goes to stderr (ctest's log,
+-- which make test-asan searches).
+function T.sanitizer_report(log, argv)
+	if log:match("ERROR: AddressSanitizer") or
+		log:match("ERROR: LeakSanitizer") or
+		log:match("runtime error:") then
+		io.stderr:write("moongate.test: sanitizer report in the log of ",
+			table.concat(argv or {}, " "), "\n", log, "\n")
+		return true
+	end
+	return false
+end
+
 -- ---- servers -----------------------------------------------------------------
 
 local Server = {}
@@ -433,44 +505,27 @@ function T.start_server(opts)
 
 	-- its stdout until "moongate: ready", with a deadline
 	local ready_ms = opts.ready_ms or 10000
-	local deadline = now_ms() + ready_ms
-	local out, buf = "", ffi.new("char[4096]")
-	local why
 	srv.listening = {}
-	while true do
-		local line, rest = out:match("^([^\n]*)\n(.*)$")
-		if line then
-			out = rest
-			local proto, host, port = line:match("^moongate: listening (%a+) (%S+) (%d+)$")
-			if proto then
-				port = tonumber(port)
-				srv.listening[#srv.listening + 1] = { proto, host, port }
-				if not srv[proto] then
-					srv[proto] = port
-					srv.host = srv.host or host
-				end
-			elseif line == "moongate: ready" then
-				break
-			end
-		else
-			local left = deadline - now_ms()
-			if left <= 0 then
-				why = "no \"moongate: ready\" within " .. ready_ms .. " ms"
-				break
-			end
-			poll_fds({ srv.out }, left)
-			local n = tonumber(C.moongate_test_read(srv.out, buf, 4096))
-			local e = ffi.errno()
-			if n == 0 then
-				why = "the server exited before \"moongate: ready\""
-				break
-			elseif n > 0 then
-				out = out .. ffi.string(buf, n)
-			elseif e ~= EINTR and e ~= EAGAIN then
-				why = "reading its stdout: " .. errstr()
-				break
+	local ready, why = read_lines(srv.out, ready_ms, function(line)
+		local proto, host, port = line:match("^moongate: listening (%a+) (%S+) (%d+)$")
+		if proto then
+			port = tonumber(port)
+			srv.listening[#srv.listening + 1] = { proto, host, port }
+			if not srv[proto] then
+				srv[proto] = port
+				srv.host = srv.host or host
 			end
 		end
+		return line == "moongate: ready"
+	end)
+	if ready then
+		why = nil
+	elseif why == "timeout" then
+		why = "no \"moongate: ready\" within " .. ready_ms .. " ms"
+	elseif why == "eof" then
+		why = "the server exited before \"moongate: ready\""
+	else
+		why = "its stdout: " .. why
 	end
 	if why then
 		srv:stop(2000)
@@ -560,12 +615,7 @@ function Server:stop(ms)
 			self.stopped_line = line:match("(stopped:.*)$")
 		end
 	end
-	if self.stopped_log:match("ERROR: AddressSanitizer") or
-		self.stopped_log:match("ERROR: LeakSanitizer") or
-		self.stopped_log:match("runtime error:") then
-		io.stderr:write("moongate.test: sanitizer report in the log of ",
-			table.concat(self.argv, " "), "\n", self.stopped_log, "\n")
-	end
+	T.sanitizer_report(self.stopped_log, self.argv)
 	self.status = status
 	self:remove_dir()
 	return self.status, self.stopped_line
@@ -760,7 +810,29 @@ end
 
 -- ---- teardown ----------------------------------------------------------------
 
+function T.track(obj)
+	T.untrack(obj)
+	tracked[#tracked + 1] = obj
+	return obj
+end
+
+function T.untrack(obj)
+	for i = #tracked, 1, -1 do
+		if tracked[i] == obj then
+			table.remove(tracked, i)
+		end
+	end
+end
+
 function T.stop_all()
+	-- tracked helpers first get ready (moongate.netem stops breaking the
+	-- network, so that the goodbyes below get through)
+	local helpers = { unpack(tracked) }
+	for _, obj in ipairs(helpers) do
+		if obj.before_stop then
+			pcall(obj.before_stop, obj)
+		end
+	end
 	-- clients close first: their sessions end at once on the server,
 	-- which then stops without waiting for them
 	for _, cl in ipairs(clients) do
@@ -774,6 +846,9 @@ function T.stop_all()
 	end
 	for _, srv in ipairs(list) do
 		srv:stop()
+	end
+	for _, obj in ipairs(helpers) do
+		obj:stop()
 	end
 	for _, cl in ipairs(clients) do
 		cl:release()
