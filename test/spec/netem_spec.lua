@@ -222,28 +222,53 @@ describe("moongate-netem", function()
 		assert.equal(0, n:settings().udp_up_rate)
 	end)
 
-	it("ends TCP sessions: cut with a FIN, reset with an RST", function()
-		local cl = assert(T.connect(n, "tcp"))
+	it("ends TCP sessions when resume is off: cut with a FIN, reset with an RST", function()
+		local s0 = T.start_server{ services = { "whoami" }, inline = { whoami = WHOAMI },
+			args = { "--set", "shutdown_ms=500", "--set", "session.resume_grace_ms=0" } }
+		local n0 = netem.start{ server = s0, seed = 1 }
+		local cl = assert(T.connect(n0, "tcp"))
 		cl:wait_open()
 		assert.equal("before cut", echo(cl, "before cut"))
-		assert.equal(1, n:cut())
+		assert.equal(1, n0:cut())
 		assert.same({ code = 7, reason = "connection closed", remote = false },
 			cl:wait_close())
-		T.wait(function() return n:stats().tcp_conns == 0 end, 5000)
+		T.wait(function() return n0:stats().tcp_conns == 0 end, 5000)
 
-		local c2 = assert(T.connect(n, "tcp"))
+		local c2 = assert(T.connect(n0, "tcp"))
 		c2:wait_open()
-		assert.equal(1, n:reset())
+		assert.equal(1, n0:reset())
 		assert.same({ code = 7, reason = "connection reset", remote = false },
 			c2:wait_close())
-		local st = n:stats()
+		local st = n0:stats()
 		assert.equal(1, st.tcp_cut)
 		assert.equal(1, st.tcp_reset)
 		assert.equal(0, st.tcp_conns)
 		-- a new connection works
-		local c3 = assert(T.connect(n, "tcp"))
+		local c3 = assert(T.connect(n0, "tcp"))
 		c3:wait_open()
 		assert.equal("after", echo(c3, "after"))
+	end)
+
+	it("cut and reset TCP connections: with resume the session comes back on a new one", function()
+		local cl = assert(T.connect(n, "tcp"))
+		cl:wait_open()
+		assert.equal("before", echo(cl, "before"))
+		local function kinds()
+			local k = {}
+			for _, ev in ipairs(cl.events) do k[#k + 1] = ev.type end
+			return table.concat(k, " ")
+		end
+		assert.equal(1, n:cut())
+		cl:wait(function() return kinds():match("resume") end, 5000, "resume after cut")
+		assert.equal("after cut", echo(cl, "after cut"))
+		assert.equal(1, n:reset())
+		cl:wait(function() return select(2, kinds():gsub("resume", "")) == 2 end, 5000,
+			"resume after reset")
+		assert.equal("after reset", echo(cl, "after reset"))
+		assert.equal("open offline resume message offline resume message",
+			kinds():gsub(" message", "", 1))
+		assert.is_nil(cl.closed)
+		srv:wait_log("resumed on tcp", 5000)
 	end)
 
 	it("stalls TCP: bytes are held, unstall delivers them", function()
