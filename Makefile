@@ -6,6 +6,7 @@
 #   make test-asan  the same in build-asan/ with ASan + UBSan
 #   make fuzz       libFuzzer on kcp_input for FUZZ_SECONDS (60) in build-fuzz/
 #   make fuzz-wire  the same for the packet codec (test/fuzz/fuzz_wire.c)
+#   make fuzz-fec   the same for the FEC decoder (test/fuzz/fuzz_fec.c)
 #   make clean      remove the build directories
 
 SHELL := /bin/bash
@@ -17,7 +18,7 @@ CTEST_ARGS ?=
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps deps-fuzz build run test test-asan fuzz fuzz-wire clean
+.PHONY: all deps deps-fuzz build run test test-asan fuzz fuzz-wire fuzz-fec clean
 
 all: build
 
@@ -64,6 +65,14 @@ fuzz-wire: deps-fuzz
 	build-fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) \
 		-artifact_prefix=build-fuzz/artifacts/ -print_final_stats=1 \
 		build-fuzz/corpus_wire test/fuzz/corpus_wire
+
+fuzz-fec: deps-fuzz
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DMOONGATE_FUZZ=ON $(CMAKE_ARGS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_fec
+	mkdir -p build-fuzz/corpus_fec build-fuzz/artifacts
+	build-fuzz/fuzz_fec -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=build-fuzz/artifacts/ -print_final_stats=1 \
+		build-fuzz/corpus_fec test/fuzz/corpus_fec
 
 clean:
 	rm -rf build build-asan build-fuzz
