@@ -46,7 +46,7 @@
 #define RBUF_MIN 4096  /* TCP read buffer to start with */
 
 #define PATH_UDP 1u
-#define PATH_TCP 2u
+#define PATH_TCP (2u | SESSION_PATH_PROVEN) /* TCP proved the address */
 
 enum mode { AUTO, UDP_ONLY, TCP_ONLY };
 

@@ -157,13 +157,31 @@ config_listen(struct config *c, const char *url, char *err, size_t errlen)
 	const char *rest;
 	char buf[160];
 	const char *q = strchr(url, '?');
-	if (q) { /* options: ?encrypt=0|1 */
-		if (!strcmp(q + 1, "encrypt=0")) {
-			l.plain = 1;
-		} else if (strcmp(q + 1, "encrypt=1")) {
-			snprintf(err, errlen, "listen '%s': unknown option '%s' "
-			         "(known: encrypt=0, encrypt=1)", url, q + 1);
-			return -1;
+	if (q) { /* options: ?encrypt=0|1&fec=K,M */
+		char opts[128];
+		snprintf(opts, sizeof opts, "%s", q + 1);
+		for (char *o = strtok(opts, "&"); o; o = strtok(NULL, "&")) {
+			int k, m, n = 0;
+			if (!strcmp(o, "encrypt=0")) {
+				l.plain = 1;
+			} else if (!strcmp(o, "encrypt=1")) {
+				l.plain = 0;
+			} else if (sscanf(o, "fec=%d,%d%n", &k, &m, &n) == 2 &&
+			           !o[n]) {
+				if (k < 1 || k > GATE_FEC_DATA_MAX || m < 1 ||
+				    m > GATE_FEC_PARITY_MAX) {
+					snprintf(err, errlen, "listen '%s': fec=K,M needs K in "
+					         "1..%d data and M in 1..%d parity packets", url,
+					         GATE_FEC_DATA_MAX, GATE_FEC_PARITY_MAX);
+					return -1;
+				}
+				l.fec_data = k;
+				l.fec_parity = m;
+			} else {
+				snprintf(err, errlen, "listen '%s': unknown option '%s' "
+				         "(known: encrypt=0, encrypt=1, fec=K,M)", url, o);
+				return -1;
+			}
 		}
 		size_t n = (size_t)(q - url);
 		if (n >= sizeof buf) {
@@ -222,8 +240,18 @@ config_listen(struct config *c, const char *url, char *err, size_t errlen)
 		snprintf(err, errlen, "listen '%s': raw KCP has no encryption to turn off", url);
 		return -1;
 	}
+	if (l.fec_data && l.transport != GATE_UDP) {
+		snprintf(err, errlen, "listen '%s': fec is for UDP listeners", url);
+		return -1;
+	}
+	if (l.fec_data && l.raw) {
+		snprintf(err, errlen, "listen '%s': raw KCP has no FEC framing", url);
+		return -1;
+	}
 	if (l.plain)
 		c->gate.plain_listeners |= 1u << c->nlisten;
+	c->gate.fec[c->nlisten].data = (uint8_t)l.fec_data;
+	c->gate.fec[c->nlisten].parity = (uint8_t)l.fec_parity;
 	c->listen[c->nlisten++] = l;
 	return 0;
 }

@@ -22,6 +22,7 @@ struct config_listen {
 	int transport; /* GATE_UDP or GATE_TCP */
 	int raw;       /* UDP only: raw KCP, no moongate header */
 	int plain;     /* ?encrypt=0: bodies authenticated, not encrypted */
+	int fec_data, fec_parity; /* ?fec=K,M: forward error correction */
 	char host[64];
 	int port;
 };

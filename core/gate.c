@@ -514,6 +514,10 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 	struct session_config c = g->cfg.session;
 	if (from->listener < 32 && (g->cfg.plain_listeners >> from->listener & 1))
 		c.encrypt = 0;
+	if (from->listener < 32 && g->cfg.fec[from->listener].data) {
+		c.fec_data = g->cfg.fec[from->listener].data;
+		c.fec_parity = g->cfg.fec[from->listener].parity;
+	}
 	e->s = session_server_create(&c, &session_cb, e, slot_id(e, 0), sid,
 	                             h->pub, now);
 	if (!e->s || map_put(&g->by_pub, pk, e) || heap_add(g, e)) {
@@ -693,9 +697,13 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		struct wire_hdr h;
 		struct entry *e, *owner;
 		uint32_t id;
-		if (wire_peek(pkt, len, &h) < 0) {
+		if (pkt[0] == WIRE_FEC && len > WIRE_FEC_HDR) {
+			h.sid = wire_get32(pkt + 1); /* a frame of FEC shards */
+		} else if (wire_peek(pkt, len, &h) < 0) {
 			g->st.bad_packets++;
-		} else if (!(e = map_get(&g->by_sid, h.sid)) ||
+			goto out;
+		}
+		if (!(e = map_get(&g->by_sid, h.sid)) ||
 		           (from->transport == GATE_TCP &&
 		            (owner = map_get(&g->by_conn, from->conn)) && owner != e) ||
 		           !(id = path_slot(g, e, from))) {
@@ -711,6 +719,7 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 			reschedule(g, e, now, 0);
 		}
 	}
+out:
 	leave(g);
 }
 

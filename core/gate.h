@@ -46,7 +46,14 @@ struct gate_config {
 	int max_raw_per_addr;        /* raw KCP sessions per address (4) */
 	uint32_t plain_listeners;    /* bit i set: sessions on listener i are
 	                                authenticated only, bodies in clear (0) */
+	struct {
+		uint8_t data, parity;    /* FEC on listener i's UDP paths (0: off) */
+	} fec[32];
 };
+
+/* Bounds of a listener's FEC (and of what a client accepts in a WELCOME). */
+#define GATE_FEC_DATA_MAX 32
+#define GATE_FEC_PARITY_MAX 8
 void gate_config_default(struct gate_config *c);
 
 /* Policy answer of the accept callback. */

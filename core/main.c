@@ -393,6 +393,7 @@ main(int argc, char **argv)
 	if (cli_listen) {
 		sv.cfg.nlisten = 0;
 		sv.cfg.gate.plain_listeners = 0;
+		memset(sv.cfg.gate.fec, 0, sizeof sv.cfg.gate.fec);
 	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fec.h"
 #include "kcp.h"
 
 #define OFFSET_SAMPLES 8
@@ -89,12 +90,20 @@ struct session {
 	uint8_t offline;
 	uint64_t offline_deadline;
 
+	/* forward error correction on unproven (UDP) paths */
+	fec_enc_t *fec_enc;
+	fec_dec_t *fec_dec;
+	uint32_t fec_path;         /* where the encoder's shards go */
+	uint8_t fec_in;            /* inside fec_dec_input: no nesting */
+	uint64_t clock;            /* the latest now any call gave */
+
 	struct session_stats st;
 };
 
 /* One packet is built here before output; one message is read here. Per
  * thread, so sessions on different threads never share them. */
 static _Thread_local uint8_t txbuf[PKT_MAX + WIRE_OVERHEAD];
+static _Thread_local uint8_t fecbuf[PKT_MAX + WIRE_FEC_HDR];
 static _Thread_local uint8_t *rxmsg;
 static _Thread_local size_t rxcap;
 
@@ -141,10 +150,16 @@ session_config_default(struct session_config *c)
 	c->ack_delay = 0;
 }
 
+static int
+fec_room(const struct session_config *c)
+{
+	return c->fec_data > 0 ? SESSION_FEC_OVERHEAD : 0;
+}
+
 int
 session_dgram_max(const struct session_config *c)
 {
-	return c->mtu - WIRE_OVERHEAD - 4;
+	return c->mtu - WIRE_OVERHEAD - 4 - fec_room(c);
 }
 
 static uint32_t
@@ -220,6 +235,35 @@ path_get(session_t *s, uint32_t id)
 	return old;
 }
 
+/* One FEC shard: framed with the session id, to fec_path. */
+static void
+fec_out(const uint8_t *shard, size_t len, void *user)
+{
+	session_t *s = user;
+	if (len + WIRE_FEC_HDR > sizeof fecbuf)
+		return;
+	fecbuf[0] = WIRE_FEC;
+	wire_put32(fecbuf + 1, s->sid);
+	memcpy(fecbuf + WIRE_FEC_HDR, shard, len);
+	s->st.out_packets++;
+	s->st.out_bytes += len + WIRE_FEC_HDR;
+	if (shard[0] == FEC_TYPE_PARITY)
+		s->st.fec_parity_out++;
+	s->cb.output(s, s->fec_path, fecbuf, len + WIRE_FEC_HDR, s->user);
+}
+
+static void
+fec_drop(const uint8_t *shard, size_t len, void *user)
+{
+	(void)shard; (void)len; (void)user;
+}
+
+static int
+uses_fec(const session_t *s, uint32_t path)
+{
+	return s->fec_enc && path && !(path & SESSION_PATH_PROVEN);
+}
+
 /* Seal the body already written at txbuf + WIRE_HDR and send it on path:
  * on an unproven one (server), only within what it sent us. */
 static void
@@ -238,9 +282,35 @@ send_to(session_t *s, uint32_t path, uint8_t type, size_t blen)
 	                  txbuf + WIRE_HDR, blen, s->keys.tx, s->encrypt);
 	if (n < 0)
 		return;
+	if (uses_fec(s, path)) {
+		s->fec_path = path;
+		fec_enc_add(s->fec_enc, txbuf, (size_t)n, s->clock, fec_out, s);
+		return;
+	}
 	s->st.out_packets++;
 	s->st.out_bytes += (uint64_t)n;
 	s->cb.output(s, path, txbuf, (size_t)n, s->user);
+}
+
+/* FEC on, both ways, k data and m parity per group (from the config on
+ * the server, from the WELCOME on the client). -1 on bad values or out of
+ * memory. */
+static int
+make_fec(session_t *s)
+{
+	if (s->cfg.fec_data <= 0 || s->role == RAW)
+		return 0;
+	struct fec_config fc;
+	fec_config_default(&fc);
+	fc.data = s->cfg.fec_data;
+	fc.parity = s->cfg.fec_parity;
+	fc.pkt_max = s->cfg.mtu - fec_room(&s->cfg);
+	fc.groups = 16;
+	if (fec_config_check(&fc) < 0)
+		return -1;
+	s->fec_enc = fec_enc_create(&fc);
+	s->fec_dec = fec_dec_create(&fc);
+	return s->fec_enc && s->fec_dec ? 0 : -1;
 }
 
 static void
@@ -432,7 +502,7 @@ alloc_session(const struct session_config *c, const struct session_callbacks *cb
 	s->cb = *cb;
 	s->user = user;
 	s->encrypt = c->encrypt ? 1 : 0;
-	s->created = s->last_recv = now;
+	s->created = s->last_recv = s->clock = now;
 	s->path = path;
 	struct spath *p = path_get(s, path);
 	p->valid = 1; /* the handshake's: proven by the cookie or by TCP */
@@ -501,6 +571,8 @@ send_welcome(session_t *s, uint32_t path)
 	w.flags = s->encrypt ? WIRE_F_ENCRYPT : 0;
 	w.resume_grace_ms = (uint32_t)(s->cfg.resume_grace_ms > 0
 	                               ? s->cfg.resume_grace_ms : 0);
+	w.fec_data = (uint8_t)(s->fec_enc ? s->cfg.fec_data : 0);
+	w.fec_parity = (uint8_t)(s->fec_enc ? s->cfg.fec_parity : 0);
 	int n = wire_welcome_encode(txbuf, sizeof txbuf, &w, s->keys.tx);
 	if (n > 0) {
 		s->st.out_packets++;
@@ -526,9 +598,9 @@ session_server_create(const struct session_config *c,
 		return NULL;
 	}
 	s->keyed = 1;
-	s->kcp = make_kcp(s, sid, c->mtu - WIRE_OVERHEAD);
-	if (!s->kcp) {
-		free(s);
+	s->kcp = make_kcp(s, sid, c->mtu - WIRE_OVERHEAD - fec_room(c));
+	if (!s->kcp || make_fec(s) < 0) {
+		session_release(s);
 		return NULL;
 	}
 	send_welcome(s, path);
@@ -559,6 +631,8 @@ session_release(session_t *s)
 		return;
 	if (s->kcp)
 		kcp_release(s->kcp);
+	fec_enc_release(s->fec_enc);
+	fec_dec_release(s->fec_dec);
 	free(s->hello);
 	wire_scrub(s->sec, sizeof s->sec);
 	wire_scrub(&s->keys, sizeof s->keys);
@@ -568,6 +642,7 @@ session_release(session_t *s)
 void
 session_rewelcome(session_t *s, uint32_t path, uint64_t now)
 {
+	s->clock = now;
 	if (s->role != SERVER || s->state != SESSION_HANDSHAKE || !path)
 		return;
 	struct spath *p = path_get(s, path);
@@ -812,7 +887,13 @@ client_handshake(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 		s->cfg.timeout_ms = (int)w.timeout_ms;
 		s->cfg.resume_grace_ms = (int)(w.resume_grace_ms > 86400000u
 		                               ? 86400000u : w.resume_grace_ms);
-		s->kcp = make_kcp(s, w.sid, s->cfg.mtu - WIRE_OVERHEAD);
+		s->cfg.fec_data = w.fec_data;
+		s->cfg.fec_parity = w.fec_parity;
+		if (make_fec(s) < 0) {
+			finish(s, SESSION_CLOSE_HANDSHAKE, "bad FEC parameters", 0);
+			return SESSION_EINPUT;
+		}
+		s->kcp = make_kcp(s, w.sid, s->cfg.mtu - WIRE_OVERHEAD - fec_room(&s->cfg));
 		if (!s->kcp) {
 			finish(s, SESSION_CLOSE_HANDSHAKE, "out of memory", 0);
 			return SESSION_ENOMEM;
@@ -834,12 +915,48 @@ client_handshake(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 	return SESSION_EINPUT;
 }
 
+/* A packet the FEC decoder gives back (arrived, or rebuilt). */
+static void
+fec_deliver(uint8_t *pkt, size_t len, void *user)
+{
+	session_t *s = user;
+	session_input(s, s->fec_path, pkt, len, s->clock);
+}
+
+/* An FEC frame: what it carries goes through session_input one by one
+ * and is authenticated there; the frame itself proves nothing. */
+static int
+fec_input(session_t *s, uint32_t path, uint8_t *pkt, size_t len, uint64_t now)
+{
+	if (!s->fec_dec || s->fec_in || len <= WIRE_FEC_HDR ||
+	    wire_get32(pkt + 1) != s->sid) {
+		s->st.in_malformed++;
+		return SESSION_EINPUT;
+	}
+	uint32_t saved = s->fec_path;
+	s->fec_path = path;
+	s->fec_in = 1;
+	struct fec_dec_stats a, b;
+	fec_dec_stats(s->fec_dec, &a);
+	int rc = fec_dec_input(s->fec_dec, pkt + WIRE_FEC_HDR, len - WIRE_FEC_HDR,
+	                       now, fec_deliver, s);
+	fec_dec_stats(s->fec_dec, &b);
+	s->fec_in = 0;
+	s->fec_path = saved;
+	s->st.fec_recovered += b.recovered - a.recovered;
+	s->st.fec_dups += b.duplicates - a.duplicates;
+	return rc == FEC_EDUP || rc >= 0 ? 0 : SESSION_EINPUT;
+}
+
 int
 session_input(session_t *s, uint32_t path, uint8_t *pkt, size_t len,
               uint64_t now)
 {
 	if (s->state == SESSION_CLOSED)
 		return SESSION_ECLOSED;
+	s->clock = now;
+	if (len > 0 && pkt[0] == WIRE_FEC && s->role != RAW)
+		return fec_input(s, path, pkt, len, now);
 	s->st.in_packets++;
 	s->st.in_bytes += len;
 	if (s->role == RAW) {
@@ -951,6 +1068,7 @@ may_send(const session_t *s)
 int
 session_send(session_t *s, const void *msg, size_t len, uint64_t now)
 {
+	s->clock = now;
 	if (!may_send(s) || !s->kcp)
 		return SESSION_ECLOSED;
 	int max = s->cfg.msg_max ? s->cfg.msg_max : kcp_maxmsg(s->kcp);
@@ -976,7 +1094,7 @@ session_send(session_t *s, const void *msg, size_t len, uint64_t now)
 int
 session_send_unreliable(session_t *s, const void *msg, size_t len, uint64_t now)
 {
-	(void)now;
+	s->clock = now;
 	if (s->role == RAW)
 		return SESSION_EINVAL;
 	if (!may_send(s))
@@ -1012,6 +1130,7 @@ session_close(session_t *s, int code, const char *reason, int graceful,
 {
 	if (s->state == SESSION_CLOSING || s->state == SESSION_CLOSED)
 		return;
+	s->clock = now;
 	set_reason(s, code, reason ? reason : "closed");
 	if (s->offline) {
 		/* no path to say it on: the client learns from the expiry, or
@@ -1061,6 +1180,17 @@ session_update(session_t *s, uint64_t now)
 {
 	if (s->state == SESSION_CLOSED)
 		return s->state;
+	s->clock = now;
+	if (s->fec_enc && fec_enc_check(s->fec_enc, now) <= now) {
+		/* the group's time is up: its parity goes where data goes now,
+		 * if that is still a UDP path */
+		if (uses_fec(s, s->path)) {
+			s->fec_path = s->path;
+			fec_enc_update(s->fec_enc, now, fec_out, s);
+		} else {
+			fec_enc_flush(s->fec_enc, fec_drop, s);
+		}
+	}
 	if (s->role == CLIENT && s->state == SESSION_HANDSHAKE) {
 		if (now >= s->hs_deadline) {
 			finish(s, SESSION_CLOSE_HANDSHAKE, "handshake timeout", 0);
@@ -1147,6 +1277,7 @@ session_check(const session_t *s, uint64_t now)
 		return earlier(s->hs_next, s->hs_deadline);
 	if (s->offline)
 		return s->offline_deadline;
+	uint64_t due0 = s->fec_enc ? fec_enc_check(s->fec_enc, now) : UINT64_MAX;
 	uint64_t due = s->last_recv + (uint64_t)s->cfg.timeout_ms * 1000;
 	if (s->state == SESSION_OPEN && s->role != RAW)
 		due = earlier(due, s->next_ping);
@@ -1160,7 +1291,7 @@ session_check(const session_t *s, uint64_t now)
 		int32_t d = (int32_t)(kcp_check(s->kcp, n) - n);
 		due = earlier(due, d <= 0 ? now : (now / 1000 + (uint64_t)d) * 1000);
 	}
-	return due;
+	return earlier(due, due0);
 }
 
 /* ---- paths: the owner's side ------------------------------------------ */
@@ -1171,6 +1302,7 @@ session_path_lost(session_t *s, uint32_t path, int code, const char *reason,
 {
 	if (s->state == SESSION_CLOSED)
 		return;
+	s->clock = now;
 	struct spath *p = path_find(s, path);
 	if (p)
 		memset(p, 0, sizeof *p);
@@ -1239,7 +1371,7 @@ session_path_use(session_t *s, uint32_t path, uint64_t now)
 int
 session_probe(session_t *s, uint32_t path, uint64_t now)
 {
-	(void)now;
+	s->clock = now;
 	if (s->role != CLIENT || !path)
 		return SESSION_EINVAL;
 	if (s->state != SESSION_OPEN)
@@ -1256,6 +1388,7 @@ session_probe(session_t *s, uint32_t path, uint64_t now)
 void
 session_ping(session_t *s, uint64_t now)
 {
+	s->clock = now;
 	if (s->keyed && s->state == SESSION_OPEN && s->role != RAW)
 		send_ping(s, now);
 }
@@ -1324,5 +1457,7 @@ session_stats(const session_t *s, struct session_stats *st)
 size_t
 session_memsize(const session_t *s)
 {
-	return sizeof *s + s->hello_len + (s->kcp ? kcp_memsize(s->kcp) : 0);
+	return sizeof *s + s->hello_len + (s->kcp ? kcp_memsize(s->kcp) : 0) +
+	       (s->fec_enc ? fec_enc_memsize(s->fec_enc) : 0) +
+	       (s->fec_dec ? fec_dec_memsize(s->fec_dec) : 0);
 }

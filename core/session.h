@@ -79,9 +79,18 @@ struct session_config {
 	int resume_grace_ms;  /* server: an offline session waits this long for
 	                         its client (0: a lost connection closes it; the
 	                         client takes the server's from the WELCOME) */
+	int fec_data;         /* server: FEC on paths without SESSION_PATH_PROVEN
+	                         (UDP), fec_data packets + fec_parity parity per
+	                         group, both ways (0: off; the client takes the
+	                         server's from the WELCOME). Costs the packet
+	                         SESSION_FEC_OVERHEAD bytes of room. */
+	int fec_parity;
 };
+/* Room FEC takes from a packet: the frame header and a parity shard's. */
+#define SESSION_FEC_OVERHEAD (WIRE_FEC_HDR + 10)
 void session_config_default(struct session_config *c);
-/* Largest unreliable payload for this config: mtu - WIRE_OVERHEAD - 4. */
+/* Largest unreliable payload for this config: mtu - WIRE_OVERHEAD - 4
+ * (and SESSION_FEC_OVERHEAD less with FEC). */
 int session_dgram_max(const struct session_config *c);
 
 enum session_state {
@@ -266,6 +275,9 @@ struct session_stats {
 	uint64_t path_changes;   /* times packets moved to another path */
 	uint64_t path_challenges;/* PATH_CHALLENGEs sent (server) */
 	uint64_t offlines, resumes;
+	uint64_t fec_parity_out;  /* parity shards sent */
+	uint64_t fec_recovered;   /* packets rebuilt from parity */
+	uint64_t fec_dups;        /* shards that arrived twice */
 	int encrypted;         /* 1: bodies encrypted; 0: authenticated only
 	                          (the listener's choice, told by the WELCOME) */
 };

@@ -387,6 +387,8 @@ wire_welcome_encode(uint8_t *out, size_t cap, const struct wire_welcome *w,
 	wire_put16(p + 16, w->mtu);
 	p[18] = w->flags;
 	wire_put32(p + 19, w->resume_grace_ms);
+	p[23] = w->fec_data;
+	p[24] = w->fec_parity;
 	if (crypto_aead_chacha20poly1305_ietf_encrypt_detached(
 	        p, p + WIRE_WELCOME_BODY, NULL, p, WIRE_WELCOME_BODY, out,
 	        WELCOME_AD, NULL, n, key) != 0)
@@ -439,6 +441,8 @@ wire_welcome_open(const uint8_t *pkt, size_t len, struct wire_welcome *w,
 	w->mtu = wire_get16(p + 16);
 	w->flags = p[18];
 	w->resume_grace_ms = wire_get32(p + 19);
+	w->fec_data = p[23];
+	w->fec_parity = p[24];
 	return 0;
 }
 

@@ -52,7 +52,10 @@ enum wire_type {
 	WIRE_CLOSE_ACK = 0x15, /* body: empty */
 	WIRE_PATH_CHALLENGE = 0x16, /* body: token[8]; answer on the path it came */
 	WIRE_PATH_RESPONSE = 0x17,  /* body: the challenge's token[8] */
+	/* not a session packet: no tag of its own */
+	WIRE_FEC = 0x18,       /* sid u32 | an FEC shard (core/fec.h) */
 };
+#define WIRE_FEC_HDR 5      /* type, sid */
 #define WIRE_TOKEN 8        /* PATH_CHALLENGE / PATH_RESPONSE token */
 
 #define WIRE_HDR 9          /* type, sid, pn */
@@ -70,7 +73,7 @@ enum wire_type {
 #define WIRE_HELLO_SIZE (1 + 1 + WIRE_PUB + 2)                 /* 36 */
 #define WIRE_CHALLENGE_SIZE (1 + 1 + 4 + WIRE_MAC)             /* 22 */
 #define WIRE_INIT_SIZE (1 + 1 + WIRE_PUB + 4 + WIRE_MAC + 2)   /* 56 */
-#define WIRE_WELCOME_BODY (8 + 4 + 4 + 2 + 1 + 4)              /* 23 */
+#define WIRE_WELCOME_BODY (8 + 4 + 4 + 2 + 1 + 4 + 2)          /* 25 */
 #define WIRE_WELCOME_SIZE (1 + 4 + WIRE_PUB + WIRE_WELCOME_BODY + WIRE_TAG)
 #define WIRE_REFUSE_SIZE (1 + 1 + 16 + 2 + 1)                  /* 21 */
 
@@ -232,7 +235,8 @@ int wire_mac_equal(const uint8_t a[WIRE_MAC], const uint8_t b[WIRE_MAC]);
 
 /* WELCOME: 04 | sid u32 | server_pub[32] | sealed params | tag[16]
  * params: server_time_us u64 | heartbeat_ms u32 | timeout_ms u32 |
- *         mtu u16 | flags u8 (WIRE_F_ENCRYPT) | resume_grace_ms u32
+ *         mtu u16 | flags u8 (WIRE_F_ENCRYPT) | resume_grace_ms u32 |
+ *         fec_data u8 | fec_parity u8
  * Sealed with the server's tx key at nonce 0 (session packets start at
  * pn 1), associated data the first 37 bytes. Nonce 0 is used once per key:
  * a WELCOME sent again must be the same bytes (keep the packet, or encode
@@ -249,6 +253,7 @@ struct wire_welcome {
 	uint8_t flags;
 	uint32_t resume_grace_ms; /* a lost session waits this long to resume
 	                             (0: it closes when its connection is lost) */
+	uint8_t fec_data, fec_parity; /* FEC on UDP paths, both ways (0: off) */
 };
 int wire_welcome_encode(uint8_t *out, size_t cap, const struct wire_welcome *w,
                         const uint8_t key[WIRE_KEY]);

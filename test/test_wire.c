@@ -829,9 +829,11 @@ TEST(welcome_roundtrip)
 	w.mtu = 1200;
 	w.flags = WIRE_F_ENCRYPT;
 	w.resume_grace_ms = 0x01020304;
+	w.fec_data = 16;
+	w.fec_parity = 4;
 	memset(&sentinel, 0xa5, sizeof sentinel);
 
-	CHECK_EQ(WIRE_WELCOME_SIZE, 76);
+	CHECK_EQ(WIRE_WELCOME_SIZE, 78);
 	CHECK_EQ(wire_welcome_encode(pkt, WIRE_WELCOME_SIZE - 1, &w, p.s.tx),
 	         WIRE_ESPACE);
 	REQUIRE_EQ(wire_welcome_encode(pkt, sizeof pkt, &w, p.s.tx),
@@ -1180,14 +1182,16 @@ TEST(wire_vectors)
 	w.mtu = 1200;
 	w.flags = WIRE_F_ENCRYPT;
 	w.resume_grace_ms = 30000;
+	w.fec_data = 8;
+	w.fec_parity = 2;
 	n = wire_welcome_encode(pkt, sizeof pkt, &w, p.s.tx);
 	REQUIRE_EQ(n, WIRE_WELCOME_SIZE);
 	check_hex("WELCOME", pkt, (size_t)n,
 	          "04 04 03 02 01 fc 3b 33 93 67 a5 22 5d 53 a9 2d "
 	          "38 03 23 af d0 35 d7 81 7b 6d 1b e4 7d 94 6f 6b "
 	          "09 a9 cb dc 06 0e bd 9c 81 5f 22 59 c2 4d c8 55 "
-	          "c6 ec 8c 25 2b 72 6d 34 04 ec f7 8d 7c 40 4b b7 "
-	          "d7 5d 1d 42 77 d3 0a b0 a7 e6 6f 84");
+	          "c6 ec 8c 25 2b 72 6d 34 04 ec f7 8d 65 06 f1 ef "
+	          "27 16 28 5b de e5 98 88 de b6 1e 3b b4 ec");
 	{
 		struct wire_welcome d;
 		memset(&d, 0, sizeof d);
