@@ -435,9 +435,11 @@ lost(mgclient_t *c, struct tport *t)
 	if (session_state(c->s) == SESSION_HANDSHAKE) {
 		struct tport *o = path == PATH_TCP ? &c->udp : &c->tcp;
 		if (c->mode == AUTO && o->fd >= 0) {
-			/* the other transport carries the handshake on */
+			/* the other transport carries the handshake on; the next
+			 * fallback waits fallback_ms again */
 			use_path(c, path == PATH_TCP ? PATH_UDP : PATH_TCP);
 			session_rehello(c->s, c->now);
+			c->started = c->now;
 			return;
 		}
 		session_abort(c->s, code, why, c->now);
