@@ -27,6 +27,11 @@ function svc.connect(session)
 end
 function svc.message(session, data, reliable)
 	if not reliable then return end
+	if data == "give up when offline" then
+		session.give_up = true
+		session:send("ok")
+		return
+	end
 	if data == "report" then
 		session:send(("report %d %d"):format(session.next, session.bad))
 		return
@@ -36,7 +41,10 @@ function svc.message(session, data, reliable)
 	session.next = (n or session.next) + 1
 	session:send(data)
 end
-function svc.offline(session) moongate.info("EVENT offline %d", session:id()) end
+function svc.offline(session)
+	moongate.info("EVENT offline %d", session:id())
+	if session.give_up then session:close(4002, "away too long") end
+end
 function svc.resume(session) moongate.info("EVENT resume %d", session:id()) end
 function svc.path(session, transport, addr)
 	moongate.info("EVENT path %d %s %s", session:id(), transport, addr)
@@ -191,6 +199,22 @@ describe("a session on a bad mobile network", function()
 		assert.is_nil(after:match("EVENT path"))
 		assert.is_nil(after:match("moved to"))
 		assert.equal(0, kinds(cl, "path"))
+	end)
+
+	it("lets a service end an offline session early", function()
+		local srv, n = start(20000, 1000)
+		local cl = assert(T.connect(n, "udp"))
+		cl:wait_open()
+		local id = tonumber(cl:wait_message():match("^id (%d+)"))
+		assert(cl:send("give up when offline"))
+		assert.equal("ok", cl:wait_message())
+		local t0 = T.now_ms()
+		n:blackhole(true)
+		srv:wait_log("EVENT close " .. id .. " 4002 away too long", 10000)
+		-- at the offline (timeout 1 s), long before the 20 s grace
+		assert.is_true(T.now_ms() - t0 < 10000)
+		assert.is_truthy(srv:log():match("EVENT offline " .. id))
+		n:blackhole(false)
 	end)
 
 	it("ends with \"expired\" on both sides when the outage outlasts the grace", function()
