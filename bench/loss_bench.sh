@@ -22,7 +22,7 @@
 # For each loss and transport: a fresh server (build/moongate, no config
 # file: the built-in C echo) pinned to CPU 0, and CLIENTS (50) bots at
 # RATE (20) messages per second each for SECONDS_RUN (10) s pinned to CPU 1,
-# RUNS (3) times (about 6 minutes in all); a run waits up to DRAIN (20) s
+# RUNS (3) times (about 6.5 minutes in all); a run waits up to DRAIN (20) s
 # for the last echoes. The namespace, the nftables table with it, and
 # every process are removed on exit, on failure and on Ctrl-C. Prints per
 # run the bot's RESULT line (with the drop rate the nftables counters
