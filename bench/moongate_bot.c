@@ -4,7 +4,8 @@
  *
  *   moongate-bot --server udp://127.0.0.1:7777 --clients 1000 --rate 20
  *                --seconds 10 --mode echo [--size 32] [--server-pid PID]
- *                [--connect-rate 500] [--window W]
+ *                [--connect-rate 500] [--window W] [--drain 2]
+ *                [--ack-delay 0|1] [--kcp NODELAY,INTERVAL,RESEND,NC]
  *
  * Phases, each bounded in time:
  *   connect  clients connect at --connect-rate per second; the phase ends
@@ -12,12 +13,14 @@
  *            plus 15 s);
  *   run      --seconds of traffic: every open client sends --rate reliable
  *            messages per second. One 1 ms tick walks the clients round
- *            robin, so the sends are spread evenly, not in bursts.
+ *            robin, so the sends are spread evenly, not in bursts; each
+ *            client is polled right before its send, as in a game frame.
  *            --rate 0: the clients connect and stay idle (heartbeats
  *            only) for --seconds. --window W (saturating mode, --rate
  *            ignored): each client keeps W messages in flight, sending
  *            the next one as soon as an echo arrives;
- *   drain    up to 2 s for the echoes still on the way;
+ *   drain    up to --drain seconds (2) for the echoes still on the way
+ *            (a lossy link needs more: TCP's backoff reaches seconds);
  *   close    every client closes gracefully; up to 2 s for the CLOSEs.
  *
  * A message is idx u32 | seq u32 | sent_us u64 | filler up to --size. The
@@ -27,11 +30,18 @@
  * value above). Each client is polled when its fd is readable and when
  * mgclient_check says so (one libev timer per client).
  *
+ * The clients use the library's defaults (mgclient_options_default)
+ * except: --ack-delay sets session.ack_delay (the library's default is 1:
+ * acks wait for data or the next interval flush), --kcp the client's KCP
+ * profile (session.nodelay, interval, resend, nc; the server's comes from
+ * its own config, `--set kcp.*`).
+ *
  * Output: progress on stderr each second, then
  *   RESULT clients=... sent=... received=... lost=... dup=... p50_ms=...
  *          p99_ms=... max_ms=... connected=... failed=... [server_cpu=...]
  *          bot_cpu=... ooo=... closed=... transport=... rate=... seconds=...
  *          window=... rtt_per_s=... [server_rss_before_kb=... server_rss_kb=...]
+ *          client_ack_delay=... client_kcp=NODELAY,INTERVAL,RESEND,NC
  * server_cpu and bot_cpu are fractions of one core over the run phase
  * (utime + stime from /proc/PID/stat). rtt_per_s: echoes received during
  * the run phase / its length. server_rss_before_kb: the server's VmRSS
@@ -53,7 +63,6 @@
 
 #define HDR 16           /* idx u32 | seq u32 | sent_us u64 */
 #define TICK 0.001       /* the send and connect tick, seconds */
-#define DRAIN_US 2000000
 #define CLOSE_US 2000000
 #define NBUCKET 2048
 
@@ -76,7 +85,11 @@ static struct {
 	double rate, seconds;
 	int server_pid;
 	int window;
-} opt = { NULL, 10, 32, 500, 20, 10, 0, 0 };
+	double drain;
+	int ack_delay;        /* -1: the library's default */
+	int kcp[4];           /* nodelay, interval, resend, nc; kcp[1] 0: default */
+} opt = { NULL, 10, 32, 500, 20, 10, 0, 0, 2, -1, { 0, 0, 0, 0 } };
+static struct mgclient_options copts;
 
 enum { CONNECT, RUN, DRAIN, CLOSE, END };
 
@@ -300,7 +313,7 @@ static void
 start_client(struct bot *b)
 {
 	char err[256];
-	b->c = mgclient_connect(opt.server, "bot", 3, NULL, err, sizeof err);
+	b->c = mgclient_connect(opt.server, "bot", 3, &copts, err, sizeof err);
 	if (!b->c) {
 		fprintf(stderr, "bot: client %d: %s\n", b->idx, err);
 		failed++;
@@ -392,7 +405,7 @@ next_phase(int p, uint64_t now)
 						send_one(&bots[i], now);
 		break;
 	case DRAIN:
-		phase_deadline = now + DRAIN_US;
+		phase_deadline = now + (uint64_t)(opt.drain * 1e6);
 		break;
 	case CLOSE:
 		phase_deadline = now + CLOSE_US;
@@ -434,8 +447,15 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 		               (uint64_t)(el * opt.rate * opt.clients);
 		for (; issued < due; issued++) {
 			struct bot *b = &bots[issued % (uint64_t)opt.clients];
+			/* poll first, as a game's frame does: mgclient_send stamps
+			 * the message with the time of the last poll, and a clock
+			 * tens of ms old would inflate KCP's RTT estimate (and so
+			 * its retransmission timeout) by as much. The send time is
+			 * read again: the polls before it took time. */
 			if (b->open && !b->done)
-				send_one(b, now);
+				service(b);
+			if (b->open && !b->done)
+				send_one(b, mgclient_now());
 		}
 		if (now >= phase_deadline)
 			next_phase(DRAIN, now);
@@ -462,7 +482,8 @@ usage(void)
 	        "       [--clients N] [--rate MSGS_PER_S] [--seconds S] "
 	        "[--mode echo]\n"
 	        "       [--size BYTES] [--server-pid PID] [--connect-rate N]\n"
-	        "       [--window W]\n");
+	        "       [--window W] [--drain S] [--ack-delay 0|1]\n"
+	        "       [--kcp NODELAY,INTERVAL,RESEND,NC]\n");
 	return 2;
 }
 
@@ -495,14 +516,38 @@ main(int argc, char **argv)
 			opt.connect_rate = atoi(v);
 		else if (!strcmp(a, "--window"))
 			opt.window = atoi(v);
-		else
+		else if (!strcmp(a, "--drain"))
+			opt.drain = atof(v);
+		else if (!strcmp(a, "--ack-delay")) {
+			if (strcmp(v, "0") && strcmp(v, "1"))
+				return usage();
+			opt.ack_delay = atoi(v);
+		}
+		else if (!strcmp(a, "--kcp")) {
+			if (sscanf(v, "%d,%d,%d,%d", &opt.kcp[0], &opt.kcp[1],
+			           &opt.kcp[2], &opt.kcp[3]) != 4 ||
+			    opt.kcp[0] < 0 || opt.kcp[0] > 2 || opt.kcp[1] < 1 ||
+			    opt.kcp[1] > 5000 || opt.kcp[2] < 0 || opt.kcp[2] > 100 ||
+			    opt.kcp[3] < 0 || opt.kcp[3] > 1)
+				return usage();
+		} else
 			return usage();
 	}
 	if (!opt.server || opt.clients < 1 || opt.clients > 1000000 ||
 	    opt.rate < 0 || opt.rate > 100000 || !(opt.seconds > 0) ||
 	    opt.seconds > 86400 || opt.size < HDR || opt.size > 65536 ||
-	    opt.connect_rate < 1 || opt.window < 0 || opt.window > 4096)
+	    opt.connect_rate < 1 || opt.window < 0 || opt.window > 4096 ||
+	    !(opt.drain >= 0) || opt.drain > 3600)
 		return usage();
+	mgclient_options_default(&copts);
+	if (opt.ack_delay >= 0)
+		copts.session.ack_delay = opt.ack_delay;
+	if (opt.kcp[1] > 0) {
+		copts.session.nodelay = opt.kcp[0];
+		copts.session.interval = opt.kcp[1];
+		copts.session.resend = opt.kcp[2];
+		copts.session.nc = opt.kcp[3];
+	}
 
 	/* a socket per client */
 	struct rlimit rl;
@@ -569,7 +614,9 @@ main(int argc, char **argv)
 	if (opt.server_pid)
 		printf(" server_rss_before_kb=%ld server_rss_kb=%ld", rss_before,
 		       rss_run);
-	printf("\n");
+	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d\n",
+	       copts.session.ack_delay, copts.session.nodelay,
+	       copts.session.interval, copts.session.resend, copts.session.nc);
 	ev_loop_destroy(loop);
 	free(bots);
 	free(msg);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# scripts/deps.sh [base] [fuzz] - install what the build needs on Debian 12.
+# scripts/deps.sh [base] [fuzz] [nft] - install what the build needs on Debian 12.
 #
 #   base  compilers, cmake, LuaJIT, libev, libsodium, lua-cjson, busted, and
 #         Go with xtaci/kcp-go for the interop test (the default)
 #   fuzz  clang and its runtimes (libFuzzer, sanitizers), for `make fuzz`
+#   nft   nftables, for the packet-loss benchmark (bench/loss_bench.sh)
 #
 # Only packages that are not installed are installed, and `apt-get update`
 # runs only then, so a second run changes nothing. Not root and something
@@ -15,6 +16,7 @@ set -euo pipefail
 base=(build-essential cmake pkg-config luajit libluajit-5.1-dev libev-dev
       lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev)
 fuzz=(make cmake clang libclang-rt-14-dev)
+nft=(nftables)
 
 if [ "${MOONGATE_SKIP_DEPS:-0}" = 1 ]; then
 	exit 0
@@ -27,7 +29,8 @@ for s in "${sets[@]}"; do
 	case "$s" in
 	base) want+=("${base[@]}") ;;
 	fuzz) want+=("${fuzz[@]}") ;;
-	*) echo "deps.sh: unknown package set '$s' (base, fuzz)" >&2; exit 2 ;;
+	nft) want+=("${nft[@]}") ;;
+	*) echo "deps.sh: unknown package set '$s' (base, fuzz, nft)" >&2; exit 2 ;;
 	esac
 done
 
