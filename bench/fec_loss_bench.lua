@@ -37,6 +37,7 @@ local srv = T.start_server{ services = { "echo" }, transports = { "udp" },
 assert(#srv.listening == 2 and srv.listening[1][1] == "udp" and
 	srv.listening[2][1] == "udp", "two UDP listeners expected")
 
+local rcvbuf0 = B.rcvbuf_errors()
 local sets = {}
 for i, name in ipairs{ "off", "on" } do
 	sets[i] = { name = name, port = srv.listening[i][3], players = {} }
@@ -184,6 +185,7 @@ fields[#fields + 1] = { "bytes_ratio", ratio(on.udp_up_bytes + on.udp_down_bytes
 fields[#fields + 1] = { "lost", total.lost }
 fields[#fields + 1] = { "dup", total.dups }
 fields[#fields + 1] = { "ooo", total.ooo }
+fields[#fields + 1] = { "udp_rcvbuf_errors", B.rcvbuf_errors() - rcvbuf0 }
 T.stop_all()
 B.result(fields)
 os.exit(bad == 0 and 0 or 1)

@@ -26,6 +26,9 @@
 --   may return "changed"), until cond returns true; raises after ms.
 --   due() (optional): when the bench next has something to do, in
 --   client.now() microseconds, so that the wait wakes up then
+-- B.rcvbuf_errors() -> n         the system's UDP RcvbufErrors so far
+--   (/proc/net/snmp; 0 when unreadable): datagrams the kernel dropped
+--   because a socket's receive buffer was full, in any process
 -- B.percentiles(list) -> { n, p50, p99, max, mean }   nearest rank
 -- B.fmt(x)                       a number as "%.1f", or "n/a"
 -- B.result(fields)               prints "RESULT k=v ..." in the given order
@@ -44,15 +47,20 @@ if not os.getenv("LUA_CPATH") then
 	package.cpath = repo .. "/build/lua/?.so;" .. package.cpath
 end
 
-if not pcall(ffi.typeof, "struct netbench_unused") then
+-- (the struct only guards against declaring setenv twice)
+if not pcall(ffi.typeof, "struct netbench_guard") then
 	ffi.cdef [[
-	struct netbench_unused { int x; };
+	struct netbench_guard { int unused; };
 	int netbench_setenv(const char *name, const char *value, int overwrite) __asm__("setenv");
 	]]
 end
--- moongate.test and moongate.netem read these; defaults beside this file
+-- moongate.test and moongate.netem read these. Without either, this
+-- repository's build/; moongate.netem finds moongate-netem beside
+-- $MOONGATE_BIN by itself.
+if not os.getenv("MOONGATE_BIN") and not os.getenv("MOONGATE_NETEM_BIN") then
+	ffi.C.netbench_setenv("MOONGATE_NETEM_BIN", repo .. "/build/moongate-netem", 0)
+end
 ffi.C.netbench_setenv("MOONGATE_BIN", repo .. "/build/moongate", 0)
-ffi.C.netbench_setenv("MOONGATE_NETEM_BIN", repo .. "/build/moongate-netem", 0)
 
 local T = require "moongate.test"
 
@@ -178,6 +186,36 @@ function B.run(cond, players, ms, due)
 end
 
 -- ---- figures ---------------------------------------------------------------
+
+function B.rcvbuf_errors()
+	local f = io.open("/proc/net/snmp")
+	if not f then
+		return 0
+	end
+	local names, values
+	for line in f:lines() do
+		if line:match("^Udp: %a") then
+			names = line
+		elseif line:match("^Udp: %d") then
+			values = line
+		end
+	end
+	f:close()
+	if not names or not values then
+		return 0
+	end
+	local i, col = 0, nil
+	for w in names:gmatch("%S+") do
+		if w == "RcvbufErrors" then col = i end
+		i = i + 1
+	end
+	i = 0
+	for w in values:gmatch("%S+") do
+		if i == col then return tonumber(w) or 0 end
+		i = i + 1
+	end
+	return 0
+end
 
 function B.percentiles(list)
 	local v = {}

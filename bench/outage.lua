@@ -49,6 +49,20 @@ end
 return svc
 ]]
 
+-- verbose: the service also logs its session events (in the server log,
+-- kept with MOONGATE_TEST_KEEP=1)
+local SERVICE_LOG = [[
+local moongate = require "moongate"
+for _, name in ipairs{ "offline", "resume", "path" } do
+	svc[name] = function(session, transport, addr)
+		moongate.info("bench: %s %d %s %s", name, session:id(), transport or "", addr or "")
+	end
+end
+function svc.connect(session, hello)
+	moongate.info("bench: connect %d %s", session:id(), hello)
+end
+]]
+
 function outage.run(B, o)
 	local T = B.T
 	local netem = require "moongate.netem"
@@ -60,8 +74,12 @@ function outage.run(B, o)
 		"--set", "session.heartbeat_ms=500",
 		"--set", "session.resume_grace_ms=" .. (resume and 30000 or 0),
 		"--set", "shutdown_ms=500" }
+	local src = SERVICE
+	if o.verbose ~= 0 then
+		src = src:gsub("return svc\n$", function() return SERVICE_LOG .. "return svc\n" end)
+	end
 	local srv = T.start_server{ services = { "bench_echo" },
-		inline = { bench_echo = SERVICE }, args = args }
+		inline = { bench_echo = src }, args = args }
 	-- every knock and every reconnection comes from a fresh socket, so a
 	-- new netem mapping: netem's default bound (1024) is reached after
 	-- about 9 rounds of 20 clients, and its 60 s idle expiry frees them
@@ -74,7 +92,7 @@ function outage.run(B, o)
 	local copts = resume and { reconnect_ms = o.reconnect_ms } or
 		{ handshake_timeout_ms = 2000 }
 
-	local now_us = function() return T.now_ms() * 1000 end
+	local rcvbuf0 = B.rcvbuf_errors()
 	local period_us = o.period_ms * 1000
 	local players = {}
 	local cur -- the current round: { r, t_out, t_restore } (ms)
@@ -226,7 +244,8 @@ function outage.run(B, o)
 		end
 		return true
 	end, 20000)
-	B.log("%s %s: %d players logged in", o.mode, o.transport, #players)
+	B.log("%s %s: %d players logged in (server udp %s tcp %s, netem udp %s tcp %s)", o.mode,
+		o.transport, #players, srv.udp, srv.tcp, n.udp_port, n.tcp_port)
 
 	local unrecovered = 0
 	for r = 1, o.rounds do
@@ -300,7 +319,7 @@ function outage.run(B, o)
 	end, o.drain_ms + 10000)
 
 	-- figures
-	local fig = { first = {}, event = {}, lost = 0, dups = 0, ooo = 0, sent = 0,
+	local fig = { first = {}, event = {}, gap = {}, lost = 0, dups = 0, ooo = 0, sent = 0,
 		recv = 0, skipped = 0, send_fail = 0, unrecovered = unrecovered,
 		offline_missing = 0, resume_missing = 0, closes = #closes, ev = ev_count,
 		client_rounds = o.clients * o.rounds, reconnects = 0 }
@@ -322,6 +341,9 @@ function outage.run(B, o)
 			local ev_ms = resume and rd.resume_ms or rd.login_ms
 			if ev_ms then
 				fig.event[#fig.event + 1] = ev_ms
+				if rd.first_ms then
+					fig.gap[#fig.gap + 1] = rd.first_ms - ev_ms
+				end
 			end
 			if resume then
 				if not rd.offline then fig.offline_missing = fig.offline_missing + 1 end
@@ -336,6 +358,7 @@ function outage.run(B, o)
 	fig.server_offlines = select(2, srv:log():gsub(" offline: waiting", ""))
 	fig.server_resumes = select(2, srv:log():gsub(" resumed on ", ""))
 	fig.netem_stats = n:stats()
+	fig.rcvbuf_errors = B.rcvbuf_errors() - rcvbuf0
 	T.stop_all()
 	return fig
 end
@@ -358,6 +381,8 @@ function outage.fields(B, name, o, fig)
 		{ "p50_ms", B.fmt(p.p50) }, { "p99_ms", B.fmt(p.p99) }, { "max_ms", B.fmt(p.max) },
 		{ o.mode == "resume" and "resume_ev_p50_ms" or "login_p50_ms", B.fmt(e.p50) },
 		{ o.mode == "resume" and "resume_ev_max_ms" or "login_max_ms", B.fmt(e.max) },
+		{ o.mode == "resume" and "resume_to_echo_max_ms" or "login_to_echo_max_ms",
+			B.fmt(B.percentiles(fig.gap).max) },
 		{ "unrecovered", fig.unrecovered },
 		{ "sent", fig.sent }, { "echoed", fig.recv }, { "lost", fig.lost },
 		{ "dup", fig.dups }, { "ooo", fig.ooo },
@@ -374,10 +399,11 @@ function outage.fields(B, name, o, fig)
 		fields[#fields + 1] = { "server_resumes", fig.server_resumes }
 	else
 		fields[#fields + 1] = { "not_sent", fig.skipped }
-		fields[#fields + 1] = { "connects", fig.reconnects }
+		fields[#fields + 1] = { "connect_attempts", fig.reconnects }
 	end
 	fields[#fields + 1] = { "send_fail", fig.send_fail }
 	fields[#fields + 1] = { "netem_udp_refused", fig.netem_stats.udp_mappings_refused }
+	fields[#fields + 1] = { "udp_rcvbuf_errors", fig.rcvbuf_errors }
 	return fields
 end
 

@@ -21,8 +21,9 @@
 -- a connection that died before their echo came back.
 --
 -- With modes=reconnect,resume (the default) the resume run is
--- resume_bench.lua's over TCP only with the same workload and outage,
--- and a table puts both side by side. One RESULT line per mode, then
+-- resume_bench.lua's over TCP only with the same workload and outage, and
+-- reconnect_ms = retry_ms (250) so that both retry as often; a table puts
+-- both side by side. One RESULT line per mode, then
 --   RESULT bench=reconnect_vs_resume ... (the two p50/p99/max and losses)
 
 local B = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/netbench.lua")
@@ -30,7 +31,7 @@ local outage = dofile(B.dir .. "/outage.lua")
 
 local o = B.options({ clients = 20, rounds = 10, steady_ms = 2000, outage_ms = 4000,
 	outage_spread_ms = 1000, period_ms = 50, size = 32, retry_ms = 250,
-	reconnect_ms = 500, outage = "kill", recover_ms = 10000, drain_ms = 10000,
+	reconnect_ms = 250, outage = "kill", recover_ms = 10000, drain_ms = 10000,
 	seed = 5, udp_idle = 10, udp_max = 4096, modes = "reconnect,resume", verbose = 0 }, arg)
 o.transport = "tcp"
 

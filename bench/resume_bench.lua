@@ -10,11 +10,13 @@
 -- session.timeout_ms=2000, heartbeat_ms=500, resume_grace_ms=30000;
 -- moongate-netem between it and `clients` clients (moongate.client), each
 -- sending a reliable message of `size` bytes every `period_ms`. Each
--- round: `steady_ms` of traffic, then an outage of `outage_ms` (netem
--- drops every UDP datagram, refuses new TCP connections and resets the
--- live ones: "kill"; outage=blackhole only blackholes), then netem is
--- cleared. Resume time: a client's first echo after the clear, minus the
--- clear. One line per transport:
+-- round: `steady_ms` of traffic, then an outage (netem drops every UDP
+-- datagram, refuses new TCP connections and resets the live ones: "kill";
+-- outage=blackhole only blackholes) of outage_ms + outage_spread_ms x
+-- (r - 0.5) / rounds, so that the restore falls at every phase of the
+-- clients' knock timers; then netem is cleared. Resume time: a client's
+-- first echo after the clear, minus the clear. transports: any of udp,
+-- tcp, auto (UDP first, TCP beside it). One line per transport:
 --
 --   RESULT bench=resume mode=resume transport=udp ... p50_ms= p99_ms= max_ms=
 --          lost= dup= offline_missing= resume_missing= ...
