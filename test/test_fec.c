@@ -396,34 +396,11 @@ TEST(coef_matrix)
 
 /* ---- the shard vector of docs/PROTOCOL.md -------------------------------- */
 
-static size_t
-unhex(const char *hex, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	int hi = -1;
-	for (; *hex; hex++) {
-		int v;
-		if (*hex >= '0' && *hex <= '9')
-			v = *hex - '0';
-		else if (*hex >= 'a' && *hex <= 'f')
-			v = *hex - 'a' + 10;
-		else
-			continue;
-		if (hi < 0) {
-			hi = v;
-		} else if (n < cap) {
-			out[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	return n;
-}
-
 static void
 check_hex(const char *name, const uint8_t *p, size_t n, const char *hex)
 {
 	uint8_t want[256];
-	size_t wn = unhex(hex, want, sizeof want), i;
+	size_t wn = tu_unhex(hex, want, sizeof want), i;
 
 	if (tu_verbose) {
 		printf("    %s (%zu bytes):", name, n);

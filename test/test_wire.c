@@ -49,29 +49,6 @@ dup(const uint8_t *p, size_t n)
 	return d;
 }
 
-static size_t
-unhex(const char *hex, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	int hi = -1;
-	for (; *hex; hex++) {
-		int v;
-		if (*hex >= '0' && *hex <= '9')
-			v = *hex - '0';
-		else if (*hex >= 'a' && *hex <= 'f')
-			v = *hex - 'a' + 10;
-		else
-			continue;
-		if (hi < 0) {
-			hi = v;
-		} else if (n < cap) {
-			out[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	return n;
-}
-
 static void
 print_hex(const char *name, const uint8_t *p, size_t n)
 {
@@ -87,7 +64,7 @@ static void
 check_hex(const char *name, const uint8_t *p, size_t n, const char *hex)
 {
 	static uint8_t want[BIG];
-	size_t wn = unhex(hex, want, sizeof want);
+	size_t wn = tu_unhex(hex, want, sizeof want);
 
 	if (tu_verbose)
 		print_hex(name, p, n);

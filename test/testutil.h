@@ -128,4 +128,29 @@ tu_main(int argc, char **argv, const struct tu_test *tests, size_t ntests)
 	return failed ? 1 : 0;
 }
 
+/* Bytes from hex text ("0a 1b ..."; anything not a hex digit is skipped)
+ * into out, at most cap; returns how many. For test vectors. */
+static inline size_t
+tu_unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = 0;
+	int hi = -1;
+	for (; *hex; hex++) {
+		int v;
+		if (*hex >= '0' && *hex <= '9')
+			v = *hex - '0';
+		else if (*hex >= 'a' && *hex <= 'f')
+			v = *hex - 'a' + 10;
+		else
+			continue;
+		if (hi < 0) {
+			hi = v;
+		} else if (n < cap) {
+			out[n++] = (uint8_t)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+	return n;
+}
+
 #endif
