@@ -41,6 +41,8 @@ struct config {
 	char service_path[CONFIG_PATHS_MAX][CONFIG_PATH_LEN]; /* directories */
 	int npaths;
 	char secrets[CONFIG_PATH_LEN]; /* file of server secrets ("": in memory) */
+	char file[CONFIG_PATH_LEN];    /* config.lua ("": none); its `settings` table
+	                                  is read again by the Lua runtime */
 	int lua_budget_ms;  /* a callback longer than this is logged (50) */
 	int lua_timers_max; /* timers pending at once (1000000) */
 	int builtin_echo;   /* 1: the C echo instead of Lua services */

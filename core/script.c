@@ -24,6 +24,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <sodium.h>
 
 #include "log.h"
 
@@ -61,6 +62,8 @@ struct script {
 	char names[CONFIG_SERVICES_MAX][64];
 	int svc_ref[CONFIG_SERVICES_MAX];
 	int sessions_ref, empty_ref, trace_ref;
+	int settings_ref;        /* config.lua's `settings` table (or {}) */
+	uint8_t secret[32];      /* the server secret: keys of moongate.sign */
 	struct timer **heap;
 	uint32_t nheap, heapcap;
 	uint64_t seq;
@@ -758,7 +761,117 @@ l_stats_all(lua_State *L)
 	return 1;
 }
 
+/* moongate.sessions() -> { session, ... }: every open session */
+static int
+l_sessions(lua_State *L)
+{
+	script_t *sc = self(L);
+	lua_newtable(L);
+	int n = 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		struct lsession *u = lua_touserdata(L, -1);
+		session_t *s = u && !u->dead ? gate_session(sc->g, u->sid) : NULL;
+		if (s && session_state(s) == SESSION_OPEN)
+			lua_rawseti(L, -4, ++n);
+		else
+			lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* moongate.settings(name) -> table: config.lua's settings[name], or {} */
+static int
+l_settings(lua_State *L)
+{
+	script_t *sc = self(L);
+	luaL_checkstring(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->settings_ref);
+	lua_pushvalue(L, 1);
+	lua_gettable(L, -2);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+	} else if (!lua_istable(L, -1)) {
+		return luaL_error(L, "settings.%s: expected a table, got %s",
+		                  lua_tostring(L, 1), luaL_typename(L, -1));
+	}
+	return 1;
+}
+
+/* The HMAC key for one purpose: BLAKE2b keyed with the server secret. */
+static void
+purpose_key(script_t *sc, const char *purpose, size_t plen,
+            uint8_t key[crypto_auth_hmacsha256_KEYBYTES])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, sc->secret, sizeof sc->secret,
+	                        crypto_auth_hmacsha256_KEYBYTES);
+	crypto_generichash_update(&st, (const uint8_t *)"moongate.sign:", 14);
+	crypto_generichash_update(&st, (const uint8_t *)purpose, plen);
+	crypto_generichash_final(&st, key, crypto_auth_hmacsha256_KEYBYTES);
+}
+
+/* moongate.sign(data [, purpose]) -> 32-byte HMAC-SHA-256 tag, keyed by the
+ * server secret (one key per purpose; Lua never sees a key). */
+static int
+l_sign(lua_State *L)
+{
+	script_t *sc = self(L);
+	size_t n, plen;
+	const char *d = luaL_checklstring(L, 1, &n);
+	const char *purpose = luaL_optlstring(L, 2, "", &plen);
+	uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
+	uint8_t tag[crypto_auth_hmacsha256_BYTES];
+	purpose_key(sc, purpose, plen, key);
+	crypto_auth_hmacsha256(tag, (const uint8_t *)d, n, key);
+	sodium_memzero(key, sizeof key);
+	lua_pushlstring(L, (const char *)tag, sizeof tag);
+	return 1;
+}
+
+/* moongate.verify(data, tag [, purpose]) -> boolean, in constant time */
+static int
+l_verify(lua_State *L)
+{
+	script_t *sc = self(L);
+	size_t n, tn, plen;
+	const char *d = luaL_checklstring(L, 1, &n);
+	const char *tag = luaL_checklstring(L, 2, &tn);
+	const char *purpose = luaL_optlstring(L, 3, "", &plen);
+	if (tn != crypto_auth_hmacsha256_BYTES) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
+	purpose_key(sc, purpose, plen, key);
+	int ok = crypto_auth_hmacsha256_verify((const uint8_t *)tag,
+	                                       (const uint8_t *)d, n, key) == 0;
+	sodium_memzero(key, sizeof key);
+	lua_pushboolean(L, ok);
+	return 1;
+}
+
+/* moongate.random(n) -> n random bytes (1..1024) */
+static int
+l_random(lua_State *L)
+{
+	lua_Integer n = luaL_checkinteger(L, 1);
+	luaL_argcheck(L, n >= 1 && n <= 1024, 1, "1..1024 bytes");
+	uint8_t buf[1024];
+	randombytes_buf(buf, (size_t)n);
+	lua_pushlstring(L, (const char *)buf, (size_t)n);
+	return 1;
+}
+
 static const luaL_Reg module_funcs[] = {
+	{ "sessions", l_sessions },
+	{ "settings", l_settings },
+	{ "sign", l_sign },
+	{ "verify", l_verify },
+	{ "random", l_random },
 	{ "after", l_after },
 	{ "every", l_every },
 	{ "now", l_now },
@@ -866,7 +979,11 @@ on_message(script_t *sc, session_t *s, const struct session_event *ev)
 		lua_pushvalue(L, -3);
 		lua_pushvalue(L, -3);
 		lua_pushboolean(L, reliable);
-		if (pcall_timed(sc, 3, 1, sc->names[i], "message", session_id(s)))
+		if (reliable)
+			lua_pushnil(L);
+		else
+			lua_pushnumber(L, ev->seq);
+		if (pcall_timed(sc, 4, 1, sc->names[i], "message", session_id(s)))
 			continue;
 		int taken = lua_toboolean(L, -1);
 		lua_pop(L, 1);
@@ -1001,7 +1118,7 @@ load_service(script_t *sc, int i, char *err, size_t errlen)
 	}
 	static const char *const known[] = { "handshake", "connect", "message",
 	                                     "close", "offline", "resume", "path",
-	                                     NULL };
+	                                     "reload", NULL };
 	lua_pushnil(L);
 	while (lua_next(L, -2)) {
 		if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
@@ -1011,7 +1128,7 @@ load_service(script_t *sc, int i, char *err, size_t errlen)
 			if (!ok)
 				log_warn("service %s: '%s' is not a callback moongate calls "
 				         "(handshake, connect, message, close, offline, resume, "
-				         "path)",
+				         "path, reload)",
 				         sc->names[i], lua_tostring(L, -2));
 		}
 		lua_pop(L, 1);
@@ -1019,6 +1136,110 @@ load_service(script_t *sc, int i, char *err, size_t errlen)
 	sc->svc_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pop(L, 1);
 	return 0;
+}
+
+/* Call the function on top with nargs below it under the traceback
+ * handler; 0, or -1 with the message in err (nothing left). */
+static int
+pcall_err(script_t *sc, int nargs, int nres, char *err, size_t errlen)
+{
+	lua_State *L = sc->L;
+	int fn = lua_gettop(L) - nargs;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->trace_ref);
+	lua_insert(L, fn);
+	if (lua_pcall(L, nargs, nres, fn)) {
+		snprintf(err, errlen, "%s", lua_tostring(L, -1));
+		lua_pop(L, 2);
+		return -1;
+	}
+	lua_remove(L, fn);
+	return 0;
+}
+
+/* config.lua's `settings` table, read again in this state (the config
+ * loader's state is gone): moongate.settings(name). */
+static int
+load_settings(script_t *sc, const struct config *c, char *err, size_t errlen)
+{
+	lua_State *L = sc->L;
+	if (c->file[0]) {
+		if (luaL_loadfile(L, c->file)) {
+			snprintf(err, errlen, "%s", lua_tostring(L, -1));
+			lua_pop(L, 1);
+			return -1;
+		}
+		if (pcall_err(sc, 0, 1, err, errlen))
+			return -1;
+		if (lua_istable(L, -1)) {
+			lua_getfield(L, -1, "settings");
+			lua_remove(L, -2);
+		}
+		if (!lua_istable(L, -1)) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+		}
+	} else {
+		lua_newtable(L);
+	}
+	sc->settings_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+/* require("moongate.loader").setup(service_path): modules of the service
+ * directories are loaded through it, tracked for hot reload. */
+static int
+setup_loader(script_t *sc, const struct config *c, char *err, size_t errlen)
+{
+	lua_State *L = sc->L;
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "moongate.loader");
+	if (pcall_err(sc, 1, 1, err, errlen))
+		return -1;
+	lua_getfield(L, -1, "setup");
+	lua_remove(L, -2);
+	lua_createtable(L, c->npaths, 0);
+	for (int i = 0; i < c->npaths; i++) {
+		lua_pushstring(L, c->service_path[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	return pcall_err(sc, 1, 0, err, errlen);
+}
+
+/* require(mod)[fn](arg) -> ok, text: the admin console and reload. */
+static int
+call_admin(script_t *sc, const char *line, char *out, size_t outlen)
+{
+	lua_State *L = sc->L;
+	int top = lua_gettop(L);
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "moongate.admin");
+	if (pcall_err(sc, 1, 1, out, outlen))
+		return -1;
+	lua_getfield(L, -1, "run");
+	lua_pushstring(L, line);
+	if (pcall_err(sc, 1, 2, out, outlen)) {
+		lua_settop(L, top);
+		return -1;
+	}
+	int ok = lua_toboolean(L, -2);
+	snprintf(out, outlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+	lua_settop(L, top);
+	return ok ? 0 : -1;
+}
+
+int
+script_command(script_t *sc, const char *line, char *out, size_t outlen,
+               uint64_t now)
+{
+	sc->now = now;
+	return call_admin(sc, line, out, outlen);
+}
+
+int
+script_reload(script_t *sc, char *out, size_t outlen, uint64_t now)
+{
+	sc->now = now;
+	return call_admin(sc, "reload", out, outlen);
 }
 
 script_t *
@@ -1091,8 +1312,14 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	const char *lualib = getenv("MOONGATE_LUALIB");
 	add_path(L, "path", lualib && *lualib ? lualib : MOONGATE_LUALIB, "?.lua",
 	         "?/init.lua");
-	for (int i = c->npaths - 1; i >= 0; i--) /* the first one wins */
-		add_path(L, "path", c->service_path[i], "?.lua", "?/init.lua");
+	memcpy(sc->secret, c->gate.secret, sizeof sc->secret);
+	static const uint8_t zero[sizeof sc->secret];
+	if (!memcmp(sc->secret, zero, sizeof zero)) /* no secrets file */
+		randombytes_buf(sc->secret, sizeof sc->secret);
+	if (load_settings(sc, c, err, errlen) || setup_loader(sc, c, err, errlen)) {
+		script_release(sc);
+		return NULL;
+	}
 
 	for (int i = 0; i < c->nservices; i++) {
 		snprintf(sc->names[i], sizeof sc->names[i], "%s", c->services[i]);
@@ -1117,6 +1344,7 @@ script_release(script_t *sc)
 	}
 	free(sc->heap);
 	lua_close(sc->L);
+	sodium_memzero(sc->secret, sizeof sc->secret);
 	free(sc);
 }
 

@@ -49,6 +49,16 @@ uint64_t script_check(const script_t *sc, uint64_t now);
 /* Run the timers due at now. */
 void script_update(script_t *sc, uint64_t now);
 
+/* One line of the admin console (help, status, sessions, reload, rooms,
+ * and what services add: lualib/moongate/admin.lua). 0 with the reply in
+ * out, or -1 with the error in out. */
+int script_command(script_t *sc, const char *line, char *out, size_t outlen,
+                   uint64_t now);
+/* Reload every service file that changed (SIGHUP, the console, the file
+ * watch): lualib/moongate/loader.lua. 0 with a summary in out, or -1 when a
+ * module was refused (its old code keeps running; the log has file:line). */
+int script_reload(script_t *sc, char *out, size_t outlen, uint64_t now);
+
 struct script_stats {
 	uint64_t callbacks;   /* Lua callbacks run */
 	uint64_t errors;      /* of which raised an error */

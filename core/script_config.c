@@ -195,6 +195,12 @@ walk(struct loader *ld, lua_State *L)
 				          luaL_typename(L, -1), "");
 			else
 				rc = resolve(ld, "secrets", lua_tostring(L, -1), c->secrets);
+		} else if (!strcmp(k, "settings")) {
+			/* the services' own settings: read by the runtime itself
+			 * (moongate.settings(name)); only the shape is checked here */
+			if (!lua_istable(L, -1))
+				rc = fail(ld, "settings: expected a table of tables, got %s",
+				          luaL_typename(L, -1), "");
 		} else if (section && lua_istable(L, -1)) {
 			int s = lua_gettop(L);
 			lua_pushnil(L);
@@ -240,6 +246,9 @@ script_config_load(struct config *c, const char *file, char *err, size_t errlen)
 		if (n == 0)
 			strcpy(ld.dir, "/");
 	}
+	if (strlen(file) >= sizeof c->file)
+		return fail(&ld, "path too long%s%s", "", "");
+	strcpy(c->file, file);
 	lua_State *L = luaL_newstate();
 	if (!L)
 		return fail(&ld, "out of memory%s%s", "", "");

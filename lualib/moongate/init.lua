@@ -32,6 +32,24 @@ local function logger(level)
 	end
 end
 
+-- moongate.state(name): a table kept for the life of the server, across
+-- hot reloads: a service keeps its state here, not in module locals.
+local states = {}
+function M.state(name)
+	assert(type(name) == "string", "state: a name expected")
+	local t = states[name]
+	if not t then
+		t = {}
+		states[name] = t
+	end
+	return t
+end
+
+-- moongate.command(name, help, fn): a command of the admin console
+function M.command(name, help, fn)
+	return require("moongate.admin").command(name, help, fn)
+end
+
 -- moongate.info("player %s joined", name): string.format, then the log
 M.debug = logger("debug")
 M.info = logger("info")

@@ -1,0 +1,109 @@
+-- moongate.admin: the commands of the admin console (docs/LUA_API.md,
+-- "Admin console"). The console itself (a Unix socket or a loopback TCP
+-- port, one command per line) is in C; each line comes here.
+--
+--   moongate.command("kick", "kick ID: close a session", function(args)
+--       local s = moongate.session(tonumber(args[1]))
+--       if not s then return nil, "no such session" end
+--       s:close(4001, "kicked by an operator")
+--       return "kicked"
+--   end)
+--
+-- A command returns its reply text, or nil and an error. Built in:
+-- help, status, sessions, reload. Services add their own (room: rooms).
+local M = {}
+
+local commands = {}
+local names = {}
+M.reply_max = 65536  -- bytes of one reply; longer ones are cut with a note
+
+function M.command(name, help, fn)
+	assert(type(name) == "string" and name:match("^[%w_%-]+$"),
+		"command: a name of letters, digits, _ and - expected")
+	assert(type(help) == "string", "command: a help line expected")
+	assert(type(fn) == "function", "command: a function expected")
+	if not commands[name] then
+		names[#names + 1] = name
+		table.sort(names)
+	end
+	commands[name] = { help = help, fn = fn }
+end
+
+-- Run one console line: returns ok (boolean) and the reply text.
+function M.run(line)
+	local args = {}
+	for w in line:gmatch("%S+") do
+		args[#args + 1] = w
+	end
+	local name = table.remove(args, 1)
+	if not name then
+		return true, ""
+	end
+	local c = commands[name]
+	if not c then
+		return false, "unknown command '" .. name .. "' (try help)"
+	end
+	local ok, out, err = xpcall(function() return c.fn(args) end, debug.traceback)
+	if not ok then
+		return false, "command " .. name .. " failed: " .. tostring(out)
+	end
+	if out == nil and err ~= nil then
+		return false, tostring(err)
+	end
+	out = out == nil and "" or tostring(out)
+	if #out > M.reply_max then
+		out = out:sub(1, M.reply_max) .. "\n... (cut at " .. M.reply_max .. " bytes)"
+	end
+	return true, out
+end
+
+M.command("help", "help: the commands", function()
+	local out = {}
+	for _, n in ipairs(names) do
+		out[#out + 1] = commands[n].help
+	end
+	return table.concat(out, "\n")
+end)
+
+-- The built-in commands need the server's runtime.
+local ok, moongate = pcall(require, "moongate")
+if ok and moongate.in_server then
+	local loader = require "moongate.loader"
+	local started = moongate.time()
+
+	M.command("status", "status: uptime, sessions, Lua counters, reloads", function()
+		local st = moongate.stats()
+		return string.format(
+			"uptime_s %d\nsessions %d\nlua_sessions %d\ntimers %d\ncallbacks %d\n" ..
+			"errors %d\nslow %d\nmemory_kb %d\nreloads %d\nreloads_refused %d",
+			moongate.time() - started, st.sessions, st.lua_sessions, st.timers,
+			st.callbacks, st.errors, st.slow, st.memory_kb, loader.reloads,
+			loader.refusals)
+	end)
+
+	M.command("sessions", "sessions: one line per session: id transport addr state rtt_ms [user]",
+		function()
+			local out = {}
+			for _, s in ipairs(moongate.sessions()) do
+				local addr = s:addr() or "-"
+				local state = s:offline() and "offline" or "open"
+				out[#out + 1] = string.format("%08x %s %s %s %.1f%s", s:id(),
+					s:transport() or "-", addr, state, (s:rtt()) or 0,
+					s.uid ~= nil and (" " .. tostring(s.uid)) or "")
+			end
+			table.sort(out)
+			out[#out + 1] = #out .. " sessions"
+			return table.concat(out, "\n")
+		end)
+
+	M.command("reload", "reload: reload every service file that changed", function()
+		local rep = loader.reload(moongate.log)
+		local line = loader.summary(rep)
+		if #rep.refused > 0 then
+			return nil, line
+		end
+		return line
+	end)
+end
+
+return M

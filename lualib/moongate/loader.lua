@@ -1,0 +1,171 @@
+-- moongate.loader: how the server loads service code and reloads it live
+-- (docs/LUA_API.md, "Hot reload"). The runtime (core/script.c) calls
+-- setup() once with the service directories, then require()s the services
+-- through it; every module found in those directories is tracked.
+--
+-- reload() looks at every tracked file, and for each one whose content
+-- changed, in the order they were first loaded:
+--   1. compiles it (a syntax error: refused, "file:line: message");
+--   2. runs it (an error: refused, with the traceback);
+--   3. calls the new module's reload(old) hook, if it has one (an error:
+--      refused);
+--   4. only then patches the old module table in place: every key of the
+--      new table is copied in and keys the new one dropped are removed.
+-- Because the table keeps its identity, everything that holds it (the
+-- runtime's list of services, a room holding its game module) calls the
+-- new functions from then on. A refused module keeps its old code whole.
+-- State that must survive a reload lives in moongate.state(name), never in
+-- a module's local variables (they belong to the code that made them).
+local M = {}
+
+local dirs = {}         -- "dir/?.lua;dir/?/init.lua" patterns
+local tracked = {}      -- name -> { path =, source = }
+local order = {}        -- names, in first-load order
+M.reloads = 0           -- modules replaced since the start
+M.refusals = 0          -- reloads refused
+
+local function read(path)
+	local f = io.open(path, "rb")
+	if not f then
+		return nil
+	end
+	local s = f:read("*a")
+	f:close()
+	return s
+end
+
+local function search(name)
+	local rel = name:gsub("%.", "/")
+	for _, d in ipairs(dirs) do
+		for _, pat in ipairs({ "/?.lua", "/?/init.lua" }) do
+			local path = d .. pat:gsub("%?", rel)
+			local f = io.open(path, "rb")
+			if f then
+				f:close()
+				return path
+			end
+		end
+	end
+end
+
+-- package.loaders[2]: modules of the service directories, tracked.
+local function searcher(name)
+	local path = search(name)
+	if not path then
+		return "\n\tno file for '" .. name .. "' in the service directories"
+	end
+	local source = read(path)
+	local fn, err = loadstring(source or "", "@" .. path)
+	if not fn then
+		error(err, 0)
+	end
+	if not tracked[name] then
+		order[#order + 1] = name
+	end
+	tracked[name] = { path = path, source = source }
+	return fn
+end
+
+function M.setup(service_dirs)
+	dirs = {}
+	for i, d in ipairs(service_dirs) do
+		dirs[i] = d
+	end
+	table.insert(package.loaders, 2, searcher)
+end
+
+-- The tracked modules: { {name=, path=}, ... } in load order.
+function M.modules()
+	local out = {}
+	for i, name in ipairs(order) do
+		out[i] = { name = name, path = tracked[name].path }
+	end
+	return out
+end
+
+local function patch(old, new)
+	for k in pairs(old) do
+		if new[k] == nil then
+			old[k] = nil
+		end
+	end
+	for k, v in pairs(new) do
+		old[k] = v
+	end
+end
+
+-- Reload one module from source; true, or nil and the reason.
+local function reload_one(name, t, source)
+	local old = package.loaded[name]
+	if type(old) ~= "table" then
+		return nil, "the module did not return a table; it cannot be patched"
+	end
+	local fn, err = loadstring(source, "@" .. t.path)
+	if not fn then
+		return nil, err
+	end
+	local ok, new = xpcall(function() return fn(name) end, debug.traceback)
+	if not ok then
+		return nil, new
+	end
+	if type(new) ~= "table" then
+		return nil, "the new code returned a " .. type(new) .. ", not a table"
+	end
+	if type(new.reload) == "function" then
+		local ok2, e = xpcall(function() return new.reload(old) end, debug.traceback)
+		if not ok2 then
+			return nil, "reload hook: " .. tostring(e)
+		end
+	end
+	patch(old, new)
+	return true
+end
+
+-- Reload every tracked module whose file changed. Returns a report:
+-- { reloaded = {names}, refused = { {name=, err=} }, unchanged = n }.
+-- log(level, msg) is called for each reloaded or refused module.
+function M.reload(log)
+	local rep = { reloaded = {}, refused = {}, unchanged = 0 }
+	for _, name in ipairs(order) do
+		local t = tracked[name]
+		local source = read(t.path)
+		if not source then
+			rep.refused[#rep.refused + 1] = { name = name, err = t.path .. ": cannot read the file" }
+		elseif source == t.source then
+			rep.unchanged = rep.unchanged + 1
+		else
+			local ok, err = reload_one(name, t, source)
+			if ok then
+				t.source = source
+				M.reloads = M.reloads + 1
+				rep.reloaded[#rep.reloaded + 1] = name
+				if log then
+					log("info", string.format("reload: %s reloaded from %s", name, t.path))
+				end
+			else
+				M.refusals = M.refusals + 1
+				rep.refused[#rep.refused + 1] = { name = name, err = err }
+				if log then
+					log("error", string.format("reload: %s refused, the old code keeps running: %s",
+						name, tostring(err)))
+				end
+			end
+		end
+	end
+	return rep
+end
+
+-- The report as one line: "reloaded room, arena; refused x (...); 3 unchanged"
+function M.summary(rep)
+	local parts = {}
+	if #rep.reloaded > 0 then
+		parts[#parts + 1] = "reloaded " .. table.concat(rep.reloaded, ", ")
+	end
+	for _, r in ipairs(rep.refused) do
+		parts[#parts + 1] = "refused " .. r.name .. ": " .. (tostring(r.err):match("^[^\n]*"))
+	end
+	parts[#parts + 1] = rep.unchanged .. " unchanged"
+	return table.concat(parts, "; ")
+end
+
+return M
