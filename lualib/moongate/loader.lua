@@ -131,18 +131,21 @@ function M.reload(log)
 		local source = read(t.path)
 		if not source then
 			rep.refused[#rep.refused + 1] = { name = name, err = t.path .. ": cannot read the file" }
-		elseif source == t.source then
+		elseif source == t.source or source == t.refused then
+			-- a refused version is not tried again until the file changes
 			rep.unchanged = rep.unchanged + 1
 		else
 			local ok, err = reload_one(name, t, source)
 			if ok then
 				t.source = source
+				t.refused = nil
 				M.reloads = M.reloads + 1
 				rep.reloaded[#rep.reloaded + 1] = name
 				if log then
 					log("info", string.format("reload: %s reloaded from %s", name, t.path))
 				end
 			else
+				t.refused = source
 				M.refusals = M.refusals + 1
 				rep.refused[#rep.refused + 1] = { name = name, err = err }
 				if log then
