@@ -1097,6 +1097,33 @@ add_path(lua_State *L, const char *field, const char *dir, const char *pat1,
 	lua_pop(L, 2);
 }
 
+/* Levenshtein distance of two short names (longer ones: "far"). */
+static int
+edit_distance(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	if (na > 31 || nb > 31)
+		return 99;
+	int row[32];
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= na; i++) {
+		int diag = row[0];
+		row[0] = (int)i;
+		for (size_t j = 1; j <= nb; j++) {
+			int up = row[j];
+			int best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[nb];
+}
+
 static int
 load_service(script_t *sc, int i, char *err, size_t errlen)
 {
@@ -1122,14 +1149,20 @@ load_service(script_t *sc, int i, char *err, size_t errlen)
 	lua_pushnil(L);
 	while (lua_next(L, -2)) {
 		if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
-			int ok = 0;
-			for (int k = 0; known[k]; k++)
-				ok |= !strcmp(lua_tostring(L, -2), known[k]);
-			if (!ok)
+			/* a service also exports its own functions: warn only for a
+			 * near miss of a callback's name (a typo like "mesage") */
+			const char *k = lua_tostring(L, -2);
+			int exact = 0, near = 0;
+			for (int j = 0; known[j]; j++) {
+				int d = edit_distance(k, known[j]);
+				exact |= d == 0;
+				near |= d > 0 && d <= 2;
+			}
+			if (near && !exact)
 				log_warn("service %s: '%s' is not a callback moongate calls "
 				         "(handshake, connect, message, close, offline, resume, "
-				         "path, reload)",
-				         sc->names[i], lua_tostring(L, -2));
+				         "path, reload): a typo?",
+				         sc->names[i], k);
 		}
 		lua_pop(L, 1);
 	}

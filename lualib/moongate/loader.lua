@@ -10,7 +10,8 @@
 --   3. calls the new module's reload(old) hook, if it has one (an error:
 --      refused);
 --   4. only then patches the old module table in place: every key of the
---      new table is copied in and keys the new one dropped are removed.
+--      new table is copied in, and functions of this file that the new
+--      code no longer defines are removed.
 -- Because the table keeps its identity, everything that holds it (the
 -- runtime's list of services, a room holding its game module) calls the
 -- new functions from then on. A refused module keeps its old code whole.
@@ -83,10 +84,16 @@ function M.modules()
 	return out
 end
 
-local function patch(old, new)
-	for k in pairs(old) do
-		if new[k] == nil then
-			old[k] = nil
+-- Copy new into old. A key the new code no longer defines is removed only
+-- if its value is a function from this same file: what other modules put
+-- in the table (login.authenticate set by the game) stays.
+local function patch(old, new, path)
+	for k, v in pairs(old) do
+		if new[k] == nil and type(v) == "function" then
+			local info = debug.getinfo(v, "S")
+			if info.source == "@" .. path then
+				old[k] = nil
+			end
 		end
 	end
 	for k, v in pairs(new) do
@@ -117,7 +124,7 @@ local function reload_one(name, t, source)
 			return nil, "reload hook: " .. tostring(e)
 		end
 	end
-	patch(old, new)
+	patch(old, new, t.path)
 	return true
 end
 

@@ -1,0 +1,275 @@
+-- login: who the player is, and a login cookie to come back with
+-- (docs/SERVICES.md).
+--
+-- The client logs in with its hello (one round trip): a JSON object with
+-- either its credentials, checked by the game's authenticate function,
+-- or the cookie a previous login gave it:
+--   {"v":1, "name":"ann"}            credentials (what authenticate reads)
+--   {"v":1, "cookie":"1.616e6e...."} the cookie of an earlier login
+-- The first message the session receives is then
+--   {"op":"login", "uid":"dev:ann", "id":7, "name":"ann", "cookie":"...",
+--    "expires":1795000000, "restored":false}
+-- or the session is closed with the reason (codes 4110..4113).
+--
+-- The cookie is "1.<uid hex>.<issued ms>.<expires s>.<HMAC-SHA-256 hex>",
+-- signed with a key derived from the server secret (moongate.sign),
+-- checked in constant time (moongate.verify). A cookie still works after
+-- its session is gone (grace expired, app restarted): the player comes
+-- back with the same uid and id, the data the game kept in player.data,
+-- and (service room) the seat held for it. {"op":"logout"} ends the
+-- session and revokes every cookie issued to that uid until then.
+--
+-- settings.login (all optional):
+--   { cookie_ttl_s = 86400, keep_s = 600, players_max = 100000 }
+-- keep_s: how long a player whose session closed stays in memory (its
+-- data and seat); a cookie after that logs in with fresh data.
+local moongate = require "moongate"
+local json = require "moongate.json"
+
+local S = moongate.state("login")
+local M = {}
+
+M.BAD_HELLO = 4110
+M.REFUSED = 4111      -- authenticate said no
+M.BAD_COOKIE = 4112   -- forged, malformed, expired or revoked
+M.ELSEWHERE = 4113    -- the same uid logged in on another session
+
+S.players = S.players or {}   -- uid -> player
+S.nplayers = S.nplayers or 0
+S.next_id = S.next_id or 0
+S.revoked = S.revoked or {}   -- uid -> logout time (ms): cookies issued before are void
+S.nrevoked = S.nrevoked or 0
+S.not_before = S.not_before or 0  -- cookies issued before: void (revocation overflow)
+
+local function config()
+	local c = moongate.settings("login")
+	return {
+		cookie_ttl_s = c.cookie_ttl_s or 86400,
+		keep_s = c.keep_s or 600,
+		players_max = c.players_max or 100000,
+	}
+end
+
+local function hex(s)
+	return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function unhex(h)
+	if #h % 2 == 1 or h:find("[^%x]") then
+		return nil
+	end
+	return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+-- The development login: any name is a user. Replace it with
+-- login.authenticate = function(hello, session) ... end in a service of
+-- the game (loaded after this one): return uid [, name], or nil, reason.
+local function dev_authenticate(hello)
+	local name = hello.name
+	if type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 32 then
+		return nil, "a name of 1-32 letters, digits, _ or - is required"
+	end
+	moongate.info("login: development login accepts any name: %s (set login.authenticate)", name)
+	return "dev:" .. name, name
+end
+M.dev_authenticate = dev_authenticate
+if not S.announced then
+	S.announced = true
+	moongate.warn("login: development login (any name is accepted); a game sets login.authenticate")
+end
+
+function M.cookie(uid, now_ms, ttl_s)
+	local expires = math.floor(moongate.time() + ttl_s)
+	local body = string.format("1.%s.%d.%d", hex(uid), now_ms, expires)
+	return body .. "." .. hex(moongate.sign(body, "login-cookie")), expires
+end
+
+-- Check a cookie: uid, issued_ms, or nil and the reason.
+function M.check_cookie(cookie)
+	if type(cookie) ~= "string" or #cookie > 512 then
+		return nil, "bad cookie"
+	end
+	local body, mac = cookie:match("^(1%.%x+%.%d+%.%d+)%.(%x+)$")
+	local tag = mac and unhex(mac)
+	if not body or not tag or not moongate.verify(body, tag, "login-cookie") then
+		return nil, "bad cookie"
+	end
+	local uidh, issued, expires = body:match("^1%.(%x+)%.(%d+)%.(%d+)$")
+	local uid = unhex(uidh)
+	issued, expires = tonumber(issued), tonumber(expires)
+	if not uid then
+		return nil, "bad cookie"
+	end
+	if moongate.time() >= expires then
+		return nil, "cookie expired: log in again"
+	end
+	local revoked = S.revoked[uid]
+	if (revoked and issued <= revoked.t) or issued <= S.not_before then
+		return nil, "cookie revoked (logged out): log in again"
+	end
+	return uid, issued
+end
+
+local function wall_ms()
+	return math.floor(moongate.time() * 1000)
+end
+
+local function forget(uid)
+	if S.players[uid] then
+		S.players[uid] = nil
+		S.nplayers = S.nplayers - 1
+	end
+end
+
+-- Drop players whose session closed more than keep_s ago, and
+-- revocations older than any cookie they could void.
+local function prune(cfg)
+	local now = moongate.now()
+	for uid, p in pairs(S.players) do
+		if not p.session and p.closed_at and now - p.closed_at > cfg.keep_s * 1000
+			and not p.room then
+			forget(uid)
+		end
+	end
+	local oldest = wall_ms() - cfg.cookie_ttl_s * 1000
+	for uid, r in pairs(S.revoked) do
+		if r.t < oldest then
+			S.revoked[uid] = nil
+			S.nrevoked = S.nrevoked - 1
+		end
+	end
+end
+
+local function revoke(uid, cfg)
+	if not S.revoked[uid] then
+		if S.nrevoked >= cfg.players_max then
+			prune(cfg)
+		end
+		if S.nrevoked >= cfg.players_max then
+			-- still full: void every cookie issued so far instead of
+			-- forgetting one revocation (fail safe; everyone logs in again)
+			S.not_before = wall_ms()
+			S.revoked, S.nrevoked = {}, 0
+			moongate.warn("login: revocation list full: every cookie issued so far is void")
+			return
+		end
+		S.nrevoked = S.nrevoked + 1
+	end
+	S.revoked[uid] = { t = wall_ms() }
+end
+
+-- The player of a session (nil before login).
+function M.player(session)
+	return session.player
+end
+
+-- The player of a uid, connected or kept.
+function M.find(uid)
+	return S.players[uid]
+end
+
+-- Every player in memory (connected or kept), by uid.
+function M.players()
+	return S.players
+end
+
+function M.connect(session, hello)
+	local cfg = config()
+	local h = json.decode(hello)
+	if type(h) ~= "table" then
+		return false, "hello: a JSON object expected", M.BAD_HELLO
+	end
+	local uid, name, restored, err
+	if h.cookie ~= nil then
+		uid, err = M.check_cookie(h.cookie)
+		if not uid then
+			moongate.info("login: session %08x: %s", session:id(), err)
+			return false, err, M.BAD_COOKIE
+		end
+		restored = true
+	else
+		local auth = M.authenticate or dev_authenticate
+		uid, name = auth(h, session)
+		if not uid then
+			return false, name or "login refused", M.REFUSED
+		end
+		uid = tostring(uid)
+		if #uid > 128 then
+			return false, "login: a uid of at most 128 bytes", M.REFUSED
+		end
+	end
+	local p = S.players[uid]
+	if not p then
+		if S.nplayers >= cfg.players_max then
+			prune(cfg)
+			if S.nplayers >= cfg.players_max then
+				return false, "server full", M.REFUSED
+			end
+		end
+		S.next_id = S.next_id + 1
+		p = { uid = uid, id = S.next_id, name = name or uid, data = {} }
+		S.players[uid] = p
+		S.nplayers = S.nplayers + 1
+		restored = false
+	elseif p.session and p.session:alive() and p.session ~= session then
+		local old = p.session
+		p.session = nil
+		old.player = nil
+		old:close(M.ELSEWHERE, "logged in elsewhere")
+		moongate.info("login: %s moved from session %08x to %08x", uid, old:id(), session:id())
+	end
+	if name then
+		p.name = name
+	end
+	p.session = session
+	p.closed_at = nil
+	session.player = p
+	session.uid = uid
+	local cookie, expires = M.cookie(uid, wall_ms(), cfg.cookie_ttl_s)
+	session:send(json.encode({ op = "login", uid = uid, id = p.id, name = p.name,
+		cookie = cookie, expires = expires, restored = restored }))
+	moongate.info("login: %s (id %d) on session %08x%s", uid, p.id, session:id(),
+		restored and ", restored with a cookie" or "")
+end
+
+function M.message(session, data, reliable)
+	if not reliable or data:byte(1) ~= 123 then -- '{'
+		return
+	end
+	if not data:find('"op"%s*:%s*"logout"') then
+		return
+	end
+	local m = json.decode(data)
+	if type(m) ~= "table" or m.op ~= "logout" then
+		return
+	end
+	local p = session.player
+	if p then
+		revoke(p.uid, config())
+		p.logged_out = true
+		moongate.info("login: %s logged out", p.uid)
+	end
+	session:send(json.encode({ op = "logout" }))
+	session:close(0, "logged out")
+	return true
+end
+
+function M.close(session)
+	local p = session.player
+	if p and p.session == session then
+		p.session = nil
+		p.closed_at = moongate.now()
+		if p.logged_out then
+			forget(p.uid)
+		end
+	end
+end
+
+S.pruner = S.pruner or moongate.every(60000, function()
+	M.prune()
+end)
+function M.prune()
+	prune(config())
+end
+
+return M

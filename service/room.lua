@@ -1,0 +1,540 @@
+-- room: rooms with capacity and metadata, each run by a game logic module
+-- at its own tick rate, with state sync and frame sync (docs/SERVICES.md).
+-- Needs the login service before it in `services` (a member is a player).
+--
+-- Client requests (JSON on the reliable stream) and their replies:
+--   {"op":"rooms"}                          -> {"op":"rooms","rooms":[...]}
+--   {"op":"create","mode":"relay","capacity":8,"meta":{...},"params":{...}}
+--                                           -> {"op":"created","room":3} then joined
+--   {"op":"join","room":3}                  -> {"op":"joined",...}
+--   {"op":"leave"}                          -> {"op":"left","room":3,"reason":"left"}
+--   a failure                               -> {"op":"error","req":"join","reason":"room is full"}
+-- Members hear {"op":"member","event":"join"|"leave"|"away"|"back","id":7,"name":"ann"}.
+-- Anything else a member sends goes to the room's logic (message), except:
+--   state-sync rooms: datagrams are states, relayed newest-wins each tick
+--     to the other members (moongate.relay: bundles "S...", moongate.sync);
+--   frame-sync rooms: reliable messages starting with "I" are inputs,
+--     collected per frame and sent to every member each tick ("F...").
+--
+-- A member whose session goes offline or closes keeps its seat for
+-- settings.room.hold_ms; logging in again with the cookie (service login)
+-- puts it back in the seat: {"op":"joined", ..., "rejoined":true}. A
+-- frame-sync member then catches up from the frame history (from the
+-- "frame" of its hello, if it says), or gets {"op":"resync",...}.
+--
+-- A logic module (settings.room.modes maps a mode to a module name):
+--   M.tick_rate = 20             ticks per second (1..100)
+--   M.sync = "state"|"frame"|nil
+--   M.grid = 0                   state sync: grid cell size (0: no grid filter)
+--   M.init(room, params)         M.join_attempt(room, player, meta) -> ok, reason
+--   M.join(room, player)         M.leave(room, player, reason)
+--   M.away(room, player)         M.back(room, player)
+--   M.tick(room, tick)           M.message(room, player, data, reliable, seq)
+--   M.filter(room, receiver_id, sender_ids) -> ids   (state sync interest)
+--   M.snapshot(room, player) -> string               (frame sync resync)
+--   M.dispose(room)
+-- Every callback is optional and runs under pcall: an error is logged
+-- with the room and the traceback, and the room goes on.
+--
+-- settings.room (all optional):
+--   { modes = { relay = "room_relay", lockstep = "room_lockstep" },
+--     rooms_max = 10000, capacity_max = 64, hold_ms = 60000,
+--     client_create = true, meta_max = 1024, history = 256 }
+local moongate = require "moongate"
+local json = require "moongate.json"
+
+local S = moongate.state("room")
+local M = {}
+
+S.rooms = S.rooms or {}     -- id -> room
+S.nrooms = S.nrooms or 0
+S.next_id = S.next_id or 0
+
+local default_modes = { relay = "room_relay", lockstep = "room_lockstep" }
+
+local function config()
+	local c = moongate.settings("room")
+	local modes = {}
+	for k, v in pairs(default_modes) do
+		modes[k] = v
+	end
+	for k, v in pairs(c.modes or {}) do
+		modes[k] = v
+	end
+	return {
+		modes = modes,
+		rooms_max = c.rooms_max or 10000,
+		capacity_max = c.capacity_max or 64,
+		hold_ms = c.hold_ms or 60000,
+		client_create = c.client_create ~= false,
+		meta_max = c.meta_max or 1024,
+		history = c.history or 256,
+	}
+end
+
+-- The methods of room objects. The table lives in the kept state, so live
+-- rooms get the new methods when this file is reloaded.
+S.Room = S.Room or {}
+local Room = S.Room
+Room.__index = Room
+
+local function send(session, t)
+	if session and session:alive() then
+		session:send(json.encode(t))
+	end
+end
+
+-- Call logic[cb](room, ...) under pcall; returns its results, or nil
+-- after logging the error.
+local function call(room, cb, ...)
+	local fn = room.logic[cb]
+	if not fn then
+		return
+	end
+	local r = { xpcall(fn, debug.traceback, room, ...) }
+	if not r[1] then
+		moongate.error("room %d (%s): %s failed: %s", room.id, room.mode, cb, tostring(r[2]))
+		return
+	end
+	return unpack(r, 2, table.maxn(r))
+end
+
+function Room:members()
+	local out = {}
+	for _, p in pairs(self.seats) do
+		out[#out + 1] = p
+	end
+	table.sort(out, function(a, b) return a.seat < b.seat end)
+	return out
+end
+
+function Room:sessions()
+	local out = {}
+	for _, p in pairs(self.seats) do
+		if p.session and p.session:alive() then
+			out[#out + 1] = p.session
+		end
+	end
+	return out
+end
+
+function Room:count()
+	return self.n
+end
+
+function Room:send(player, data, unreliable)
+	local s = player.session
+	if not s then
+		return nil, "away"
+	end
+	if unreliable then
+		return s:send_unreliable(data)
+	end
+	return s:send(data)
+end
+
+function Room:broadcast(data, unreliable)
+	return moongate.broadcast(self:sessions(), data, unreliable)
+end
+
+function Room:position(player, x, y)
+	if self.relay then
+		self.relay:position(player.id, x, y)
+	end
+end
+
+function Room:kick(player, reason)
+	if player.room == self then
+		M.leave(player, reason or "kicked")
+	end
+end
+
+function Room:close(reason)
+	M.close_room(self, reason or "closed")
+end
+
+local function info(room)
+	return { id = room.id, mode = room.mode, members = room.n,
+		capacity = room.capacity, meta = room.meta }
+end
+
+local function member_info(p)
+	return { id = p.id, name = p.name, seat = p.seat, away = p.away or nil }
+end
+
+local function tell(room, event, p)
+	local msg = json.encode({ op = "member", room = room.id, event = event, id = p.id,
+		name = p.name, seat = p.seat })
+	local list = {}
+	for _, q in pairs(room.seats) do
+		if q ~= p and q.session and q.session:alive() then
+			list[#list + 1] = q.session
+		end
+	end
+	moongate.broadcast(list, msg)
+end
+
+local function joined_msg(room, p, rejoined)
+	local members = {}
+	for _, q in ipairs(room:members()) do
+		members[#members + 1] = member_info(q)
+	end
+	return { op = "joined", room = room.id, mode = room.mode, seat = p.seat, id = p.id,
+		tick_rate = room.tick_rate, sync = room.sync, tick = room.tick,
+		frame = room.frames and room.frames:frame() or nil,
+		members = members, meta = room.meta, rejoined = rejoined or nil }
+end
+
+-- The room's tick: the logic, then the relay or the frame. The timer calls
+-- M.tick_room through the module table, so a reload of this file takes
+-- effect for live rooms at their next tick.
+function M.tick_room(room)
+	if room.closed then
+		return
+	end
+	room.tick = room.tick + 1
+	call(room, "tick", room.tick)
+	if room.relay then
+		local filter = room.logic.filter
+		if filter then
+			room.relay:flush(function(rid, ids)
+				local ok, keep = xpcall(filter, debug.traceback, room, rid, ids)
+				if not ok then
+					moongate.error("room %d (%s): filter failed: %s", room.id, room.mode, keep)
+					return nil
+				end
+				return keep
+			end)
+		else
+			room.relay:flush()
+		end
+	end
+	if room.frames then
+		room.frames:step()
+	end
+end
+
+-- Create a room (from a service of the game, or a client's "create").
+-- Returns the room, or nil and the reason.
+function M.create(mode, opts)
+	opts = opts or {}
+	local cfg = config()
+	local modname = cfg.modes[mode]
+	if not modname then
+		return nil, "no such mode: " .. tostring(mode)
+	end
+	if S.nrooms >= cfg.rooms_max then
+		return nil, "too many rooms"
+	end
+	local ok, logic = pcall(require, modname)
+	if not ok or type(logic) ~= "table" then
+		moongate.error("room: mode %s: module %s: %s", mode, modname, tostring(logic))
+		return nil, "mode " .. mode .. " is broken"
+	end
+	local capacity = tonumber(opts.capacity) or logic.capacity or 8
+	if capacity < 1 or capacity > cfg.capacity_max or capacity % 1 ~= 0 then
+		return nil, "capacity: 1.." .. cfg.capacity_max
+	end
+	local meta = opts.meta
+	if meta ~= nil and (type(meta) ~= "table" or #json.encode(meta) > cfg.meta_max) then
+		return nil, "meta: a table of at most " .. cfg.meta_max .. " bytes of JSON"
+	end
+	local rate = tonumber(logic.tick_rate) or 20
+	if rate < 1 or rate > 100 then
+		return nil, "mode " .. mode .. ": tick_rate must be 1..100"
+	end
+	S.next_id = S.next_id + 1
+	local room = setmetatable({ id = S.next_id, mode = mode, logic = logic,
+		capacity = capacity, meta = meta or {}, seats = {}, n = 0, tick = 0,
+		tick_rate = rate, sync = logic.sync, state = {}, created = moongate.now() }, Room)
+	if logic.sync == "state" then
+		room.relay = moongate.relay{ grid = logic.grid or 0, radius = logic.radius or 1 }
+	elseif logic.sync == "frame" then
+		room.frames = moongate.frames{ history = logic.history or cfg.history }
+	end
+	S.rooms[room.id] = room
+	S.nrooms = S.nrooms + 1
+	call(room, "init", opts.params or {})
+	room.timer = moongate.every(math.floor(1000 / rate + 0.5), function(t)
+		if room.closed then
+			t:cancel()
+		else
+			M.tick_room(room)
+		end
+	end)
+	moongate.info("room %d (%s) created, capacity %d, %d Hz", room.id, mode, capacity, rate)
+	return room
+end
+
+function M.close_room(room, reason)
+	if room.closed then
+		return
+	end
+	for _, p in ipairs(room:members()) do
+		M.leave(p, reason)
+	end
+	room.closed = true
+	room.timer:cancel()
+	call(room, "dispose")
+	S.rooms[room.id] = nil
+	S.nrooms = S.nrooms - 1
+	moongate.info("room %d (%s) closed: %s", room.id, room.mode, reason)
+end
+
+-- Seat a player. Returns the room, or nil and the reason.
+function M.join(player, room, meta)
+	if player.room then
+		return nil, "already in room " .. player.room.id
+	end
+	if room.closed then
+		return nil, "no such room"
+	end
+	if room.n >= room.capacity then
+		return nil, "room is full"
+	end
+	local ok, why = true, nil
+	if room.logic.join_attempt then
+		local r1, r2 = call(room, "join_attempt", player, meta)
+		ok, why = r1 ~= false, r2
+	end
+	if not ok then
+		return nil, why or "refused by the room"
+	end
+	local seat = 1
+	while room.seats[seat] do
+		seat = seat + 1
+	end
+	room.seats[seat] = player
+	room.n = room.n + 1
+	player.room, player.seat, player.away = room, seat, nil
+	if room.relay then
+		room.relay:add(player.id, player.session)
+	end
+	if room.frames then
+		room.frames:add(player.id, player.session)
+	end
+	send(player.session, joined_msg(room, player))
+	tell(room, "join", player)
+	call(room, "join", player)
+	return room
+end
+
+-- Take a player out of its room (reason: "left", "expired", "kicked",
+-- "logout", or the room's closing reason).
+function M.leave(player, reason)
+	local room = player.room
+	if not room then
+		return nil, "not in a room"
+	end
+	if player.hold then
+		player.hold:cancel()
+		player.hold = nil
+	end
+	room.seats[player.seat] = nil
+	room.n = room.n - 1
+	if room.relay then
+		room.relay:remove(player.id)
+	end
+	if room.frames then
+		room.frames:remove(player.id)
+	end
+	player.room, player.away = nil, nil
+	send(player.session, { op = "left", room = room.id, reason = reason })
+	tell(room, "leave", player)
+	call(room, "leave", player, reason)
+	player.seat = nil
+	if room.n == 0 and not room.closed and not room.logic.keep_empty then
+		M.close_room(room, "empty")
+	end
+	return true
+end
+
+local function away(player)
+	local room = player.room
+	if room and not player.away then
+		player.away = true
+		tell(room, "away", player)
+		call(room, "away", player)
+	end
+end
+
+-- The player is back on a live session (resume or a cookie login).
+local function back(player, session, from_frame)
+	local room = player.room
+	if not room then
+		return
+	end
+	if player.hold then
+		player.hold:cancel()
+		player.hold = nil
+	end
+	if room.relay then
+		room.relay:add(player.id, session)
+	end
+	if room.frames then
+		local f = room.frames
+		if from_frame then
+			f:add(player.id, session, from_frame)
+		end
+		local ok = f:catch_up(player.id, from_frame)
+		if not ok then
+			local snap = call(room, "snapshot", player)
+			f:add(player.id, session, f:frame())
+			send(session, { op = "resync", room = room.id, frame = f:frame(), snapshot = snap })
+		end
+	end
+	if player.away then
+		player.away = nil
+		tell(room, "back", player)
+		call(room, "back", player)
+	end
+end
+
+-- ---- service callbacks ------------------------------------------------------
+
+function M.connect(session, hello)
+	local p = session.player
+	if not p or not p.room then
+		return
+	end
+	-- a cookie login of a player whose seat is held: back in its seat
+	local h = json.decode(hello)
+	local from = type(h) == "table" and tonumber(h.frame) or nil
+	send(session, joined_msg(p.room, p, true))
+	back(p, session, from)
+end
+
+function M.offline(session)
+	local p = session.player
+	if p and p.session == session then
+		away(p)
+	end
+end
+
+function M.resume(session)
+	local p = session.player
+	if p and p.session == session and p.room then
+		back(p, session, nil)
+	end
+end
+
+function M.close(session)
+	local p = session.player
+	if not p or not p.room or (p.session and p.session ~= session) then
+		return -- not seated, or it already moved to a newer session
+	end
+	if p.logged_out then
+		M.leave(p, "logout")
+		return
+	end
+	away(p)
+	local hold = config().hold_ms
+	p.hold = moongate.after(hold, function()
+		p.hold = nil
+		if not p.session and p.room then
+			M.leave(p, "expired")
+		end
+	end)
+end
+
+local requests = { rooms = true, create = true, join = true, leave = true }
+
+local function handle(session, p, m)
+	local op = m.op
+	if op == "rooms" then
+		local list = {}
+		for _, r in pairs(S.rooms) do
+			list[#list + 1] = info(r)
+		end
+		table.sort(list, function(a, b) return a.id < b.id end)
+		send(session, { op = "rooms", rooms = list })
+		return
+	end
+	local ok, err
+	if op == "create" then
+		if not config().client_create then
+			err = "clients may not create rooms"
+		elseif p.room then
+			err = "already in room " .. p.room.id
+		else
+			local room
+			room, err = M.create(m.mode, { capacity = m.capacity, meta = m.meta, params = m.params })
+			if room then
+				send(session, { op = "created", room = room.id })
+				ok, err = M.join(p, room, m.meta)
+				if not ok and room.n == 0 then
+					M.close_room(room, "empty")
+				end
+			end
+		end
+	elseif op == "join" then
+		local room = S.rooms[tonumber(m.room) or -1]
+		if not room then
+			err = "no such room"
+		else
+			ok, err = M.join(p, room, m.meta)
+		end
+	elseif op == "leave" then
+		ok, err = M.leave(p, "left")
+	end
+	if err then
+		send(session, { op = "error", req = op, reason = err })
+	end
+end
+
+function M.message(session, data, reliable, seq)
+	local p = session.player
+	if not p then
+		return
+	end
+	local room = p.room
+	if reliable and data:byte(1) == 123 then -- '{': maybe a request
+		local m = json.decode(data)
+		if type(m) == "table" and requests[m.op] then
+			handle(session, p, m)
+			return true
+		end
+	end
+	if not room or p.session ~= session then
+		return
+	end
+	if not reliable and room.relay then
+		room.relay:put(p.id, seq, data)
+		return true
+	end
+	if reliable and room.frames and data:byte(1) == 73 then -- 'I'
+		local ok, err = room.frames:input(p.id, data:sub(2))
+		if not ok then
+			send(session, { op = "error", req = "input", reason = err })
+		end
+		return true
+	end
+	call(room, "message", p, data, reliable, seq)
+	return true
+end
+
+-- Console: rooms
+moongate.command("rooms", "rooms: one line per room: id mode members/capacity tick", function()
+	local out = {}
+	for _, r in pairs(S.rooms) do
+		local names = {}
+		for _, p in ipairs(r:members()) do
+			names[#names + 1] = p.name .. (p.away and "(away)" or "")
+		end
+		out[#out + 1] = string.format("%d %s %d/%d tick %d %s", r.id, r.mode, r.n, r.capacity,
+			r.tick, table.concat(names, ","))
+	end
+	table.sort(out)
+	out[#out + 1] = #out .. " rooms"
+	return table.concat(out, "\n")
+end)
+
+function M.rooms()
+	return S.rooms
+end
+
+function M.get(id)
+	return S.rooms[id]
+end
+
+return M
