@@ -7,6 +7,7 @@
 --   {"op":"create","mode":"relay","capacity":8,"meta":{...},"params":{...}}
 --                                           -> {"op":"created","room":3} then joined
 --   {"op":"join","room":3}                  -> {"op":"joined",...}
+--   {"op":"join","mode":"arena"}            -> quick match: a free seat or a new room
 --   {"op":"leave"}                          -> {"op":"left","room":3,"reason":"left"}
 --   a failure                               -> {"op":"error","req":"join","reason":"room is full"}
 -- Members hear {"op":"member","event":"join"|"leave"|"away"|"back","id":7,"name":"ann"}.
@@ -319,6 +320,36 @@ function M.join(player, room, meta)
 	return room
 end
 
+-- Quick match: the fullest room of this mode with a free seat, or a new
+-- one (when clients may create rooms).
+function M.match(player, mode, meta)
+	if player.room then
+		return nil, "already in room " .. player.room.id
+	end
+	local best
+	for _, r in pairs(S.rooms) do
+		if r.mode == mode and r.n < r.capacity and not r.closed
+			and (not best or r.n > best.n or (r.n == best.n and r.id < best.id)) then
+			best = r
+		end
+	end
+	if not best then
+		if not config().client_create then
+			return nil, "no room of mode " .. tostring(mode) .. " has a free seat"
+		end
+		local err
+		best, err = M.create(mode, {})
+		if not best then
+			return nil, err
+		end
+	end
+	local ok, err = M.join(player, best, meta)
+	if not ok and best.n == 0 then
+		M.close_room(best, "empty")
+	end
+	return ok, err
+end
+
 -- Take a player out of its room (reason: "left", "expired", "kicked",
 -- "logout", or the room's closing reason).
 function M.leave(player, reason)
@@ -467,6 +498,8 @@ local function handle(session, p, m)
 				end
 			end
 		end
+	elseif op == "join" and m.room == nil and m.mode ~= nil then
+		ok, err = M.match(p, m.mode, m.meta)
 	elseif op == "join" then
 		local room = S.rooms[tonumber(m.room) or -1]
 		if not room then
