@@ -3,7 +3,7 @@
 -- resumed member catching up).
 local T = require "moongate.test"
 local json = require "moongate.json"
-local sync -- require "moongate.sync" (below, with the sync tests)
+local sync = require "moongate.sync"
 
 local function next_op(cl, op, ms)
 	while true do
@@ -113,5 +113,169 @@ describe("rooms", function()
 		assert.are.equal("not in a room", next_op(a, "error").reason)
 		a:close()
 		a:wait_close()
+	end)
+end)
+
+-- ---- state sync and frame sync ------------------------------------------------
+
+local slow_relay = [[ return { tick_rate = 2, sync = "state" } ]]
+local lockstep = [[ return { tick_rate = 20, sync = "frame", history = 256 } ]]
+local short = [[ return { tick_rate = 20, sync = "frame", history = 4,
+	snapshot = function(room, p) return "snap for " .. p.name end } ]]
+
+describe("sync", function()
+	local srv
+	lazy_setup(function()
+		srv = T.start_server{
+			services = { "login", "room" },
+			inline = { slow_relay = slow_relay, lockstep = lockstep, short = short },
+			config = {
+				session = { timeout_ms = 300, heartbeat_ms = 100, resume_grace_ms = 10000 },
+				settings = { room = { modes = { slow_relay = "slow_relay",
+					lockstep = "lockstep", short = "short" } } },
+			},
+		}
+	end)
+	lazy_teardown(T.stop_all)
+
+	local function room_of(mode, names)
+		local cls = {}
+		for i, n in ipairs(names) do
+			cls[i] = login(srv, n)
+		end
+		assert(cls[1]:send(json.encode{ op = "create", mode = mode }))
+		local room = next_op(cls[1], "created").room
+		next_op(cls[1], "joined")
+		for i = 2, #cls do
+			assert(cls[i]:send(json.encode{ op = "join", room = room }))
+			next_op(cls[i], "joined")
+		end
+		return cls, room
+	end
+
+	it("relays the newest state of each member once per tick, never back to its sender", function()
+		local cls = room_of("slow_relay", { "sa", "sb", "sc" })
+		local a, b, c = cls[1], cls[2], cls[3]
+		local got = { [b] = {}, [c] = {}, [a] = {} }
+		local function collect(cl)
+			for _, d in ipairs(cl.datagrams) do
+				if not d.seen then
+					d.seen = true
+					local tick, entries = sync.decode_states(d.data)
+					assert(tick, "not a state bundle")
+					for _, e in ipairs(entries) do
+						local list = got[cl]
+						list[#list + 1] = e
+					end
+				end
+			end
+		end
+		-- three bursts of 5 states; the room ticks twice a second
+		local last
+		for burst = 1, 3 do
+			for k = 1, 5 do
+				assert(a:send_unreliable(("state %d.%d"):format(burst, k)))
+			end
+			last = ("state %d.5"):format(burst)
+			T.wait(function()
+				collect(b); collect(c)
+				local lb, lc = got[b][#got[b]], got[c][#got[c]]
+				return lb and lb.data == last and lc and lc.data == last
+			end, 5000, a, b, c)
+		end
+		collect(a)
+		assert.are.equal(0, #got[a])            -- never its own state
+		for _, cl in ipairs({ b, c }) do
+			local prev = -1
+			for _, e in ipairs(got[cl]) do
+				assert.are.equal(a.id, e.id)
+				assert(e.seq > prev, "a stale or repeated state was relayed")
+				prev = e.seq
+			end
+			-- superseded states were dropped: at most 2 of each burst of 5
+			-- (2 when a tick fell inside the burst)
+			assert(#got[cl] <= 6, "expected at most 6 states, got " .. #got[cl])
+		end
+	end)
+
+	it("sends every frame to every member in order, and a resumed member catches up", function()
+		local cls = room_of("lockstep", { "fa", "fb", "fc" })
+		local a, b, c = cls[1], cls[2], cls[3]
+		local function frames(cl)
+			cl.frames = cl.frames or {}
+			cl.fread = cl.fread or 0
+			while cl.fread < #cl.messages do
+				cl.fread = cl.fread + 1
+				local s = cl.messages[cl.fread]
+				if sync.is_frame(s) then
+					local n, entries = sync.decode_frame(s)
+					assert(n, "a bad frame")
+					cl.frames[#cl.frames + 1] = { n = n, entries = entries }
+				end
+			end
+			return cl.frames
+		end
+		local sent = 0
+		local function input(cl, k)
+			assert(cl:send("I" .. cl.id .. ":" .. k))
+			sent = sent + 1
+		end
+		for k = 1, 5 do
+			input(a, k); input(b, k); input(c, k)
+			T.wait(function() return #frames(a) >= k * 2 end, 5000, a, b, c)
+		end
+		-- c goes quiet: the server takes it offline and leaves it behind
+		local offline_before = select(2, srv:log():gsub("offline: waiting", ""))
+		T.wait(function()
+			return select(2, srv:log():gsub("offline: waiting", "")) > offline_before
+		end, 5000, a, b)
+		local behind = #frames(a)
+		for k = 6, 10 do
+			input(a, k); input(b, k)
+			T.wait(function() return #frames(a) >= behind + (k - 5) * 2 end, 5000, a, b)
+		end
+		-- c comes back: resumed, and caught up from the history
+		T.wait(function()
+			local fa, fc = frames(a), frames(c)
+			return #fc > 0 and fc[#fc].n >= fa[#fa].n
+		end, 10000, a, b, c)
+		local seen = {}
+		for _, cl in ipairs({ a, b, c }) do
+			local fs = frames(cl)
+			for i = 2, #fs do
+				assert.are.equal(fs[i - 1].n + 1, fs[i].n) -- every frame, in order
+			end
+			for _, f in ipairs(fs) do
+				for _, e in ipairs(f.entries) do
+					seen[cl] = seen[cl] or {}
+					assert.is_nil(seen[cl][e.data], "an input twice: " .. e.data)
+					seen[cl][e.data] = f.n
+				end
+			end
+		end
+		-- every input reached every member, in the same frame
+		for _, cl in ipairs({ a, b, c }) do
+			local n = 0
+			for data, f in pairs(seen[cl]) do
+				n = n + 1
+				assert.are.equal(seen[a][data], f)
+			end
+			assert.are.equal(sent, n)
+		end
+		assert.truthy(srv:log():find("resumed", 1, true))
+	end)
+
+	it("sends a resync to a member further behind than the history", function()
+		local cls = room_of("short", { "ra", "rb" })
+		local a, b = cls[1], cls[2]
+		local offline_before = select(2, srv:log():gsub("offline: waiting", ""))
+		T.wait(function()
+			return select(2, srv:log():gsub("offline: waiting", "")) > offline_before
+		end, 5000, a)
+		local t0 = #a.messages
+		T.wait(function() return #a.messages >= t0 + 10 end, 5000, a) -- 10 frames > history 4
+		local m = next_op(b, "resync", 10000)
+		assert.are.equal("snap for rb", m.snapshot)
+		assert.is_number(m.frame)
 	end)
 end)
