@@ -107,6 +107,23 @@ map_put(struct map *m, uint64_t key, void *val)
 	return 0;
 }
 
+int
+map_replace(struct map *m, uint64_t key, void *val)
+{
+	if (!m->cap || !key || !val)
+		return -1;
+	for (uint32_t i = slot(key, m->cap), n = 0; n < m->cap;
+	     i = (i + 1) & (m->cap - 1), n++) {
+		if (m->keys[i] == 0)
+			return -1;
+		if (m->keys[i] == key && m->vals[i]) {
+			m->vals[i] = val;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 void *
 map_del(struct map *m, uint64_t key)
 {

@@ -28,6 +28,9 @@ void map_clear(struct map *m);
 void *map_get(const struct map *m, uint64_t key);
 /* Insert or replace; val must not be NULL. 0, or -1 out of memory. */
 int map_put(struct map *m, uint64_t key, void *val);
+/* Replace the value of a key already present, in place: never allocates
+ * (map_put may grow first). 0, or -1 when key is absent or val NULL. */
+int map_replace(struct map *m, uint64_t key, void *val);
 /* Remove key; returns the value it had, or NULL. */
 void *map_del(struct map *m, uint64_t key);
 size_t map_memsize(const struct map *m);

@@ -27,8 +27,8 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "script_int.h"
 
-#define SESSION_MT "moongate.session"
 #define TIMER_MT "moongate.timer"
 
 #ifndef MOONGATE_LUALIB
@@ -45,29 +45,6 @@ struct timer {
 
 struct ltimer {
 	struct timer *t;        /* NULL once fired (once) or cancelled */
-};
-
-struct lsession {
-	uint32_t sid;
-	uint8_t dead;           /* its session closed: every method says so */
-};
-
-struct script {
-	lua_State *L;
-	gate_t *g;
-	uint64_t now;
-	int budget_ms;
-	uint32_t timers_max;     /* lua.timers_max */
-	int nsvc;
-	char names[CONFIG_SERVICES_MAX][64];
-	int svc_ref[CONFIG_SERVICES_MAX];
-	int sessions_ref, empty_ref, trace_ref;
-	int settings_ref;        /* config.lua's `settings` table (or {}) */
-	uint8_t secret[32];      /* the server secret: keys of moongate.sign */
-	struct timer **heap;
-	uint32_t nheap, heapcap;
-	uint64_t seq;
-	struct script_stats st;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -880,6 +857,8 @@ static const luaL_Reg module_funcs[] = {
 	{ "broadcast", l_broadcast },
 	{ "log", l_log },
 	{ "stats", l_stats_all },
+	{ "relay", script_sync_relay },
+	{ "frames", script_sync_frames },
 	{ NULL, NULL },
 };
 
@@ -1290,6 +1269,12 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	sc->now = now;
 	sc->budget_ms = c->lua_budget_ms;
 	sc->timers_max = c->lua_timers_max > 0 ? (uint32_t)c->lua_timers_max : 1;
+	sc->dgram_max = session_dgram_max(&c->gate.session);
+	for (int i = 0; i < c->nlisten; i++) /* FEC takes room from a packet */
+		if (c->gate.fec[i].data) {
+			sc->dgram_max -= SESSION_FEC_OVERHEAD;
+			break;
+		}
 	luaL_openlibs(L);
 
 	lua_pushcfunction(L, traceback);

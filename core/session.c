@@ -162,6 +162,12 @@ session_dgram_max(const struct session_config *c)
 	return c->mtu - WIRE_OVERHEAD - 4 - fec_room(c);
 }
 
+int
+session_dgram_room(const session_t *s)
+{
+	return s->role == RAW ? 0 : session_dgram_max(&s->cfg);
+}
+
 static uint32_t
 ms(uint64_t us)
 {

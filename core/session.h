@@ -92,6 +92,9 @@ void session_config_default(struct session_config *c);
 /* Largest unreliable payload for this config: mtu - WIRE_OVERHEAD - 4
  * (and SESSION_FEC_OVERHEAD less with FEC). */
 int session_dgram_max(const struct session_config *c);
+/* The same for this session's own config (a session on an FEC listener
+ * takes less than the server's config says); 0 for a raw KCP session. */
+int session_dgram_room(const session_t *s);
 
 enum session_state {
 	SESSION_HANDSHAKE, /* client: HELLO/INIT sent; server: WELCOME sent */
