@@ -46,9 +46,16 @@ return {
 		hello_timeout_ms = 10000, -- a TCP connection without a session
 	},
 
+	-- The admin console: `build/moongate admin unix:moongate.admin help`
+	-- (status, sessions, reload...). A Unix socket (mode 0600) beside this
+	-- file, or tcp://127.0.0.1:PORT; never a public address. Each server
+	-- process needs its own. "" or false: none.
+	admin = "unix:moongate.admin",
+
 	lua = {
 		budget_ms = 50,        -- a callback running longer is reported in the log
 		timers_max = 1000000,  -- timers pending at once
+		watch_ms = 0,          -- > 0: reload changed service files, looked for this often
 	},
 
 	log = {

@@ -12,9 +12,11 @@
 
 #include <sodium.h>
 
+#include "admin.h"
 #include "log.h"
 
-enum kind { INT, I64, LEVEL, FORMAT };
+/* ADDR: a string (max is its buffer's size), an admin console address */
+enum kind { INT, I64, LEVEL, FORMAT, ADDR };
 
 struct key {
 	const char *name;
@@ -81,6 +83,12 @@ static const struct key keys[] = {
 	  "a Lua callback running longer is reported in the log (0: never)" },
 	{ "lua.timers_max", INT, offsetof(struct config, lua_timers_max), 1, 100000000,
 	  "Lua timers pending at once; after() and every() past it raise" },
+	{ "lua.watch_ms", INT, offsetof(struct config, lua_watch_ms), 0, 3600000,
+	  "> 0: reload changed service files, looked for this often (0: only on SIGHUP or the console)" },
+	{ "admin", ADDR, offsetof(struct config, admin), 0, CONFIG_PATH_LEN,
+	  "the admin console: unix:PATH or tcp://127.0.0.1:PORT (\"\": none)" },
+	{ "admin_clients", INT, offsetof(struct config, admin_clients), 1, 1024,
+	  "admin console clients at once; one more is refused" },
 	{ "builtin_echo", INT, offsetof(struct config, builtin_echo), 0, 1,
 	  "1: the built-in C echo instead of the Lua services (benchmarks)" },
 	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,
@@ -99,6 +107,7 @@ config_default(struct config *c)
 	c->shutdown_ms = 2000;
 	c->lua_budget_ms = 50;
 	c->lua_timers_max = 1000000;
+	c->admin_clients = 8;
 }
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -120,6 +129,22 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 				return -1;
 			}
 			*(int *)p = l;
+			return 0;
+		}
+		if (k->kind == ADDR) {
+			char msg[256];
+			struct admin_addr a;
+			size_t n = strlen(value);
+			if (n >= (size_t)k->max) {
+				snprintf(err, errlen, "%s: longer than %lld bytes", key,
+				         k->max - 1);
+				return -1;
+			}
+			if (n > 0 && admin_addr_parse(value, &a, msg, sizeof msg) < 0) {
+				snprintf(err, errlen, "%s: %s", key, msg);
+				return -1;
+			}
+			memcpy(p, value, n + 1);
 			return 0;
 		}
 		if (k->kind == FORMAT) {
@@ -267,6 +292,8 @@ config_print_keys(FILE *f)
 		char def[32];
 		if (k->kind == LEVEL)
 			snprintf(def, sizeof def, "%s", level_names[*(const int *)p]);
+		else if (k->kind == ADDR)
+			snprintf(def, sizeof def, "\"%.29s\"", p);
 		else if (k->kind == FORMAT)
 			snprintf(def, sizeof def, "%s", *(const int *)p ? "json" : "text");
 		else if (k->kind == I64)

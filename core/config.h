@@ -45,6 +45,10 @@ struct config {
 	                                  is read again by the Lua runtime */
 	int lua_budget_ms;  /* a callback longer than this is logged (50) */
 	int lua_timers_max; /* timers pending at once (1000000) */
+	int lua_watch_ms;   /* > 0: look for changed service files this often */
+	char admin[CONFIG_PATH_LEN]; /* the admin console's address ("": none;
+	                                core/admin.h) */
+	int admin_clients;  /* console clients at once (8) */
 	int builtin_echo;   /* 1: the C echo instead of Lua services */
 };
 

@@ -10,10 +10,18 @@
  *
  *   moongate: listening udp 127.0.0.1 7777
  *
+ * and the admin console's address when there is one (core/admin.h):
+ *
+ *   moongate: admin tcp 127.0.0.1 40123      (or: moongate: admin unix PATH)
+ *
  * then "moongate: ready", so a test or a script that started the process
  * with port 0 learns the ports. Everything else is logged on stderr.
  * SIGTERM/SIGINT close every session ("server shutdown") and exit once they
- * are closed or shutdown_ms passed.
+ * are closed or shutdown_ms passed. SIGHUP, the console's `reload` and,
+ * with lua.watch_ms, a timer reload the service files that changed.
+ *
+ * `moongate admin ADDR [COMMAND...]` is the console's client
+ * (core/admin_cli.c), in the same binary.
  */
 #include <errno.h>
 #include <ev.h>
@@ -22,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "config.h"
 #include "gate.h"
 #include "log.h"
@@ -40,9 +49,12 @@ struct server {
 	net_t *net;
 	gate_t *gate;
 	script_t *script;        /* NULL: the built-in echo */
+	admin_t *admin;          /* NULL: no console */
 	ev_prepare arm;          /* before the loop blocks: arm the session timer */
-	ev_signal sigterm, sigint;
+	ev_signal sigterm, sigint, sighup;
 	ev_timer stop;           /* shutdown deadline */
+	ev_timer watch;          /* lua.watch_ms: look for changed service files */
+	char watch_failed[256];  /* the watch's last refusal, not logged twice */
 	int stopping;
 };
 
@@ -51,12 +63,12 @@ usage(FILE *f, const char *prog)
 {
 	fprintf(f,
 		"usage: %s [options] [CONFIG]\n"
+		"       %s admin [--timeout MS] ADDR [COMMAND...]\n"
 		"\n"
-		"Start the moongate game network server. Until the Lua runtime\n"
-		"arrives (issue 4), the server runs a built-in echo service and is\n"
-		"configured by options; CONFIG (config.lua) is checked for\n"
-		"readability only, and its defaults (udp and tcp on 127.0.0.1:7777)\n"
-		"apply when no --listen is given.\n"
+		"Start the moongate game network server: the Lua services that\n"
+		"CONFIG (config.lua) names handle every session; without CONFIG, a\n"
+		"built-in echo in C does. With no listener given, udp and tcp on\n"
+		"127.0.0.1:7777.\n"
 		"\n"
 		"options:\n"
 		"  --listen URL     udp://HOST:PORT, tcp://HOST:PORT or raw://HOST:PORT\n"
@@ -68,8 +80,18 @@ usage(FILE *f, const char *prog)
 		"  -h, --help       show this help and exit\n"
 		"  -v, --version    print the version and exit\n"
 		"\n"
+		"admin console (the admin key; docs/LUA_API.md, \"Admin console\"):\n"
+		"  %s admin ADDR COMMAND...\n"
+		"                   run one command and print its reply; exit status 0,\n"
+		"                   1 when the reply is an error, 2 when ADDR does not\n"
+		"                   answer. Without COMMAND: one command per line from\n"
+		"                   stdin. ADDR: unix:PATH or tcp://127.0.0.1:PORT;\n"
+		"                   --timeout MS (5000) bounds every wait for the server.\n"
+		"                   Commands: help lists them; reload reloads the service\n"
+		"                   files that changed (so does SIGHUP)\n"
+		"\n"
 		"keys (default, meaning):\n",
-		prog);
+		prog, prog, prog);
 	config_print_keys(f);
 }
 
@@ -235,6 +257,79 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_start(loop, &sv->stop);
 }
 
+/* ---- hot reload and the admin console ------------------------------- */
+
+/* Reload the service files that changed. quiet (the watch): log only what
+ * happened, and a refusal only once while it stays the same. */
+static void
+reload(struct server *sv, const char *why, int quiet)
+{
+	char out[2048];
+	if (!sv->script) {
+		if (!quiet)
+			log_info("reload (%s): nothing to reload: the built-in echo", why);
+		return;
+	}
+	int rc = script_reload(sv->script, out, sizeof out, net_now(sv->net));
+	if (rc < 0 && quiet && !strncmp(sv->watch_failed, out,
+	                                sizeof sv->watch_failed - 1))
+		return;
+	if (quiet)
+		snprintf(sv->watch_failed, sizeof sv->watch_failed, "%.*s",
+		         (int)sizeof sv->watch_failed - 1, rc < 0 ? out : "");
+	if (rc < 0)
+		log_error("reload (%s): %s", why, out);
+	else if (!quiet || !strncmp(out, "reloaded", 8))
+		log_info("reload (%s): %s", why, out);
+}
+
+static void
+on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reload(w->data, "SIGHUP", 0);
+}
+
+static void
+on_watch(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reload(w->data, "watch", 1);
+}
+
+/* One console line: the Lua runtime's commands (lualib/moongate/admin.lua). */
+static int
+on_admin_command(const char *line, char *out, size_t outlen, void *user)
+{
+	struct server *sv = user;
+	if (!sv->script) {
+		snprintf(out, outlen, "the built-in echo has no commands (start "
+		         "with a CONFIG for the Lua runtime)");
+		return -1;
+	}
+	return script_command(sv->script, line, out, outlen, net_now(sv->net));
+}
+
+static int
+start_admin(struct server *sv)
+{
+	struct admin_addr a;
+	char err[512];
+	if (!sv->cfg.admin[0])
+		return 0;
+	if (admin_addr_parse(sv->cfg.admin, &a, err, sizeof err) < 0 ||
+	    !(sv->admin = admin_create(sv->loop, &a, sv->cfg.admin_clients,
+	                               on_admin_command, sv, err, sizeof err))) {
+		log_error("cannot start: admin: %s", err);
+		return -1;
+	}
+	printf("moongate: admin %s\n", admin_where(sv->admin));
+	log_info("admin console on %s", admin_where(sv->admin));
+	return 0;
+}
+
 /* A UDP buffer the kernel capped drops datagrams under load: say so once. */
 static void
 warn_buffers(struct server *sv)
@@ -289,6 +384,26 @@ serve(struct server *sv, int lua)
 	} else {
 		log_info("services: the built-in C echo");
 	}
+	/* the signals before "ready": a SIGHUP sent once the caller read it
+	 * must find its handler, not the default action (exit) */
+	ev_prepare_init(&sv->arm, on_arm);
+	sv->arm.data = sv;
+	ev_prepare_start(sv->loop, &sv->arm);
+	ev_signal_init(&sv->sigterm, on_signal, SIGTERM);
+	ev_signal_init(&sv->sigint, on_signal, SIGINT);
+	sv->sigterm.data = sv->sigint.data = sv;
+	ev_signal_start(sv->loop, &sv->sigterm);
+	ev_signal_start(sv->loop, &sv->sigint);
+	ev_signal_init(&sv->sighup, on_hup, SIGHUP);
+	sv->sighup.data = sv;
+	ev_signal_start(sv->loop, &sv->sighup);
+	if (sv->script && sv->cfg.lua_watch_ms > 0) {
+		double every = sv->cfg.lua_watch_ms / 1000.0;
+		ev_timer_init(&sv->watch, on_watch, every, every);
+		sv->watch.data = sv;
+		ev_timer_start(sv->loop, &sv->watch);
+	}
+
 	for (int i = 0; i < sv->cfg.nlisten; i++) {
 		struct config_listen *l = &sv->cfg.listen[i];
 		char err[256];
@@ -307,17 +422,10 @@ serve(struct server *sv, int lua)
 		if (l->transport != GATE_TCP)
 			warn_buffers(sv);
 	}
+	if (start_admin(sv) < 0)
+		return 1;
 	printf("moongate: ready\n");
 	fflush(stdout);
-
-	ev_prepare_init(&sv->arm, on_arm);
-	sv->arm.data = sv;
-	ev_prepare_start(sv->loop, &sv->arm);
-	ev_signal_init(&sv->sigterm, on_signal, SIGTERM);
-	ev_signal_init(&sv->sigint, on_signal, SIGINT);
-	sv->sigterm.data = sv->sigint.data = sv;
-	ev_signal_start(sv->loop, &sv->sigterm);
-	ev_signal_start(sv->loop, &sv->sigint);
 
 	ev_run(sv->loop, 0);
 
@@ -338,6 +446,7 @@ serve(struct server *sv, int lua)
 	         (unsigned long long)gs.unknown_session,
 	         (unsigned long long)ns.tcp_bad_frames,
 	         (unsigned long long)ns.udp_truncated);
+	admin_release(sv->admin); /* no command runs past here */
 	gate_release(sv->gate, net_now(sv->net));
 	script_release(sv->script); /* after the gate's last close events */
 	net_release(sv->net);
@@ -353,6 +462,9 @@ main(int argc, char **argv)
 	int check = 0, cli_listen = 0;
 	static struct server sv;
 	char err[4096];
+
+	if (argc > 1 && !strcmp(argv[1], "admin")) /* the console's client */
+		return admin_cli(argc - 1, argv + 1, prog);
 
 	/* First the options' shape and the file; then the file's values, then
 	 * the options over them (--listen replaces the file's listeners). */

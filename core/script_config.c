@@ -8,6 +8,7 @@
  *     services = { "echo" },
  *     service_path = { "service" },        -- relative to the config file
  *     secrets = "moongate.secret",         -- created on first run
+ *     admin = "unix:moongate.admin",       -- the console; relative too
  *     session = { heartbeat_ms = 1000 }, kcp = { interval = 10 },
  *     log = { level = "info", format = "text" }, lua = { budget_ms = 50 },
  *   }
@@ -195,6 +196,18 @@ walk(struct loader *ld, lua_State *L)
 				          luaL_typename(L, -1), "");
 			else
 				rc = resolve(ld, "secrets", lua_tostring(L, -1), c->secrets);
+		} else if (!strcmp(k, "admin") && lua_type(L, -1) == LUA_TBOOLEAN &&
+		           !lua_toboolean(L, -1)) {
+			c->admin[0] = 0; /* false: no console */
+		} else if (!strcmp(k, "admin") && lua_type(L, -1) == LUA_TSTRING &&
+		           !strncmp(lua_tostring(L, -1), "unix:", 5) &&
+		           lua_tostring(L, -1)[5]) {
+			/* unix:PATH, the path relative to this file like the others */
+			char path[CONFIG_PATH_LEN], url[CONFIG_PATH_LEN + 8], e[256];
+			rc = resolve(ld, "admin", lua_tostring(L, -1) + 5, path);
+			snprintf(url, sizeof url, "unix:%s", path);
+			if (!rc && config_set(c, "admin", url, e, sizeof e) < 0)
+				rc = fail(ld, "%s%s", e, "");
 		} else if (!strcmp(k, "settings")) {
 			/* the services' own settings: read by the runtime itself
 			 * (moongate.settings(name)); only the shape is checked here */

@@ -25,9 +25,19 @@
 --   config       table deep-merged into the generated config.lua
 --   args         extra command-line arguments, e.g. {"--set", "k=v"}
 --   transports   {"udp", "tcp"} (default): one --listen 127.0.0.1:0 each
+--   admin        true: the admin console on tcp://127.0.0.1:0
 --   ready_ms     deadline for "moongate: ready" (10000)
 -- srv.udp, srv.tcp   ports;  srv.pid;  srv.dir  the temp dir
+-- srv.admin_url      "tcp://127.0.0.1:PORT" or "unix:PATH", when the
+--                    server printed "moongate: admin ..."
 -- srv:url(transport)                 "udp://127.0.0.1:PORT"
+-- srv:admin(cmd, [ms]) -> ok, reply  runs `$MOONGATE_BIN admin --timeout ms
+--                                    URL cmd` (ms: 5000); ok: exit status 0;
+--                                    reply: stdout without the last line end.
+--                                    Raises when the console does not answer
+-- srv:hup()                          SIGHUP: reload the changed services
+-- srv:write_service(name, source)    (re)writes TMPDIR/name.lua, the inline
+--                                    service's file, atomically (a rename)
 -- srv:log()                          its stderr so far
 -- srv:wait_log(pattern, ms)          the first log line (from the start
 --                                    of the log) matching the Lua pattern;
@@ -106,7 +116,7 @@ end
 
 -- Linux (x86_64, aarch64) values.
 local O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_CLOEXEC = 0, 1, 64, 512, 524288
-local SIGKILL, SIGTERM, WNOHANG, EINTR, EAGAIN = 9, 15, 1, 4, 11
+local SIGHUP, SIGKILL, SIGTERM, WNOHANG, EINTR, EAGAIN = 1, 9, 15, 1, 4, 11
 local POLLIN = 1
 local PR_SET_PDEATHSIG = 1
 
@@ -429,7 +439,8 @@ local Server = {}
 Server.__index = Server
 
 local start_keys = { services = true, service_path = true, inline = true,
-	config = true, args = true, transports = true, ready_ms = true }
+	config = true, args = true, transports = true, ready_ms = true,
+	admin = true }
 
 function T.start_server(opts)
 	opts = opts or {}
@@ -488,6 +499,10 @@ function T.start_server(opts)
 		argv[#argv + 1] = "--listen"
 		argv[#argv + 1] = t .. "://127.0.0.1:0"
 	end
+	if opts.admin then
+		argv[#argv + 1] = "--set"
+		argv[#argv + 1] = "admin=tcp://127.0.0.1:0"
+	end
 	for _, a in ipairs(opts.args or {}) do
 		argv[#argv + 1] = tostring(a)
 	end
@@ -515,6 +530,15 @@ function T.start_server(opts)
 				srv[proto] = port
 				srv.host = srv.host or host
 			end
+		end
+		local kind, where = line:match("^moongate: admin (%a+) (.+)$")
+		if kind == "unix" then
+			srv.admin_url = "unix:" .. where
+		elseif kind == "tcp" then
+			local host, port = where:match("^(%S+) (%d+)$")
+			srv.admin_port = tonumber(port)
+			srv.admin_url = ("tcp://%s:%s"):format(
+				host:find(":", 1, true) and "[" .. host .. "]" or host, port)
 		end
 		return line == "moongate: ready"
 	end)
@@ -547,6 +571,49 @@ function Server:url(transport)
 		host = "[" .. host .. "]"
 	end
 	return transport .. "://" .. host .. ":" .. port
+end
+
+-- One console command through the client mode of the binary: the exit
+-- status comes back as the last line, since LuaJIT's popen close does not
+-- give it.
+function Server:admin(cmd, ms)
+	if not self.admin_url then
+		error("srv:admin: this server has no admin console (admin = true)", 2)
+	end
+	ms = ms or DEFAULT_WAIT
+	local sh = ("%s admin --timeout %d %s %s 2>&1; echo \"exit:$?\""):format(
+		shell_quote(self.bin), ms, shell_quote(self.admin_url),
+		shell_quote(cmd))
+	local f = assert(io.popen(sh, "r"))
+	local out = f:read("*a")
+	f:close()
+	local text, status = out:match("^(.-)\n?exit:(%d+)\n$")
+	status = tonumber(status)
+	if status ~= 0 and status ~= 1 then
+		error(("srv:admin %q: no answer (exit status %s): %s"):format(cmd,
+			tostring(status), text or out), 2)
+	end
+	return status == 0, text
+end
+
+function Server:hup()
+	return C.moongate_test_kill(self.pid, SIGHUP)
+end
+
+function Server:write_service(name, source)
+	if type(name) ~= "string" or not name:match("^[%w_]+$") then
+		error("write_service: service names are identifiers", 2)
+	end
+	local path = self.dir .. "/" .. name .. ".lua"
+	write_file(path .. ".tmp", source)
+	assert(os.rename(path .. ".tmp", path))
+	for _, f in ipairs(self.files) do
+		if f == path then
+			return path
+		end
+	end
+	self.files[#self.files + 1] = path
+	return path
 end
 
 function Server:log()

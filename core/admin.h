@@ -1,0 +1,91 @@
+/*
+ * admin.h - the admin console: a line-based control socket for operators
+ * on the server's libev loop, and its address syntax (shared with the
+ * client mode, `moongate admin`: core/admin_cli.c).
+ *
+ * Address: "unix:PATH" (a Unix socket, mode 0600) or "tcp://HOST:PORT"
+ * with HOST a loopback address (127.x.y.z or [::1]; port 0: a free one).
+ * Any other host is refused: the console reloads code and closes sessions,
+ * so it never listens beyond this machine. At start a stale socket file is
+ * removed, but never a file that is not a socket or one another process
+ * still listens on; at release the file is removed if it is still ours.
+ *
+ * Protocol: one command per line (\n or \r\n, at most ADMIN_LINE_MAX bytes
+ * without the line end). Each reply is its text lines, then one empty line.
+ * An error reply's first line starts with "error: ". A reply never holds an
+ * empty line (they are dropped), so the empty line always ends it; a
+ * command with no text to say answers "ok", and an empty command line gets
+ * the empty line alone. `quit` is the console's own: "bye", then it closes.
+ * Every other line goes to the run callback, so this file knows nothing of
+ * Lua.
+ *
+ * Limits: max_clients at once (one more gets "error: too many admin
+ * clients" and is closed); a longer line gets "error: line too long" and
+ * the connection closes; a client that lets ADMIN_OUT_MAX bytes of replies
+ * pile up unread is closed (logged). Every wait on a closing client has a
+ * deadline.
+ *
+ * With net and main, the only code that knows libev: the console owns its
+ * sockets, but its framing and limits have nothing in common with the game
+ * transport in net.
+ */
+#ifndef MOONGATE_ADMIN_H
+#define MOONGATE_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADMIN_LINE_MAX 4096           /* bytes of one command line */
+#define ADMIN_REPLY_MAX (72 * 1024)   /* the run callback's reply buffer */
+#define ADMIN_OUT_MAX (256 * 1024)    /* replies queued unread to one client */
+
+struct ev_loop;
+typedef struct admin admin_t;
+
+struct admin_addr {
+	int is_unix;
+	char path[108];  /* unix: sun_path, NUL included */
+	char host[64];   /* tcp: the numeric address, without brackets */
+	int port;        /* tcp */
+};
+
+/* "unix:PATH" or "tcp://HOST:PORT" (HOST loopback; IPv6 in brackets) into
+ * a. 0, or -1 with err ("only a loopback address or unix:PATH; got ..."). */
+int admin_addr_parse(const char *text, struct admin_addr *a, char *err,
+                     size_t errlen);
+
+/* Run one command line (no line end, no leading or trailing blanks, never
+ * empty). Write the reply text into out (NUL-terminated; lines separated
+ * by \n) and return 0, or the error message (without "error: ") and -1. */
+typedef int (*admin_run_fn)(const char *line, char *out, size_t outlen,
+                            void *user);
+
+/* Listen on a. NULL with err when the address cannot be had. */
+admin_t *admin_create(struct ev_loop *loop, const struct admin_addr *a,
+                      int max_clients, admin_run_fn run, void *user,
+                      char *err, size_t errlen);
+/* Close every client and the listener, remove the socket file, free. */
+void admin_release(admin_t *a);
+
+/* The bound address as the startup line shows it: "tcp 127.0.0.1 PORT"
+ * (the real port) or "unix PATH". */
+const char *admin_where(const admin_t *a);
+
+struct admin_stats {
+	uint64_t clients;     /* connected now, refused ones not counted */
+	uint64_t accepted;    /* connections accepted, refused ones included */
+	uint64_t refused;     /* over max_clients */
+	uint64_t commands;    /* lines run (quit and empty lines included) */
+	uint64_t too_long;    /* closed: a line over ADMIN_LINE_MAX */
+	uint64_t overflows;   /* closed: ADMIN_OUT_MAX bytes of replies unread */
+};
+void admin_stats(const admin_t *a, struct admin_stats *st);
+
+/* The client: `moongate admin [--timeout MS] ADDR [COMMAND...]` with argv[0]
+ * "admin" (core/admin_cli.c). Prints each reply without its terminator.
+ * Returns the exit status: 0; 1 when a reply was an error; 2 when ADDR
+ * does not answer (cannot connect, no complete reply within the timeout,
+ * or bad usage), with the reason on stderr. */
+int admin_cli(int argc, char **argv, const char *prog);
+
+#endif
