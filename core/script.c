@@ -1135,7 +1135,9 @@ load_service(script_t *sc, int i, char *err, size_t errlen)
 			for (int j = 0; known[j]; j++) {
 				int d = edit_distance(k, known[j]);
 				exact |= d == 0;
-				near |= d > 0 && d <= 2;
+				/* one letter off, two for the longer names ("clsoe" is
+				 * not flagged, but "match" is not taken for "path") */
+				near |= d > 0 && d <= (strlen(known[j]) >= 6 ? 2 : 1);
 			}
 			if (near && !exact)
 				log_warn("service %s: '%s' is not a callback moongate calls "

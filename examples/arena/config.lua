@@ -8,6 +8,7 @@ return {
 	settings = {
 		room = { modes = { arena = "arena" }, hold_ms = 30000 },
 	},
-	-- lua = { watch_ms = 500 },  -- (with the file watch) save arena.lua: reloaded in 0.5 s
+	lua = { watch_ms = 500 },  -- save arena.lua: reloaded within half a second
+	admin = "unix:arena.admin", -- build/moongate admin unix:examples/arena/arena.admin rooms
 	log = { level = "info" },
 }

@@ -63,7 +63,7 @@ describe("hot reload while bots play", function()
 				end
 			end
 			return until_fn()
-		end, ms, table.unpack and table.unpack(bots) or unpack(bots))
+		end, ms, unpack(bots))
 	end
 
 	local function all(pred)
@@ -93,7 +93,7 @@ describe("hot reload while bots play", function()
 		-- the rule changes: everyone moves 2 cells per tick from the next tick on
 		local path = srv.dir .. "/arena.lua"
 		write(path, (arena:gsub("local SPEED = 1", "local SPEED = 2")))
-		T.kill(srv.pid, 1) -- SIGHUP
+		srv:hup()
 		play(all(function(b) return b.speed == 2 end), 5000)
 		assert.truthy(srv:log():find("reload: arena reloaded", 1, true))
 		local at = {}
@@ -102,7 +102,7 @@ describe("hot reload while bots play", function()
 
 		-- a broken file: refused with the file and the line, old rule stays
 		write(path, (arena:gsub("local SPEED = 1", "local SPEED = = 3")))
-		T.kill(srv.pid, 1) -- SIGHUP
+		srv:hup()
 		local line
 		for n, l in ipairs((function() local t = {} for x in arena:gmatch("[^\n]*\n") do t[#t + 1] = x end return t end)()) do
 			if l:find("local SPEED = 1", 1, true) then line = n end
