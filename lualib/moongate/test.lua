@@ -870,6 +870,26 @@ function Client:wait_message(ms)
 	return m[1]
 end
 
+-- The next unread message that is a JSON object with this "op" (the
+-- shipped services' messages, docs/SERVICES.md); others are skipped.
+function Client:wait_op(op, ms)
+	local json = require "moongate.json"
+	local m = wait(function()
+		while self.read < #self.messages do
+			self.read = self.read + 1
+			local t = json.decode(self.messages[self.read])
+			if type(t) == "table" and t.op == op then
+				return { t }
+			end
+		end
+		if self.closed then
+			error(("closed while waiting for op %q: %d %q"):format(op,
+				self.closed.code, self.closed.reason), 4)
+		end
+	end, ms, "a message with op " .. op, { self }, 3)
+	return m[1]
+end
+
 function Client:wait_close(ms)
 	local r = wait(function() return self.closed end, ms, "close", { self }, 3)
 	return r

@@ -3,16 +3,6 @@
 local T = require "moongate.test"
 local json = require "moongate.json"
 
--- The next message of `op` (JSON) the client receives, skipping others.
-local function next_op(cl, op, ms)
-	while true do
-		local m = json.decode(cl:wait_message(ms or 5000))
-		if type(m) == "table" and m.op == op then
-			return m
-		end
-	end
-end
-
 -- The next message equal to s, skipping others.
 local function next_is(cl, s, ms)
 	while true do
@@ -72,23 +62,23 @@ describe("handshake, login and a held seat", function()
 
 	it("logs in by name, comes back with the cookie to the held seat and its data", function()
 		local a = T.connect(srv, "udp", hello{ v = 2, name = "ann" })
-		local login = next_op(a, "login")
+		local login = a:wait_op("login")
 		assert.are.equal("dev:ann", login.uid)
 		assert.is_false(login.restored)
 		assert.matches("^1%.%x+%.%d+%.%d+%.%x+$", login.cookie)
 		assert(a:send(json.encode{ op = "create", mode = "counter", capacity = 4 }))
-		local joined = next_op(a, "joined")
+		local joined = a:wait_op("joined")
 		local b = T.connect(srv, "tcp", hello{ v = 2, name = "bob" })
-		next_op(b, "login")
+		b:wait_op("login")
 		assert(b:send(json.encode{ op = "join", room = joined.room }))
-		assert.are.equal(2, next_op(b, "joined").seat)
+		assert.are.equal(2, b:wait_op("joined").seat)
 		assert(a:send("inc"))
 		next_is(a, "n=1")
 
 		-- ann's app dies: no goodbye. The session goes offline, then expires;
 		-- the seat is held and bob is told.
 		a:release()
-		local ev = next_op(b, "member")
+		local ev = b:wait_op("member")
 		assert.are.same({ "away", login.id }, { ev.event, ev.id })
 		T.wait(function()
 			return srv:log():find('session %x+ closed by server: code 9, "expired"')
@@ -97,13 +87,13 @@ describe("handshake, login and a held seat", function()
 
 		-- she logs in again with the cookie: same uid and id, same seat, same data
 		local a2 = T.connect(srv, "udp", hello{ v = 2, cookie = login.cookie })
-		local again = next_op(a2, "login")
+		local again = a2:wait_op("login")
 		assert.is_true(again.restored)
 		assert.are.same({ login.uid, login.id }, { again.uid, again.id })
-		local rejoined = next_op(a2, "joined")
+		local rejoined = a2:wait_op("joined")
 		assert.is_true(rejoined.rejoined)
 		assert.are.same({ joined.room, joined.seat }, { rejoined.room, rejoined.seat })
-		assert.are.equal("back", next_op(b, "member").event)
+		assert.are.equal("back", b:wait_op("member").event)
 		assert(a2:send("inc"))
 		next_is(a2, "n=2")
 		srv:wait_log("logic: back ann", 1000)
@@ -119,7 +109,7 @@ describe("handshake, login and a held seat", function()
 
 	it("refuses forged, malformed, expired and logged-out cookies with a reason", function()
 		local a = T.connect(srv, "udp", hello{ v = 2, name = "cat" })
-		local cookie = next_op(a, "login").cookie
+		local cookie = a:wait_op("login").cookie
 		-- forged: one digit of the MAC changed; another uid with the same MAC
 		local last = cookie:sub(-1)
 		local forged = cookie:sub(1, -2) .. (last == "0" and "1" or "0")
@@ -133,7 +123,7 @@ describe("handshake, login and a held seat", function()
 
 		-- logout revokes every cookie issued until then
 		assert(a:send(json.encode{ op = "logout" }))
-		next_op(a, "logout")
+		a:wait_op("logout")
 		assert.are.equal("logged out", a:wait_close().reason)
 		cl = T.connect(srv, "udp", hello{ v = 2, cookie = cookie })
 		local c = cl:wait_close()
@@ -141,20 +131,20 @@ describe("handshake, login and a held seat", function()
 		assert.matches("cookie revoked", c.reason, 1, true)
 		-- a fresh login works and its cookie too
 		local a3 = T.connect(srv, "udp", hello{ v = 2, name = "cat" })
-		local fresh = next_op(a3, "login").cookie
+		local fresh = a3:wait_op("login").cookie
 		a3:close()
 		a3:wait_close()
 		cl = T.connect(srv, "udp", hello{ v = 2, cookie = fresh })
-		assert.is_true(next_op(cl, "login").restored)
+		assert.is_true(cl:wait_op("login").restored)
 		cl:close()
 		cl:wait_close()
 	end)
 
 	it("moves a player who logs in twice, closing the older session", function()
 		local a = T.connect(srv, "udp", hello{ v = 2, name = "dan" })
-		local cookie = next_op(a, "login").cookie
+		local cookie = a:wait_op("login").cookie
 		local a2 = T.connect(srv, "tcp", hello{ v = 2, cookie = cookie })
-		next_op(a2, "login")
+		a2:wait_op("login")
 		local c = a:wait_close()
 		assert.are.same({ 4113, "logged in elsewhere" }, { c.code, c.reason })
 		a2:close()
@@ -177,7 +167,7 @@ describe("cookie expiry and handshake limits", function()
 
 	it("refuses an expired cookie", function()
 		local a = T.connect(srv, "udp", hello{ name = "eve" })
-		local cookie = next_op(a, "login").cookie
+		local cookie = a:wait_op("login").cookie
 		local cl = T.connect(srv, "udp", hello{ cookie = cookie })
 		local c = cl:wait_close()
 		assert.are.equal(4112, c.code)
@@ -189,8 +179,8 @@ describe("cookie expiry and handshake limits", function()
 	it("refuses a third session from one address", function()
 		local a = T.connect(srv, "udp", hello{ name = "f1" })
 		local b = T.connect(srv, "udp", hello{ name = "f2" })
-		next_op(a, "login")
-		next_op(b, "login")
+		a:wait_op("login")
+		b:wait_op("login")
 		local c = T.connect(srv, "udp", hello{ name = "f3" })
 		local closed = c:wait_close()
 		assert.are.same({ 4102, "too many sessions from your address" }, { closed.code, closed.reason })
@@ -198,7 +188,7 @@ describe("cookie expiry and handshake limits", function()
 		a:wait_close()
 		-- one left: room for another
 		local d = T.connect(srv, "tcp", hello{ name = "f4" })
-		next_op(d, "login")
+		d:wait_op("login")
 	end)
 end)
 

@@ -5,18 +5,9 @@ local T = require "moongate.test"
 local json = require "moongate.json"
 local sync = require "moongate.sync"
 
-local function next_op(cl, op, ms)
-	while true do
-		local m = json.decode(cl:wait_message(ms or 5000))
-		if type(m) == "table" and m.op == op then
-			return m
-		end
-	end
-end
-
 local function login(srv, name, transport, opts)
 	local cl = T.connect(srv, transport or "udp", json.encode({ v = 1, name = name }), opts)
-	local m = next_op(cl, "login")
+	local m = cl:wait_op("login")
 	cl.id = m.id
 	return cl
 end
@@ -57,22 +48,23 @@ describe("rooms", function()
 		local m = login(srv, "mallory")
 		assert(a:send(json.encode{ op = "create", mode = "life", meta = { map = "dust" },
 			params = { word = "hi" } }))
-		local room = next_op(a, "created").room
-		local joined = next_op(a, "joined")
+		local room = a:wait_op("created").room
+		local joined = a:wait_op("joined")
 		assert.are.same({ room, 1, "life", { map = "dust" } },
 			{ joined.room, joined.seat, joined.mode, joined.meta })
 
 		assert(m:send(json.encode{ op = "join", room = room }))
-		assert.are.same({ "join", "not you" }, (function(e) return { e.req, e.reason } end)(next_op(m, "error")))
+		local refused = m:wait_op("error")
+		assert.are.same({ "join", "not you" }, { refused.req, refused.reason })
 		assert(b:send(json.encode{ op = "rooms" }))
-		local list = next_op(b, "rooms").rooms
+		local list = b:wait_op("rooms").rooms
 		assert.are.same({ { id = room, mode = "life", members = 1, capacity = 2, meta = { map = "dust" } } }, list)
 		assert(b:send(json.encode{ op = "join", room = room }))
-		assert.are.equal(2, next_op(b, "joined").seat)
-		assert.are.equal("join", next_op(a, "member").event)
+		assert.are.equal(2, b:wait_op("joined").seat)
+		assert.are.equal("join", a:wait_op("member").event)
 		-- full
 		assert(m:send(json.encode{ op = "join", room = room }))
-		assert.are.equal("room is full", next_op(m, "error").reason)
+		assert.are.equal("room is full", m:wait_op("error").reason)
 
 		srv:wait_log("life: tick 1", 5000) -- ticks run on their own timer
 		assert(a:send("ping"))
@@ -80,9 +72,9 @@ describe("rooms", function()
 			for _, s in ipairs(b.messages) do if s == "hi:ping" then return true end end
 		end, 5000, a, b)
 		assert(a:send(json.encode{ op = "leave" }))
-		assert.are.equal("left", next_op(a, "left").reason)
+		assert.are.equal("left", a:wait_op("left").reason)
 		assert(b:send(json.encode{ op = "leave" }))
-		next_op(b, "left")
+		b:wait_op("left")
 		srv:wait_log("life: dispose", 5000)
 
 		local order = {}
@@ -104,13 +96,13 @@ describe("rooms", function()
 	it("refuses bad requests with a reason", function()
 		local a = login(srv, "ann")
 		assert(a:send(json.encode{ op = "join", room = 999 }))
-		assert.are.equal("no such room", next_op(a, "error").reason)
+		assert.are.equal("no such room", a:wait_op("error").reason)
 		assert(a:send(json.encode{ op = "create", mode = "nope" }))
-		assert.are.equal("no such mode: nope", next_op(a, "error").reason)
+		assert.are.equal("no such mode: nope", a:wait_op("error").reason)
 		assert(a:send(json.encode{ op = "create", mode = "life", capacity = 1000 }))
-		assert.matches("capacity", next_op(a, "error").reason)
+		assert.matches("capacity", a:wait_op("error").reason)
 		assert(a:send(json.encode{ op = "leave" }))
-		assert.are.equal("not in a room", next_op(a, "error").reason)
+		assert.are.equal("not in a room", a:wait_op("error").reason)
 		a:close()
 		a:wait_close()
 	end)
@@ -144,11 +136,11 @@ describe("sync", function()
 			cls[i] = login(srv, n)
 		end
 		assert(cls[1]:send(json.encode{ op = "create", mode = mode }))
-		local room = next_op(cls[1], "created").room
-		next_op(cls[1], "joined")
+		local room = cls[1]:wait_op("created").room
+		cls[1]:wait_op("joined")
 		for i = 2, #cls do
 			assert(cls[i]:send(json.encode{ op = "join", room = room }))
-			next_op(cls[i], "joined")
+			cls[i]:wait_op("joined")
 		end
 		return cls, room
 	end
@@ -274,7 +266,7 @@ describe("sync", function()
 		end, 5000, a)
 		local t0 = #a.messages
 		T.wait(function() return #a.messages >= t0 + 10 end, 5000, a) -- 10 frames > history 4
-		local m = next_op(b, "resync", 10000)
+		local m = b:wait_op("resync", 10000)
 		assert.are.equal("snap for rb", m.snapshot)
 		assert.is_number(m.frame)
 	end)
