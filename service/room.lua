@@ -3,7 +3,7 @@
 -- Needs the login service before it in `services` (a member is a player).
 --
 -- Client requests (JSON on the reliable stream) and their replies:
---   {"op":"rooms"}                          -> {"op":"rooms","rooms":[...]}
+--   {"op":"rooms"[,"mode":"arena"][,"after":ID]} -> {"op":"rooms","rooms":[...][,"more":true]}
 --   {"op":"create","mode":"relay","capacity":8,"meta":{...},"params":{...}}
 --                                           -> {"op":"created","room":3} then joined
 --   {"op":"join","room":3}                  -> {"op":"joined",...}
@@ -40,7 +40,7 @@
 -- settings.room (all optional):
 --   { modes = { relay = "room_relay", lockstep = "room_lockstep" },
 --     rooms_max = 10000, capacity_max = 64, hold_ms = 60000,
---     client_create = true, meta_max = 1024, history = 256 }
+--     client_create = true, meta_max = 1024, history = 256, list_max = 50 }
 local moongate = require "moongate"
 local json = require "moongate.json"
 
@@ -70,6 +70,7 @@ local function config()
 		client_create = c.client_create ~= false,
 		meta_max = c.meta_max or 1024,
 		history = c.history or 256,
+		list_max = c.list_max or 50,
 	}
 end
 
@@ -473,12 +474,21 @@ local requests = { rooms = true, create = true, join = true, leave = true }
 local function handle(session, p, m)
 	local op = m.op
 	if op == "rooms" then
-		local list = {}
-		for _, r in pairs(S.rooms) do
-			list[#list + 1] = info(r)
+		-- at most list_max rooms per reply (a reply must fit a message):
+		-- those with an id above "after", of "mode" if given
+		local after, mode = tonumber(m.after) or 0, m.mode
+		local ids = {}
+		for id, r in pairs(S.rooms) do
+			if id > after and (mode == nil or r.mode == mode) then
+				ids[#ids + 1] = id
+			end
 		end
-		table.sort(list, function(a, b) return a.id < b.id end)
-		send(session, { op = "rooms", rooms = list })
+		table.sort(ids)
+		local list, max = {}, config().list_max
+		for i = 1, math.min(#ids, max) do
+			list[i] = info(S.rooms[ids[i]])
+		end
+		send(session, { op = "rooms", rooms = list, more = #ids > max or nil })
 		return
 	end
 	local ok, err

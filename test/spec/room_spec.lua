@@ -37,7 +37,7 @@ describe("rooms", function()
 		srv = T.start_server{
 			services = { "login", "room" },
 			inline = { life = life },
-			config = { settings = { room = { modes = { life = "life" } } } },
+			config = { settings = { room = { modes = { life = "life" }, list_max = 2 } } },
 		}
 	end)
 	lazy_teardown(T.stop_all)
@@ -91,6 +91,34 @@ describe("rooms", function()
 			cl:close()
 			cl:wait_close()
 		end
+	end)
+
+	it("lists rooms a page at a time", function()
+		local owners = {}
+		for i = 1, 3 do
+			owners[i] = login(srv, "own" .. i)
+			assert(owners[i]:send(json.encode{ op = "create", mode = "life", meta = { n = i } }))
+			owners[i]:wait_op("joined")
+		end
+		local a = login(srv, "lister")
+		local seen = {}
+		local after = 0
+		repeat
+			assert(a:send(json.encode{ op = "rooms", mode = "life", after = after }))
+			local page = a:wait_op("rooms")
+			assert(#page.rooms <= 2)
+			for _, r in ipairs(page.rooms) do
+				assert(r.id > after)
+				after = r.id
+				seen[#seen + 1] = r.meta.n
+			end
+		until not page.more
+		assert.are.same({ 1, 2, 3 }, seen)
+		for _, cl in ipairs(owners) do
+			cl:close()
+			cl:wait_close()
+		end
+		a:close()
 	end)
 
 	it("refuses bad requests with a reason", function()
