@@ -36,9 +36,12 @@ local function config()
 	}
 end
 
--- "1.2.3.4:5" -> "1.2.3.4"; "[::1]:5" -> "::1"
+-- "1.2.3.4:5" -> "1.2.3.4"; "[::1]:5" -> "::1"; "[::ffff:1.2.3.4]:5" (an
+-- IPv4 client of a dual-stack listener) -> "1.2.3.4". IPv6 in lower case.
 local function ip_of(addr)
-	return addr:match("^%[(.-)%]:%d+$") or addr:match("^(.-):%d+$") or addr
+	local ip = addr:match("^%[(.-)%]:%d+$") or addr:match("^(.-):%d+$") or addr
+	ip = ip:lower()
+	return ip:match("^::ffff:(%d+%.%d+%.%d+%.%d+)$") or ip
 end
 M.ip_of = ip_of
 
@@ -57,6 +60,9 @@ end
 -- A ban entry: { text =, ip = exact } or { text =, net =, bits = }
 local function parse_ban(text)
 	local ip, bits = text:match("^([%d%.]+)/(%d+)$")
+	if text:find("/", 1, true) and not ip then
+		return nil, "only IPv4 prefixes are supported: " .. text
+	end
 	if ip then
 		local n, b = ipv4(ip), tonumber(bits)
 		if not n or b > 32 then
@@ -65,10 +71,15 @@ local function parse_ban(text)
 		local size = 2 ^ (32 - b)
 		return { text = text, net = n - n % size, size = size }
 	end
-	if text == "" or text:find("%s") then
-		return nil, "not an address: " .. text
+	if ipv4(text) then
+		return { text = text, ip = text }
 	end
-	return { text = text, ip = text }
+	-- IPv6: written the way the server shows addresses (compressed, lower
+	-- case: "2001:db8::1"); prefixes are IPv4 only
+	if text:find(":", 1, true) and text:match("^[%x:]+$") and #text <= 39 then
+		return { text = text, ip = text:lower() }
+	end
+	return nil, "not an IPv4 or IPv6 address, or an IPv4 prefix: " .. text
 end
 
 local function banned(ip)

@@ -39,7 +39,10 @@ S.nplayers = S.nplayers or 0
 S.next_id = S.next_id or 0
 S.revoked = S.revoked or {}   -- uid -> logout time (ms): cookies issued before are void
 S.nrevoked = S.nrevoked or 0
-S.not_before = S.not_before or 0  -- cookies issued before: void (revocation overflow)
+-- Cookies issued before this are void: the server's start (revocations
+-- live in memory, so a cookie from before a restart could be one that a
+-- logout revoked), or a revocation list overflow.
+S.not_before = S.not_before or math.floor(moongate.time() * 1000)
 
 local function config()
 	local c = moongate.settings("login")
@@ -80,7 +83,10 @@ end
 
 function M.cookie(uid, now_ms, ttl_s)
 	local expires = math.floor(moongate.time() + ttl_s)
-	local body = string.format("1.%s.%d.%d", hex(uid), now_ms, expires)
+	-- issued strictly after any revocation of this uid (same millisecond)
+	local r = S.revoked[uid]
+	local issued = math.max(now_ms, (r and r.t or 0) + 1, S.not_before + 1)
+	local body = string.format("1.%s.%d.%d", hex(uid), issued, expires)
 	return body .. "." .. hex(moongate.sign(body, "login-cookie")), expires
 end
 
@@ -189,7 +195,12 @@ function M.connect(session, hello)
 		restored = true
 	else
 		local auth = M.authenticate or dev_authenticate
-		uid, name = auth(h, session)
+		local ok
+		ok, uid, name = xpcall(auth, debug.traceback, h, session)
+		if not ok then
+			moongate.error("login: authenticate failed: %s", tostring(uid))
+			return false, "login unavailable: try again", M.REFUSED
+		end
 		if not uid then
 			return false, name or "login refused", M.REFUSED
 		end
@@ -199,6 +210,7 @@ function M.connect(session, hello)
 		end
 	end
 	local p = S.players[uid]
+	restored = p ~= nil
 	if not p then
 		if S.nplayers >= cfg.players_max then
 			prune(cfg)
@@ -210,7 +222,6 @@ function M.connect(session, hello)
 		p = { uid = uid, id = S.next_id, name = name or uid, data = {} }
 		S.players[uid] = p
 		S.nplayers = S.nplayers + 1
-		restored = false
 	elseif p.session and p.session:alive() and p.session ~= session then
 		local old = p.session
 		p.session = nil
@@ -228,8 +239,8 @@ function M.connect(session, hello)
 	local cookie, expires = M.cookie(uid, wall_ms(), cfg.cookie_ttl_s)
 	session:send(json.encode({ op = "login", uid = uid, id = p.id, name = p.name,
 		cookie = cookie, expires = expires, restored = restored }))
-	moongate.info("login: %s (id %d) on session %08x%s", uid, p.id, session:id(),
-		restored and ", restored with a cookie" or "")
+	moongate.info("login: %s (id %d) on session %08x%s%s", uid, p.id, session:id(),
+		h.cookie ~= nil and ", with a cookie" or "", restored and " (restored)" or "")
 end
 
 function M.message(session, data, reliable)
@@ -247,11 +258,14 @@ function M.message(session, data, reliable)
 	if p then
 		revoke(p.uid, config())
 		p.logged_out = true
+		p.session = nil
+		forget(p.uid) -- a login from now on starts afresh
 		moongate.info("login: %s logged out", p.uid)
 	end
 	session:send(json.encode({ op = "logout" }))
 	session:close(0, "logged out")
-	return true
+	-- not taken: the services after this one see the logout too (the room
+	-- service gives the seat up now)
 end
 
 function M.close(session)

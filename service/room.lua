@@ -74,11 +74,14 @@ local function config()
 	}
 end
 
--- The methods of room objects. The table lives in the kept state, so live
--- rooms get the new methods when this file is reloaded.
-S.Room = S.Room or {}
-local Room = S.Room
-Room.__index = Room
+-- The methods of room objects: M.Room, patched in place by a reload. Live
+-- rooms reach them through a metatable made once (kept in the state), so
+-- they get the new methods only when a reload is accepted.
+local Room = {}
+M.Room = Room
+if not S.meta then
+	S.meta = { __index = function(_, k) return M.Room[k] end }
+end
 
 local function send(session, t)
 	if session and session:alive() then
@@ -248,7 +251,7 @@ function M.create(mode, opts)
 	S.next_id = S.next_id + 1
 	local room = setmetatable({ id = S.next_id, mode = mode, logic = logic,
 		capacity = capacity, meta = meta or {}, seats = {}, n = 0, tick = 0,
-		tick_rate = rate, sync = logic.sync, state = {}, created = moongate.now() }, Room)
+		tick_rate = rate, sync = logic.sync, state = {}, created = moongate.now() }, S.meta)
 	if logic.sync == "state" then
 		room.relay = moongate.relay{ grid = logic.grid or 0, radius = logic.radius or 1 }
 	elseif logic.sync == "frame" then
@@ -272,11 +275,11 @@ function M.close_room(room, reason)
 	if room.closed then
 		return
 	end
+	room.closed = true -- first: the last leave must not close it again
+	room.timer:cancel()
 	for _, p in ipairs(room:members()) do
 		M.leave(p, reason)
 	end
-	room.closed = true
-	room.timer:cancel()
 	call(room, "dispose")
 	S.rooms[room.id] = nil
 	S.nrooms = S.nrooms - 1
@@ -294,13 +297,16 @@ function M.join(player, room, meta)
 	if room.n >= room.capacity then
 		return nil, "room is full"
 	end
-	local ok, why = true, nil
 	if room.logic.join_attempt then
-		local r1, r2 = call(room, "join_attempt", player, meta)
-		ok, why = r1 ~= false, r2
-	end
-	if not ok then
-		return nil, why or "refused by the room"
+		-- an error refuses (fail closed), as false does
+		local done, r1, r2 = xpcall(room.logic.join_attempt, debug.traceback, room, player, meta)
+		if not done then
+			moongate.error("room %d (%s): join_attempt failed: %s", room.id, room.mode, tostring(r1))
+			return nil, "refused by the room (server error)"
+		end
+		if r1 == false then
+			return nil, r2 or "refused by the room"
+		end
 	end
 	local seat = 1
 	while room.seats[seat] do
@@ -327,7 +333,7 @@ function M.match(player, mode, meta)
 	if player.room then
 		return nil, "already in room " .. player.room.id
 	end
-	local best
+	local best, created
 	for _, r in pairs(S.rooms) do
 		if r.mode == mode and r.n < r.capacity and not r.closed
 			and (not best or r.n > best.n or (r.n == best.n and r.id < best.id)) then
@@ -343,9 +349,10 @@ function M.match(player, mode, meta)
 		if not best then
 			return nil, err
 		end
+		created = true
 	end
 	local ok, err = M.join(player, best, meta)
-	if not ok and best.n == 0 then
+	if not ok and created and best.n == 0 then
 		M.close_room(best, "empty")
 	end
 	return ok, err
@@ -375,7 +382,7 @@ function M.leave(player, reason)
 	tell(room, "leave", player)
 	call(room, "leave", player, reason)
 	player.seat = nil
-	if room.n == 0 and not room.closed and not room.logic.keep_empty then
+	if room.n == 0 and not room.closed and not room.logic.keep_empty then -- (close_room sets closed first)
 		M.close_room(room, "empty")
 	end
 	return true
@@ -405,10 +412,10 @@ local function back(player, session, from_frame)
 	end
 	if room.frames then
 		local f = room.frames
-		if from_frame then
-			f:add(player.id, session, from_frame)
-		end
-		local ok = f:catch_up(player.id, from_frame)
+		-- on the new session, from the frame the client says it needs, or
+		-- the first one this member was not sent
+		f:add(player.id, session, from_frame or f:next(player.id))
+		local ok = f:catch_up(player.id)
 		if not ok then
 			local snap = call(room, "snapshot", player)
 			f:add(player.id, session, f:frame())
@@ -460,16 +467,23 @@ function M.close(session)
 		return
 	end
 	away(p)
-	local hold = config().hold_ms
-	p.hold = moongate.after(hold, function()
+	if p.hold then
+		p.hold:cancel()
+	end
+	local hold
+	hold = moongate.after(config().hold_ms, function()
+		if p.hold ~= hold then
+			return -- replaced or cancelled meanwhile
+		end
 		p.hold = nil
 		if not p.session and p.room then
 			M.leave(p, "expired")
 		end
 	end)
+	p.hold = hold
 end
 
-local requests = { rooms = true, create = true, join = true, leave = true }
+local requests = { rooms = true, create = true, join = true, leave = true, logout = true }
 
 local function handle(session, p, m)
 	local op = m.op
@@ -492,7 +506,14 @@ local function handle(session, p, m)
 		return
 	end
 	local ok, err
-	if op == "create" then
+	if op == "logout" then
+		-- the login service answered and is closing the session; the seat
+		-- is given up now, not when the close completes
+		if p.room then
+			M.leave(p, "logout")
+		end
+		return
+	elseif op == "create" then
 		if not config().client_create then
 			err = "clients may not create rooms"
 		elseif p.room then

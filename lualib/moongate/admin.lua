@@ -17,11 +17,33 @@ local commands = {}
 local names = {}
 M.reply_max = 65536  -- bytes of one reply; longer ones are cut with a note
 
+local staged -- during a reload: the commands the new code registers
+
+-- The loader, around running new code: commands go to the side, then in
+-- (accepted) or away (refused).
+function M.stage()
+	staged = {}
+end
+
+function M.unstage(accept)
+	local list = staged
+	staged = nil
+	if accept then
+		for _, c in ipairs(list) do
+			M.command(c[1], c[2], c[3])
+		end
+	end
+end
+
 function M.command(name, help, fn)
 	assert(type(name) == "string" and name:match("^[%w_%-]+$"),
 		"command: a name of letters, digits, _ and - expected")
 	assert(type(help) == "string", "command: a help line expected")
 	assert(type(fn) == "function", "command: a function expected")
+	if staged then
+		staged[#staged + 1] = { name, help, fn }
+		return
+	end
 	if not commands[name] then
 		names[#names + 1] = name
 		table.sort(names)

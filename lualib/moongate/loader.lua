@@ -11,7 +11,10 @@
 --      refused);
 --   4. only then patches the old module table in place: every key of the
 --      new table is copied in, and functions of this file that the new
---      code no longer defines are removed.
+--      code no longer defines are removed; the new functions' references
+--      to their own module table are pointed at the table in use.
+-- Console commands registered while the new code runs take effect only
+-- when it is accepted.
 -- Because the table keeps its identity, everything that holds it (the
 -- runtime's list of services, a room holding its game module) calls the
 -- new functions from then on. A refused module keeps its old code whole.
@@ -19,6 +22,7 @@
 -- a module's local variables (they belong to the code that made them).
 local M = {}
 
+local rebind
 local dirs = {}         -- "dir/?.lua;dir/?/init.lua" patterns
 local tracked = {}      -- name -> { path =, source = }
 local order = {}        -- names, in first-load order
@@ -101,6 +105,27 @@ local function patch(old, new, path)
 	end
 end
 
+-- The new code's functions refer to the new table (its `local M = {}`),
+-- which is thrown away: point that upvalue at the table in use, so that
+-- M.x inside them reads what the game set on the module, and closures they
+-- make later (timers) call through the patched table. The functions of
+-- one chunk share the upvalue, so this covers the local helpers too.
+rebind = function(new, old)
+	for _, f in pairs(old) do
+		if type(f) == "function" then
+			for i = 1, 255 do
+				local n, v = debug.getupvalue(f, i)
+				if not n then
+					break
+				end
+				if v == new then
+					debug.setupvalue(f, i, old)
+				end
+			end
+		end
+	end
+end
+
 -- Reload one module from source; true, or nil and the reason.
 local function reload_one(name, t, source)
 	local old = package.loaded[name]
@@ -111,20 +136,32 @@ local function reload_one(name, t, source)
 	if not fn then
 		return nil, err
 	end
+	-- console commands the new code registers take effect only if it is
+	-- accepted (moongate.admin stages them)
+	local admin = package.loaded["moongate.admin"]
+	if admin then
+		admin.stage()
+	end
 	local ok, new = xpcall(function() return fn(name) end, debug.traceback)
+	local why
 	if not ok then
-		return nil, new
-	end
-	if type(new) ~= "table" then
-		return nil, "the new code returned a " .. type(new) .. ", not a table"
-	end
-	if type(new.reload) == "function" then
+		why = new
+	elseif type(new) ~= "table" then
+		why = "the new code returned a " .. type(new) .. ", not a table"
+	elseif type(new.reload) == "function" then
 		local ok2, e = xpcall(function() return new.reload(old) end, debug.traceback)
 		if not ok2 then
-			return nil, "reload hook: " .. tostring(e)
+			why = "reload hook: " .. tostring(e)
 		end
 	end
+	if admin then
+		admin.unstage(why == nil)
+	end
+	if why then
+		return nil, why
+	end
 	patch(old, new, t.path)
+	rebind(new, old)
 	return true
 end
 
