@@ -50,29 +50,27 @@
  * message was lost, duplicated or out of order, or a connect failed.
  */
 #include <ev.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sys/resource.h>
 
 #include "client.h"
+#include "evclient.h"
+#include "hist.h"
+#include "procstat.h"
 
 #define HDR 16           /* idx u32 | seq u32 | sent_us u64 */
 #define TICK 0.001       /* the send and connect tick, seconds */
 #define CLOSE_US 2000000
-#define NBUCKET 2048
 
 struct bot {
-	mgclient_t *c;
-	int idx, fd;
-	int open, done;      /* OPEN seen; CLOSE seen (or connect failed) */
-	uint64_t due;        /* when tm fires */
-	ev_io io;
-	ev_timer tm;
+	struct evclient ec;  /* ec.done: CLOSE seen (or connect failed) */
+	int idx;
+	int open;            /* OPEN seen */
+	uint64_t got;        /* echoes counted in the current service */
 	uint32_t seq;        /* next to send */
 	int64_t top;         /* highest seq received, -1 before any */
 	uint8_t *seen;       /* bit per seq received */
@@ -101,112 +99,29 @@ static int started;          /* clients whose connect was attempted */
 static uint64_t issued;      /* send slots walked in the run phase */
 static uint64_t sent, received, dups, ooo, bad, send_err, dgrams;
 static int connected, failed, closed_early, done_count;
-static uint64_t hist[NBUCKET], lat_max;
+static struct hist hist;
 static uint8_t *msg;
 static uint64_t run_recv0, run_recv;   /* received at the run's start, in it */
 static double run_el;                  /* length of the run phase, s */
 static long rss_before = -1, rss_run = -1; /* server VmRSS, kB */
 
-/* VmRSS of pid in kB, or -1. */
-static long
-rss_kb(int pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	snprintf(path, sizeof path, "/proc/%d/status", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmRSS:", 6)) {
-			kb = atol(line + 6);
-			break;
-		}
-	fclose(f);
-	return kb;
-}
-
+/* An echo: 1 when it counts as received. */
 static int
-bucket(uint64_t v)
-{
-	if (v < 64)
-		return (int)v;
-	int e = 63 - __builtin_clzll(v) - 5;
-	int b = 32 * e + (int)(v >> e);
-	return b < NBUCKET ? b : NBUCKET - 1;
-}
-
-/* The largest value in bucket b. */
-static uint64_t
-bucket_top(int b)
-{
-	if (b < 64)
-		return (uint64_t)b;
-	int e = b / 32 - 1;
-	return ((uint64_t)(b - 32 * e + 1) << e) - 1;
-}
-
-static double
-percentile_ms(double p)
-{
-	uint64_t n = 0, want;
-	for (int i = 0; i < NBUCKET; i++)
-		n += hist[i];
-	if (n == 0)
-		return 0;
-	want = (uint64_t)ceil(p * (double)n);
-	if (want == 0)
-		want = 1;
-	uint64_t acc = 0;
-	for (int i = 0; i < NBUCKET; i++) {
-		acc += hist[i];
-		if (acc >= want) {
-			uint64_t v = bucket_top(i);
-			return (v < lat_max ? v : lat_max) / 1000.0;
-		}
-	}
-	return lat_max / 1000.0;
-}
-
-/* utime + stime of pid in clock ticks, or -1. */
-static long long
-cpu_ticks(int pid)
-{
-	char path[64], buf[1024];
-	if (pid > 0)
-		snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	else
-		snprintf(path, sizeof path, "/proc/self/stat");
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')'); /* the name may hold spaces */
-	unsigned long long ut, st;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-	                        "%llu %llu", &ut, &st) != 2)
-		return -1;
-	return (long long)(ut + st);
-}
-
-static void
 message(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 {
 	if (len < HDR || (int)wire_get32(p) != b->idx) {
 		bad++;
-		return;
+		return 0;
 	}
 	uint32_t seq = wire_get32(p + 4);
 	uint64_t t = wire_get64(p + 8);
 	if (seq >= b->seq || (size_t)seq / 8 >= b->seen_bytes) {
 		bad++; /* never sent */
-		return;
+		return 0;
 	}
 	if (b->seen[seq / 8] & (1u << (seq % 8))) {
 		dups++;
-		return;
+		return 0;
 	}
 	b->seen[seq / 8] |= (uint8_t)(1u << (seq % 8));
 	if ((int64_t)seq < b->top)
@@ -214,121 +129,80 @@ message(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 	else
 		b->top = seq;
 	received++;
-	uint64_t lat = now > t ? now - t : 0;
-	hist[bucket(lat)]++;
-	if (lat > lat_max)
-		lat_max = lat;
+	hist_add(&hist, now > t ? now - t : 0);
+	return 1;
 }
 
 static void
 finish(struct bot *b)
 {
-	b->done = 1;
+	evclient_stop(&b->ec);
 	done_count++;
-	if (b->fd >= 0)
-		ev_io_stop(loop, &b->io);
-	b->fd = -1;
-	ev_timer_stop(loop, &b->tm);
 }
 
-/* Time the client's timer for mgclient_check; an earlier timer already
- * armed stays (it re-arms when it fires). */
-static void
-arm(struct bot *b, uint64_t now)
-{
-	uint64_t due = mgclient_check(b->c, now);
-	if (ev_is_active(&b->tm) && due >= b->due)
-		return;
-	b->due = due;
-	ev_timer_stop(loop, &b->tm);
-	ev_timer_set(&b->tm, due > now ? (double)(due - now) / 1e6 : 0, 0);
-	ev_timer_start(loop, &b->tm);
-}
-
-/* Poll one client, take its events, re-arm. */
 static void send_one(struct bot *b, uint64_t now);
+
+static void
+on_event(struct evclient *e, const struct mgclient_event *ev, uint64_t now)
+{
+	struct bot *b = e->data;
+	switch (ev->type) {
+	case MGCLIENT_OPEN:
+		b->open = 1;
+		connected++;
+		break;
+	case MGCLIENT_MESSAGE:
+		b->got += (uint64_t)message(b, ev->data, ev->len, now);
+		break;
+	case MGCLIENT_DATAGRAM:
+		dgrams++;
+		break;
+	case MGCLIENT_CLOSE:
+		if (!b->open) {
+			failed++;
+			fprintf(stderr, "bot: client %d: connect failed: %s\n",
+			        b->idx, ev->reason);
+		} else if (phase < CLOSE) {
+			closed_early++;
+			fprintf(stderr, "bot: client %d closed (%d %s%s)\n", b->idx,
+			        ev->code, ev->reason, ev->remote ? ", by the server" : "");
+		}
+		finish(b);
+		break;
+	}
+}
+
+/* --window: one new message per echo of this service, while the run lasts */
+static void
+after(struct evclient *e, uint64_t now)
+{
+	struct bot *b = e->data;
+	uint64_t k = b->got;
+	b->got = 0;
+	if (opt.window > 0 && phase == RUN && b->open)
+		for (; k > 0; k--)
+			send_one(b, now);
+}
 
 static void
 service(struct bot *b)
 {
-	uint64_t now = mgclient_now();
-	mgclient_poll(b->c, now);
-	struct mgclient_event ev;
-	uint64_t r0 = received;
-	while (!b->done && mgclient_next_event(b->c, &ev)) {
-		switch (ev.type) {
-		case MGCLIENT_OPEN:
-			b->open = 1;
-			connected++;
-			break;
-		case MGCLIENT_MESSAGE:
-			message(b, ev.data, ev.len, now);
-			break;
-		case MGCLIENT_DATAGRAM:
-			dgrams++;
-			break;
-		case MGCLIENT_CLOSE:
-			if (!b->open) {
-				failed++;
-				fprintf(stderr, "bot: client %d: connect failed: %s\n",
-				        b->idx, ev.reason);
-			} else if (phase < CLOSE) {
-				closed_early++;
-				fprintf(stderr, "bot: client %d closed (%d %s%s)\n", b->idx,
-				        ev.code, ev.reason, ev.remote ? ", by the server" : "");
-			}
-			finish(b);
-			break;
-		}
-	}
-	/* --window: one new message per echo, while the run lasts */
-	if (opt.window > 0 && phase == RUN && !b->done && b->open)
-		for (uint64_t k = received - r0; k > 0; k--)
-			send_one(b, now);
-	/* the library closes the socket with the session: stop watching it
-	 * before the number can be reused */
-	if (b->fd >= 0 && mgclient_fd(b->c) != b->fd) {
-		ev_io_stop(loop, &b->io);
-		b->fd = -1;
-	}
-	if (!b->done)
-		arm(b, now);
-}
-
-static void
-on_io(struct ev_loop *l, ev_io *w, int revents)
-{
-	(void)l, (void)revents;
-	service(w->data);
-}
-
-static void
-on_timer(struct ev_loop *l, ev_timer *w, int revents)
-{
-	(void)l, (void)revents;
-	service(w->data);
+	evclient_service(&b->ec);
 }
 
 static void
 start_client(struct bot *b)
 {
 	char err[256];
-	b->c = mgclient_connect(opt.server, "bot", 3, &copts, err, sizeof err);
-	if (!b->c) {
+	b->ec.on_event = on_event;
+	b->ec.after = after;
+	b->ec.data = b;
+	if (evclient_start(&b->ec, loop, opt.server, "bot", 3, &copts, err,
+	                   sizeof err) < 0) {
 		fprintf(stderr, "bot: client %d: %s\n", b->idx, err);
 		failed++;
-		b->done = 1;
 		done_count++;
-		return;
 	}
-	b->fd = mgclient_fd(b->c);
-	ev_io_init(&b->io, on_io, b->fd, EV_READ);
-	b->io.data = b;
-	ev_timer_init(&b->tm, on_timer, 0, 0);
-	b->tm.data = b;
-	if (b->fd >= 0)
-		ev_io_start(loop, &b->io);
-	arm(b, mgclient_now());
 }
 
 static void
@@ -348,14 +222,14 @@ send_one(struct bot *b, uint64_t now)
 	wire_put32(msg, (uint32_t)b->idx);
 	wire_put32(msg + 4, b->seq);
 	wire_put64(msg + 8, now);
-	int r = mgclient_send(b->c, msg, (size_t)opt.size);
+	int r = mgclient_send(b->ec.c, msg, (size_t)opt.size);
 	if (r < 0) {
 		send_err++;
 		return;
 	}
 	b->seq++;
 	sent++;
-	arm(b, now);
+	evclient_arm(&b->ec, now);
 }
 
 static void
@@ -380,14 +254,10 @@ next_phase(int p, uint64_t now)
 		run_el = el;
 		run_recv = received - run_recv0;
 		if (opt.server_pid)
-			rss_run = rss_kb(opt.server_pid);
-		double hz = (double)sysconf(_SC_CLK_TCK);
-		long long s1 = opt.server_pid ? cpu_ticks(opt.server_pid) : -1;
-		long long b1 = cpu_ticks(0);
-		if (srv_t0 >= 0 && s1 >= srv_t0)
-			srv_cpu = (s1 - srv_t0) / hz / el;
-		if (bot_t0 >= 0 && b1 >= bot_t0)
-			bot_cpu = (b1 - bot_t0) / hz / el;
+			rss_run = procstat_rss_kb(opt.server_pid);
+		long long s1 = opt.server_pid ? procstat_cpu_ticks(opt.server_pid) : -1;
+		srv_cpu = procstat_cpu_share(srv_t0, s1, el);
+		bot_cpu = procstat_cpu_share(bot_t0, procstat_cpu_ticks(0), el);
 	}
 	phase = p;
 	phase_start = now;
@@ -395,13 +265,13 @@ next_phase(int p, uint64_t now)
 	switch (p) {
 	case RUN:
 		phase_deadline = now + (uint64_t)(opt.seconds * 1e6);
-		srv_t0 = opt.server_pid ? cpu_ticks(opt.server_pid) : -1;
-		bot_t0 = cpu_ticks(0);
+		srv_t0 = opt.server_pid ? procstat_cpu_ticks(opt.server_pid) : -1;
+		bot_t0 = procstat_cpu_ticks(0);
 		run_recv0 = received;
 		if (opt.window > 0) /* fill every window */
 			for (int i = 0; i < opt.clients; i++)
 				for (int k = 0; k < opt.window; k++)
-					if (bots[i].open && !bots[i].done)
+					if (bots[i].open && !bots[i].ec.done)
 						send_one(&bots[i], now);
 		break;
 	case DRAIN:
@@ -410,8 +280,8 @@ next_phase(int p, uint64_t now)
 	case CLOSE:
 		phase_deadline = now + CLOSE_US;
 		for (int i = 0; i < opt.clients; i++)
-			if (!bots[i].done) {
-				mgclient_close(bots[i].c, SESSION_CLOSE_NORMAL, "bot done");
+			if (!bots[i].ec.done) {
+				mgclient_close(bots[i].ec.c, SESSION_CLOSE_NORMAL, "bot done");
 				service(&bots[i]);
 			}
 		break;
@@ -452,9 +322,9 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 			 * tens of ms old would inflate KCP's RTT estimate (and so
 			 * its retransmission timeout) by as much. The send time is
 			 * read again: the polls before it took time. */
-			if (b->open && !b->done)
+			if (b->open && !b->ec.done)
 				service(b);
-			if (b->open && !b->done)
+			if (b->open && !b->ec.done)
 				send_one(b, mgclient_now());
 		}
 		if (now >= phase_deadline)
@@ -568,12 +438,12 @@ main(int argc, char **argv)
 		msg[i] = (uint8_t)i;
 	for (int i = 0; i < opt.clients; i++) {
 		bots[i].idx = i;
-		bots[i].fd = -1;
+		bots[i].ec.fd = -1;
 		bots[i].top = -1;
 	}
 
 	if (opt.server_pid)
-		rss_before = rss_kb(opt.server_pid);
+		rss_before = procstat_rss_kb(opt.server_pid);
 	uint64_t now = mgclient_now();
 	phase_start = last_progress = now;
 	phase_deadline = now + (uint64_t)((double)opt.clients / opt.connect_rate *
@@ -586,11 +456,11 @@ main(int argc, char **argv)
 	uint64_t lost = sent > received ? sent - received : 0;
 	int open_left = 0;
 	for (int i = 0; i < opt.clients; i++) {
-		if (bots[i].c && !bots[i].done)
+		if (bots[i].ec.c && !bots[i].ec.done)
 			open_left++;
-		if (bots[i].c && !bots[i].open && !bots[i].done)
+		if (bots[i].ec.c && !bots[i].open && !bots[i].ec.done)
 			failed++; /* never opened, never closed: timed out here */
-		mgclient_release(bots[i].c);
+		mgclient_release(bots[i].ec.c);
 		free(bots[i].seen);
 	}
 	if (open_left)
@@ -603,7 +473,7 @@ main(int argc, char **argv)
 	       "p50_ms=%.3f p99_ms=%.3f max_ms=%.3f connected=%d failed=%d",
 	       opt.clients, (unsigned long long)sent, (unsigned long long)received,
 	       (unsigned long long)lost, (unsigned long long)dups,
-	       percentile_ms(0.50), percentile_ms(0.99), lat_max / 1000.0,
+	       hist_ms(&hist, 0.50), hist_ms(&hist, 0.99), hist.max / 1000.0,
 	       connected, failed);
 	if (opt.server_pid)
 		printf(" server_cpu=%.2f", srv_cpu);
