@@ -1,6 +1,6 @@
 /*
- * script.c - the Lua runtime: services, callbacks, session objects,
- * timers. See script.h; the Lua side is documented in docs/LUA_API.md.
+ * script.c - the Lua runtime: services, callbacks, session objects and
+ * the functions of "moongate.core". See script.h; the Lua side is documented in docs/LUA_API.md.
  *
  * Registry layout (refs held in struct script):
  *   sessions_ref  table sid -> session object (userdata), while the session
@@ -10,9 +10,7 @@
  *                 on first write)
  *   svc_ref[i]    the table service i returned
  *   trace_ref     the traceback handler given to every lua_pcall
- * Timers: a C heap ordered by (due, seq); an active timer holds registry
- * refs to its function and to its handle, so a handle is never collected
- * while its timer can fire, and a finished timer leaves no watcher behind.
+ * Timers are in core/script_timer.c.
  */
 #include "script.h"
 
@@ -29,31 +27,11 @@
 #include "log.h"
 #include "script_int.h"
 
-#define TIMER_MT "moongate.timer"
-
 #ifndef MOONGATE_LUALIB
 #define MOONGATE_LUALIB "lualib"
 #endif
 
-struct timer {
-	uint64_t due, period;   /* microseconds; period 0: once */
-	uint64_t seq;           /* creation order: equal dues fire FIFO */
-	uint32_t hi;            /* index in the heap */
-	int fn_ref, handle_ref;
-	struct ltimer *handle;
-};
-
-struct ltimer {
-	struct timer *t;        /* NULL once fired (once) or cancelled */
-};
-
 /* ---- helpers ------------------------------------------------------------ */
-
-static script_t *
-self(lua_State *L)
-{
-	return lua_touserdata(L, lua_upvalueindex(1));
-}
 
 static double
 mono_ms(void)
@@ -75,12 +53,9 @@ traceback(lua_State *L)
 }
 
 
-/* Call the function below its nargs arguments on the stack under pcall
- * with the traceback handler; what: "service echo: message" for the log,
- * sid 0 when no session is involved. 0 with nres results on the stack, or
- * -1 (logged, nothing left on the stack). */
-static int
-pcall_timed(script_t *sc, int nargs, int nres, const char *svc,
+/* script_int.h: a callback under pcall, timed against the budget. */
+int
+script_pcall(script_t *sc, int nargs, int nres, const char *svc,
             const char *what, uint32_t sid)
 {
 	lua_State *L = sc->L;
@@ -164,7 +139,7 @@ push_session(script_t *sc, session_t *s)
 static session_t *
 check_session(lua_State *L, int idx, struct lsession **up)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	struct lsession *u = luaL_checkudata(L, idx, SESSION_MT);
 	if (up)
 		*up = u;
@@ -195,7 +170,7 @@ send_error(lua_State *L, int rc)
 static int
 send_any(lua_State *L, int unreliable)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	session_t *s = check_session(L, 1, NULL);
 	size_t n;
 	const char *d = luaL_checklstring(L, 2, &n);
@@ -227,7 +202,7 @@ l_send_unreliable(lua_State *L)
 static int
 l_close(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	session_t *s = check_session(L, 1, NULL);
 	int code = SESSION_CLOSE_APP;
 	int ri = 2;
@@ -257,7 +232,7 @@ l_id(lua_State *L)
 static int
 l_alive(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	struct lsession *u = luaL_checkudata(L, 1, SESSION_MT);
 	session_t *s = u->dead ? NULL : gate_session(sc->g, u->sid);
 	lua_pushboolean(L, s && session_state(s) == SESSION_OPEN);
@@ -267,7 +242,7 @@ l_alive(lua_State *L)
 static int
 l_addr(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	session_t *s = check_session(L, 1, NULL);
 	if (!s)
 		return 2;
@@ -285,7 +260,7 @@ l_addr(lua_State *L)
 static int
 l_transport(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	session_t *s = check_session(L, 1, NULL);
 	if (!s)
 		return 2;
@@ -389,7 +364,7 @@ l_index(lua_State *L)
 static int
 l_newindex(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	luaL_checkudata(L, 1, SESSION_MT);
 	lua_pushvalue(L, 2);
 	lua_rawget(L, lua_upvalueindex(2));
@@ -426,7 +401,7 @@ l_tostring(lua_State *L)
 static int
 l_session_gc(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	sc->st.objects--;
 	return 0;
 }
@@ -446,200 +421,12 @@ static const luaL_Reg session_methods[] = {
 	{ NULL, NULL },
 };
 
-/* ---- timers ------------------------------------------------------------- */
-
-static int
-before(const struct timer *a, const struct timer *b)
-{
-	return a->due < b->due || (a->due == b->due && a->seq < b->seq);
-}
-
-static void
-heap_swap(script_t *sc, uint32_t i, uint32_t j)
-{
-	struct timer *t = sc->heap[i];
-	sc->heap[i] = sc->heap[j];
-	sc->heap[j] = t;
-	sc->heap[i]->hi = i;
-	sc->heap[j]->hi = j;
-}
-
-static void
-heap_up(script_t *sc, uint32_t i)
-{
-	while (i > 0 && before(sc->heap[i], sc->heap[(i - 1) / 2])) {
-		heap_swap(sc, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-}
-
-static void
-heap_down(script_t *sc, uint32_t i)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < sc->nheap && before(sc->heap[l], sc->heap[m]))
-			m = l;
-		if (r < sc->nheap && before(sc->heap[r], sc->heap[m]))
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(sc, i, m);
-		i = m;
-	}
-}
-
-static void
-heap_remove(script_t *sc, struct timer *t)
-{
-	uint32_t i = t->hi;
-	sc->nheap--;
-	if (i != sc->nheap) {
-		sc->heap[i] = sc->heap[sc->nheap];
-		sc->heap[i]->hi = i;
-		heap_down(sc, i);
-		heap_up(sc, i);
-	}
-}
-
-/* Drop a timer that will not fire again: its refs go, its handle is told. */
-static void
-timer_free(script_t *sc, struct timer *t)
-{
-	luaL_unref(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
-	luaL_unref(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
-	if (t->handle)
-		t->handle->t = NULL;
-	free(t);
-	sc->st.timers--;
-}
-
-/* moongate.after(ms, fn) / moongate.every(ms, fn) -> timer */
-static int
-add_timer(lua_State *L, int repeat)
-{
-	script_t *sc = self(L);
-	lua_Number ms = luaL_checknumber(L, 1);
-	luaL_checktype(L, 2, LUA_TFUNCTION);
-	if (!(ms >= 0 && ms <= 1e10) || (repeat && ms < 1))
-		return luaL_argerror(L, 1, repeat ? "period must be 1 ms .. 1e10 ms"
-		                                  : "delay must be 0 .. 1e10 ms");
-	if (sc->nheap >= sc->timers_max)
-		return luaL_error(L, "too many timers (lua.timers_max = %d)",
-		                  (int)sc->timers_max);
-	if (sc->nheap == sc->heapcap) {
-		uint32_t cap = sc->heapcap ? sc->heapcap * 2 : 64;
-		struct timer **h = realloc(sc->heap, cap * sizeof *h);
-		if (!h)
-			return luaL_error(L, "out of memory");
-		sc->heap = h;
-		sc->heapcap = cap;
-	}
-	struct timer *t = calloc(1, sizeof *t);
-	if (!t)
-		return luaL_error(L, "out of memory");
-	struct ltimer *h = lua_newuserdata(L, sizeof *h);
-	h->t = t;
-	luaL_getmetatable(L, TIMER_MT);
-	lua_setmetatable(L, -2);
-	lua_pushvalue(L, -1);
-	t->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_pushvalue(L, 2);
-	t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	t->handle = h;
-	t->period = repeat ? (uint64_t)(ms * 1000) : 0;
-	t->due = sc->now + (uint64_t)(ms * 1000);
-	t->seq = sc->seq++;
-	t->hi = sc->nheap;
-	sc->heap[sc->nheap++] = t;
-	heap_up(sc, t->hi);
-	sc->st.timers++;
-	return 1;
-}
-
-static int
-l_after(lua_State *L)
-{
-	return add_timer(L, 0);
-}
-
-static int
-l_every(lua_State *L)
-{
-	return add_timer(L, 1);
-}
-
-/* timer:cancel() -> true when it was pending */
-static int
-l_cancel(lua_State *L)
-{
-	script_t *sc = self(L);
-	struct ltimer *h = luaL_checkudata(L, 1, TIMER_MT);
-	struct timer *t = h->t;
-	if (!t) {
-		lua_pushboolean(L, 0);
-		return 1;
-	}
-	heap_remove(sc, t);
-	timer_free(sc, t);
-	lua_pushboolean(L, 1);
-	return 1;
-}
-
-static int
-l_pending(lua_State *L)
-{
-	struct ltimer *h = luaL_checkudata(L, 1, TIMER_MT);
-	lua_pushboolean(L, h->t != NULL);
-	return 1;
-}
-
-uint64_t
-script_check(const script_t *sc, uint64_t now)
-{
-	if (!sc || sc->nheap == 0)
-		return now + 3600ull * 1000000;
-	return sc->heap[0]->due > now ? sc->heap[0]->due : now;
-}
-
-void
-script_update(script_t *sc, uint64_t now)
-{
-	if (!sc)
-		return;
-	sc->now = now;
-	uint64_t last = sc->seq; /* timers made by these callbacks wait a turn */
-	while (sc->nheap && sc->heap[0]->due <= now && sc->heap[0]->seq < last) {
-		struct timer *t = sc->heap[0];
-		lua_rawgeti(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
-		lua_rawgeti(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
-		if (t->period) {
-			t->due += t->period;
-			if (t->due <= now) /* fell behind: skip, do not burst */
-				t->due = now + t->period;
-			t->seq = sc->seq++;
-			heap_down(sc, 0);
-		} else {
-			heap_remove(sc, t);
-			t->handle->t = NULL; /* fired: cancel() says false from now */
-			t->handle = NULL;
-			luaL_unref(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
-			luaL_unref(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
-			free(t);
-			sc->st.timers--;
-		}
-		/* the function and the handle (its argument) are on the stack */
-		if (pcall_timed(sc, 1, 0, "timer", "callback", 0) == 0)
-			continue;
-	}
-}
-
 /* ---- the module: require "moongate.core" ---------------------------------- */
 
 static int
 l_now(lua_State *L)
 {
-	lua_pushnumber(L, (double)self(L)->now / 1000.0);
+	lua_pushnumber(L, (double)script_self(L)->now / 1000.0);
 	return 1;
 }
 
@@ -656,7 +443,7 @@ l_time(lua_State *L)
 static int
 l_session(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	lua_Number id = luaL_checknumber(L, 1);
 	if (id < 1 || id > 4294967295.0) {
 		lua_pushnil(L);
@@ -676,7 +463,7 @@ l_session(lua_State *L)
 static int
 l_broadcast(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	luaL_checktype(L, 1, LUA_TTABLE);
 	size_t n;
 	const char *d = luaL_checklstring(L, 2, &n);
@@ -719,7 +506,7 @@ l_log(lua_State *L)
 static int
 l_stats_all(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	struct script_stats st;
 	script_stats(sc, &st);
 	struct gate_stats gs;
@@ -742,7 +529,7 @@ l_stats_all(lua_State *L)
 static int
 l_sessions(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	lua_newtable(L);
 	int n = 0;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
@@ -763,7 +550,7 @@ l_sessions(lua_State *L)
 static int
 l_settings(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	luaL_checkstring(L, 1);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->settings_ref);
 	lua_pushvalue(L, 1);
@@ -796,7 +583,7 @@ purpose_key(script_t *sc, const char *purpose, size_t plen,
 static int
 l_sign(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	size_t n, plen;
 	const char *d = luaL_checklstring(L, 1, &n);
 	const char *purpose = luaL_optlstring(L, 2, "", &plen);
@@ -813,7 +600,7 @@ l_sign(lua_State *L)
 static int
 l_verify(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	size_t n, tn, plen;
 	const char *d = luaL_checklstring(L, 1, &n);
 	const char *tag = luaL_checklstring(L, 2, &tn);
@@ -849,8 +636,8 @@ static const luaL_Reg module_funcs[] = {
 	{ "sign", l_sign },
 	{ "verify", l_verify },
 	{ "random", l_random },
-	{ "after", l_after },
-	{ "every", l_every },
+	{ "after", script_timer_after },
+	{ "every", script_timer_every },
 	{ "now", l_now },
 	{ "time", l_time },
 	{ "session", l_session },
@@ -897,7 +684,7 @@ script_accept(script_t *sc, const struct gate_path *from, const uint8_t *hello,
 		}
 		lua_pushvalue(L, -3);
 		lua_pushvalue(L, -3);
-		if (pcall_timed(sc, 2, 3, sc->names[i], "handshake", 0)) {
+		if (script_pcall(sc, 2, 3, sc->names[i], "handshake", 0)) {
 			v->code = SESSION_CLOSE_REFUSED; /* fail closed */
 			strcpy(v->reason, "server error");
 			continue;
@@ -931,7 +718,7 @@ on_open(script_t *sc, session_t *s)
 			continue;
 		lua_pushvalue(L, -3);
 		lua_pushvalue(L, -3);
-		if (pcall_timed(sc, 2, 3, sc->names[i], "connect", session_id(s)))
+		if (script_pcall(sc, 2, 3, sc->names[i], "connect", session_id(s)))
 			continue;
 		if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
 			const char *r = lua_tostring(L, -2);
@@ -962,7 +749,7 @@ on_message(script_t *sc, session_t *s, const struct session_event *ev)
 			lua_pushnil(L);
 		else
 			lua_pushnumber(L, ev->seq);
-		if (pcall_timed(sc, 4, 1, sc->names[i], "message", session_id(s)))
+		if (script_pcall(sc, 4, 1, sc->names[i], "message", session_id(s)))
 			continue;
 		int taken = lua_toboolean(L, -1);
 		lua_pop(L, 1);
@@ -1000,7 +787,7 @@ on_path(script_t *sc, session_t *s, const struct session_event *ev)
 			lua_pushstring(L, gate_path_addr(p, buf, sizeof buf));
 			n = 3;
 		}
-		pcall_timed(sc, n, 0, sc->names[i], name, session_id(s));
+		script_pcall(sc, n, 0, sc->names[i], name, session_id(s));
 	}
 	lua_pop(L, 1);
 	gate_touch(sc->g, s, sc->now);
@@ -1025,7 +812,7 @@ on_close(script_t *sc, session_t *s, const struct session_event *ev)
 		lua_pushinteger(L, ev->code);
 		lua_pushstring(L, ev->reason ? ev->reason : "");
 		lua_pushboolean(L, ev->remote);
-		pcall_timed(sc, 4, 0, sc->names[i], "close", session_id(s));
+		script_pcall(sc, 4, 0, sc->names[i], "close", session_id(s));
 	}
 	u->dead = 1;
 	lua_pop(L, 1);
@@ -1309,17 +1096,7 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	lua_setfield(L, -2, "__metatable");
 	lua_pop(L, 1);
 
-	luaL_newmetatable(L, TIMER_MT);
-	lua_newtable(L);
-	lua_pushlightuserdata(L, sc);
-	lua_pushcclosure(L, l_cancel, 1);
-	lua_setfield(L, -2, "cancel");
-	lua_pushcfunction(L, l_pending);
-	lua_setfield(L, -2, "pending");
-	lua_setfield(L, -2, "__index");
-	lua_pushstring(L, "timer");
-	lua_setfield(L, -2, "__metatable");
-	lua_pop(L, 1);
+	script_timer_open(sc);
 
 	/* require "moongate.core" (lualib/moongate/init.lua wraps it) */
 	lua_getglobal(L, "package");
@@ -1358,11 +1135,7 @@ script_release(script_t *sc)
 {
 	if (!sc)
 		return;
-	for (uint32_t i = 0; i < sc->nheap; i++) {
-		sc->heap[i]->handle->t = NULL;
-		free(sc->heap[i]);
-	}
-	free(sc->heap);
+	script_timer_release(sc);
 	lua_close(sc->L);
 	sodium_memzero(sc->secret, sizeof sc->secret);
 	free(sc);

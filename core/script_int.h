@@ -42,6 +42,27 @@ struct script {
 	struct script_stats st;
 };
 
+/* The script of a function of "moongate.core" (its upvalue 1). */
+static inline script_t *
+script_self(lua_State *L)
+{
+	return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* Call the function below its nargs arguments under pcall with the
+ * traceback handler, timed against lua.budget_ms; svc and what name it in
+ * the log ("service timer: callback"), sid 0 when no session is involved.
+ * 0 with nres results on the stack, or -1 (logged, nothing left). */
+int script_pcall(script_t *sc, int nargs, int nres, const char *svc,
+                 const char *what, uint32_t sid);
+
+/* Timers (core/script_timer.c): the timer metatable, freeing every
+ * pending timer, and moongate.after / moongate.every. */
+void script_timer_open(script_t *sc);
+void script_timer_release(script_t *sc);
+int script_timer_after(lua_State *L);
+int script_timer_every(lua_State *L);
+
 /* moongate.relay{...} and moongate.frames{...} (core/script_sync.c); the
  * script is upvalue 1, as for every function of "moongate.core". */
 int script_sync_relay(lua_State *L);

@@ -35,12 +35,6 @@ struct lframes {
 	int warned;          /* a frame too big to send was logged once */
 };
 
-static script_t *
-self(lua_State *L)
-{
-	return lua_touserdata(L, lua_upvalueindex(1));
-}
-
 /* A u32 argument (ids, sequence numbers, frame numbers). */
 static uint32_t
 check_u32(lua_State *L, int idx)
@@ -310,7 +304,7 @@ relay_filter(uint32_t receiver, uint32_t *ids, uint32_t n, uint32_t cap,
 static int
 l_relay_flush(lua_State *L)
 {
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	struct lrelay *u = check_relay(L, 1);
 	struct flush_ctx c = { sc, 0, 0, NULL, 0, 0, 0 };
 	struct sync_relay_io io = { relay_room, NULL, relay_output, &c };
@@ -377,7 +371,7 @@ script_sync_relay(lua_State *L)
 {
 	static const char *const known[] = { "grid", "radius", "members_max",
 	                                     "entry_max", NULL };
-	script_t *sc = self(L);
+	script_t *sc = script_self(L);
 	struct sync_relay_config c;
 	sync_relay_config_default(&c);
 	c.dgram_max = (uint32_t)sc->dgram_max;
@@ -471,7 +465,7 @@ static int
 l_frames_step(lua_State *L)
 {
 	struct lframes *u = check_frames(L);
-	struct frames_ctx c = { self(L), u };
+	struct frames_ctx c = { script_self(L), u };
 	uint32_t frame = sync_frames_current(u->f), sent = 0;
 	size_t len;
 	if (!sync_frames_step(u->f, &len, frames_out, &c, &sent))
@@ -486,7 +480,7 @@ static int
 l_frames_catch_up(lua_State *L)
 {
 	struct lframes *u = check_frames(L);
-	struct frames_ctx c = { self(L), u };
+	struct frames_ctx c = { script_self(L), u };
 	uint32_t id = check_u32(L, 2);
 	int has_from = !lua_isnoneornil(L, 3);
 	uint32_t from = has_from ? check_u32(L, 3) : 0, sid;
