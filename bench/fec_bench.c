@@ -1,5 +1,5 @@
 /*
- * fec_bench.c - CPU cost of the FEC codec (core/fec.c): encoding, and
+ * fec_bench.c - CPU cost of the FEC codec (core/proto/fec.c): encoding, and
  * decoding with the worst loss the code still repairs.
  *
  * Encode: --packets packets of --size bytes through fec_enc_add, groups

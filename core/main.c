@@ -10,7 +10,7 @@
  *
  *   moongate: listening udp 127.0.0.1 7777
  *
- * and the admin console's address when there is one (core/admin.h):
+ * and the admin console's address when there is one (core/server/admin.h):
  *
  *   moongate: admin tcp 127.0.0.1 40123      (or: moongate: admin unix PATH)
  *
@@ -21,7 +21,7 @@
  * with lua.watch_ms, a timer reload the service files that changed.
  *
  * `moongate admin ADDR [COMMAND...]` is the console's client
- * (core/admin_cli.c), in the same binary.
+ * (core/server/admin_cli.c), in the same binary.
  */
 #include <errno.h>
 #include <ev.h>

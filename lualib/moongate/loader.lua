@@ -1,5 +1,5 @@
 -- moongate.loader: how the server loads service code and reloads it live
--- (docs/LUA_API.md, "Hot reload"). The runtime (core/script.c) calls
+-- (docs/LUA_API.md, "Hot reload"). The runtime (core/lua/script.c) calls
 -- setup() once with the service directories, then require()s the services
 -- through it; every module found in those directories is tracked.
 --

@@ -1,5 +1,5 @@
 -- moongate.netem: break the network on purpose in a busted spec. Starts
--- moongate-netem (bench/moongate_netem.c) between the test clients and
+-- moongate-netem (tools/netem/moongate_netem.c) between the test clients and
 -- a server, and steers it over its control channel.
 --
 --   local T = require "moongate.test"

@@ -1,5 +1,5 @@
 /*
- * fuzz_fec.c - libFuzzer target: the FEC decoder (core/fec.c) on untrusted
+ * fuzz_fec.c - libFuzzer target: the FEC decoder (core/proto/fec.c) on untrusted
  * shards, and the encoder/decoder pair over a hostile network.
  *
  * Built two ways (see CMakeLists.txt):

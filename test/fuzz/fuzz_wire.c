@@ -1,5 +1,5 @@
 /*
- * fuzz_wire.c - libFuzzer target: every decoder of core/wire.c on untrusted
+ * fuzz_wire.c - libFuzzer target: every decoder of core/proto/wire.c on untrusted
  * bytes, and the replay window driven by them.
  *
  * Built two ways (see CMakeLists.txt):

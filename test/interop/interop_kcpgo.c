@@ -20,7 +20,7 @@
  * Loss: we drop PCT% of the datagrams we receive and PCT% of those we send,
  * chosen by a seeded generator, so both implementations must retransmit.
  * Every datagram in either direction is also parsed by an independent
- * parser here (not core/kcp.c): it must be a run of 24-byte classic headers
+ * parser here (not core/proto/kcp.c): it must be a run of 24-byte classic headers
  * with known commands and lengths that exactly fill it, which is what
  * "plain KCP, no extra layer" means on the wire.
  *
@@ -133,7 +133,7 @@ make_frame(unsigned char *buf, uint32_t seq)
 
 /* ---- an independent parse of the wire format ------------------------ */
 
-/* Splits a datagram into classic KCP segments (test/kcpwire.h). Returns
+/* Splits a datagram into classic KCP segments (test/lib/kcpwire.h). Returns
  * the number of segments (up to max stored in out, all checked), or -1 if
  * the datagram is not a well-formed run of segments of one conv, with known
  * commands and no payload on anything but PUSH. */

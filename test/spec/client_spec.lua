@@ -1,4 +1,4 @@
--- moongate.client (core/lclient.c) and the moongate.test harness against
+-- moongate.client (core/lua/lclient.c) and the moongate.test harness against
 -- the real server; today the server runs its built-in C echo.
 --
 -- Every wait has a deadline (moongate.test's default, 5 s, unless given);
@@ -73,7 +73,7 @@ describe("moongate.client", function()
 		end)
 	end
 
-	-- core/session.c drain() once stalled a session whose first message
+	-- core/proto/session.c drain() once stalled a session whose first message
 	-- in a fresh process was empty (no receive buffer yet): a fresh server
 	-- gets "" first and must echo it, and what follows.
 	it("echoes an empty message that is the first a fresh server receives", function()

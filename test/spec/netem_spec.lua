@@ -1,4 +1,4 @@
--- moongate-netem (bench/moongate_netem.c) through moongate.netem: what
+-- moongate-netem (tools/netem/moongate_netem.c) through moongate.netem: what
 -- each impairment does to a client's session with the real server, and
 -- the counters that prove it.
 --

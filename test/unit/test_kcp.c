@@ -1,5 +1,5 @@
 /*
- * test_kcp.c - unit tests of core/kcp.c over the simulated network.
+ * test_kcp.c - unit tests of core/proto/kcp.c over the simulated network.
  *
  * Two objects A (k[0], output in simnet direction 0) and B (k[1], direction
  * 1) are driven in virtual time: every step delivers the datagrams due,
@@ -54,7 +54,7 @@ msg_make(uint64_t seed, uint32_t idx, int minlen, int maxlen,
 	return len;
 }
 
-/* ---- segment parsing: test/kcpwire.h, independent of kcp.c ---- */
+/* ---- segment parsing: test/lib/kcpwire.h, independent of kcp.c ---- */
 
 /* Write one segment header (and payload) at p; returns bytes written. */
 static int
@@ -1506,7 +1506,7 @@ TEST(wire_vectors)
 	CHECK_MEM(cb.buf[0], ack, sizeof(ack));
 	if (tu_verbose) {
 		printf("wire vectors (little-endian; see the comments in "
-		       "test/test_kcp.c):\n");
+		       "test/unit/test_kcp.c):\n");
 		hexline("PUSH \"hello\", conv 0x01020304, fresh object, first "
 		        "kcp_update at t=1000", ca.buf[0], ca.len[0]);
 		hexline("ACK of it from a fresh receiver (message not yet read), "

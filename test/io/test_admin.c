@@ -1,5 +1,5 @@
 /*
- * test_admin.c - core/admin.c over real sockets: a Unix socket in a temp
+ * test_admin.c - core/server/admin.c over real sockets: a Unix socket in a temp
  * directory and TCP on 127.0.0.1, with a run callback standing in for the
  * Lua runtime.
  *

@@ -1,6 +1,6 @@
 /*
  * sync.h - the fan-out of state sync and frame sync, I/O-free: no Lua, no
- * sessions, no clock. The Lua runtime binds both (core/script_sync.c:
+ * sessions, no clock. The Lua runtime binds both (core/lua/script_sync.c:
  * moongate.relay, moongate.frames); packet layouts are in docs/PROTOCOL.md,
  * "Game service payloads".
  *

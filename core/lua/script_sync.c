@@ -1,10 +1,10 @@
 /*
  * script_sync.c - moongate.relay and moongate.frames: the Lua face of
- * core/sync.c, so a room relays state and frames with no Lua per receiver
+ * core/proto/sync.c, so a room relays state and frames with no Lua per receiver
  * (docs/LUA_API.md, "State and frame sync in C").
  *
  * A member's session is kept as its session id (the member's tag in
- * core/sync.c) and looked up through the gate on every send: a closed
+ * core/proto/sync.c) and looked up through the gate on every send: a closed
  * session is skipped, never dangling, and a member object keeps no
  * session alive.
  *

@@ -1,6 +1,6 @@
 /*
- * test_session.c - the session layer (core/session.c) and the server side
- * (core/gate.c) in virtual time: clients and a gate joined by simulated
+ * test_session.c - the session layer (core/proto/session.c) and the server side
+ * (core/proto/gate.c) in virtual time: clients and a gate joined by simulated
  * links (test/simnet), no sockets, no clock.
  *
  * The world: one gate whose "addresses" are sockaddr_in with a port per

@@ -1,7 +1,7 @@
 /*
  * script.h - the Lua runtime (LuaJIT): config.lua, services, callbacks,
  * timers, session objects, send and broadcast. The only part of the
- * server that knows the Lua API (core/script*.c).
+ * server that knows the Lua API (core/lua/script*.c).
  *
  * A service is a Lua module (in a config's service_path) that returns a
  * table of callbacks: handshake, connect, message, close (docs/LUA_API.md).

@@ -1,5 +1,5 @@
 /*
- * test_net.c - core/net.c over real sockets on 127.0.0.1.
+ * test_net.c - core/server/net.c over real sockets on 127.0.0.1.
  *
  * Every test has its own libev loop and net object; ports are chosen by
  * binding port 0. The loop is driven with ev_run(EVRUN_ONCE) (a 5 ms tick

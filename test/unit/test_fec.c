@@ -1,5 +1,5 @@
 /*
- * test_fec.c - unit tests of core/fec.c, the Reed-Solomon erasure codec.
+ * test_fec.c - unit tests of core/proto/fec.c, the Reed-Solomon erasure codec.
  *
  * Deterministic: every random choice comes from a fixed-seed xorshift,
  * time is virtual, nothing is timed. Shards reach the decoder as exact-

@@ -1,6 +1,6 @@
 /*
  * test_server.c - the real moongate process on loopback, driven by the
- * client library (core/client.c) and by raw sockets.
+ * client library (core/client/client.c) and by raw sockets.
  *
  *   test_server PATH/TO/moongate [test-name-filter]
  *

@@ -53,7 +53,7 @@ enum wire_type {
 	WIRE_PATH_CHALLENGE = 0x16, /* body: token[8]; answer on the path it came */
 	WIRE_PATH_RESPONSE = 0x17,  /* body: the challenge's token[8] */
 	/* not a session packet: no tag of its own */
-	WIRE_FEC = 0x18,       /* sid u32 | an FEC shard (core/fec.h) */
+	WIRE_FEC = 0x18,       /* sid u32 | an FEC shard (core/proto/fec.h) */
 };
 #define WIRE_FEC_HDR 5      /* type, sid */
 #define WIRE_TOKEN 8        /* PATH_CHALLENGE / PATH_RESPONSE token */

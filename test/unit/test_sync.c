@@ -1,5 +1,5 @@
 /*
- * test_sync.c - unit tests of core/sync.c: the state relay (newest wins,
+ * test_sync.c - unit tests of core/proto/sync.c: the state relay (newest wins,
  * stale and superseded states, the grid, the filter, splitting into
  * datagrams) and the frame history (encoding, the ring's bounds,
  * catch-up). Every datagram a flush emits is decoded again by a strict

@@ -1,6 +1,6 @@
 /*
- * script_int.h - what the files of the Lua runtime share (core/script.c,
- * core/script_sync.c); private to them, not part of script.h.
+ * script_int.h - what the files of the Lua runtime share (core/lua/script.c,
+ * core/lua/script_sync.c); private to them, not part of script.h.
  */
 #ifndef MOONGATE_SCRIPT_INT_H
 #define MOONGATE_SCRIPT_INT_H
@@ -56,14 +56,14 @@ script_self(lua_State *L)
 int script_pcall(script_t *sc, int nargs, int nres, const char *svc,
                  const char *what, uint32_t sid);
 
-/* Timers (core/script_timer.c): the timer metatable, freeing every
+/* Timers (core/lua/script_timer.c): the timer metatable, freeing every
  * pending timer, and moongate.after / moongate.every. */
 void script_timer_open(script_t *sc);
 void script_timer_release(script_t *sc);
 int script_timer_after(lua_State *L);
 int script_timer_every(lua_State *L);
 
-/* moongate.relay{...} and moongate.frames{...} (core/script_sync.c); the
+/* moongate.relay{...} and moongate.frames{...} (core/lua/script_sync.c); the
  * script is upvalue 1, as for every function of "moongate.core". */
 int script_sync_relay(lua_State *L);
 int script_sync_frames(lua_State *L);

@@ -35,7 +35,7 @@ struct config {
 	int log_level;
 	int log_format;  /* LOG_TEXT or LOG_JSON */
 	int shutdown_ms; /* on SIGTERM: wait this long for sessions to close */
-	/* the Lua runtime (config.lua; core/script.h) */
+	/* the Lua runtime (config.lua; core/lua/script.h) */
 	char services[CONFIG_SERVICES_MAX][64]; /* module names, in call order */
 	int nservices;
 	char service_path[CONFIG_PATHS_MAX][CONFIG_PATH_LEN]; /* directories */
@@ -47,7 +47,7 @@ struct config {
 	int lua_timers_max; /* timers pending at once (1000000) */
 	int lua_watch_ms;   /* > 0: look for changed service files this often */
 	char admin[CONFIG_PATH_LEN]; /* the admin console's address ("": none;
-	                                core/admin.h) */
+	                                core/server/admin.h) */
 	int admin_clients;  /* console clients at once (8) */
 	int builtin_echo;   /* 1: the C echo instead of Lua services */
 };

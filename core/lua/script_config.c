@@ -1,6 +1,6 @@
 /*
  * script_config.c - config.lua: a Lua file that returns a table. Each
- * value goes through config_set or config_listen (core/config.c), so a bad
+ * value goes through config_set or config_listen (core/server/config.c), so a bad
  * value names the file, its key and what was expected.
  *
  *   return {

@@ -68,7 +68,7 @@ struct session_config {
 	int handshake_retry_ms;   /* client: first handshake resend (250) */
 	int handshake_retry_max;  /* client: resend interval cap (2000) */
 	int handshake_timeout_ms; /* client: give up after (10000) */
-	/* KCP profile (core/kcp.h): */
+	/* KCP profile (core/proto/kcp.h): */
 	int nodelay, interval, resend, nc, sndwnd, rcvwnd;
 	int deadlink;         /* sends of one segment before the link is dead (20) */
 	int msg_max;          /* largest reliable message in bytes (0: KCP's limit) */

@@ -1,5 +1,5 @@
 /*
- * kcp_pool.h - payload buffers for core/kcp.c (internal), by size class:
+ * kcp_pool.h - payload buffers for core/proto/kcp.c (internal), by size class:
  * get a buffer of class kcp_pool_class(len), give it back with the same
  * class. The public kcp_pool_size() and kcp_pool_trim() are in kcp.h.
  */

@@ -1,5 +1,5 @@
 /*
- * test_wire.c - unit tests of core/wire.c, the packet codec.
+ * test_wire.c - unit tests of core/proto/wire.c, the packet codec.
  *
  * Decoders are fed exact-size heap copies, so a read past the end shows
  * under ASan. Randomised tests use a fixed seed. The known-answer vectors

@@ -1,5 +1,5 @@
 /*
- * kcp_pool.c - payload buffers for core/kcp.c, by size class, recycled
+ * kcp_pool.c - payload buffers for core/proto/kcp.c, by size class, recycled
  * through free lists that belong to the calling thread.
  *
  * Classes are 64, 96, 128, 192, 256, ... 65536 bytes (powers of two and

@@ -1,7 +1,7 @@
 /*
  * kcpwire.h - the KCP segment format as the tests, benchmarks, fuzzer and
  * interop driver see it: little-endian fields and a parser of a datagram's
- * segments, written from docs/PROTOCOL.md and independent of core/kcp.c so
+ * segments, written from docs/PROTOCOL.md and independent of core/proto/kcp.c so
  * that they check its output rather than trust it.
  */
 #ifndef MOONGATE_TEST_KCPWIRE_H

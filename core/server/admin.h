@@ -1,7 +1,7 @@
 /*
  * admin.h - the admin console: a line-based control socket for operators
  * on the server's libev loop, and its address syntax (shared with the
- * client mode, `moongate admin`: core/admin_cli.c).
+ * client mode, `moongate admin`: core/server/admin_cli.c).
  *
  * Address: "unix:PATH" (a Unix socket, mode 0600) or "tcp://HOST:PORT"
  * with HOST a loopback address (127.x.y.z or [::1]; port 0: a free one).
@@ -82,7 +82,7 @@ struct admin_stats {
 void admin_stats(const admin_t *a, struct admin_stats *st);
 
 /* The client: `moongate admin [--timeout MS] ADDR [COMMAND...]` with argv[0]
- * "admin" (core/admin_cli.c). Prints each reply without its terminator.
+ * "admin" (core/server/admin_cli.c). Prints each reply without its terminator.
  * Returns the exit status: 0; 1 when a reply was an error; 2 when ADDR
  * does not answer (cannot connect, no complete reply within the timeout,
  * or bad usage), with the reason on stderr. */

@@ -10,7 +10,7 @@
  *                 on first write)
  *   svc_ref[i]    the table service i returned
  *   trace_ref     the traceback handler given to every lua_pcall
- * Timers are in core/script_timer.c.
+ * Timers are in core/lua/script_timer.c.
  */
 #include "script.h"
 
