@@ -40,6 +40,7 @@
 #include <sys/uio.h>
 
 #include "client.h"
+#include "frame.h"
 
 #define UDP_READS 256  /* datagrams read per poll at most */
 #define TCP_READS 64   /* read() calls per poll at most */
@@ -261,8 +262,8 @@ buffer(struct tport *t, const uint8_t *p, size_t n, size_t max)
 static void
 send_frame(mgclient_t *c, struct tport *t, const uint8_t *pkt, size_t len)
 {
-	uint8_t hdr[2];
-	wire_put16(hdr, (uint16_t)len);
+	uint8_t hdr[FRAME_HEADER];
+	frame_header(hdr, len);
 	size_t done = 0, total = len + 2;
 	if (t->woff == t->wlen) { /* EAGAIN while the connect is under way */
 		struct iovec iov[2] = { { hdr, 2 }, { (void *)pkt, len } };
@@ -495,18 +496,20 @@ static void
 frames(mgclient_t *c, struct tport *t)
 {
 	size_t off = 0;
-	while (t->rlen - off >= 2 && !c->ended && !t->fail_code) {
-		size_t flen = wire_get16(t->rbuf + off);
-		if (flen == 0 || flen > (size_t)c->o.frame_max) {
+	while (!c->ended && !t->fail_code) {
+		size_t flen;
+		long got = frame_next(t->rbuf + off, t->rlen - off,
+		                      (size_t)c->o.frame_max, &flen);
+		if (got < 0) {
 			/* the stream is lost: that connection ends */
-			tfail(t, SESSION_CLOSE_PROTOCOL,
-			      flen ? "frame too large" : "empty frame");
+			tfail(t, SESSION_CLOSE_PROTOCOL, frame_error(got));
 			break;
 		}
-		if (t->rlen - off < 2 + flen)
+		if (got == 0)
 			break;
-		session_input(c->s, PATH_TCP, t->rbuf + off + 2, flen, c->now);
-		off += 2 + flen;
+		session_input(c->s, PATH_TCP, t->rbuf + off + FRAME_HEADER, flen,
+		              c->now);
+		off += (size_t)got;
 	}
 	memmove(t->rbuf, t->rbuf + off, t->rlen - off);
 	t->rlen -= off;

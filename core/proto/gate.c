@@ -28,6 +28,7 @@
 
 #include <sodium.h>
 
+#include "heap.h"
 #include "kcp.h"
 #include "map.h"
 
@@ -41,8 +42,8 @@ struct entry {
 	uint8_t bound[SLOTS];         /* TCP: the connection is in by_conn */
 	uint32_t gen[SLOTS];          /* the slot's generation (path ids) */
 	uint8_t last;                 /* the slot packets went to last */
-	uint64_t due;
-	uint32_t heap_i;    /* index in g->heap; UINT32_MAX when not in it */
+	struct heap_node hn; /* key: when the session is due; in g->heap
+	                        while the entry is linked */
 	uint32_t sid;
 	uint64_t pub_key;   /* key in g->by_pub (0: none) */
 	uint64_t raw_key;   /* key in g->by_raw (0: none) */
@@ -56,8 +57,7 @@ struct gate {
 	struct gate_callbacks cb;
 	void *user;
 	struct map by_sid, by_pub, by_raw, by_conn;
-	struct entry **heap;
-	uint32_t nheap, heapcap;
+	struct heap heap;          /* every linked entry, by its due time */
 	int depth;                 /* nesting of public calls */
 	struct entry *graveyard;
 	uint8_t hashkey[crypto_shorthash_KEYBYTES];
@@ -76,75 +76,12 @@ gate_config_default(struct gate_config *c)
 
 /* ---- timer heap ------------------------------------------------------- */
 
-static void
-heap_swap(gate_t *g, uint32_t a, uint32_t b)
-{
-	struct entry *t = g->heap[a];
-	g->heap[a] = g->heap[b];
-	g->heap[b] = t;
-	g->heap[a]->heap_i = a;
-	g->heap[b]->heap_i = b;
-}
-
-static void
-heap_up(gate_t *g, uint32_t i)
-{
-	while (i > 0) {
-		uint32_t p = (i - 1) / 2;
-		if (g->heap[p]->due <= g->heap[i]->due)
-			break;
-		heap_swap(g, i, p);
-		i = p;
-	}
-}
-
-static void
-heap_down(gate_t *g, uint32_t i)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < g->nheap && g->heap[l]->due < g->heap[m]->due)
-			m = l;
-		if (r < g->nheap && g->heap[r]->due < g->heap[m]->due)
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(g, i, m);
-		i = m;
-	}
-}
+#define ENTRY(n) container_of(n, struct entry, hn)
 
 static int
 heap_add(gate_t *g, struct entry *e)
 {
-	if (g->nheap == g->heapcap) {
-		uint32_t cap = g->heapcap ? g->heapcap * 2 : 64;
-		struct entry **h = realloc(g->heap, cap * sizeof *h);
-		if (!h)
-			return -1;
-		g->heap = h;
-		g->heapcap = cap;
-	}
-	e->heap_i = g->nheap;
-	g->heap[g->nheap++] = e;
-	heap_up(g, e->heap_i);
-	return 0;
-}
-
-static void
-heap_remove(gate_t *g, struct entry *e)
-{
-	uint32_t i = e->heap_i;
-	if (i == UINT32_MAX)
-		return;
-	e->heap_i = UINT32_MAX;
-	g->nheap--;
-	if (i == g->nheap)
-		return;
-	g->heap[i] = g->heap[g->nheap];
-	g->heap[i]->heap_i = i;
-	heap_down(g, i);
-	heap_up(g, i);
+	return heap_push(&g->heap, &e->hn);
 }
 
 /* Recompute when e's session is due. Inside gate_update, a session due
@@ -152,17 +89,15 @@ heap_remove(gate_t *g, struct entry *e)
 static void
 reschedule(gate_t *g, struct entry *e, uint64_t now, int in_update)
 {
-	if (e->heap_i == UINT32_MAX)
+	if (!heap_contains(&e->hn))
 		return;
 	uint64_t due = session_check(e->s, now);
 	if (in_update && due <= now)
 		due = now + 1;
-	uint64_t old = e->due;
-	e->due = due;
-	if (due < old)
-		heap_up(g, e->heap_i);
-	else if (due > old)
-		heap_down(g, e->heap_i);
+	if (due != e->hn.key) {
+		e->hn.key = due;
+		heap_fix(&g->heap, &e->hn);
+	}
 }
 
 /* ---- entries ---------------------------------------------------------- */
@@ -234,7 +169,7 @@ unbind_all(gate_t *g, struct entry *e, int close)
 static void
 sync(gate_t *g, struct entry *e)
 {
-	if (e->heap_i == UINT32_MAX)
+	if (!heap_contains(&e->hn))
 		return; /* closed: unlinked already */
 	for (int i = 0; i < SLOTS; i++) {
 		struct gate_path *p = &e->path[i];
@@ -257,7 +192,7 @@ sync(gate_t *g, struct entry *e)
 static void
 unlink_entry(gate_t *g, struct entry *e)
 {
-	heap_remove(g, e);
+	heap_remove(&g->heap, &e->hn);
 	map_del(&g->by_sid, e->sid);
 	if (e->pub_key)
 		map_del(&g->by_pub, e->pub_key);
@@ -431,7 +366,7 @@ add_entry(gate_t *g, const struct gate_path *from, uint32_t sid)
 	e->g = g;
 	e->path[0] = *from;
 	e->sid = sid;
-	e->heap_i = UINT32_MAX;
+	e->hn.index = HEAP_NONE;
 	if (map_put(&g->by_sid, sid, e)) {
 		free(e);
 		return NULL;
@@ -615,7 +550,7 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 			/* Not KCP after all: forget it without a trace (no event
 			 * fired: a raw session opens on its first valid datagram). */
 			g->st.bad_packets++;
-			heap_remove(g, e);
+			heap_remove(&g->heap, &e->hn);
 			session_release(e->s);
 			drop_entry(g, e);
 			return;
@@ -664,10 +599,10 @@ gate_release(gate_t *g, uint64_t now)
 	if (!g)
 		return;
 	enter(g);
-	while (g->nheap > 0) {
-		struct entry *e = g->heap[0];
+	while (heap_top(&g->heap)) {
+		struct entry *e = ENTRY(heap_top(&g->heap));
 		session_abort(e->s, SESSION_CLOSE_SHUTDOWN, "server shutdown", now);
-		if (e->heap_i != UINT32_MAX) /* the event did not unlink it */
+		if (heap_contains(&e->hn)) /* the event did not unlink it */
 			unlink_entry(g, e);
 	}
 	leave(g);
@@ -675,7 +610,7 @@ gate_release(gate_t *g, uint64_t now)
 	map_clear(&g->by_pub);
 	map_clear(&g->by_raw);
 	map_clear(&g->by_conn);
-	free(g->heap);
+	heap_free(&g->heap);
 	wire_scrub(g->cfg.secret, sizeof g->cfg.secret);
 	free(g);
 }
@@ -747,8 +682,9 @@ void
 gate_update(gate_t *g, uint64_t now)
 {
 	enter(g);
-	while (g->nheap > 0 && g->heap[0]->due <= now) {
-		struct entry *e = g->heap[0];
+	struct heap_node *top;
+	while ((top = heap_top(&g->heap)) && top->key <= now) {
+		struct entry *e = ENTRY(top);
 		session_update(e->s, now);
 		sync(g, e);
 		reschedule(g, e, now, 1);
@@ -759,9 +695,8 @@ gate_update(gate_t *g, uint64_t now)
 uint64_t
 gate_check(const gate_t *g, uint64_t now)
 {
-	if (g->nheap == 0)
-		return now + 3600000000ull;
-	return g->heap[0]->due;
+	const struct heap_node *top = heap_top(&g->heap);
+	return top ? top->key : now + 3600000000ull;
 }
 
 void
@@ -807,12 +742,13 @@ gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
 {
 	enter(g);
 	/* Closing may unlink entries: walk a snapshot of the heap. */
-	uint32_t n = g->nheap;
+	uint32_t n = g->heap.n;
 	struct entry **list = n ? malloc(n * sizeof *list) : NULL;
 	if (list) {
-		memcpy(list, g->heap, n * sizeof *list);
+		for (uint32_t i = 0; i < n; i++)
+			list[i] = ENTRY(g->heap.a[i]);
 		for (uint32_t i = 0; i < n; i++) {
-			if (list[i]->heap_i == UINT32_MAX)
+			if (!heap_contains(&list[i]->hn))
 				continue;
 			session_close(list[i]->s, code, reason, 1, now);
 			reschedule(g, list[i], now, 0);

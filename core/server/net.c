@@ -28,6 +28,7 @@
  * closed; freed at the next prepare).
  */
 #include "net.h"
+#include "frame.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -587,9 +588,8 @@ tcp_send(net_t *n, uint32_t id, const uint8_t *pkt, size_t len)
 			c->wcap = cap;
 		}
 	}
-	c->wbuf[c->wlen] = (uint8_t)len;
-	c->wbuf[c->wlen + 1] = (uint8_t)(len >> 8);
-	memcpy(c->wbuf + c->wlen + 2, pkt, len);
+	frame_header(c->wbuf + c->wlen, len);
+	memcpy(c->wbuf + c->wlen + FRAME_HEADER, pkt, len);
 	c->wlen += need;
 	n->st.tcp_frames_out++;
 	if (ev_is_active(&c->wio))
@@ -611,22 +611,24 @@ frames(struct conn *c)
 {
 	net_t *n = c->net;
 	size_t off = 0;
-	while (c->rlen - off >= 2) {
-		size_t len = (size_t)c->rbuf[off] | (size_t)c->rbuf[off + 1] << 8;
+	for (;;) {
+		size_t len;
+		long got = frame_next(c->rbuf + off, c->rlen - off,
+		                      (size_t)n->cfg.frame_max, &len);
 		struct gate_path from;
-		if (len == 0 || len > (size_t)n->cfg.frame_max) {
+		if (got < 0) {
 			n->st.tcp_bad_frames++;
-			conn_lost(c, len ? "frame too large" : "empty frame", 1);
+			conn_lost(c, frame_error(got), 1);
 			return 0;
 		}
-		if (c->rlen - off < 2 + len)
+		if (got == 0)
 			break;
 		n->st.tcp_frames_in++;
 		from = c->path;  /* a copy: the callback may close c */
-		n->cb.packet(&from, c->rbuf + off + 2, len, n->user);
+		n->cb.packet(&from, c->rbuf + off + FRAME_HEADER, len, n->user);
 		if (c->state != CONN_OPEN || c->doom)
 			return 0;
-		off += 2 + len;
+		off += (size_t)got;
 	}
 	if (off) {
 		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
