@@ -810,7 +810,7 @@ mgclient_connect(const char *url, const void *hello, size_t hello_len,
 		mgclient_options_default(&c->o);
 	struct mgclient_options d;
 	mgclient_options_default(&d);
-	if (c->o.frame_max <= 0 || c->o.frame_max > 65535)
+	if (c->o.frame_max <= 0 || c->o.frame_max > FRAME_MAX)
 		c->o.frame_max = d.frame_max;
 	if (c->o.event_queue_max <= 0)
 		c->o.event_queue_max = d.event_queue_max;

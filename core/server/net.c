@@ -987,7 +987,7 @@ net_create(struct ev_loop *loop, const struct net_config *c,
 	n->user = user;
 	k = &n->cfg;
 	k->batch = clamp(k->batch, 1, 1024);
-	k->frame_max = clamp(k->frame_max, 1, 65535);
+	k->frame_max = clamp(k->frame_max, 1, FRAME_MAX);
 	k->dgram_max = clamp(k->dgram_max ? k->dgram_max : 2048, 1, 65535);
 	k->conn_buffer_max = clamp(k->conn_buffer_max, k->frame_max + 2,
 	                           1 << 30);
