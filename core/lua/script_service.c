@@ -10,6 +10,7 @@
  * service itself, another module holding it) takes effect on the next
  * event. Only the key strings are made once (refs in sc->cb_key).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -134,6 +135,7 @@ script_service_load(script_t *sc, int i, char *err, size_t errlen)
 	lua_pop(L, 1);
 	return 0;
 }
+
 /* ---- events ------------------------------------------------------------- */
 
 void
