@@ -1,6 +1,13 @@
 /*
- * script_int.h - what the files of the Lua runtime share (core/lua/script.c,
- * core/lua/script_sync.c); private to them, not part of script.h.
+ * script_int.h - what the files of the Lua runtime share; private to
+ * core/lua/script*.c, not part of script.h:
+ *
+ *   script.c          create/release, pcall, "moongate.core", the console
+ *   script_service.c  services: loading, callbacks for accept and events
+ *   script_session.c  session objects, moongate.session/sessions/broadcast
+ *   script_timer.c    moongate.after/every over the timer set (timers.c)
+ *   script_sync.c     moongate.relay/frames
+ *   script_config.c   config.lua
  */
 #ifndef MOONGATE_SCRIPT_INT_H
 #define MOONGATE_SCRIPT_INT_H
@@ -10,6 +17,7 @@
 #include <lua.h>
 
 #include "script.h"
+#include "timers.h"
 
 #define SESSION_MT "moongate.session"
 
@@ -20,7 +28,17 @@ struct lsession {
 	uint8_t dead;           /* its session closed: every method says so */
 };
 
-struct timer;
+/* The callbacks of a service that moongate calls. */
+enum script_cb {
+	SCRIPT_CB_HANDSHAKE,
+	SCRIPT_CB_CONNECT,
+	SCRIPT_CB_MESSAGE,
+	SCRIPT_CB_CLOSE,
+	SCRIPT_CB_OFFLINE,
+	SCRIPT_CB_RESUME,
+	SCRIPT_CB_PATH,
+	SCRIPT_CB_N
+};
 
 struct script {
 	lua_State *L;
@@ -32,14 +50,13 @@ struct script {
 	                            of this server can have (FEC listeners) */
 	int nsvc;
 	char names[CONFIG_SERVICES_MAX][64];
-	int svc_ref[CONFIG_SERVICES_MAX];
+	int svc_ref[CONFIG_SERVICES_MAX]; /* the table service i returned */
+	int cb_key[SCRIPT_CB_N]; /* the callback names, as Lua strings */
 	int sessions_ref, empty_ref, trace_ref;
 	int settings_ref;        /* config.lua's `settings` table (or {}) */
 	uint8_t secret[32];      /* the server secret: keys of moongate.sign */
-	struct timer **heap;
-	uint32_t nheap, heapcap;
-	uint64_t seq;
-	struct script_stats st;
+	timers_t *timers;        /* moongate.after/every; data: the handles */
+	struct script_stats st;  /* timers and memory_kb: see script_stats */
 };
 
 /* The script of a function of "moongate.core" (its upvalue 1). */
@@ -56,10 +73,26 @@ script_self(lua_State *L)
 int script_pcall(script_t *sc, int nargs, int nres, const char *svc,
                  const char *what, uint32_t sid);
 
-/* Timers (core/lua/script_timer.c): the timer metatable, freeing every
- * pending timer, and moongate.after / moongate.every. */
+/* Services (core/lua/script_service.c): the callback names, made once;
+ * require service i (sc->names[i]) into sc->svc_ref[i]: 0, or -1 with err
+ * (the service, the file, the line). */
+void script_service_open(script_t *sc);
+int script_service_load(script_t *sc, int i, char *err, size_t errlen);
+
+/* Session objects (core/lua/script_session.c): the metatable and the
+ * registry tables; the object of s pushed (made on first use);
+ * moongate.session, moongate.sessions, moongate.broadcast. */
+void script_session_open(script_t *sc);
+struct lsession *script_session_push(script_t *sc, session_t *s);
+int script_session_get(lua_State *L);
+int script_session_list(lua_State *L);
+int script_session_broadcast(lua_State *L);
+
+/* Timers (core/lua/script_timer.c): the timer metatable; the fire
+ * callback of sc->timers (user: the script; runs the timer's function
+ * under pcall); moongate.after / moongate.every. */
 void script_timer_open(script_t *sc);
-void script_timer_release(script_t *sc);
+void script_timer_fire(void *user, void *data, int once, uint64_t now);
 int script_timer_after(lua_State *L);
 int script_timer_every(lua_State *L);
 

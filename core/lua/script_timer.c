@@ -1,97 +1,34 @@
 /*
- * script_timer.c - the Lua runtime's timers: moongate.after and
- * moongate.every, timer:cancel() and timer:pending(), and script_check /
- * script_update (script.h).
+ * script_timer.c - the Lua side of the runtime's timers: moongate.after
+ * and moongate.every, timer:cancel() and timer:pending(), and the fire
+ * callback of the runtime's timer set (core/lua/timers.c), which runs a
+ * timer's function under pcall.
  *
- * A C heap ordered by (due, seq); an active timer holds registry refs to
- * its function and to its handle, so a handle is never collected while its
- * timer can fire, and a finished timer leaves no watcher behind.
+ * A timer's data in the set is its handle (the userdata Lua holds). An
+ * armed handle holds registry refs to its function and to itself, so it is
+ * never collected while its timer can fire, and a finished timer leaves no
+ * ref behind.
  */
-#include <stdlib.h>
-
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "script_int.h"
+#include "timers.h"
 
 #define TIMER_MT "moongate.timer"
 
-struct timer {
-	uint64_t due, period;   /* microseconds; period 0: once */
-	uint64_t seq;           /* creation order: equal dues fire FIFO */
-	uint32_t hi;            /* index in the heap */
-	int fn_ref, handle_ref;
-	struct ltimer *handle;
-};
-
 struct ltimer {
 	struct timer *t;        /* NULL once fired (once) or cancelled */
+	int fn_ref, handle_ref; /* while t is set */
 };
 
-static int
-before(const struct timer *a, const struct timer *b)
-{
-	return a->due < b->due || (a->due == b->due && a->seq < b->seq);
-}
-
+/* The handle's timer is over: its refs go (the handle may be collected). */
 static void
-heap_swap(script_t *sc, uint32_t i, uint32_t j)
+disarm(lua_State *L, struct ltimer *h)
 {
-	struct timer *t = sc->heap[i];
-	sc->heap[i] = sc->heap[j];
-	sc->heap[j] = t;
-	sc->heap[i]->hi = i;
-	sc->heap[j]->hi = j;
-}
-
-static void
-heap_up(script_t *sc, uint32_t i)
-{
-	while (i > 0 && before(sc->heap[i], sc->heap[(i - 1) / 2])) {
-		heap_swap(sc, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-}
-
-static void
-heap_down(script_t *sc, uint32_t i)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < sc->nheap && before(sc->heap[l], sc->heap[m]))
-			m = l;
-		if (r < sc->nheap && before(sc->heap[r], sc->heap[m]))
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(sc, i, m);
-		i = m;
-	}
-}
-
-static void
-heap_remove(script_t *sc, struct timer *t)
-{
-	uint32_t i = t->hi;
-	sc->nheap--;
-	if (i != sc->nheap) {
-		sc->heap[i] = sc->heap[sc->nheap];
-		sc->heap[i]->hi = i;
-		heap_down(sc, i);
-		heap_up(sc, i);
-	}
-}
-
-/* Drop a timer that will not fire again: its refs go, its handle is told. */
-static void
-timer_free(script_t *sc, struct timer *t)
-{
-	luaL_unref(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
-	luaL_unref(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
-	if (t->handle)
-		t->handle->t = NULL;
-	free(t);
-	sc->st.timers--;
+	h->t = NULL;
+	luaL_unref(L, LUA_REGISTRYINDEX, h->fn_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, h->handle_ref);
 }
 
 /* moongate.after(ms, fn) / moongate.every(ms, fn) -> timer */
@@ -104,36 +41,21 @@ add_timer(lua_State *L, int repeat)
 	if (!(ms >= 0 && ms <= 1e10) || (repeat && ms < 1))
 		return luaL_argerror(L, 1, repeat ? "period must be 1 ms .. 1e10 ms"
 		                                  : "delay must be 0 .. 1e10 ms");
-	if (sc->nheap >= sc->timers_max)
-		return luaL_error(L, "too many timers (lua.timers_max = %d)",
-		                  (int)sc->timers_max);
-	if (sc->nheap == sc->heapcap) {
-		uint32_t cap = sc->heapcap ? sc->heapcap * 2 : 64;
-		struct timer **h = realloc(sc->heap, cap * sizeof *h);
-		if (!h)
-			return luaL_error(L, "out of memory");
-		sc->heap = h;
-		sc->heapcap = cap;
-	}
-	struct timer *t = calloc(1, sizeof *t);
-	if (!t)
-		return luaL_error(L, "out of memory");
 	struct ltimer *h = lua_newuserdata(L, sizeof *h);
-	h->t = t;
+	h->t = NULL;
 	luaL_getmetatable(L, TIMER_MT);
 	lua_setmetatable(L, -2);
+	uint64_t us = (uint64_t)(ms * 1000);
+	int rc = timers_add(sc->timers, sc->now + us, repeat ? us : 0, h, &h->t);
+	if (rc == TIMERS_EFULL)
+		return luaL_error(L, "too many timers (lua.timers_max = %d)",
+		                  (int)sc->timers_max);
+	if (rc)
+		return luaL_error(L, "out of memory");
 	lua_pushvalue(L, -1);
-	t->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	h->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushvalue(L, 2);
-	t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	t->handle = h;
-	t->period = repeat ? (uint64_t)(ms * 1000) : 0;
-	t->due = sc->now + (uint64_t)(ms * 1000);
-	t->seq = sc->seq++;
-	t->hi = sc->nheap;
-	sc->heap[sc->nheap++] = t;
-	heap_up(sc, t->hi);
-	sc->st.timers++;
+	h->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 1;
 }
 
@@ -155,13 +77,12 @@ l_cancel(lua_State *L)
 {
 	script_t *sc = script_self(L);
 	struct ltimer *h = luaL_checkudata(L, 1, TIMER_MT);
-	struct timer *t = h->t;
-	if (!t) {
+	if (!h->t) {
 		lua_pushboolean(L, 0);
 		return 1;
 	}
-	heap_remove(sc, t);
-	timer_free(sc, t);
+	timers_cancel(sc->timers, h->t);
+	disarm(L, h);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -174,44 +95,20 @@ l_pending(lua_State *L)
 	return 1;
 }
 
-uint64_t
-script_check(const script_t *sc, uint64_t now)
-{
-	if (!sc || sc->nheap == 0)
-		return now + 3600ull * 1000000;
-	return sc->heap[0]->due > now ? sc->heap[0]->due : now;
-}
-
+/* script_int.h: the fire callback of sc->timers; data is the handle. */
 void
-script_update(script_t *sc, uint64_t now)
+script_timer_fire(void *user, void *data, int once, uint64_t now)
 {
-	if (!sc)
-		return;
-	sc->now = now;
-	uint64_t last = sc->seq; /* timers made by these callbacks wait a turn */
-	while (sc->nheap && sc->heap[0]->due <= now && sc->heap[0]->seq < last) {
-		struct timer *t = sc->heap[0];
-		lua_rawgeti(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
-		lua_rawgeti(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
-		if (t->period) {
-			t->due += t->period;
-			if (t->due <= now) /* fell behind: skip, do not burst */
-				t->due = now + t->period;
-			t->seq = sc->seq++;
-			heap_down(sc, 0);
-		} else {
-			heap_remove(sc, t);
-			t->handle->t = NULL; /* fired: cancel() says false from now */
-			t->handle = NULL;
-			luaL_unref(sc->L, LUA_REGISTRYINDEX, t->fn_ref);
-			luaL_unref(sc->L, LUA_REGISTRYINDEX, t->handle_ref);
-			free(t);
-			sc->st.timers--;
-		}
-		/* the function and the handle (its argument) are on the stack */
-		if (script_pcall(sc, 1, 0, "timer", "callback", 0) == 0)
-			continue;
-	}
+	script_t *sc = user;
+	struct ltimer *h = data;
+	lua_State *L = sc->L;
+	(void)now; /* sc->now is set by script_update */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->handle_ref);
+	if (once) /* fired: cancel() says false from now */
+		disarm(L, h);
+	/* the function and the handle (its argument) are on the stack */
+	script_pcall(sc, 1, 0, "timer", "callback", 0);
 }
 
 void
@@ -229,16 +126,4 @@ script_timer_open(script_t *sc)
 	lua_pushstring(L, "timer");
 	lua_setfield(L, -2, "__metatable");
 	lua_pop(L, 1);
-}
-
-void
-script_timer_release(script_t *sc)
-{
-	for (uint32_t i = 0; i < sc->nheap; i++) {
-		sc->heap[i]->handle->t = NULL;
-		free(sc->heap[i]);
-	}
-	free(sc->heap);
-	sc->heap = NULL;
-	sc->nheap = sc->heapcap = 0;
 }
