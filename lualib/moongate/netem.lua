@@ -1,6 +1,6 @@
 -- moongate.netem: break the network on purpose in a busted spec. Starts
--- moongate-netem (tools/netem/moongate_netem.c) between the test clients and
--- a server, and steers it over its control channel.
+-- moongate-netem (tools/netem/) between the test clients and a server,
+-- and steers it over its control channel.
 --
 --   local T = require "moongate.test"
 --   local netem = require "moongate.netem"
@@ -44,63 +44,24 @@ local bit = require "bit"
 local ffi = require "ffi"
 local T = require "moongate.test"
 
-local C = ffi.C
+local P = require "moongate.posix"
 
-if not pcall(ffi.typeof, "struct moongate_netem_sockaddr_in") then
-	ffi.cdef [[
-	struct moongate_netem_sockaddr_in {
-		uint16_t family; uint16_t port; uint32_t addr; uint8_t zero[8];
-	};
-	int moongate_netem_socket(int domain, int type, int protocol) __asm__("socket");
-	int moongate_netem_connect(int fd, const struct moongate_netem_sockaddr_in *sa,
-	                           uint32_t len) __asm__("connect");
-	int moongate_netem_bind(int fd, const struct moongate_netem_sockaddr_in *sa,
-	                        uint32_t len) __asm__("bind");
-	int moongate_netem_getsockname(int fd, struct moongate_netem_sockaddr_in *sa,
-	                               uint32_t *len) __asm__("getsockname");
-	intptr_t moongate_netem_send(int fd, const void *buf, size_t n, int flags) __asm__("send");
-	intptr_t moongate_netem_recv(int fd, void *buf, size_t n, int flags) __asm__("recv");
-	intptr_t moongate_netem_sendto(int fd, const void *buf, size_t n, int flags,
-	                               const struct moongate_netem_sockaddr_in *sa,
-	                               uint32_t len) __asm__("sendto");
-	intptr_t moongate_netem_recvfrom(int fd, void *buf, size_t n, int flags,
-	                                 struct moongate_netem_sockaddr_in *sa,
-	                                 uint32_t *len) __asm__("recvfrom");
-	int moongate_netem_close(int fd) __asm__("close");
-	char *moongate_netem_strerror(int err) __asm__("strerror");
-	]]
-end
-
--- Linux values.
-local AF_INET, SOCK_STREAM, SOCK_DGRAM = 2, 1, 2
-local SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL = 2048, 524288, 16384
-local EINTR, EAGAIN = 4, 11
-local SIGKILL = 9
-local LOOPBACK = 0x7f000001
+local AF_INET, SOCK_STREAM, SOCK_DGRAM = P.AF_INET, P.SOCK_STREAM, P.SOCK_DGRAM
+local SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL =
+	P.SOCK_NONBLOCK, P.SOCK_CLOEXEC, P.MSG_NOSIGNAL
+local EINTR, EAGAIN = P.EINTR, P.EAGAIN
+local SIGKILL = P.SIGKILL
 local REPLY_MS = 5000
 
 local netem = {}
 local running = {}   -- n -> true until stopped
 
 local function errstr()
-	return ffi.string(C.moongate_netem_strerror(ffi.errno()))
+	return (P.errstr())
 end
 
-local function htons(p)
-	return ffi.abi("le") and bit.band(bit.bor(bit.lshift(p, 8), bit.rshift(p, 8)), 0xffff) or p
-end
-
-local function htonl(a)
-	return ffi.abi("le") and bit.bswap(a) or a
-end
-
-local function sockaddr(port)
-	local sa = ffi.new("struct moongate_netem_sockaddr_in")
-	sa.family = AF_INET
-	sa.port = htons(port)
-	sa.addr = htonl(LOOPBACK)
-	return sa
-end
+local ntohs = P.ntohs
+local sockaddr = P.sockaddr_in
 
 -- "loss=0.1 delay=20" from { loss = 0.1, delay = 20 } (sorted keys).
 local function settings(x, what)
@@ -273,7 +234,7 @@ end
 
 function Netem:close_control()
 	if self.ctl then
-		C.moongate_netem_close(self.ctl)
+		P.close(self.ctl)
 		self.ctl = nil
 	end
 end
@@ -295,7 +256,7 @@ function Netem:stop(ms)
 		end
 	end
 	if self.out then
-		C.moongate_netem_close(self.out)
+		P.close(self.out)
 		self.out = nil
 	end
 	self.stopped_log = self:log()
@@ -329,14 +290,14 @@ function Netem:connect_control()
 	if self.stopped then
 		error("moongate.netem: stopped", 3)
 	end
-	local fd = C.moongate_netem_socket(AF_INET, bit.bor(SOCK_STREAM, SOCK_CLOEXEC), 0)
+	local fd = P.socket(AF_INET, bit.bor(SOCK_STREAM, SOCK_CLOEXEC), 0)
 	if fd < 0 then
 		self:fail("socket: " .. errstr())
 	end
 	-- loopback: a blocking connect ends at once
-	if C.moongate_netem_connect(fd, sockaddr(self.control_port), 16) < 0 then
+	if P.connect(fd, sockaddr(self.control_port), 16) < 0 then
 		local e = errstr()
-		C.moongate_netem_close(fd)
+		P.close(fd)
 		self:fail("connect to the control port: " .. e)
 	end
 	self.ctl = fd
@@ -354,7 +315,7 @@ function Netem:command(line)
 	local s = line .. "\n"
 	local off = 0
 	while off < #s do
-		local n = tonumber(C.moongate_netem_send(self.ctl, ffi.cast("const char *", s) + off,
+		local n = tonumber(P.send(self.ctl, ffi.cast("const char *", s) + off,
 			#s - off, MSG_NOSIGNAL))
 		if n < 0 then
 			self:fail("sending \"" .. line .. "\": " .. errstr())
@@ -369,7 +330,7 @@ function Netem:command(line)
 			self:fail(("no reply to \"%s\" within %d ms"):format(line, REPLY_MS))
 		end
 		if T.poll({ self.ctl }, left) > 0 then
-			local n = tonumber(C.moongate_netem_recv(self.ctl, buf, 4096, 0))
+			local n = tonumber(P.recv(self.ctl, buf, 4096, 0))
 			if n == 0 then
 				self:fail("the control channel closed (did it exit?) after \"" .. line .. "\"")
 			elseif n > 0 then
@@ -444,25 +405,25 @@ local Udp = {}
 Udp.__index = Udp
 
 function netem.udp_socket()
-	local fd = C.moongate_netem_socket(AF_INET,
+	local fd = P.socket(AF_INET,
 		bit.bor(SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC), 0)
 	if fd < 0 then
 		error("udp_socket: " .. errstr(), 2)
 	end
 	local sa = sockaddr(0)
 	local len = ffi.new("uint32_t[1]", 16)
-	if C.moongate_netem_bind(fd, sa, 16) < 0 or
-		C.moongate_netem_getsockname(fd, sa, len) < 0 then
+	if P.bind(fd, sa, 16) < 0 or
+		P.getsockname(fd, sa, len) < 0 then
 		local e = errstr()
-		C.moongate_netem_close(fd)
+		P.close(fd)
 		error("udp_socket: " .. e, 2)
 	end
-	return setmetatable({ fd = fd, port = htons(sa.port),
+	return setmetatable({ fd = fd, port = ntohs(sa.port),
 		buf = ffi.new("char[65536]") }, Udp)
 end
 
 function Udp:send(port, data)
-	local n = C.moongate_netem_sendto(self.fd, data, #data, 0, sockaddr(port), 16)
+	local n = P.sendto(self.fd, data, #data, 0, sockaddr(port), 16)
 	if n < 0 then
 		return nil, errstr()
 	end
@@ -473,11 +434,11 @@ end
 function Udp:recv(ms)
 	local deadline = T.now_ms() + (ms or 0)
 	while true do
-		local sa = ffi.new("struct moongate_netem_sockaddr_in")
+		local sa = P.sockaddr_in()
 		local len = ffi.new("uint32_t[1]", 16)
-		local n = tonumber(C.moongate_netem_recvfrom(self.fd, self.buf, 65536, 0, sa, len))
+		local n = tonumber(P.recvfrom(self.fd, self.buf, 65536, 0, sa, len))
 		if n >= 0 then
-			return ffi.string(self.buf, n), htons(sa.port)
+			return ffi.string(self.buf, n), ntohs(sa.port)
 		end
 		local left = deadline - T.now_ms()
 		if left <= 0 then
@@ -489,7 +450,7 @@ end
 
 function Udp:close()
 	if self.fd then
-		C.moongate_netem_close(self.fd)
+		P.close(self.fd)
 		self.fd = nil
 	end
 end

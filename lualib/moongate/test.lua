@@ -86,39 +86,14 @@ local bit = require "bit"
 local ffi = require "ffi"
 local client = require "moongate.client"
 
-local C = ffi.C
+local P = require "moongate.posix"
 
--- Every symbol under a name of our own (asm labels), so that another
--- module's declarations of fork, poll... never clash with these, and the
--- guard makes a second load of this file harmless.
-if not pcall(ffi.typeof, "struct moongate_test_pollfd") then
-	ffi.cdef [[
-	struct moongate_test_pollfd { int fd; short events; short revents; };
-	int moongate_test_poll(struct moongate_test_pollfd *fds, unsigned long n,
-	                       int timeout) __asm__("poll");
-	int moongate_test_fork(void) __asm__("fork");
-	int moongate_test_execv(const char *path, char *const argv[]) __asm__("execv");
-	int moongate_test_pipe2(int fds[2], int flags) __asm__("pipe2");
-	int moongate_test_dup2(int from, int to) __asm__("dup2");
-	int moongate_test_open(const char *path, int flags, int mode) __asm__("open");
-	int moongate_test_close(int fd) __asm__("close");
-	intptr_t moongate_test_read(int fd, void *buf, size_t n) __asm__("read");
-	int moongate_test_kill(int pid, int sig) __asm__("kill");
-	int moongate_test_waitpid(int pid, int *status, int options) __asm__("waitpid");
-	void moongate_test_exit(int code) __asm__("_exit");
-	char *moongate_test_mkdtemp(char *template) __asm__("mkdtemp");
-	char *moongate_test_getcwd(char *buf, size_t n) __asm__("getcwd");
-	int moongate_test_prctl(int op, unsigned long a, unsigned long b,
-	                        unsigned long c, unsigned long d) __asm__("prctl");
-	char *moongate_test_strerror(int err) __asm__("strerror");
-	]]
-end
-
--- Linux (x86_64, aarch64) values.
-local O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_CLOEXEC = 0, 1, 64, 512, 524288
-local SIGHUP, SIGKILL, SIGTERM, WNOHANG, EINTR, EAGAIN = 1, 9, 15, 1, 4, 11
-local POLLIN = 1
-local PR_SET_PDEATHSIG = 1
+local O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_CLOEXEC =
+	P.O_RDONLY, P.O_WRONLY, P.O_CREAT, P.O_TRUNC, P.O_CLOEXEC
+local SIGHUP, SIGKILL, SIGTERM, WNOHANG, EINTR, EAGAIN =
+	P.SIGHUP, P.SIGKILL, P.SIGTERM, P.WNOHANG, P.EINTR, P.EAGAIN
+local POLLIN = P.POLLIN
+local PR_SET_PDEATHSIG = P.PR_SET_PDEATHSIG
 
 local DEFAULT_WAIT = 5000
 
@@ -133,22 +108,19 @@ local function now_ms()
 end
 T.now_ms = now_ms
 
-local function errstr()
-	local e = ffi.errno()
-	return ffi.string(C.moongate_test_strerror(e)), e
-end
+local errstr = P.errstr
 
 -- Block up to ms (>= 0) on the fds (may be empty): the bounded wait under
 -- every loop here.
 local function poll_fds(fds, ms)
 	ms = math.max(0, math.floor(ms))
 	local n = #fds
-	local p = ffi.new("struct moongate_test_pollfd[?]", math.max(n, 1))
+	local p = P.pollfd(math.max(n, 1))
 	for i = 1, n do
 		p[i - 1].fd = fds[i]
 		p[i - 1].events = POLLIN
 	end
-	return C.moongate_test_poll(p, n, ms)
+	return P.poll(p, n, ms)
 end
 
 -- Read the pipe fd line by line until on_line(line) returns true: true;
@@ -169,7 +141,7 @@ local function read_lines(fd, ms, on_line)
 				return nil, "timeout"
 			end
 			if poll_fds({ fd }, left) > 0 then
-				local n = tonumber(C.moongate_test_read(fd, buf, 4096))
+				local n = tonumber(P.read(fd, buf, 4096))
 				local e = ffi.errno()
 				if n == 0 then
 					return nil, "eof"
@@ -187,7 +159,7 @@ T.poll = poll_fds
 
 local function cwd()
 	local buf = ffi.new("char[4096]")
-	assert(C.moongate_test_getcwd(buf, 4096) ~= nil, "getcwd failed")
+	assert(P.getcwd(buf, 4096) ~= nil, "getcwd failed")
 	return ffi.string(buf)
 end
 
@@ -326,7 +298,7 @@ local function mkdtemp()
 	local template = base .. "/moongate-test.XXXXXX"
 	local buf = ffi.new("char[?]", #template + 1)
 	ffi.copy(buf, template)
-	if C.moongate_test_mkdtemp(buf) == nil then
+	if P.mkdtemp(buf) == nil then
 		error("mkdtemp " .. template .. ": " .. errstr(), 2)
 	end
 	return ffi.string(buf)
@@ -354,35 +326,35 @@ local function spawn(argv, errlog)
 	end
 	cargv[#argv] = nil
 	local fds = ffi.new("int[2]")
-	if C.moongate_test_pipe2(fds, O_CLOEXEC) ~= 0 then
+	if P.pipe2(fds, O_CLOEXEC) ~= 0 then
 		error("pipe2: " .. errstr(), 2)
 	end
-	local pid = C.moongate_test_fork()
+	local pid = P.fork()
 	if pid < 0 then
 		local e = errstr()
-		C.moongate_test_close(fds[0])
-		C.moongate_test_close(fds[1])
+		P.close(fds[0])
+		P.close(fds[1])
 		error("fork: " .. e, 2)
 	end
 	if pid == 0 then
 		-- the child: nothing here may return into the test runner
 		pcall(function()
 			-- killed with the test runner, whatever happens to it
-			C.moongate_test_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
-			local null = C.moongate_test_open("/dev/null", O_RDONLY, 0)
-			local err = C.moongate_test_open(errlog,
+			P.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+			local null = P.open("/dev/null", O_RDONLY, 0)
+			local err = P.open(errlog,
 				bit.bor(O_WRONLY, O_CREAT, O_TRUNC), 420)
 			if null < 0 or err < 0 then
 				return
 			end
-			C.moongate_test_dup2(null, 0)
-			C.moongate_test_dup2(fds[1], 1)
-			C.moongate_test_dup2(err, 2)
-			C.moongate_test_execv(cargv[0], cargv)
+			P.dup2(null, 0)
+			P.dup2(fds[1], 1)
+			P.dup2(err, 2)
+			P.execv(cargv[0], cargv)
 		end)
-		C.moongate_test_exit(127)
+		P.exit(127)
 	end
-	C.moongate_test_close(fds[1])
+	P.close(fds[1])
 	keep = nil
 	return pid, fds[0]
 end
@@ -396,7 +368,7 @@ local function reap(pid, ms)
 	local st = ffi.new("int[1]")
 	local deadline = now_ms() + ms
 	while true do
-		local r = C.moongate_test_waitpid(pid, st, WNOHANG)
+		local r = P.waitpid(pid, st, WNOHANG)
 		if r == pid then
 			return exit_status(st[0])
 		end
@@ -417,7 +389,7 @@ T.tail = tail
 T.repo_dir = repo_dir
 
 function T.kill(pid, sig)
-	return C.moongate_test_kill(pid, sig or SIGTERM)
+	return P.kill(pid, sig or SIGTERM)
 end
 
 -- A sanitizer report in a process's log goes to stderr (ctest's log,
@@ -597,7 +569,7 @@ function Server:admin(cmd, ms)
 end
 
 function Server:hup()
-	return C.moongate_test_kill(self.pid, SIGHUP)
+	return P.kill(self.pid, SIGHUP)
 end
 
 function Server:write_service(name, source)
@@ -664,16 +636,16 @@ function Server:stop(ms)
 	ms = ms or 10000
 	local status
 	if self.pid and self.pid > 0 then
-		C.moongate_test_kill(self.pid, SIGTERM)
+		P.kill(self.pid, SIGTERM)
 		status = reap(self.pid, ms)
 		if not status then
-			C.moongate_test_kill(self.pid, SIGKILL)
+			P.kill(self.pid, SIGKILL)
 			status = reap(self.pid, 5000) or -1
 			self.killed = true
 		end
 	end
 	if self.out then
-		C.moongate_test_close(self.out)
+		P.close(self.out)
 		self.out = nil
 	end
 	self.stopped_log = read_file(self.log_path)

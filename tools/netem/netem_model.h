@@ -2,7 +2,8 @@
  * netem_model.h - the impairment model of moongate-netem, free of I/O:
  * the settings and their `set` grammar, a seeded PRNG, and the decisions
  * taken for one UDP datagram or one TCP chunk. Time is an argument, in
- * seconds of CLOCK_MONOTONIC. tools/netem/moongate_netem.c owns the sockets.
+ * seconds of CLOCK_MONOTONIC. The other files of tools/netem (netem.h) own
+ * the sockets.
  */
 #ifndef MOONGATE_NETEM_MODEL_H
 #define MOONGATE_NETEM_MODEL_H
