@@ -247,6 +247,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "moongate-netem: --udp %s: %s\n",
 			        addr_text(&l->at, a, sizeof a), err);
 			failed = 1;
+			break; /* no watcher on fd -1 (libev asserts) */
 		}
 		ev_io_init(&l->io, udp_on_read, l->fd, EV_READ);
 		l->io.data = l;
@@ -260,6 +261,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "moongate-netem: --tcp %s: %s\n",
 			        addr_text(&l->at, a, sizeof a), err);
 			failed = 1;
+			break; /* no watcher on fd -1 (libev asserts) */
 		}
 		ev_io_init(&l->io, tcp_on_accept, l->fd, EV_READ);
 		ev_timer_init(&l->pause, tcp_on_pause, 0, 0);
