@@ -29,8 +29,8 @@
 #include <sodium.h>
 
 #include "heap.h"
-#include "kcp.h"
 #include "map.h"
+#include "session_raw.h"
 
 #define SLOTS (SESSION_PATHS + 1)
 _Static_assert(SLOTS < 8, "a path id keeps the slot in 3 bits");
@@ -269,6 +269,33 @@ addr_bytes(const struct gate_path *p, uint8_t out[19])
 	return 1;
 }
 
+/* The same peer address: family, port and address compared in place
+ * (what addr_bytes keeps, without copying either). Families other than
+ * IPv4 and IPv6 are all one, as addr_bytes has them. */
+static int
+same_addr(const struct gate_path *a, const struct gate_path *b)
+{
+	const struct sockaddr *sa = (const void *)&a->addr;
+	const struct sockaddr *sb = (const void *)&b->addr;
+	int fa = sa->sa_family == AF_INET || sa->sa_family == AF_INET6
+	         ? sa->sa_family : AF_UNSPEC;
+	int fb = sb->sa_family == AF_INET || sb->sa_family == AF_INET6
+	         ? sb->sa_family : AF_UNSPEC;
+	if (fa != fb)
+		return 0;
+	if (fa == AF_INET) {
+		const struct sockaddr_in *x = (const void *)sa, *y = (const void *)sb;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (fa == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)sa, *y = (const void *)sb;
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr);
+	}
+	return 1;
+}
+
 static int
 same_path(const struct gate_path *a, const struct gate_path *b)
 {
@@ -276,9 +303,7 @@ same_path(const struct gate_path *a, const struct gate_path *b)
 		return 0;
 	if (a->transport == GATE_TCP)
 		return a->conn == b->conn;
-	uint8_t x[19], y[19];
-	size_t nx = addr_bytes(a, x), ny = addr_bytes(b, y);
-	return a->listener == b->listener && nx == ny && !memcmp(x, y, nx);
+	return a->listener == b->listener && same_addr(a, b);
 }
 
 /* The slot id of path from in e, given a slot if new: a free one, or one
@@ -519,7 +544,7 @@ static void
 raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
           uint64_t now)
 {
-	if (len < KCP_OVERHEAD) {
+	if (len < SESSION_RAW_MIN) {
 		g->st.bad_packets++;
 		return;
 	}
@@ -632,7 +657,8 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		struct wire_hdr h;
 		struct entry *e, *owner;
 		uint32_t id;
-		if (pkt[0] == WIRE_FEC && len > WIRE_FEC_HDR) {
+		int fec = pkt[0] == WIRE_FEC && len > WIRE_FEC_HDR;
+		if (fec) {
 			h.sid = wire_get32(pkt + 1); /* a frame of FEC shards */
 		} else if (wire_peek(pkt, len, &h) < 0) {
 			g->st.bad_packets++;
@@ -645,7 +671,9 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 			/* a TCP connection carries one session */
 			g->st.unknown_session++;
 		} else {
-			int rc = session_input(e->s, id, pkt, len, now);
+			/* the header read here is not read again */
+			int rc = fec ? session_input(e->s, id, pkt, len, now)
+			             : session_input_peeked(e->s, id, pkt, len, &h, now);
 			if (rc == SESSION_EAUTH)
 				g->st.auth_failures++;
 			else if (rc == SESSION_EREPLAY)
