@@ -40,6 +40,7 @@ struct entry {
 	session_t *s;
 	struct gate_path path[SLOTS]; /* transport 0: a free slot */
 	uint8_t bound[SLOTS];         /* TCP: the connection is in by_conn */
+	uint8_t told[SLOTS];          /* TCP: bind_conn was called for it */
 	uint32_t gen[SLOTS];          /* the slot's generation (path ids) */
 	uint8_t last;                 /* the slot packets went to last */
 	struct heap_node hn; /* key: when the session is due; in g->heap
@@ -153,6 +154,7 @@ unbind(gate_t *g, struct entry *e, int i, int close)
 			g->cb.close_conn(g, p->conn, 1, g->user);
 	}
 	e->bound[i] = 0;
+	e->told[i] = 0;
 	p->transport = 0;
 }
 
@@ -162,6 +164,20 @@ unbind_all(gate_t *g, struct entry *e, int close)
 	for (int i = 0; i < SLOTS; i++)
 		if (e->path[i].transport)
 			unbind(g, e, i, close);
+}
+
+/* bind_conn, once per connection: slot i is a TCP connection that carries
+ * an open session. The gate is its one caller: when a connection is mapped
+ * to a session past its handshake (sync), and when the session opens,
+ * resumes or moves onto one (on_event). */
+static void
+tell_bound(gate_t *g, struct entry *e, int i)
+{
+	if (e->path[i].transport != GATE_TCP || e->told[i])
+		return;
+	e->told[i] = 1;
+	if (g->cb.bind_conn)
+		g->cb.bind_conn(g, e->path[i].conn, g->user);
 }
 
 /* After a call into the session: drop the slots it does not know, map the
@@ -183,8 +199,8 @@ sync(gate_t *g, struct entry *e)
 		    !map_get(&g->by_conn, p->conn) &&
 		    !map_put(&g->by_conn, p->conn, e)) {
 			e->bound[i] = 1;
-			if (g->cb.bind_conn && session_state(e->s) != SESSION_HANDSHAKE)
-				g->cb.bind_conn(g, p->conn, g->user);
+			if (session_state(e->s) != SESSION_HANDSHAKE)
+				tell_bound(g, e, i);
 		}
 	}
 }
@@ -228,6 +244,14 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 		struct gate_path *p = slot_of(e, ev->path);
 		if (p)
 			e->last = (uint8_t)(p - e->path);
+	}
+	if (ev->type == SESSION_EV_OPEN || ev->type == SESSION_EV_RESUME ||
+	    ev->type == SESSION_EV_PATH) {
+		/* packets go there now: net lifts its handshake deadline
+		 * before the owner hears of the event */
+		struct gate_path *p = slot_of(e, session_path(s));
+		if (p)
+			tell_bound(g, e, (int)(p - e->path));
 	}
 	g->cb.event(g, s, ev, g->user);
 	if (ev->type == SESSION_EV_OPEN) {
