@@ -143,8 +143,6 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 	char where[96];
 	if (ev->type == SESSION_EV_OPEN) {
 		const struct gate_path *p = gate_session_path(g, s);
-		if (p && p->transport == GATE_TCP)
-			net_bind(sv->net, p->conn); /* no handshake deadline now */
 		log_info("session %08x open %s", session_id(s),
 		         addr_text(p, where, sizeof where));
 	} else if (ev->type == SESSION_EV_CLOSE) {
@@ -155,8 +153,6 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 		         session_id(s), sv->cfg.gate.session.resume_grace_ms);
 	} else if (ev->type == SESSION_EV_RESUME || ev->type == SESSION_EV_PATH) {
 		const struct gate_path *p = gate_session_path(g, s);
-		if (p && p->transport == GATE_TCP)
-			net_bind(sv->net, p->conn);
 		log_info("session %08x %s %s", session_id(s),
 		         ev->type == SESSION_EV_RESUME ? "resumed on" : "moved to",
 		         addr_text(p, where, sizeof where));

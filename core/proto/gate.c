@@ -29,8 +29,8 @@
 #include <sodium.h>
 
 #include "heap.h"
-#include "kcp.h"
 #include "map.h"
+#include "session_raw.h"
 
 #define SLOTS (SESSION_PATHS + 1)
 _Static_assert(SLOTS < 8, "a path id keeps the slot in 3 bits");
@@ -40,6 +40,7 @@ struct entry {
 	session_t *s;
 	struct gate_path path[SLOTS]; /* transport 0: a free slot */
 	uint8_t bound[SLOTS];         /* TCP: the connection is in by_conn */
+	uint8_t told[SLOTS];          /* TCP: bind_conn was called for it */
 	uint32_t gen[SLOTS];          /* the slot's generation (path ids) */
 	uint8_t last;                 /* the slot packets went to last */
 	struct heap_node hn; /* key: when the session is due; in g->heap
@@ -153,6 +154,7 @@ unbind(gate_t *g, struct entry *e, int i, int close)
 			g->cb.close_conn(g, p->conn, 1, g->user);
 	}
 	e->bound[i] = 0;
+	e->told[i] = 0;
 	p->transport = 0;
 }
 
@@ -162,6 +164,20 @@ unbind_all(gate_t *g, struct entry *e, int close)
 	for (int i = 0; i < SLOTS; i++)
 		if (e->path[i].transport)
 			unbind(g, e, i, close);
+}
+
+/* bind_conn, once per connection: slot i is a TCP connection that carries
+ * an open session. The gate is its one caller: when a connection is mapped
+ * to a session past its handshake (sync), and when the session opens,
+ * resumes or moves onto one (on_event). */
+static void
+tell_bound(gate_t *g, struct entry *e, int i)
+{
+	if (e->path[i].transport != GATE_TCP || e->told[i])
+		return;
+	e->told[i] = 1;
+	if (g->cb.bind_conn)
+		g->cb.bind_conn(g, e->path[i].conn, g->user);
 }
 
 /* After a call into the session: drop the slots it does not know, map the
@@ -183,8 +199,8 @@ sync(gate_t *g, struct entry *e)
 		    !map_get(&g->by_conn, p->conn) &&
 		    !map_put(&g->by_conn, p->conn, e)) {
 			e->bound[i] = 1;
-			if (g->cb.bind_conn && session_state(e->s) != SESSION_HANDSHAKE)
-				g->cb.bind_conn(g, p->conn, g->user);
+			if (session_state(e->s) != SESSION_HANDSHAKE)
+				tell_bound(g, e, i);
 		}
 	}
 }
@@ -229,6 +245,14 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 		if (p)
 			e->last = (uint8_t)(p - e->path);
 	}
+	if (ev->type == SESSION_EV_OPEN || ev->type == SESSION_EV_RESUME ||
+	    ev->type == SESSION_EV_PATH) {
+		/* packets go there now: net lifts its handshake deadline
+		 * before the owner hears of the event */
+		struct gate_path *p = slot_of(e, session_path(s));
+		if (p)
+			tell_bound(g, e, (int)(p - e->path));
+	}
 	g->cb.event(g, s, ev, g->user);
 	if (ev->type == SESSION_EV_OPEN) {
 		free(e->hello); /* told: no longer needed */
@@ -269,6 +293,33 @@ addr_bytes(const struct gate_path *p, uint8_t out[19])
 	return 1;
 }
 
+/* The same peer address: family, port and address compared in place
+ * (what addr_bytes keeps, without copying either). Families other than
+ * IPv4 and IPv6 are all one, as addr_bytes has them. */
+static int
+same_addr(const struct gate_path *a, const struct gate_path *b)
+{
+	const struct sockaddr *sa = (const void *)&a->addr;
+	const struct sockaddr *sb = (const void *)&b->addr;
+	int fa = sa->sa_family == AF_INET || sa->sa_family == AF_INET6
+	         ? sa->sa_family : AF_UNSPEC;
+	int fb = sb->sa_family == AF_INET || sb->sa_family == AF_INET6
+	         ? sb->sa_family : AF_UNSPEC;
+	if (fa != fb)
+		return 0;
+	if (fa == AF_INET) {
+		const struct sockaddr_in *x = (const void *)sa, *y = (const void *)sb;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (fa == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)sa, *y = (const void *)sb;
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr);
+	}
+	return 1;
+}
+
 static int
 same_path(const struct gate_path *a, const struct gate_path *b)
 {
@@ -276,9 +327,7 @@ same_path(const struct gate_path *a, const struct gate_path *b)
 		return 0;
 	if (a->transport == GATE_TCP)
 		return a->conn == b->conn;
-	uint8_t x[19], y[19];
-	size_t nx = addr_bytes(a, x), ny = addr_bytes(b, y);
-	return a->listener == b->listener && nx == ny && !memcmp(x, y, nx);
+	return a->listener == b->listener && same_addr(a, b);
 }
 
 /* The slot id of path from in e, given a slot if new: a free one, or one
@@ -519,7 +568,7 @@ static void
 raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
           uint64_t now)
 {
-	if (len < KCP_OVERHEAD) {
+	if (len < SESSION_RAW_MIN) {
 		g->st.bad_packets++;
 		return;
 	}
@@ -632,7 +681,8 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		struct wire_hdr h;
 		struct entry *e, *owner;
 		uint32_t id;
-		if (pkt[0] == WIRE_FEC && len > WIRE_FEC_HDR) {
+		int fec = pkt[0] == WIRE_FEC && len > WIRE_FEC_HDR;
+		if (fec) {
 			h.sid = wire_get32(pkt + 1); /* a frame of FEC shards */
 		} else if (wire_peek(pkt, len, &h) < 0) {
 			g->st.bad_packets++;
@@ -645,7 +695,9 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 			/* a TCP connection carries one session */
 			g->st.unknown_session++;
 		} else {
-			int rc = session_input(e->s, id, pkt, len, now);
+			/* the header read here is not read again */
+			int rc = fec ? session_input(e->s, id, pkt, len, now)
+			             : session_input_peeked(e->s, id, pkt, len, &h, now);
 			if (rc == SESSION_EAUTH)
 				g->st.auth_failures++;
 			else if (rc == SESSION_EREPLAY)

@@ -78,8 +78,10 @@ struct gate_callbacks {
 	 * be NULL. */
 	void (*close_conn)(gate_t *g, uint32_t conn, int graceful, void *user);
 	/* A TCP connection now carries an open session (it opened there, or
-	 * the client resumed or moved there): net can lift its handshake
-	 * deadline. May be NULL. */
+	 * the client resumed or moved there, or it was mapped to a session
+	 * already open): net can lift its handshake deadline. Called once per
+	 * connection, and only by the gate: the owner needs no bookkeeping of
+	 * its own. May be NULL. */
 	void (*bind_conn)(gate_t *g, uint32_t conn, void *user);
 };
 

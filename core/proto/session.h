@@ -180,11 +180,7 @@ session_t *session_server_create(const struct session_config *c,
                                  uint32_t path, uint32_t sid,
                                  const uint8_t client_pub[WIRE_PUB], uint64_t now);
 
-/* Server: a raw KCP session (no moongate header, no keys, no heartbeat, no
- * datagrams): conv is the client's; output gets plain KCP datagrams. */
-session_t *session_raw_create(const struct session_config *c,
-                              const struct session_callbacks *cb, void *user,
-                              uint32_t path, uint32_t conv, uint64_t now);
+/* Server: a raw KCP session is made by session_raw_create (session_raw.h). */
 
 void session_release(session_t *s);
 
@@ -194,6 +190,10 @@ void session_release(session_t *s);
  * changes nothing. */
 int session_input(session_t *s, uint32_t path, uint8_t *pkt, size_t len,
                   uint64_t now);
+/* The same, for a packet whose header the owner already read with
+ * wire_peek (h; the gate does, to find the session): it is not read again. */
+int session_input_peeked(session_t *s, uint32_t path, uint8_t *pkt,
+                         size_t len, const struct wire_hdr *h, uint64_t now);
 
 /* Server: the same INIT (or a HELLO on another proven path) arrived again:
  * the WELCOME was lost; send it again on path. */

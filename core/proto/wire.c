@@ -138,21 +138,33 @@ wire_open(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
           int encrypt, struct wire_hdr *h, uint8_t **body)
 {
 	struct wire_hdr hd;
-	uint8_t n[NONCE];
-	uint8_t *b = pkt + WIRE_HDR;
-	const uint8_t *tag;
-	size_t blen;
 	int r;
 
 	if ((r = wire_peek(pkt, len, &hd)) != 0)
 		return r;
+	if ((r = wire_open_peeked(pkt, len, key, encrypt, &hd, body)) < 0)
+		return r;
+	if (h)
+		*h = hd;
+	return r;
+}
+
+int
+wire_open_peeked(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
+                 int encrypt, const struct wire_hdr *h, uint8_t **body)
+{
+	uint8_t n[NONCE];
+	uint8_t *b = pkt + WIRE_HDR;
+	const uint8_t *tag;
+	size_t blen;
+
 	blen = len - WIRE_OVERHEAD;
 	if (blen > (size_t)INT_MAX)
 		return WIRE_EINVAL;
-	if (hd.pn == 0)
+	if (h->pn == 0)
 		return WIRE_EAUTH;
 	tag = b + blen;
-	make_nonce(n, hd.pn);
+	make_nonce(n, h->pn);
 	/* One pass: the tag is checked before plaintext is written; when it
 	 * fails libsodium clears the body, which the caller drops anyway. */
 	if (encrypt) {
@@ -165,8 +177,6 @@ wire_open(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
 		        key) != 0)
 			return WIRE_EAUTH;
 	}
-	if (h)
-		*h = hd;
 	if (body)
 		*body = b;
 	return (int)blen;

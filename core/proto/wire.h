@@ -179,6 +179,10 @@ int wire_seal(uint8_t *out, size_t cap, uint8_t type, uint32_t sid,
  * fails. */
 int wire_open(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
               int encrypt, struct wire_hdr *h, uint8_t **body);
+/* wire_open for a packet whose header h wire_peek already read (0 from it
+ * on these same pkt and len): the header is not parsed again. */
+int wire_open_peeked(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
+                     int encrypt, const struct wire_hdr *h, uint8_t **body);
 
 /* Replay window over pn (like IPsec's): the newest pn seen and a bitmap of
  * the WIRE_REPLAY_WINDOW before it. A zeroed struct is the initial state.

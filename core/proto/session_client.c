@@ -1,0 +1,165 @@
+/*
+ * session_client.c - the client's handshake: HELLO, then INIT with the
+ * server's cookie, resent with backoff until the WELCOME (or a REFUSE)
+ * comes back or handshake_timeout_ms passes; the WELCOME's parameters
+ * become the session's (session.h, docs/PROTOCOL.md).
+ */
+#include "session_int.h"
+
+static void
+send_hs(session_t *s, uint64_t now)
+{
+	struct wire_hello h;
+	memset(&h, 0, sizeof h);
+	h.type = s->hs_type;
+	h.version = WIRE_VERSION;
+	memcpy(h.pub, s->pub, WIRE_PUB);
+	h.stamp = s->stamp;
+	memcpy(h.mac, s->mac, WIRE_MAC);
+	h.hello = s->hello;
+	h.hello_len = s->hello_len;
+	int n = wire_hello_encode(session_txbuf, sizeof session_txbuf, &h);
+	if (n > 0)
+		session_send_plain(s, session_txbuf, (size_t)n);
+	s->hs_sent = now;
+}
+
+session_t *
+session_client_create(const struct session_config *c,
+                      const struct session_callbacks *cb, void *user,
+                      uint32_t path, const uint8_t *hello, size_t hello_len,
+                      uint64_t now)
+{
+	if (hello_len > WIRE_HELLO_MAX || (hello_len && !hello))
+		return NULL;
+	session_t *s = session_alloc(c, cb, user, CLIENT, path, now);
+	if (!s)
+		return NULL;
+	if (hello_len) {
+		s->hello = malloc(hello_len);
+		if (!s->hello) {
+			free(s);
+			return NULL;
+		}
+		memcpy(s->hello, hello, hello_len);
+	}
+	s->hello_len = (uint16_t)hello_len;
+	wire_keypair(s->pub, s->sec);
+	s->hs_type = WIRE_HELLO;
+	s->hs_interval = (uint32_t)c->handshake_retry_ms;
+	s->hs_next = now + (uint64_t)s->hs_interval * 1000;
+	s->hs_deadline = now + (uint64_t)c->handshake_timeout_ms * 1000;
+	send_hs(s, now);
+	return s;
+}
+
+/* CHALLENGE, REFUSE and WELCOME, before the session is open. */
+int
+session_client_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
+{
+	if (s->state != SESSION_HANDSHAKE)
+		return SESSION_EAGAIN;
+	switch (pkt[0]) {
+	case WIRE_CHALLENGE: {
+		uint32_t stamp;
+		uint8_t mac[WIRE_MAC];
+		if (wire_challenge_decode(pkt, len, &stamp, mac) < 0)
+			break;
+		if (s->hs_type == WIRE_INIT && stamp == s->stamp &&
+		    !memcmp(mac, s->mac, WIRE_MAC))
+			return 0; /* a duplicate */
+		s->stamp = stamp;
+		memcpy(s->mac, mac, WIRE_MAC);
+		s->hs_type = WIRE_INIT;
+		s->hs_interval = (uint32_t)s->cfg.handshake_retry_ms;
+		s->hs_next = now + (uint64_t)s->hs_interval * 1000;
+		send_hs(s, now);
+		return 0;
+	}
+	case WIRE_REFUSE: {
+		struct wire_refuse r;
+		if (wire_refuse_decode(pkt, len, &r) < 0 || memcmp(r.echo, s->pub, 16))
+			break;
+		char reason[WIRE_REASON_MAX + 1];
+		memcpy(reason, r.reason, r.reason_len);
+		reason[r.reason_len] = 0;
+		session_finish(s, r.code ? r.code : SESSION_CLOSE_REFUSED, reason, 1);
+		return 0;
+	}
+	case WIRE_WELCOME: {
+		struct wire_welcome w;
+		struct wire_keys k;
+		if (wire_welcome_peek(pkt, len, &w) < 0)
+			break;
+		if (wire_client_keys(&k, s->pub, s->sec, w.pub) < 0 ||
+		    wire_welcome_open(pkt, len, &w, k.rx) < 0) {
+			s->st.in_auth_fail++;
+			return SESSION_EAUTH;
+		}
+		if (w.sid == 0 || w.mtu < 100 || w.heartbeat_ms == 0 || w.timeout_ms == 0)
+			break;
+		s->keys = k;
+		s->keyed = 1;
+		s->sid = w.sid;
+		memcpy(s->peer_pub, w.pub, WIRE_PUB);
+		s->encrypt = (w.flags & WIRE_F_ENCRYPT) ? 1 : 0;
+		if (w.mtu < s->cfg.mtu)
+			s->cfg.mtu = w.mtu;
+		s->cfg.heartbeat_ms = (int)w.heartbeat_ms;
+		s->cfg.timeout_ms = (int)w.timeout_ms;
+		s->cfg.resume_grace_ms = (int)(w.resume_grace_ms > 86400000u
+		                               ? 86400000u : w.resume_grace_ms);
+		s->cfg.fec_data = w.fec_data;
+		s->cfg.fec_parity = w.fec_parity;
+		if (session_fec_make(s) < 0) {
+			session_finish(s, SESSION_CLOSE_HANDSHAKE, "bad FEC parameters", 0);
+			return SESSION_EINPUT;
+		}
+		s->kcp = session_make_kcp(s, w.sid, s->cfg.mtu - WIRE_OVERHEAD - fec_room(&s->cfg));
+		if (!s->kcp) {
+			session_finish(s, SESSION_CLOSE_HANDSHAKE, "out of memory", 0);
+			return SESSION_ENOMEM;
+		}
+		/* A first clock estimate from the handshake's round trip. */
+		uint64_t rtt = now - s->hs_sent;
+		s->offset = (int64_t)(w.server_time_us - s->hs_sent) - (int64_t)(rtt / 2);
+		free(s->hello);
+		s->hello = NULL;
+		s->state = SESSION_OPEN;
+		s->last_recv = now;
+		session_send_ping(s, now); /* proves the keys to the server at once */
+		struct session_event ev = { .type = SESSION_EV_OPEN };
+		emit(s, &ev);
+		return 0;
+	}
+	}
+	s->st.in_malformed++;
+	return SESSION_EINPUT;
+}
+
+void
+session_client_tick(session_t *s, uint64_t now)
+{
+	if (now >= s->hs_deadline) {
+		session_finish(s, SESSION_CLOSE_HANDSHAKE, "handshake timeout", 0);
+		return;
+	}
+	if (now >= s->hs_next) {
+		send_hs(s, now);
+		s->hs_interval *= 2;
+		if (s->hs_interval > (uint32_t)s->cfg.handshake_retry_max)
+			s->hs_interval = (uint32_t)s->cfg.handshake_retry_max;
+		s->hs_next = now + (uint64_t)s->hs_interval * 1000;
+	}
+}
+
+void
+session_rehello(session_t *s, uint64_t now)
+{
+	if (s->role != CLIENT || s->state != SESSION_HANDSHAKE)
+		return;
+	s->hs_type = WIRE_HELLO;
+	s->hs_interval = (uint32_t)s->cfg.handshake_retry_ms;
+	s->hs_next = now + (uint64_t)s->hs_interval * 1000;
+	send_hs(s, now);
+}
