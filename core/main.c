@@ -141,21 +141,28 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 	struct server *sv = user;
 	uint64_t now = net_now(sv->net);
 	char where[96];
-	if (ev->type == SESSION_EV_OPEN) {
-		const struct gate_path *p = gate_session_path(g, s);
-		log_info("session %08x open %s", session_id(s),
-		         addr_text(p, where, sizeof where));
+	struct log_ctx lc = { .session = session_id(s) };
+	if (log_level < LOG_INFO) {
+		/* nothing below is logged: no address to format */
+	} else if (ev->type == SESSION_EV_OPEN) {
+		lc.event = "open";
+		lc.peer = addr_text(gate_session_path(g, s), where, sizeof where);
+		log_ev(LOG_INFO, &lc, "session %08x open %s", lc.session, lc.peer);
 	} else if (ev->type == SESSION_EV_CLOSE) {
-		log_info("session %08x closed by %s: code %d, \"%s\"", session_id(s),
-		         ev->remote ? "peer" : "server", ev->code, ev->reason);
+		lc.event = "close";
+		log_ev(LOG_INFO, &lc, "session %08x closed by %s: code %d, \"%s\"",
+		       lc.session, ev->remote ? "peer" : "server", ev->code,
+		       ev->reason);
 	} else if (ev->type == SESSION_EV_OFFLINE) {
-		log_info("session %08x offline: waiting %d ms to resume",
-		         session_id(s), sv->cfg.gate.session.resume_grace_ms);
+		lc.event = "offline";
+		log_ev(LOG_INFO, &lc, "session %08x offline: waiting %d ms to resume",
+		       lc.session, sv->cfg.gate.session.resume_grace_ms);
 	} else if (ev->type == SESSION_EV_RESUME || ev->type == SESSION_EV_PATH) {
-		const struct gate_path *p = gate_session_path(g, s);
-		log_info("session %08x %s %s", session_id(s),
-		         ev->type == SESSION_EV_RESUME ? "resumed on" : "moved to",
-		         addr_text(p, where, sizeof where));
+		lc.event = ev->type == SESSION_EV_RESUME ? "resume" : "path";
+		lc.peer = addr_text(gate_session_path(g, s), where, sizeof where);
+		log_ev(LOG_INFO, &lc, "session %08x %s %s", lc.session,
+		       ev->type == SESSION_EV_RESUME ? "resumed on" : "moved to",
+		       lc.peer);
 	}
 	if (sv->script) {
 		script_event(sv->script, s, ev, now);
@@ -185,10 +192,9 @@ static void
 on_conn_lost(uint32_t conn, const char *reason, void *user)
 {
 	struct server *sv = user;
-	if (!strcmp(reason, "eof"))
-		log_debug("tcp connection %08x lost: %s", conn, reason);
-	else
-		log_info("tcp connection %08x lost: %s", conn, reason);
+	struct log_ctx lc = { .event = "conn_lost" };
+	log_ev(strcmp(reason, "eof") ? LOG_INFO : LOG_DEBUG, &lc,
+	       "tcp connection %08x lost: %s", conn, reason);
 	gate_conn_lost(sv->gate, conn, reason, net_now(sv->net));
 }
 

@@ -98,7 +98,7 @@ local function call(room, cb, ...)
 	end
 	local r = { xpcall(fn, debug.traceback, room, ...) }
 	if not r[1] then
-		moongate.error("room %d (%s): %s failed: %s", room.id, room.mode, cb, tostring(r[2]))
+		moongate.error({ room = room.id, event = "error" }, "room %d (%s): %s failed: %s", room.id, room.mode, cb, tostring(r[2]))
 		return
 	end
 	return unpack(r, 2, table.maxn(r))
@@ -205,7 +205,7 @@ function M.tick_room(room)
 			room.relay:flush(function(rid, ids)
 				local ok, keep = xpcall(filter, debug.traceback, room, rid, ids)
 				if not ok then
-					moongate.error("room %d (%s): filter failed: %s", room.id, room.mode, keep)
+					moongate.error({ room = room.id, event = "error" }, "room %d (%s): filter failed: %s", room.id, room.mode, keep)
 					return nil
 				end
 				return keep
@@ -267,7 +267,7 @@ function M.create(mode, opts)
 			M.tick_room(room)
 		end
 	end)
-	moongate.info("room %d (%s) created, capacity %d, %d Hz", room.id, mode, capacity, rate)
+	moongate.info({ room = room.id, event = "room_open" }, "room %d (%s) created, capacity %d, %d Hz", room.id, mode, capacity, rate)
 	return room
 end
 
@@ -283,7 +283,7 @@ function M.close_room(room, reason)
 	call(room, "dispose")
 	S.rooms[room.id] = nil
 	S.nrooms = S.nrooms - 1
-	moongate.info("room %d (%s) closed: %s", room.id, room.mode, reason)
+	moongate.info({ room = room.id, event = "room_close" }, "room %d (%s) closed: %s", room.id, room.mode, reason)
 end
 
 -- Seat a player. Returns the room, or nil and the reason.
@@ -301,7 +301,7 @@ function M.join(player, room, meta)
 		-- an error refuses (fail closed), as false does
 		local done, r1, r2 = xpcall(room.logic.join_attempt, debug.traceback, room, player, meta)
 		if not done then
-			moongate.error("room %d (%s): join_attempt failed: %s", room.id, room.mode, tostring(r1))
+			moongate.error({ room = room.id, event = "error" }, "room %d (%s): join_attempt failed: %s", room.id, room.mode, tostring(r1))
 			return nil, "refused by the room (server error)"
 		end
 		if r1 == false then

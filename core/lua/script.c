@@ -62,28 +62,38 @@ script_pcall(script_t *sc, int nargs, int nres, const char *svc,
 	int fn = lua_gettop(L) - nargs;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->trace_ref);
 	lua_insert(L, fn);
+	const char *prev_svc = sc->cur_svc;
+	uint32_t prev_sid = sc->cur_sid;
+	sc->cur_svc = svc;
+	sc->cur_sid = sid;
 	double t0 = sc->budget_ms > 0 ? mono_ms() : 0;
 	int rc = lua_pcall(L, nargs, nres, fn);
+	sc->cur_svc = prev_svc;
+	sc->cur_sid = prev_sid;
 	sc->st.callbacks++;
+	struct log_ctx lc = { .service = svc, .session = sid };
 	if (sc->budget_ms > 0) {
 		double took = mono_ms() - t0;
 		if (took > sc->budget_ms) {
 			sc->st.slow++;
+			lc.event = "slow";
 			if (sid)
-				log_warn("service %s: %s took %.1f ms (budget %d ms), session %08x",
-				         svc, what, took, sc->budget_ms, sid);
+				log_ev(LOG_WARN, &lc, "service %s: %s took %.1f ms (budget %d ms), session %08x",
+				       svc, what, took, sc->budget_ms, sid);
 			else
-				log_warn("service %s: %s took %.1f ms (budget %d ms)", svc, what,
-				         took, sc->budget_ms);
+				log_ev(LOG_WARN, &lc, "service %s: %s took %.1f ms (budget %d ms)",
+				       svc, what, took, sc->budget_ms);
 		}
 	}
 	if (rc) {
 		sc->st.errors++;
+		lc.event = "error";
 		if (sid)
-			log_error("service %s: %s failed, session %08x: %s", svc, what, sid,
-			          lua_tostring(L, -1));
+			log_ev(LOG_ERROR, &lc, "service %s: %s failed, session %08x: %s",
+			       svc, what, sid, lua_tostring(L, -1));
 		else
-			log_error("service %s: %s failed: %s", svc, what, lua_tostring(L, -1));
+			log_ev(LOG_ERROR, &lc, "service %s: %s failed: %s", svc, what,
+			       lua_tostring(L, -1));
 		lua_pop(L, 2); /* the message and the handler */
 		return -1;
 	}
@@ -109,17 +119,45 @@ l_time(lua_State *L)
 	return 1;
 }
 
-/* moongate.log(level, message) */
+/* The text of keys[name] (a string or a number), or NULL. */
+static const char *
+key_text(lua_State *L, int keys, const char *name)
+{
+	lua_getfield(L, keys, name);
+	int t = lua_type(L, -1);
+	/* left on the stack until l_log returns: the string stays alive */
+	return t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
+}
+
+/* moongate.log(level, message [, keys]): keys = { event=, session=, room=,
+ * peer= } become JSON fields; the service and the session of the callback
+ * running now are filled in unless keys says otherwise. */
 static int
 l_log(lua_State *L)
 {
+	script_t *sc = script_self(L);
 	const char *lv = luaL_checkstring(L, 1);
 	const char *msg = luaL_checkstring(L, 2);
 	int level = log_parse_level(lv);
 	if (level < 0)
 		return luaL_argerror(L, 1, "error, warn, info or debug");
-	if (level <= log_level)
-		log_printf(level, "%s", msg);
+	if (!lua_isnoneornil(L, 3))
+		luaL_checktype(L, 3, LUA_TTABLE);
+	if (level > log_level)
+		return 0;
+	struct log_ctx lc = { .service = sc->cur_svc, .session = sc->cur_sid };
+	if (lua_istable(L, 3)) {
+		lc.event = key_text(L, 3, "event");
+		lc.room = key_text(L, 3, "room");
+		lc.peer = key_text(L, 3, "peer");
+		const char *svc = key_text(L, 3, "service");
+		if (svc)
+			lc.service = svc;
+		lua_getfield(L, 3, "session");
+		if (lua_isnumber(L, -1))
+			lc.session = (uint32_t)lua_tonumber(L, -1);
+	}
+	log_event(level, &lc, "%s", msg);
 	return 0;
 }
 

@@ -57,6 +57,9 @@ struct script {
 	uint8_t secret[32];      /* the server secret: keys of moongate.sign */
 	timers_t *timers;        /* moongate.after/every; data: the handles */
 	struct script_stats st;  /* timers and memory_kb: see script_stats */
+	/* The callback running now (script_pcall): the keys of what it logs */
+	const char *cur_svc;
+	uint32_t cur_sid;
 };
 
 /* The script of a function of "moongate.core" (its upvalue 1). */

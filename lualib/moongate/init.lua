@@ -22,10 +22,15 @@ else
 	M.in_server = false
 end
 
+-- moongate.info([keys,] fmt, ...): keys (a table: event, session, room,
+-- peer) become fields of the line in JSON logs
 local function logger(level)
 	return function(fmt, ...)
 		if not M.log then
 			return
+		end
+		if type(fmt) == "table" then
+			return M.log(level, string.format(...), fmt)
 		end
 		local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
 		M.log(level, msg)

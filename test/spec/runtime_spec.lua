@@ -127,6 +127,49 @@ describe("Lua runtime", function()
 		assert.is_nil(a.closed)
 	end)
 
+	it("writes JSON log lines with the event's keys (log.format = json)", function()
+		local srv = T.start_server{ services = { "keys" }, config = { log = { format = "json" } },
+			inline = { keys = [[
+local moongate = require "moongate"
+return {
+	message = function(session, data)
+		moongate.info({ room = 7, event = "room_note" }, "note %s", data)
+		if data == "boom" then error("boom requested") end
+		session:send(data)
+		return true
+	end,
+}
+]] } }
+		local cl = T.connect(srv, "udp", "hi")
+		cl:wait_open()
+		assert(cl.c:send("a\"b"))
+		assert.are.equal("a\"b", cl:wait_message())
+		assert(cl.c:send("boom"))
+		local function decoded(pattern)
+			local line = srv:wait_log(pattern, 5000)
+			local ok, t = pcall(json.decode, line)
+			assert(ok, "not one JSON object: " .. line)
+			return t
+		end
+		local open = decoded('"event":"open"')
+		local sid = open.session
+		assert.truthy(sid:match("^%x%x%x%x%x%x%x%x$"), sid)
+		assert.truthy(open.peer:match("^udp 127%.0%.0%.1:%d+$"))
+		assert.are.equal("session " .. sid .. " open " .. open.peer, open.msg)
+		local note = decoded('"event":"room_note"')
+		assert.are.same({ "info", "keys", sid, "7", 'note a"b' },
+			{ note.level, note.service, note.session, note.room, note.msg })
+		local err = decoded('"event":"error"')
+		assert.are.same({ "error", "keys", sid }, { err.level, err.service, err.session })
+		assert.truthy(err.msg:find("boom requested", 1, true))
+		-- every line of the log is one JSON object
+		for line in srv:log():gmatch("[^\n]+") do
+			if line:sub(1, 1) == "{" then
+				assert(pcall(json.decode, line), line)
+			end
+		end
+	end)
+
 	it("reports a callback that runs past lua.budget_ms", function()
 		local srv = T.start_server{ services = { "slow" }, config = { lua = { budget_ms = 20 } },
 			inline = { slow = [[
