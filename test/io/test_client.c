@@ -448,10 +448,50 @@ TEST(bad_urls)
 	                       sizeof err) == NULL);
 }
 
+/* The structs that cross the ABI carry their size: a caller that did not
+ * fill it is refused, one built against a newer header works as long as
+ * the fields this library does not know are zero. */
+TEST(options_and_stats_sizes)
+{
+	char url[64], err[128] = "";
+	snprintf(url, sizeof url, "udp://127.0.0.1:%d", udp_port);
+	struct mgclient_options o;
+	mgclient_options_default(&o);
+	CHECK_EQ(o.size, sizeof o);
+	o.size = 0;
+	CHECK(mgclient_connect(url, "echo", 4, &o, err, sizeof err) == NULL);
+	CHECK(strstr(err, "size") != NULL);
+	struct { struct mgclient_options o; uint64_t more; } newer;
+	memset(&newer, 0, sizeof newer);
+	mgclient_options_default(&newer.o);
+	newer.o.size = sizeof newer;
+	newer.more = 1;
+	err[0] = 0;
+	CHECK(mgclient_connect(url, "echo", 4, &newer.o, err, sizeof err) == NULL);
+	CHECK(err[0] != 0);
+	newer.more = 0;
+	mgclient_t *c = mgclient_connect(url, "echo", 4, &newer.o, err, sizeof err);
+	REQUIRE(c != NULL);
+	struct rec r = { 0 };
+	REQUIRE(pump(c, &r, is_open, 3000));
+	struct mgclient_stats st = { .size = 4 };
+	CHECK_EQ(mgclient_stats(c, &st), MGCLIENT_EINVAL);
+	CHECK_EQ(st.size, 4);
+	struct { struct mgclient_stats st; uint64_t more; } big;
+	memset(&big, 0xff, sizeof big);
+	big.st.size = sizeof big;
+	CHECK_EQ(mgclient_stats(c, &big.st), 0);
+	CHECK_EQ(big.st.size, sizeof big.st);
+	CHECK_EQ(big.more, ~(uint64_t)0); /* not written */
+	CHECK(big.st.out_packets > 0);
+	CHECK_EQ(big.st.encrypted, 1);
+	mgclient_release(c);
+}
+
 static const struct tu_test tests[] = {
 	TU(udp_echo), TU(tcp_echo), TU(udp_kick), TU(tcp_kick), TU(udp_refused),
 	TU(tcp_refused), TU(tcp_frame_too_large), TU(event_queue_full),
-	TU(tcp_refused_connect), TU(bad_urls),
+	TU(tcp_refused_connect), TU(bad_urls), TU(options_and_stats_sizes),
 };
 
 int
