@@ -1,6 +1,6 @@
 /*
- * test_client.c - the client library (core/client/client.c) over real loopback
- * sockets, against a small server in a child process: the gate (core/
+ * test_client.c - the client library (include/moongate/client.h) over
+ * real loopback sockets, against a small server in a child process: the gate (core/
  * gate.c) behind one UDP socket and one TCP listener, poll()-driven, no
  * net.c. It echoes reliable messages and datagrams, except:
  *
