@@ -1,8 +1,8 @@
 /*
  * test_client.c - the client library (include/moongate/client.h) over
- * real loopback sockets, against a small server in a child process: the gate (core/
- * gate.c) behind one UDP socket and one TCP listener, poll()-driven, no
- * net.c. It echoes reliable messages and datagrams, except:
+ * real loopback sockets, against a small server in a child process: the
+ * gate (core/gate.c) behind one UDP socket and one TCP listener,
+ * poll()-driven, no net.c. It echoes reliable messages and datagrams, except:
  *
  *   hello "refuse"   the handshake is refused (SESSION_CLOSE_APP + 1, "go away")
  *   message "kick"   the server closes the session (SESSION_CLOSE_APP + 2,
