@@ -17,7 +17,7 @@
 
 #include <ev.h>
 
-#include "client.h"
+#include <moongate/client.h>
 
 struct evclient;
 /* One event of a service; may call evclient_stop (the rest are dropped). */

@@ -31,10 +31,10 @@
  * mgclient_check says so (one libev timer per client).
  *
  * The clients use the library's defaults (mgclient_options_default)
- * except: --ack-delay sets session.ack_delay (the library's default is 1:
- * acks wait for data or the next interval flush), --kcp the client's KCP
- * profile (session.nodelay, interval, resend, nc; the server's comes from
- * its own config, `--set kcp.*`).
+ * except: --ack-delay sets ack_delay (the library's default is 1: acks
+ * wait for data or the next interval flush), --kcp the client's KCP
+ * profile (nodelay, interval, resend, nc; the server's comes from its own
+ * config, `--set kcp.*`).
  *
  * Output: progress on stderr each second, then
  *   RESULT clients=... sent=... received=... lost=... dup=... p50_ms=...
@@ -50,14 +50,13 @@
  * message was lost, duplicated or out of order, or a connect failed.
  */
 #include <ev.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/resource.h>
+#include <moongate/client.h>
 
-#include "client.h"
+#include "botlib.h"
 #include "evclient.h"
 #include "hist.h"
 #include "procstat.h"
@@ -103,18 +102,19 @@ static struct hist hist;
 static uint8_t *msg;
 static uint64_t run_recv0, run_recv;   /* received at the run's start, in it */
 static double run_el;                  /* length of the run phase, s */
-static long rss_before = -1, rss_run = -1; /* server VmRSS, kB */
+static long rss_before = -1;           /* server VmRSS before, kB */
+static struct bot_usage run_usage = { 0, -1, -1, -1, -1, -1 };
 
 /* An echo: 1 when it counts as received. */
 static int
 message(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 {
-	if (len < HDR || (int)wire_get32(p) != b->idx) {
+	if (len < HDR || (int)bot_get32(p) != b->idx) {
 		bad++;
 		return 0;
 	}
-	uint32_t seq = wire_get32(p + 4);
-	uint64_t t = wire_get64(p + 8);
+	uint32_t seq = bot_get32(p + 4);
+	uint64_t t = bot_get64(p + 8);
 	if (seq >= b->seq || (size_t)seq / 8 >= b->seen_bytes) {
 		bad++; /* never sent */
 		return 0;
@@ -158,14 +158,9 @@ on_event(struct evclient *e, const struct mgclient_event *ev, uint64_t now)
 		dgrams++;
 		break;
 	case MGCLIENT_CLOSE:
-		if (!b->open) {
-			failed++;
-			fprintf(stderr, "bot: client %d: connect failed: %s\n",
-			        b->idx, ev->reason);
-		} else if (phase < CLOSE) {
-			closed_early++;
-			fprintf(stderr, "bot: client %d closed (%d %s%s)\n", b->idx,
-			        ev->code, ev->reason, ev->remote ? ", by the server" : "");
+		switch (bot_closed("bot", b->idx, b->open, phase < CLOSE, ev)) {
+		case BOT_CONNECT_FAILED: failed++; break;
+		case BOT_CLOSED_EARLY: closed_early++; break;
 		}
 		finish(b);
 		break;
@@ -219,9 +214,9 @@ send_one(struct bot *b, uint64_t now)
 		b->seen = p;
 		b->seen_bytes = n;
 	}
-	wire_put32(msg, (uint32_t)b->idx);
-	wire_put32(msg + 4, b->seq);
-	wire_put64(msg + 8, now);
+	bot_put32(msg, (uint32_t)b->idx);
+	bot_put32(msg + 4, b->seq);
+	bot_put64(msg + 8, now);
 	int r = mgclient_send(b->ec.c, msg, (size_t)opt.size);
 	if (r < 0) {
 		send_err++;
@@ -243,9 +238,6 @@ progress(uint64_t now)
 	last_progress = now;
 }
 
-static long long srv_t0, bot_t0;
-static double srv_cpu = -1, bot_cpu = -1;
-
 static void
 next_phase(int p, uint64_t now)
 {
@@ -253,11 +245,7 @@ next_phase(int p, uint64_t now)
 		double el = (now - phase_start) / 1e6;
 		run_el = el;
 		run_recv = received - run_recv0;
-		if (opt.server_pid)
-			rss_run = procstat_rss_kb(opt.server_pid);
-		long long s1 = opt.server_pid ? procstat_cpu_ticks(opt.server_pid) : -1;
-		srv_cpu = procstat_cpu_share(srv_t0, s1, el);
-		bot_cpu = procstat_cpu_share(bot_t0, procstat_cpu_ticks(0), el);
+		bot_usage_stop(&run_usage, el);
 	}
 	phase = p;
 	phase_start = now;
@@ -265,8 +253,7 @@ next_phase(int p, uint64_t now)
 	switch (p) {
 	case RUN:
 		phase_deadline = now + (uint64_t)(opt.seconds * 1e6);
-		srv_t0 = opt.server_pid ? procstat_cpu_ticks(opt.server_pid) : -1;
-		bot_t0 = procstat_cpu_ticks(0);
+		bot_usage_start(&run_usage, opt.server_pid);
 		run_recv0 = received;
 		if (opt.window > 0) /* fill every window */
 			for (int i = 0; i < opt.clients; i++)
@@ -280,10 +267,7 @@ next_phase(int p, uint64_t now)
 	case CLOSE:
 		phase_deadline = now + CLOSE_US;
 		for (int i = 0; i < opt.clients; i++)
-			if (!bots[i].ec.done) {
-				mgclient_close(bots[i].ec.c, SESSION_CLOSE_NORMAL, "bot done");
-				service(&bots[i]);
-			}
+			bot_close(&bots[i].ec);
 		break;
 	case END:
 		ev_break(loop, EVBREAK_ALL);
@@ -298,7 +282,7 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 	uint64_t now = mgclient_now();
 	switch (phase) {
 	case CONNECT: {
-		int due = (int)((now - phase_start) / 1e6 * opt.connect_rate) + 1;
+		int due = bot_connect_due(now, phase_start, opt.connect_rate);
 		while (started < opt.clients && started < due) {
 			start_client(&bots[started]);
 			started++;
@@ -357,52 +341,54 @@ usage(void)
 	return 2;
 }
 
+/* --mode: echo is the only one */
+static int
+arg_mode(const char *v, void *dst)
+{
+	(void)dst;
+	if (strcmp(v, "echo")) {
+		fprintf(stderr, "moongate-bot: only --mode echo\n");
+		return -2;
+	}
+	return 0;
+}
+
+static int
+arg_ack_delay(const char *v, void *dst)
+{
+	if (strcmp(v, "0") && strcmp(v, "1"))
+		return -1;
+	*(int *)dst = atoi(v);
+	return 0;
+}
+
+static int
+arg_kcp(const char *v, void *dst)
+{
+	int *k = dst;
+	if (sscanf(v, "%d,%d,%d,%d", &k[0], &k[1], &k[2], &k[3]) != 4 ||
+	    k[0] < 0 || k[0] > 2 || k[1] < 1 || k[1] > 5000 || k[2] < 0 ||
+	    k[2] > 100 || k[3] < 0 || k[3] > 1)
+		return -1;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (i + 1 >= argc)
-			return usage();
-		const char *v = argv[++i];
-		if (!strcmp(a, "--server"))
-			opt.server = v;
-		else if (!strcmp(a, "--clients"))
-			opt.clients = atoi(v);
-		else if (!strcmp(a, "--rate"))
-			opt.rate = atof(v);
-		else if (!strcmp(a, "--seconds"))
-			opt.seconds = atof(v);
-		else if (!strcmp(a, "--mode")) {
-			if (strcmp(v, "echo")) {
-				fprintf(stderr, "moongate-bot: only --mode echo\n");
-				return 2;
-			}
-		} else if (!strcmp(a, "--size"))
-			opt.size = atoi(v);
-		else if (!strcmp(a, "--server-pid"))
-			opt.server_pid = atoi(v);
-		else if (!strcmp(a, "--connect-rate"))
-			opt.connect_rate = atoi(v);
-		else if (!strcmp(a, "--window"))
-			opt.window = atoi(v);
-		else if (!strcmp(a, "--drain"))
-			opt.drain = atof(v);
-		else if (!strcmp(a, "--ack-delay")) {
-			if (strcmp(v, "0") && strcmp(v, "1"))
-				return usage();
-			opt.ack_delay = atoi(v);
-		}
-		else if (!strcmp(a, "--kcp")) {
-			if (sscanf(v, "%d,%d,%d,%d", &opt.kcp[0], &opt.kcp[1],
-			           &opt.kcp[2], &opt.kcp[3]) != 4 ||
-			    opt.kcp[0] < 0 || opt.kcp[0] > 2 || opt.kcp[1] < 1 ||
-			    opt.kcp[1] > 5000 || opt.kcp[2] < 0 || opt.kcp[2] > 100 ||
-			    opt.kcp[3] < 0 || opt.kcp[3] > 1)
-				return usage();
-		} else
-			return usage();
-	}
+	static const struct bot_arg args[] = {
+		BOT_COMMON_ARGS(opt),
+		{ "--mode", BOT_FN, NULL, arg_mode },
+		{ "--window", BOT_INT, &opt.window, 0 },
+		{ "--ack-delay", BOT_FN, &opt.ack_delay, arg_ack_delay },
+		{ "--kcp", BOT_FN, opt.kcp, arg_kcp },
+		{ NULL, 0, NULL, 0 },
+	};
+	int r = bot_args(argc, argv, args);
+	if (r == -2)
+		return 2;
+	if (r < 0)
+		return usage();
 	if (!opt.server || opt.clients < 1 || opt.clients > 1000000 ||
 	    opt.rate < 0 || opt.rate > 100000 || !(opt.seconds > 0) ||
 	    opt.seconds > 86400 || opt.size < HDR || opt.size > 65536 ||
@@ -411,21 +397,14 @@ main(int argc, char **argv)
 		return usage();
 	mgclient_options_default(&copts);
 	if (opt.ack_delay >= 0)
-		copts.session.ack_delay = opt.ack_delay;
+		copts.ack_delay = opt.ack_delay;
 	if (opt.kcp[1] > 0) {
-		copts.session.nodelay = opt.kcp[0];
-		copts.session.interval = opt.kcp[1];
-		copts.session.resend = opt.kcp[2];
-		copts.session.nc = opt.kcp[3];
+		copts.nodelay = opt.kcp[0];
+		copts.interval = opt.kcp[1];
+		copts.resend = opt.kcp[2];
+		copts.nc = opt.kcp[3];
 	}
-
-	/* a socket per client */
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	signal(SIGPIPE, SIG_IGN);
+	bot_setup();
 
 	bots = calloc((size_t)opt.clients, sizeof *bots);
 	msg = calloc(1, (size_t)opt.size);
@@ -446,8 +425,7 @@ main(int argc, char **argv)
 		rss_before = procstat_rss_kb(opt.server_pid);
 	uint64_t now = mgclient_now();
 	phase_start = last_progress = now;
-	phase_deadline = now + (uint64_t)((double)opt.clients / opt.connect_rate *
-	                                  1e6) + 15000000;
+	phase_deadline = bot_connect_deadline(now, opt.clients, opt.connect_rate);
 	ev_timer tick;
 	ev_timer_init(&tick, on_tick, 0, TICK);
 	ev_timer_start(loop, &tick);
@@ -456,11 +434,7 @@ main(int argc, char **argv)
 	uint64_t lost = sent > received ? sent - received : 0;
 	int open_left = 0;
 	for (int i = 0; i < opt.clients; i++) {
-		if (bots[i].ec.c && !bots[i].ec.done)
-			open_left++;
-		if (bots[i].ec.c && !bots[i].open && !bots[i].ec.done)
-			failed++; /* never opened, never closed: timed out here */
-		mgclient_release(bots[i].ec.c);
+		bot_release(&bots[i].ec, bots[i].open, &open_left, &failed);
 		free(bots[i].seen);
 	}
 	if (open_left)
@@ -469,24 +443,21 @@ main(int argc, char **argv)
 		fprintf(stderr, "bot: send errors %llu, bad echoes %llu\n",
 		        (unsigned long long)send_err, (unsigned long long)bad);
 
-	printf("RESULT clients=%d sent=%llu received=%llu lost=%llu dup=%llu "
-	       "p50_ms=%.3f p99_ms=%.3f max_ms=%.3f connected=%d failed=%d",
+	printf("RESULT clients=%d sent=%llu received=%llu lost=%llu dup=%llu",
 	       opt.clients, (unsigned long long)sent, (unsigned long long)received,
-	       (unsigned long long)lost, (unsigned long long)dups,
-	       hist_ms(&hist, 0.50), hist_ms(&hist, 0.99), hist.max / 1000.0,
-	       connected, failed);
-	if (opt.server_pid)
-		printf(" server_cpu=%.2f", srv_cpu);
+	       (unsigned long long)lost, (unsigned long long)dups);
+	bot_print_latency(&hist);
+	printf(" connected=%d failed=%d", connected, failed);
+	bot_print_server_cpu(&run_usage);
 	printf(" bot_cpu=%.2f ooo=%llu closed=%d transport=%.3s rate=%g "
-	       "seconds=%g window=%d rtt_per_s=%.0f", bot_cpu,
+	       "seconds=%g window=%d rtt_per_s=%.0f", run_usage.bot_cpu,
 	       (unsigned long long)ooo, closed_early, opt.server, opt.rate,
 	       opt.seconds, opt.window, run_el > 0 ? run_recv / run_el : 0);
 	if (opt.server_pid)
 		printf(" server_rss_before_kb=%ld server_rss_kb=%ld", rss_before,
-		       rss_run);
-	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d\n",
-	       copts.session.ack_delay, copts.session.nodelay,
-	       copts.session.interval, copts.session.resend, copts.session.nc);
+		       run_usage.rss_kb);
+	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d\n", copts.ack_delay,
+	       copts.nodelay, copts.interval, copts.resend, copts.nc);
 	ev_loop_destroy(loop);
 	free(bots);
 	free(msg);

@@ -84,17 +84,15 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include <ctype.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/resource.h>
+#include <moongate/client.h>
 
-#include "client.h"
+#include "botlib.h"
 #include "evclient.h"
 #include "hist.h"
-#include "procstat.h"
 
 #define HDR 16            /* sent_us u64 | idx u32 | seq u32 */
 #define TICK 0.001        /* the send and connect tick, seconds */
@@ -149,11 +147,10 @@ static uint64_t sent, expected, received, dups, self, bad, send_err;
 static uint64_t bundles, frames, other;
 static struct hist hist;
 static uint8_t *msg;         /* "I" | payload */
-static long long srv_t0 = -1, bot_t0 = -1;
-static double srv_cpu = -1, bot_cpu = -1, run_el;
+static struct bot_usage run_usage = { 0, -1, -1, -1, -1, -1 };
+static double run_el;
 static uint64_t in_bytes, out_bytes, in_pkts, out_pkts;
 static int seated;           /* bots seated at the run's start */
-static long rss_run = -1;
 
 /* ---- control messages (JSON from the services) ------------------------- */
 
@@ -252,8 +249,8 @@ entry(struct bot *b, uint32_t id, const uint8_t *d, size_t len, uint64_t now)
 		bad++;
 		return;
 	}
-	uint64_t t = wire_get64(d);
-	uint32_t from = wire_get32(d + 8), seq = wire_get32(d + 12);
+	uint64_t t = bot_get64(d);
+	uint32_t from = bot_get32(d + 8), seq = bot_get32(d + 12);
 	if (from >= (uint32_t)opt.clients ||
 	    (int)from / opt.room_size != b->idx / opt.room_size ||
 	    bots[from].pid != id || seq >= bots[from].seq ||
@@ -286,12 +283,12 @@ bundle(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 	int count = p[5];
 	size_t at = 6;
 	for (int i = 0; i < count; i++) {
-		if (len - at < 10 || len - at - 10 < wire_get16(p + at + 8)) {
+		if (len - at < 10 || len - at - 10 < bot_get16(p + at + 8)) {
 			bad++;
 			return;
 		}
-		size_t n = wire_get16(p + at + 8);
-		entry(b, wire_get32(p + at), p + at + 10, n, now);
+		size_t n = bot_get16(p + at + 8);
+		entry(b, bot_get32(p + at), p + at + 10, n, now);
 		at += 10 + n;
 	}
 	if (at != len)
@@ -307,15 +304,15 @@ frame(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 		bad++;
 		return;
 	}
-	int count = wire_get16(p + 5);
+	int count = bot_get16(p + 5);
 	size_t at = 7;
 	for (int i = 0; i < count; i++) {
-		if (len - at < 6 || len - at - 6 < wire_get16(p + at + 4)) {
+		if (len - at < 6 || len - at - 6 < bot_get16(p + at + 4)) {
 			bad++;
 			return;
 		}
-		size_t n = wire_get16(p + at + 4);
-		entry(b, wire_get32(p + at), p + at + 6, n, now);
+		size_t n = bot_get16(p + at + 4);
+		entry(b, bot_get32(p + at), p + at + 6, n, now);
 		at += 6 + n;
 	}
 	if (at != len)
@@ -349,14 +346,9 @@ on_event(struct evclient *e, const struct mgclient_event *ev, uint64_t now)
 			other++;
 		break;
 	case MGCLIENT_CLOSE:
-		if (!b->open) {
-			failed++;
-			fprintf(stderr, "room-bot: client %d: connect failed: %s\n",
-			        b->idx, ev->reason);
-		} else if (phase < CLOSE) {
-			closed_early++;
-			fprintf(stderr, "room-bot: client %d closed (%d %s%s)\n", b->idx,
-			        ev->code, ev->reason, ev->remote ? ", by the server" : "");
+		switch (bot_closed("room-bot", b->idx, b->open, phase < CLOSE, ev)) {
+		case BOT_CONNECT_FAILED: failed++; break;
+		case BOT_CLOSED_EARLY: closed_early++; break;
 		}
 		evclient_stop(e);
 		done_count++;
@@ -390,9 +382,9 @@ send_one(struct bot *b)
 {
 	uint64_t now = mgclient_now();
 	uint8_t *p = msg + 1;
-	wire_put64(p, now);
-	wire_put32(p + 8, (uint32_t)b->idx);
-	wire_put32(p + 12, b->seq);
+	bot_put64(p, now);
+	bot_put32(p + 8, (uint32_t)b->idx);
+	bot_put32(p + 12, b->seq);
 	int r = opt.sync == STATE ?
 	        mgclient_send_unreliable(b->ec.c, p, (size_t)opt.size) :
 	        mgclient_send(b->ec.c, msg, (size_t)opt.size + 1);
@@ -430,7 +422,7 @@ count_bytes(void)
 		struct bot *b = &bots[i];
 		if (!b->joined || !b->ec.c)
 			continue;
-		struct session_stats st;
+		struct mgclient_stats st = { .size = sizeof st };
 		mgclient_stats(b->ec.c, &st);
 		in_bytes += st.in_bytes - b->in0;
 		out_bytes += st.out_bytes - b->out0;
@@ -449,12 +441,7 @@ next_phase(int p, uint64_t now)
 	}
 	if (phase == RUN) {
 		run_el = (now - phase_start) / 1e6;
-		if (opt.server_pid) {
-			srv_cpu = procstat_cpu_share(srv_t0,
-			        procstat_cpu_ticks(opt.server_pid), run_el);
-			rss_run = procstat_rss_kb(opt.server_pid);
-		}
-		bot_cpu = procstat_cpu_share(bot_t0, procstat_cpu_ticks(0), run_el);
+		bot_usage_stop(&run_usage, run_el);
 		count_bytes();
 	}
 	phase = p;
@@ -480,15 +467,14 @@ next_phase(int p, uint64_t now)
 				continue;
 			seated++;
 			rooms[i / opt.room_size].members++;
-			struct session_stats st;
+			struct mgclient_stats st = { .size = sizeof st };
 			mgclient_stats(b->ec.c, &st);
 			b->in0 = st.in_bytes;
 			b->out0 = st.out_bytes;
 			b->pin0 = st.in_packets;
 			b->pout0 = st.out_packets;
 		}
-		srv_t0 = opt.server_pid ? procstat_cpu_ticks(opt.server_pid) : -1;
-		bot_t0 = procstat_cpu_ticks(0);
+		bot_usage_start(&run_usage, opt.server_pid);
 		break;
 	case DRAIN:
 		phase_deadline = now + (uint64_t)(opt.drain * 1e6);
@@ -496,10 +482,7 @@ next_phase(int p, uint64_t now)
 	case CLOSE:
 		phase_deadline = now + CLOSE_US;
 		for (int i = 0; i < opt.clients; i++)
-			if (bots[i].ec.c && !bots[i].ec.done) {
-				mgclient_close(bots[i].ec.c, SESSION_CLOSE_NORMAL, "bot done");
-				evclient_service(&bots[i].ec);
-			}
+			bot_close(&bots[i].ec);
 		break;
 	case END:
 		ev_break(loop, EVBREAK_ALL);
@@ -553,7 +536,7 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 	uint64_t now = mgclient_now();
 	switch (phase) {
 	case CONNECT: {
-		int due = (int)((now - phase_start) / 1e6 * opt.connect_rate) + 1;
+		int due = bot_connect_due(now, phase_start, opt.connect_rate);
 		while (started < opt.clients && started < due)
 			start_client(&bots[started++]);
 		/* a client that opened and then closed before its login counts
@@ -615,46 +598,31 @@ usage(void)
 	return 2;
 }
 
+static int
+arg_sync(const char *v, void *dst)
+{
+	if (!strcmp(v, "state"))
+		*(int *)dst = STATE;
+	else if (!strcmp(v, "frame"))
+		*(int *)dst = FRAME;
+	else
+		return -1;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (i + 1 >= argc)
-			return usage();
-		const char *v = argv[++i];
-		if (!strcmp(a, "--server"))
-			opt.server = v;
-		else if (!strcmp(a, "--mode"))
-			opt.mode = v;
-		else if (!strcmp(a, "--sync")) {
-			if (!strcmp(v, "state"))
-				opt.sync = STATE;
-			else if (!strcmp(v, "frame"))
-				opt.sync = FRAME;
-			else
-				return usage();
-		} else if (!strcmp(a, "--clients"))
-			opt.clients = atoi(v);
-		else if (!strcmp(a, "--room-size"))
-			opt.room_size = atoi(v);
-		else if (!strcmp(a, "--rate"))
-			opt.rate = atof(v);
-		else if (!strcmp(a, "--seconds"))
-			opt.seconds = atof(v);
-		else if (!strcmp(a, "--size"))
-			opt.size = atoi(v);
-		else if (!strcmp(a, "--server-pid"))
-			opt.server_pid = atoi(v);
-		else if (!strcmp(a, "--connect-rate"))
-			opt.connect_rate = atoi(v);
-		else if (!strcmp(a, "--drain"))
-			opt.drain = atof(v);
-		else if (!strcmp(a, "--create-spread-ms"))
-			opt.create_spread_ms = atof(v);
-		else
-			return usage();
-	}
+	static const struct bot_arg args[] = {
+		BOT_COMMON_ARGS(opt),
+		{ "--mode", BOT_STR, &opt.mode, 0 },
+		{ "--sync", BOT_FN, &opt.sync, arg_sync },
+		{ "--room-size", BOT_INT, &opt.room_size, 0 },
+		{ "--create-spread-ms", BOT_DOUBLE, &opt.create_spread_ms, 0 },
+		{ NULL, 0, NULL, 0 },
+	};
+	if (bot_args(argc, argv, args) < 0)
+		return usage();
 	if (opt.mode && opt.sync < 0)
 		opt.sync = !strcmp(opt.mode, "relay") ? STATE :
 		           !strcmp(opt.mode, "lockstep") ? FRAME : -1;
@@ -673,14 +641,7 @@ main(int argc, char **argv)
 	if (opt.create_spread_ms < 0)
 		opt.create_spread_ms = 1000 / opt.rate;
 	mgclient_options_default(&copts);
-
-	/* a socket per client */
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	signal(SIGPIPE, SIG_IGN);
+	bot_setup();
 
 	nrooms = (opt.clients + opt.room_size - 1) / opt.room_size;
 	/* a bit per payload a sender can send, with room to spare */
@@ -720,8 +681,7 @@ main(int argc, char **argv)
 
 	uint64_t now = mgclient_now();
 	phase_start = last_progress = now;
-	phase_deadline = now + (uint64_t)((double)opt.clients / opt.connect_rate *
-	                                  1e6) + 15000000;
+	phase_deadline = bot_connect_deadline(now, opt.clients, opt.connect_rate);
 	ev_timer tick;
 	ev_timer_init(&tick, on_tick, 0, TICK);
 	ev_timer_start(loop, &tick);
@@ -729,11 +689,7 @@ main(int argc, char **argv)
 
 	int open_left = 0;
 	for (int i = 0; i < opt.clients; i++) {
-		if (bots[i].ec.c && !bots[i].ec.done)
-			open_left++;
-		if (bots[i].ec.c && !bots[i].open && !bots[i].ec.done)
-			failed++; /* never opened, never closed: timed out here */
-		mgclient_release(bots[i].ec.c);
+		bot_release(&bots[i].ec, bots[i].open, &open_left, &failed);
 		free(bots[i].seen);
 	}
 	if (open_left)
@@ -750,24 +706,23 @@ main(int argc, char **argv)
 	double per = seated > 0 && run_el > 0 ? 1.0 / seated / run_el : 0;
 	printf("RESULT bench=rooms mode=%s rooms=%d bots=%d rate=%g seconds=%g",
 	       opt.mode, nrooms, opt.clients, opt.rate, opt.seconds);
-	if (opt.server_pid)
-		printf(" server_cpu=%.2f", srv_cpu);
-	printf(" p50_ms=%.3f p99_ms=%.3f max_ms=%.3f in_bytes_per_s_per_player=%.0f"
+	bot_print_server_cpu(&run_usage);
+	bot_print_latency(&hist);
+	printf(" in_bytes_per_s_per_player=%.0f"
 	       " out_bytes_per_s_per_player=%.0f delivered=%.4f lost=%llu dup=%llu"
 	       " bot_cpu=%.2f sync=%s size=%d sent=%llu expected=%llu received=%llu"
 	       " self=%llu bad=%llu in_pkts_per_s_per_player=%.1f"
 	       " out_pkts_per_s_per_player=%.1f connected=%d joined=%d failed=%d"
-	       " closed=%d", hist_ms(&hist, 0.50), hist_ms(&hist, 0.99),
-	       hist.max / 1000.0, in_bytes * per, out_bytes * per,
+	       " closed=%d", in_bytes * per, out_bytes * per,
 	       expected ? (double)received / (double)expected : 0,
-	       (unsigned long long)lost, (unsigned long long)dups, bot_cpu,
+	       (unsigned long long)lost, (unsigned long long)dups, run_usage.bot_cpu,
 	       opt.sync == STATE ? "state" : "frame", opt.size,
 	       (unsigned long long)sent, (unsigned long long)expected,
 	       (unsigned long long)received, (unsigned long long)self,
 	       (unsigned long long)bad, in_pkts * per, out_pkts * per, connected,
 	       joined, failed + join_failed, closed_early);
 	if (opt.server_pid)
-		printf(" server_rss_kb=%ld", rss_run);
+		printf(" server_rss_kb=%ld", run_usage.rss_kb);
 	printf("\n");
 	ev_loop_destroy(loop);
 	free(bots);

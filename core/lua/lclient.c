@@ -1,5 +1,6 @@
 /*
- * lclient.c - require "moongate.client": the client library (client.h)
+ * lclient.c - require "moongate.client": the client library
+ * (include/moongate/client.h)
  * bound to Lua 5.1 / LuaJIT, for tests, bots and Lua game clients (LÖVE,
  * Defold). Built as build/lua/moongate/client.so.
  *
@@ -11,15 +12,15 @@
  *   "auto://host:port" or "udp://host:port,tcp://host:port" (UDP first,
  *   TCP when UDP is blocked, back to UDP when it answers); IPv6 in
  *   brackets; a name is resolved once, blocking. hello: a string (may be "" or nil) of at
- *   most WIRE_HELLO_MAX bytes, handed to the server's handshake policy.
+ *   most MGCLIENT_HELLO_MAX bytes, handed to the server's handshake policy.
  *   opts (optional), integers, unknown keys raise:
  *     mtu, heartbeat_ms, timeout_ms, linger_ms, close_retries,
  *     handshake_retry_ms, handshake_retry_max, handshake_timeout_ms,
- *     watermark, msg_max, ack_delay, deadlink      (struct session_config)
+ *     watermark, msg_max, ack_delay, deadlink      (the session)
  *     nodelay, interval, resend, nc, sndwnd, rcvwnd (the KCP profile)
  *     frame_max, event_queue_max, buffer_max, fallback_ms,
  *     path_timeout_ms, probe_ms, reconnect_ms, tcp_linger_ms
- *                                              (struct mgclient_options)
+ *                                 (the client; struct mgclient_options)
  *   The handshake starts at once; {type="open"} (or "close" with the
  *   refusal) arrives through poll/step. err: a bad url, a socket error, a
  *   hello too long, a config the session refuses.
@@ -52,7 +53,7 @@
  * c:send_unreliable(str) -> true | nil, err
  *   err: "closed" (handshake not done, closing or closed), "too big",
  *   "backpressure" (the session is now closing), "out of memory", or
- *   session_strerror's text.
+ *   mgclient_strerror's text.
  * c:close([code [, reason]])
  *   Graceful close (code 0, reason "closed" by default; application codes
  *   start at 100); the close event follows through poll. Idempotent.
@@ -82,7 +83,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "client.h"
+#include <moongate/client.h>
 
 #define MT "moongate.client"
 
@@ -100,7 +101,7 @@ static const struct option {
 	size_t off;  /* in struct mgclient_options */
 	int kind;
 } options[] = {
-#define S(f) offsetof(struct mgclient_options, session.f)
+#define S(f) offsetof(struct mgclient_options, f)
 	{ "mtu", S(mtu), OPT_INT },
 	{ "heartbeat_ms", S(heartbeat_ms), OPT_INT },
 	{ "timeout_ms", S(timeout_ms), OPT_INT },
@@ -119,19 +120,16 @@ static const struct option {
 	{ "nc", S(nc), OPT_INT },
 	{ "sndwnd", S(sndwnd), OPT_INT },
 	{ "rcvwnd", S(rcvwnd), OPT_INT },
-#undef S
-	{ "frame_max", offsetof(struct mgclient_options, frame_max), OPT_INT },
-	{ "fallback_ms", offsetof(struct mgclient_options, fallback_ms), OPT_INT },
-	{ "path_timeout_ms", offsetof(struct mgclient_options, path_timeout_ms),
-	  OPT_INT },
-	{ "probe_ms", offsetof(struct mgclient_options, probe_ms), OPT_INT },
-	{ "reconnect_ms", offsetof(struct mgclient_options, reconnect_ms), OPT_INT },
-	{ "tcp_linger_ms", offsetof(struct mgclient_options, tcp_linger_ms),
-	  OPT_INT },
-	{ "event_queue_max", offsetof(struct mgclient_options, event_queue_max),
-	  OPT_INT },
-	{ "buffer_max", offsetof(struct mgclient_options, buffer_max), OPT_INT },
+	{ "frame_max", S(frame_max), OPT_INT },
+	{ "fallback_ms", S(fallback_ms), OPT_INT },
+	{ "path_timeout_ms", S(path_timeout_ms), OPT_INT },
+	{ "probe_ms", S(probe_ms), OPT_INT },
+	{ "reconnect_ms", S(reconnect_ms), OPT_INT },
+	{ "tcp_linger_ms", S(tcp_linger_ms), OPT_INT },
+	{ "event_queue_max", S(event_queue_max), OPT_INT },
+	{ "buffer_max", S(buffer_max), OPT_INT },
 	{ NULL, 0, 0 },
+#undef S
 };
 
 /* Set o's field named by the key at -2 from the value at -1; raises on an
@@ -154,7 +152,7 @@ set_option(lua_State *L, int arg, struct mgclient_options *o)
 		              "option '%s' must be an integer", key));
 	char *field = (char *)o + p->off;
 	if (p->kind == OPT_INT)
-		*(int *)field = (int)v;
+		*(int32_t *)field = (int32_t)v;
 	else
 		*(int64_t *)field = (int64_t)v;
 }
@@ -255,11 +253,11 @@ send_result(lua_State *L, int r)
 	}
 	lua_pushnil(L);
 	switch (r) {
-	case SESSION_ECLOSED: lua_pushliteral(L, "closed"); break;
-	case SESSION_ETOOBIG: lua_pushliteral(L, "too big"); break;
-	case SESSION_EFULL: lua_pushliteral(L, "backpressure"); break;
-	case SESSION_ENOMEM: lua_pushliteral(L, "out of memory"); break;
-	default: lua_pushstring(L, session_strerror(r)); break;
+	case MGCLIENT_ECLOSED: lua_pushliteral(L, "closed"); break;
+	case MGCLIENT_ETOOBIG: lua_pushliteral(L, "too big"); break;
+	case MGCLIENT_EFULL: lua_pushliteral(L, "backpressure"); break;
+	case MGCLIENT_ENOMEM: lua_pushliteral(L, "out of memory"); break;
+	default: lua_pushstring(L, mgclient_strerror(r)); break;
 	}
 	return 2;
 }
@@ -382,7 +380,7 @@ static int
 lclose(lua_State *L)
 {
 	mgclient_t *c = check(L);
-	lua_Number code = luaL_optnumber(L, 2, SESSION_CLOSE_NORMAL);
+	lua_Number code = luaL_optnumber(L, 2, MGCLIENT_CLOSE_NORMAL);
 	luaL_argcheck(L, code >= 0 && code <= 65535 && code == floor(code), 2,
 	              "close code must be an integer in 0..65535");
 	const char *reason = luaL_optstring(L, 3, "closed");
@@ -397,7 +395,7 @@ lstate(lua_State *L)
 	static const char *const names[] = { "handshake", "open", "closing",
 	                                     "closed" };
 	int s = mgclient_state(c);
-	lua_pushstring(L, s >= 0 && s <= SESSION_CLOSED ? names[s] : "unknown");
+	lua_pushstring(L, s >= 0 && s <= MGCLIENT_STATE_CLOSED ? names[s] : "unknown");
 	return 1;
 }
 
@@ -405,7 +403,7 @@ static int
 lstats(lua_State *L)
 {
 	mgclient_t *c = check(L);
-	struct session_stats st;
+	struct mgclient_stats st = { .size = sizeof st };
 	mgclient_stats(c, &st);
 	lua_createtable(L, 0, 20);
 #define NUM(f) (lua_pushnumber(L, (lua_Number)st.f), lua_setfield(L, -2, #f))

@@ -1,8 +1,8 @@
 /*
- * test_client.c - the client library (core/client/client.c) over real loopback
- * sockets, against a small server in a child process: the gate (core/
- * gate.c) behind one UDP socket and one TCP listener, poll()-driven, no
- * net.c. It echoes reliable messages and datagrams, except:
+ * test_client.c - the client library (include/moongate/client.h) over
+ * real loopback sockets, against a small server in a child process: the
+ * gate (core/gate.c) behind one UDP socket and one TCP listener,
+ * poll()-driven, no net.c. It echoes reliable messages and datagrams, except:
  *
  *   hello "refuse"   the handshake is refused (SESSION_CLOSE_APP + 1, "go away")
  *   message "kick"   the server closes the session (SESSION_CLOSE_APP + 2,
@@ -25,8 +25,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include "client.h"
-#include "gate.h"
+#include <moongate/client.h>
+
+#include "gate.h"     /* the server in the child: proto's own API */
 #include "testutil.h"
 
 /* ---- the server (child process) ---------------------------------------- */
@@ -303,7 +304,7 @@ echo(const char *proto)
 	CHECK(mgclient_fd(c) >= 0);
 	REQUIRE(pump(c, &r, is_open, 3000));
 	CHECK_EQ(r.opened, 1);
-	CHECK_EQ(mgclient_state(c), SESSION_OPEN);
+	CHECK_EQ(mgclient_state(c), MGCLIENT_STATE_OPEN);
 	/* many small messages, a few large ones (KCP fragments), datagrams */
 	want_msgs = 300;
 	for (uint32_t i = 0; i < want_msgs; i++) {
@@ -317,16 +318,16 @@ echo(const char *proto)
 	CHECK_EQ(r.msgs, want_msgs);
 	CHECK_EQ(r.errors, 0);
 	CHECK(r.dgrams > 0);
-	struct session_stats st;
+	struct mgclient_stats st = { .size = sizeof st };
 	mgclient_stats(c, &st);
 	CHECK_EQ(st.msgs_in, want_msgs);
-	mgclient_close(c, SESSION_CLOSE_NORMAL, "bye");
+	mgclient_close(c, MGCLIENT_CLOSE_NORMAL, "bye");
 	CHECK(pump(c, &r, is_closed, 3000));
-	CHECK_EQ(r.code, SESSION_CLOSE_NORMAL);
+	CHECK_EQ(r.code, MGCLIENT_CLOSE_NORMAL);
 	CHECK_EQ(r.remote, 0);
 	CHECK_EQ(mgclient_fd(c), -1);
-	CHECK_EQ(mgclient_poll(c, mgclient_now()), SESSION_ECLOSED);
-	CHECK_EQ(mgclient_send(c, "x", 1), SESSION_ECLOSED);
+	CHECK_EQ(mgclient_poll(c, mgclient_now()), MGCLIENT_ECLOSED);
+	CHECK_EQ(mgclient_send(c, "x", 1), MGCLIENT_ECLOSED);
 	mgclient_release(c);
 }
 
@@ -342,7 +343,7 @@ kick(const char *proto)
 	REQUIRE(pump(c, &r, is_open, 3000));
 	CHECK_EQ(mgclient_send(c, "kick", 4), 0);
 	CHECK(pump(c, &r, is_closed, 3000));
-	CHECK_EQ(r.code, SESSION_CLOSE_APP + 2);
+	CHECK_EQ(r.code, MGCLIENT_CLOSE_APP + 2);
 	CHECK(!strcmp(r.reason, "kicked"));
 	CHECK_EQ(r.remote, 1);
 	CHECK_EQ(mgclient_fd(c), -1);
@@ -360,7 +361,7 @@ refused(const char *proto)
 	REQUIRE(c != NULL);
 	CHECK(pump(c, &r, is_closed, 3000));
 	CHECK_EQ(r.opened, 0);
-	CHECK_EQ(r.code, SESSION_CLOSE_APP + 1);
+	CHECK_EQ(r.code, MGCLIENT_CLOSE_APP + 1);
 	CHECK(!strcmp(r.reason, "go away"));
 	mgclient_release(c);
 }
@@ -379,7 +380,7 @@ TEST(tcp_frame_too_large)
 	REQUIRE(pump(c, &r, is_open, 3000));
 	CHECK_EQ(mgclient_send(c, "big", 3), 0);
 	CHECK(pump(c, &r, is_closed, 3000));
-	CHECK_EQ(r.code, SESSION_CLOSE_PROTOCOL);
+	CHECK_EQ(r.code, MGCLIENT_CLOSE_PROTOCOL);
 	CHECK(!strcmp(r.reason, "frame too large"));
 	CHECK_EQ(mgclient_fd(c), -1);
 	mgclient_release(c);
@@ -398,13 +399,13 @@ TEST(event_queue_full)
 		send_counter(c, i, 16);
 	/* poll without taking events until the session gives up */
 	uint64_t end = mgclient_now() + 3000000;
-	while (mgclient_state(c) != SESSION_CLOSED && mgclient_now() < end) {
+	while (mgclient_state(c) != MGCLIENT_STATE_CLOSED && mgclient_now() < end) {
 		mgclient_poll(c, mgclient_now());
 		usleep(1000);
 	}
 	CHECK(pump(c, &r, is_closed, 3000));
 	CHECK_EQ(r.msgs, 8);
-	CHECK_EQ(r.code, SESSION_CLOSE_BACKPRESSURE);
+	CHECK_EQ(r.code, MGCLIENT_CLOSE_BACKPRESSURE);
 	CHECK(!strcmp(r.reason, "event queue full"));
 	mgclient_release(c);
 }
@@ -425,7 +426,7 @@ TEST(tcp_refused_connect)
 	REQUIRE(c != NULL);
 	struct rec r = { 0 };
 	CHECK(pump(c, &r, is_closed, 3000));
-	CHECK_EQ(r.code, SESSION_CLOSE_DISCONNECT);
+	CHECK_EQ(r.code, MGCLIENT_CLOSE_DISCONNECT);
 	CHECK(!strcmp(r.reason, "connection refused"));
 	mgclient_release(c);
 }
@@ -442,15 +443,55 @@ TEST(bad_urls)
 		CHECK(err[0] != 0);
 		mgclient_release(c);
 	}
-	char big[WIRE_HELLO_MAX + 1] = { 0 }, err[128] = "";
+	char big[MGCLIENT_HELLO_MAX + 1] = { 0 }, err[128] = "";
 	CHECK(mgclient_connect("udp://127.0.0.1:1", big, sizeof big, NULL, err,
 	                       sizeof err) == NULL);
+}
+
+/* The structs that cross the ABI carry their size: a caller that did not
+ * fill it is refused, one built against a newer header works as long as
+ * the fields this library does not know are zero. */
+TEST(options_and_stats_sizes)
+{
+	char url[64], err[128] = "";
+	snprintf(url, sizeof url, "udp://127.0.0.1:%d", udp_port);
+	struct mgclient_options o;
+	mgclient_options_default(&o);
+	CHECK_EQ(o.size, sizeof o);
+	o.size = 0;
+	CHECK(mgclient_connect(url, "echo", 4, &o, err, sizeof err) == NULL);
+	CHECK(strstr(err, "size") != NULL);
+	struct { struct mgclient_options o; uint64_t more; } newer;
+	memset(&newer, 0, sizeof newer);
+	mgclient_options_default(&newer.o);
+	newer.o.size = sizeof newer;
+	newer.more = 1;
+	err[0] = 0;
+	CHECK(mgclient_connect(url, "echo", 4, &newer.o, err, sizeof err) == NULL);
+	CHECK(err[0] != 0);
+	newer.more = 0;
+	mgclient_t *c = mgclient_connect(url, "echo", 4, &newer.o, err, sizeof err);
+	REQUIRE(c != NULL);
+	struct rec r = { 0 };
+	REQUIRE(pump(c, &r, is_open, 3000));
+	struct mgclient_stats st = { .size = 4 };
+	CHECK_EQ(mgclient_stats(c, &st), MGCLIENT_EINVAL);
+	CHECK_EQ(st.size, 4);
+	struct { struct mgclient_stats st; uint64_t more; } big;
+	memset(&big, 0xff, sizeof big);
+	big.st.size = sizeof big;
+	CHECK_EQ(mgclient_stats(c, &big.st), 0);
+	CHECK_EQ(big.st.size, sizeof big.st);
+	CHECK_EQ(big.more, ~(uint64_t)0); /* not written */
+	CHECK(big.st.out_packets > 0);
+	CHECK_EQ(big.st.encrypted, 1);
+	mgclient_release(c);
 }
 
 static const struct tu_test tests[] = {
 	TU(udp_echo), TU(tcp_echo), TU(udp_kick), TU(tcp_kick), TU(udp_refused),
 	TU(tcp_refused), TU(tcp_frame_too_large), TU(event_queue_full),
-	TU(tcp_refused_connect), TU(bad_urls),
+	TU(tcp_refused_connect), TU(bad_urls), TU(options_and_stats_sizes),
 };
 
 int
