@@ -1,6 +1,6 @@
 /*
  * frame.h - the TCP framing of session packets, I/O-free: both ends of a
- * TCP path (core/server/net.c, core/client/client.c) cut their byte stream
+ * TCP path (core/server/net_tcp.c, core/client/stream.c) cut their byte stream
  * with these two functions.
  *
  *   frame = len u16 little-endian | len bytes (one session packet)

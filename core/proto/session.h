@@ -75,7 +75,7 @@ struct session_config {
 	int ack_delay;        /* 0: acks leave at once (server default); 1: an ack
 	                         waits for outgoing data to ride on, or for the next
 	                         KCP interval flush, so a reply costs one packet,
-	                         not two (client default, see client.h) */
+	                         not two (client default, see moongate/client.h) */
 	int resume_grace_ms;  /* server: an offline session waits this long for
 	                         its client (0: a lost connection closes it; the
 	                         client takes the server's from the WELCOME) */

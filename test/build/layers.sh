@@ -8,6 +8,8 @@
 #   server  <- proto             (libev; no Lua)
 #   lua     <- server, proto     (Lua; no libev)     lclient.c: <- client
 #   main.c  <- every layer
+#   <moongate/client.h> (include/, the installed client API): client and
+#   lclient.c only; it includes nothing but standard C headers
 #
 # The build enforces the system headers too (cmake/fence); this check
 # also catches a quoted include that crosses a layer. Prints each
@@ -40,6 +42,16 @@ for layer in proto client server lua; do
 		grep -E "<($bad_sys)>" | while IFS= read -r line; do
 			echo "layers: core/$f:${line%%:*}: ${line#*:} is not allowed in core/$layer"
 		done | grep . && fail=1
+		# the installed client API: only for the client and its users
+		case " $dirs " in
+		*" client "*) ;;
+		*)
+			grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*<moongate/' "$f" |
+			while IFS= read -r line; do
+				echo "layers: core/$f:${line%%:*}: ${line#*:} (the client API) is not allowed in core/$layer"
+			done | grep . && fail=1
+			;;
+		esac
 		grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" |
 		while IFS= read -r line; do
 			n=${line%%:*}
@@ -54,6 +66,14 @@ for layer in proto client server lua; do
 			fi
 		done | grep . && fail=1
 	done
+done
+# the installed header stands alone: system headers only, no internal one
+for f in ../include/moongate/*.h; do
+	[ -f "$f" ] || continue
+	grep -n '^[[:space:]]*#[[:space:]]*include' "$f" |
+	grep -v -E '<(stddef|stdint|stdbool)\.h>' | while IFS= read -r line; do
+		echo "layers: ${f#../}:${line%%:*}: ${line#*:}: the public header includes only <stddef.h>, <stdint.h>, <stdbool.h>"
+	done | grep . && fail=1
 done
 # nothing but main.c at the top of core/
 for f in *.c *.h; do
