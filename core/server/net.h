@@ -20,8 +20,9 @@
  * so do backpressure, bad frames and refusals over max_conns.
  *
  * Callbacks are only called from the loop, never from inside net_send,
- * net_flush or net_close: a failure found there (backpressure, a write
- * error) is reported through conn_lost before the loop next blocks.
+ * net_flush, net_close or the net_stream_ calls: a failure found there
+ * (backpressure, a write error) is reported through conn_lost (a stream's
+ * closed) before the loop next blocks.
  *
  * Descriptors: EMFILE/ENFILE on accept pauses the listener for a moment
  * instead of spinning, and it resumes by itself. SIGPIPE is ignored.
@@ -47,7 +48,8 @@ struct net_config {
 	int conn_buffer_max;/* bytes queued to one TCP connection before it is
 	                       closed with "backpressure" (1 MiB) */
 	int close_wait_ms;  /* graceful close: wait this long for EOF (2000) */
-	int close_rst;      /* 1: every server-side close is an RST (0) */
+	int close_rst;      /* 1: every server-side close of a framed TCP
+	                       connection is an RST (0) */
 	int max_conns;      /* TCP connections at once (10000) */
 	int udp_rcvbuf, udp_sndbuf; /* SO_RCVBUF / SO_SNDBUF of UDP sockets
 	                       (4 MiB: the system's 208 KiB drops datagrams
@@ -124,7 +126,7 @@ void net_bind(net_t *n, uint32_t conn);
 
 struct net_stream_callbacks {
 	/* A connection was accepted. The answer is its ctx in the calls below.
-	 * It may send and close at once (a refusal). */
+	 * It may send and close at once (a refusal). NULL: ctx NULL. */
 	void *(*accept)(uint32_t conn, void *user);
 	/* Bytes arrived (len > 0), or the peer's EOF (p NULL, len 0): nothing
 	 * more comes, and the connection should be closed with
@@ -132,7 +134,8 @@ struct net_stream_callbacks {
 	void (*data)(uint32_t conn, void *ctx, const uint8_t *p, size_t len,
 	             void *user);
 	/* The connection ended without net_stream_close: a reset, a write
-	 * error, backpressure (reason). Never called after net_stream_close. */
+	 * error, backpressure (reason). Never called after net_stream_close.
+	 * May be NULL. */
 	void (*closed)(uint32_t conn, void *ctx, const char *reason, void *user);
 };
 
