@@ -322,7 +322,7 @@ start_admin(struct server *sv)
 	if (!sv->cfg.admin[0])
 		return 0;
 	if (admin_addr_parse(sv->cfg.admin, &a, err, sizeof err) < 0 ||
-	    !(sv->admin = admin_create(sv->loop, &a, sv->cfg.admin_clients,
+	    !(sv->admin = admin_create(sv->net, &a, sv->cfg.admin_clients,
 	                               on_admin_command, sv, err, sizeof err))) {
 		log_error("cannot start: admin: %s", err);
 		return -1;

@@ -20,23 +20,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
+#include "path.h"     /* struct gate_path, GATE_UDP, GATE_TCP */
 #include "session.h"
 
 typedef struct gate gate_t;
-
-enum gate_transport { GATE_UDP = 1, GATE_TCP = 2 };
-
-/* Where a packet came from, or goes to. */
-struct gate_path {
-	uint8_t transport;            /* GATE_UDP or GATE_TCP */
-	uint8_t listener;             /* index of the listener (net_listen) */
-	uint8_t raw;                  /* the listener speaks raw KCP */
-	uint32_t conn;                /* TCP: net's connection id; UDP: 0 */
-	socklen_t addrlen;
-	struct sockaddr_storage addr; /* the peer's address */
-};
 
 struct gate_config {
 	struct session_config session;

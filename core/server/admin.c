@@ -1,86 +1,67 @@
 /*
- * admin.c - the admin console (see admin.h).
+ * admin.c - the admin console (see admin.h): its line protocol and limits
+ * on a stream listener of net (net.h), which owns the sockets, the accept
+ * loop, the output queue and graceful close.
  *
- * A client reads into a buffer of one line (ADMIN_LINE_MAX plus "\r\n");
- * every complete line runs at once, synchronously, and its framed reply is
- * appended to the client's output queue, written as far as the socket takes
- * it (the rest when it is writable again).
+ * A client's input goes into a buffer of one line (ADMIN_LINE_MAX plus
+ * "\r\n"); every complete line runs at once, synchronously, and its framed
+ * reply is queued with net_stream_send, written as the socket takes it.
+ * Past ADMIN_OUT_MAX bytes unread the send fails and the client is closed.
  *
- * Closing (quit, a line too long, EOF, a refusal): no more commands; the
- * queued replies are written, then shutdown(SHUT_WR), and input is read and
- * thrown away until the peer's EOF. Closing with unread input would make
- * the kernel reset the connection (TCP sends an RST, a Unix socket reports
- * ECONNRESET), and the peer could lose the reply that says why. A closing
- * client has CLOSE_WAIT_S in all, and at most CLOSING_MAX wait at once;
- * past that one is closed at once.
+ * Closing (quit, a line too long, EOF, a refusal) is net's graceful close
+ * of a stream: the queued replies are written, then our FIN, then input
+ * is read and thrown away until the peer's EOF, all within CLOSE_WAIT_MS.
+ * Closing with unread input would make the kernel reset the connection
+ * (TCP sends an RST, a Unix socket reports ECONNRESET), and the peer could
+ * lose the reply that says why. At most CLOSING_MAX wait at once; past
+ * that one is closed at once. A client's state here ends when it closes:
+ * net's id is stale from then on.
  *
- * Re-entrancy: a client is freed only at the end of a libev callback, after
- * which nothing touches it; the run callback never sees a client.
+ * Re-entrancy: net calls in only from the loop; a client is freed where
+ * it is closed, and nothing touches it after (lines() says so by its -1);
+ * the run callback never sees a client.
  */
 #include "admin.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <ev.h>
 
 #include "log.h"
 
-#define READ_ROUNDS 4       /* reads per event on one client */
-#define ACCEPT_MAX 16       /* accepts per event */
-#define ACCEPT_PAUSE 0.5    /* seconds the listener rests after EMFILE */
-#define CLOSE_WAIT_S 2.0    /* a closing client: replies written and EOF read
+#define CLOSE_WAIT_MS 2000  /* a closing client: replies written and EOF read
                                within this, or it is closed anyway */
 #define CLOSING_MAX 16      /* closing clients waiting at once */
-#define OUT_KEEP 65536      /* an emptied output buffer larger is freed */
 #define LOG_TEXT_MAX 160    /* bytes of a command or an error in the log */
 
 static const char too_many[] = "error: too many admin clients\n\n";
 
 struct client {
 	admin_t *a;
-	ev_io rio, wio;          /* wio only while replies wait for the socket */
-	ev_timer wait;           /* closing: the deadline */
-	int fd;
+	uint32_t conn;           /* net's id */
 	unsigned id;             /* for the log */
-	int active;              /* counted in max_clients */
-	int closing;             /* no more commands */
-	int shut;                /* replies written, SHUT_WR sent: discarding */
-	int eof;                 /* the peer's EOF was read */
-	char *out;               /* queued replies: out[ohead..olen) unsent */
-	size_t ohead, olen, ocap;
-	size_t inlen;            /* bytes in in */
 	struct client *prev, *next;
+	size_t inlen;            /* bytes in in */
 	char in[ADMIN_LINE_MAX + 2];
 };
 
 struct admin {
-	struct ev_loop *loop;
-	ev_io lio;
-	ev_timer pause;          /* restarts the listener after EMFILE */
-	int fd;
+	net_t *net;
+	int lis;                 /* net's stream listener */
 	int max_clients;
-	int nactive, nclosing;
+	int nactive;
 	unsigned next_id;
 	struct client *clients;
 	admin_run_fn run;
 	void *user;
-	int is_unix;
-	char path[108];          /* unix: the socket file, removed at release */
-	dev_t dev;               /* ... if it is still this one */
-	ino_t ino;
 	char where[160];
 	struct admin_stats st;
 	char reply[ADMIN_REPLY_MAX]; /* the run callback's output */
+	char out[ADMIN_REPLY_MAX + 32]; /* one framed reply of it */
 };
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -167,107 +148,49 @@ log_text(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* Forget c (net closed it, or is closing it). */
 static void
-client_free(struct client *c, const char *why)
+forget(struct client *c, const char *why)
 {
 	admin_t *a = c->a;
-	ev_io_stop(a->loop, &c->rio);
-	ev_io_stop(a->loop, &c->wio);
-	ev_timer_stop(a->loop, &c->wait);
-	close(c->fd);
-	if (c->active)
-		a->nactive--;
-	if (c->closing)
-		a->nclosing--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		a->clients = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	a->nactive--;
 	a->st.clients = (uint64_t)a->nactive;
 	if (why)
 		log_warn("admin: client %u closed: %s", c->id, why);
 	else
 		log_debug("admin: client %u closed", c->id);
-	free(c->out);
 	free(c);
 }
 
-/* Write what is queued. 0, or -1 on a write error (the caller frees). */
-static int
-flush(struct client *c)
-{
-	admin_t *a = c->a;
-	while (c->ohead < c->olen) {
-		ssize_t r = send(c->fd, c->out + c->ohead, c->olen - c->ohead,
-		                 MSG_NOSIGNAL);
-		if (r > 0) {
-			c->ohead += (size_t)r;
-		} else if (r < 0 && errno == EINTR) {
-			continue;
-		} else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_start(a->loop, &c->wio);
-			return 0;
-		} else {
-			return -1;
-		}
-	}
-	ev_io_stop(a->loop, &c->wio);
-	c->ohead = c->olen = 0;
-	if (c->ocap > OUT_KEEP) {
-		free(c->out);
-		c->out = NULL;
-		c->ocap = 0;
-	}
-	return 0;
-}
-
-/* Room for need more bytes in the output queue: 0, or -1 when that would
- * pass ADMIN_OUT_MAX (or memory is out). */
-static int
-out_reserve(struct client *c, size_t need)
-{
-	size_t queued = c->olen - c->ohead;
-	if (queued + need > ADMIN_OUT_MAX)
-		return -1;
-	if (c->ohead > 0 && c->olen + need > c->ocap) {
-		memmove(c->out, c->out + c->ohead, queued);
-		c->olen = queued;
-		c->ohead = 0;
-	}
-	if (c->olen + need > c->ocap) {
-		size_t cap = c->ocap ? c->ocap : 1024;
-		while (cap < c->olen + need)
-			cap *= 2;
-		char *p = realloc(c->out, cap);
-		if (!p)
-			return -1;
-		c->out = p;
-		c->ocap = cap;
-	}
-	return 0;
-}
-
+/* No more commands from c: net closes it (mode), c is freed. */
 static void
-out_put(struct client *c, const char *s, size_t n)
+client_close(struct client *c, int mode, const char *why)
 {
-	memcpy(c->out + c->olen, s, n);
-	c->olen += n;
+	net_stream_close(c->a->net, c->conn, mode);
+	forget(c, why);
 }
 
 /* Queue text as one framed reply: its non-empty lines ("\r" before a line
  * end dropped), the first one after "error: " when err, then the empty
- * line. Nothing to say: "ok" (or "error: failed"). 0, or -1 when the
- * queue would overflow. */
+ * line. Nothing to say: "ok" (or "error: failed"). net_stream_send's
+ * answer: 0, -1 a write failed, -2 the output limit passed. */
 static int
 reply(struct client *c, int err, const char *text)
 {
-	size_t n = strlen(text);
-	if (out_reserve(c, n + sizeof "error: failed\n\n") < 0)
-		return -1;
+	admin_t *a = c->a;
+	size_t n = strlen(text), o = 0;
 	int lines = 0;
 	const char *p = text, *end = text + n;
+	/* text is at most ADMIN_REPLY_MAX - 1 bytes (the run callback's
+	 * buffer) or a literal; framing adds at most 9 */
+	if (n + 16 > sizeof a->out)
+		n = sizeof a->out - 16, end = text + n;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *e = nl ? nl : end;
@@ -275,76 +198,27 @@ reply(struct client *c, int err, const char *text)
 		while (len > 0 && p[len - 1] == '\r')
 			len--;
 		if (len > 0) {
-			if (err && lines == 0 && strncmp(p, "error: ", 7))
-				out_put(c, "error: ", 7);
-			out_put(c, p, len);
-			out_put(c, "\n", 1);
+			if (err && lines == 0 && strncmp(p, "error: ", 7)) {
+				memcpy(a->out + o, "error: ", 7);
+				o += 7;
+			}
+			memcpy(a->out + o, p, len);
+			o += len;
+			a->out[o++] = '\n';
 			lines++;
 		}
 		p = nl ? nl + 1 : end;
 	}
-	if (lines == 0)
-		out_put(c, err ? "error: failed\n" : "ok\n", err ? 14 : 3);
-	out_put(c, "\n", 1);
-	return 0;
-}
-
-static void
-wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct client *c = w->data;
-	(void)loop;
-	(void)revents;
-	client_free(c, c->shut ? NULL : "closing: its replies were not read in "
-	            "time");
-}
-
-/* No more commands from c. 0, or -1 when too many clients are closing
- * already: the replies go out as far as they can now and the caller
- * frees c. */
-static int
-begin_closing(struct client *c)
-{
-	admin_t *a = c->a;
-	if (c->closing)
-		return 0;
-	c->closing = 1;
-	a->nclosing++;
-	if (c->active) {
-		c->active = 0;
-		a->nactive--;
-		a->st.clients = (uint64_t)a->nactive;
+	if (lines == 0) {
+		const char *s = err ? "error: failed\n" : "ok\n";
+		memcpy(a->out + o, s, strlen(s));
+		o += strlen(s);
 	}
-	if (a->nclosing > CLOSING_MAX) {
-		flush(c);
-		return -1;
-	}
-	ev_timer_set(&c->wait, CLOSE_WAIT_S, 0.);
-	ev_timer_start(a->loop, &c->wait);
-	return 0;
+	a->out[o++] = '\n';
+	return net_stream_send(a->net, c->conn, a->out, o);
 }
 
-/* A closing client whose replies are written: send our FIN, then wait for
- * the peer's EOF (reading and discarding) before closing. 0, or -1: free. */
-static int
-finish(struct client *c)
-{
-	if (c->shut)
-		return 0;
-	if (flush(c) < 0)
-		return -1;
-	if (c->ohead < c->olen)
-		return 0; /* write_cb calls again */
-	if (c->eof || shutdown(c->fd, SHUT_WR) < 0)
-		return -1;
-	c->shut = 1;
-	c->inlen = 0;
-	ev_io_start(c->a->loop, &c->rio);
-	return 0;
-}
-
-/* Run one line (its end removed). 0, 1 after quit, or -1 when the reply
- * overflowed the output queue. */
+/* Run one line (its end removed). 0, 1 after quit, or reply's failure. */
 static int
 command(struct client *c, char *line, size_t len)
 {
@@ -358,19 +232,16 @@ command(struct client *c, char *line, size_t len)
 	}
 	line[len] = 0;
 	a->st.commands++;
-	if (len == 0) { /* an empty reply: the terminator alone */
-		if (out_reserve(c, 1) < 0)
-			return -1;
-		out_put(c, "\n", 1);
-		return 0;
-	}
+	if (len == 0) /* an empty reply: the terminator alone */
+		return net_stream_send(a->net, c->conn, "\n", 1);
 	if (memchr(line, 0, len)) {
 		log_info("admin: a line with a NUL byte -> error");
 		return reply(c, 1, "a NUL byte in the line");
 	}
 	if (!strcmp(line, "quit")) {
 		log_info("admin: quit -> ok");
-		return reply(c, 0, "bye") < 0 ? -1 : 1;
+		int rc = reply(c, 0, "bye");
+		return rc < 0 ? rc : 1;
 	}
 	a->reply[0] = 0;
 	int rc = a->run(line, a->reply, sizeof a->reply, a->user);
@@ -394,23 +265,23 @@ too_long(struct client *c)
 	c->a->st.too_long++;
 	log_warn("admin: client %u: line too long (more than %d bytes): closing",
 	         c->id, ADMIN_LINE_MAX);
-	return reply(c, 1, "line too long");
+	int rc = reply(c, 1, "line too long");
+	return rc < 0 ? rc : 1;
 }
 
-/* Run every complete line in c->in. 0, or -1: free c, with *why for the
- * log (NULL: nothing more to say). */
+/* Run every complete line in c->in. 0, or -1: c is closed and freed. */
 static int
-lines(struct client *c, const char **why)
+lines(struct client *c)
 {
 	size_t start = 0;
 	int rc = 0;
-	while (!c->closing && rc == 0) {
+	while (rc == 0) {
 		char *line = c->in + start;
 		char *nl = memchr(line, '\n', c->inlen - start);
 		if (!nl) {
 			/* a full buffer and no line end: longer than a line may be */
 			if (start == 0 && c->inlen == sizeof c->in)
-				rc = too_long(c) < 0 ? -1 : 1;
+				rc = too_long(c);
 			break;
 		}
 		size_t len = (size_t)(nl - line);
@@ -418,336 +289,160 @@ lines(struct client *c, const char **why)
 		if (len > 0 && line[len - 1] == '\r')
 			len--;
 		if (len > ADMIN_LINE_MAX)
-			rc = too_long(c) < 0 ? -1 : 1;
+			rc = too_long(c);
 		else
 			rc = command(c, line, len);
-		if (rc < 0) {
-			c->a->st.overflows++;
-			*why = "not reading its replies (" "the output limit passed)";
-			return -1;
-		}
-		if (flush(c) < 0) {
-			*why = "write error";
-			return -1;
-		}
 	}
-	if (rc == 1 && begin_closing(c) < 0) { /* quit, or a line too long */
-		*why = NULL;
+	if (rc == -2) {
+		c->a->st.overflows++;
+		client_close(c, NET_CLOSE_RESET, "not reading its replies (the "
+		             "output limit passed)");
 		return -1;
 	}
-	if (c->closing) {
-		c->inlen = 0; /* the rest is never run */
-	} else if (start > 0) {
+	if (rc < 0) {
+		client_close(c, NET_CLOSE_RESET, "write error");
+		return -1;
+	}
+	if (rc == 1) { /* quit, or a line too long: the rest is never run */
+		client_close(c, NET_CLOSE_GRACEFUL, NULL);
+		return -1;
+	}
+	if (start > 0) {
 		memmove(c->in, c->in + start, c->inlen - start);
 		c->inlen -= start;
 	}
 	return 0;
 }
 
-/* Discard input until EOF: the replies are written and our FIN is sent. */
-static void
-discard(struct client *c)
+static void *
+on_accept(uint32_t conn, void *user)
 {
-	char junk[4096];
-	for (int i = 0; i < READ_ROUNDS; i++) {
-		ssize_t r = read(c->fd, junk, sizeof junk);
-		if (r > 0 || (r < 0 && errno == EINTR))
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		client_free(c, NULL); /* EOF (or an error): done */
-		return;
-	}
-}
-
-static void
-read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct client *c = w->data;
-	const char *why = NULL;
-	(void)revents;
-	if (c->shut) {
-		discard(c);
-		return;
-	}
-	for (int i = 0; i < READ_ROUNDS && !c->closing; i++) {
-		ssize_t r = read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen);
-		if (r > 0) {
-			c->inlen += (size_t)r;
-			if (lines(c, &why) < 0) {
-				client_free(c, why);
-				return;
-			}
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (r < 0) {
-			client_free(c, NULL); /* reset by the peer: nothing to say */
-			return;
-		}
-		/* EOF: a last line without its end still runs */
-		c->eof = 1;
-		if (c->inlen > 0) {
-			c->in[c->inlen++] = '\n'; /* room: lines left no full buffer */
-			if (lines(c, &why) < 0) {
-				client_free(c, why);
-				return;
-			}
-		}
-		if (begin_closing(c) < 0) {
-			client_free(c, NULL);
-			return;
-		}
-	}
-	if (c->closing) {
-		ev_io_stop(loop, &c->rio); /* the replies first: finish */
-		if (finish(c) < 0)
-			client_free(c, NULL);
-	}
-}
-
-static void
-write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct client *c = w->data;
-	(void)loop;
-	(void)revents;
-	if (flush(c) < 0) {
-		client_free(c, c->closing ? NULL : "write error");
-		return;
-	}
-	if (c->closing && finish(c) < 0)
-		client_free(c, NULL);
-}
-
-static void
-client_open(admin_t *a, int fd)
-{
-	struct client *c = calloc(1, sizeof *c);
-	int refuse = a->nactive >= a->max_clients;
+	admin_t *a = user;
+	struct client *c;
 	a->st.accepted++;
-	if (refuse)
+	if (a->nactive >= a->max_clients) {
+		/* told why; net writes it, then closes (at once when too many
+		 * are closing already) */
 		a->st.refused++;
-	if (!c || (refuse && a->nclosing >= CLOSING_MAX)) {
-		/* no room even to say why */
-		if (refuse)
-			(void)send(fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL);
-		log_warn("admin: connection refused: %s", c ? "too many admin "
-		         "clients" : "out of memory");
-		free(c);
-		close(fd);
-		return;
+		log_warn("admin: client %u refused: too many admin clients (%d)",
+		         ++a->next_id, a->max_clients);
+		net_stream_send(a->net, conn, too_many, sizeof too_many - 1);
+		net_stream_close(a->net, conn, NET_CLOSE_GRACEFUL);
+		return NULL;
+	}
+	if (!(c = calloc(1, sizeof *c))) {
+		log_warn("admin: connection refused: out of memory");
+		net_stream_close(a->net, conn, NET_CLOSE_RESET);
+		return NULL;
 	}
 	c->a = a;
-	c->fd = fd;
+	c->conn = conn;
 	c->id = ++a->next_id;
-	ev_io_init(&c->rio, read_cb, fd, EV_READ);
-	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
-	ev_timer_init(&c->wait, wait_cb, CLOSE_WAIT_S, 0.);
-	c->rio.data = c->wio.data = c->wait.data = c;
 	c->next = a->clients;
 	if (a->clients)
 		a->clients->prev = c;
 	a->clients = c;
-	if (refuse) {
-		log_warn("admin: client %u refused: too many admin clients (%d)",
-		         c->id, a->max_clients);
-		out_reserve(c, sizeof too_many);
-		if (c->out)
-			out_put(c, too_many, sizeof too_many - 1);
-		if (begin_closing(c) < 0 || flush(c) < 0 || finish(c) < 0)
-			client_free(c, NULL);
-		return;
-	}
-	c->active = 1;
 	a->nactive++;
 	a->st.clients = (uint64_t)a->nactive;
 	log_debug("admin: client %u connected", c->id);
-	ev_io_start(a->loop, &c->rio);
+	return c;
 }
 
 static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+on_data(uint32_t conn, void *ctx, const uint8_t *p, size_t len, void *user)
 {
-	admin_t *a = w->data;
-	(void)revents;
-	for (int i = 0; i < ACCEPT_MAX; i++) {
-		int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			client_open(a, fd);
-			continue;
+	struct client *c = ctx;
+	(void)conn, (void)user;
+	if (!c)
+		return;
+	if (len == 0) {
+		/* EOF: a last line without its end still runs (room: lines()
+		 * never leaves a full buffer) */
+		if (c->inlen > 0) {
+			c->in[c->inlen++] = '\n';
+			if (lines(c) < 0)
+				return;
 		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			/* the connection waits in the backlog: rest, do not spin */
-			log_warn("admin: accept: %s", strerror(errno));
-			ev_io_stop(loop, &a->lio);
-			ev_timer_start(loop, &a->pause);
-		}
+		client_close(c, NET_CLOSE_GRACEFUL, NULL);
 		return;
 	}
+	while (len > 0) {
+		size_t room = sizeof c->in - c->inlen;
+		size_t k = len < room ? len : room;
+		memcpy(c->in + c->inlen, p, k);
+		c->inlen += k;
+		p += k;
+		len -= k;
+		if (lines(c) < 0)
+			return;
+	}
 }
 
+/* net closed c: a reset or a write error. */
 static void
-pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+on_closed(uint32_t conn, void *ctx, const char *reason, void *user)
 {
-	admin_t *a = w->data;
-	(void)revents;
-	ev_io_start(loop, &a->lio);
+	struct client *c = ctx;
+	(void)conn, (void)user;
+	if (!c)
+		return;
+	log_debug("admin: client %u: %s", c->id, reason);
+	forget(c, NULL);
 }
 
-/* ---- listening ---------------------------------------------------------- */
-
-static int
-listen_unix(admin_t *a, const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sa;
-	struct stat st;
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path) + 1); /* fits: admin_addr_parse */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "unix:%s exists and is not a socket (not "
-			         "removed)", path);
-			return -1;
-		}
-		/* a socket file: stale unless something still listens there */
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		                   0);
-		int rc = probe < 0 ? -1 : connect(probe, (struct sockaddr *)&sa,
-		                                  sizeof sa);
-		int e = errno;
-		if (probe >= 0)
-			close(probe);
-		if (rc == 0 || (e != ECONNREFUSED && e != ENOENT)) {
-			snprintf(err, errlen, "unix:%s: another process listens there "
-			         "(give each server its own admin address)", path);
-			return -1;
-		}
-		if (unlink(path) < 0 && errno != ENOENT) {
-			snprintf(err, errlen, "unix:%s: cannot remove the stale socket: %s",
-			         path, strerror(errno));
-			return -1;
-		}
-		log_info("admin: removed the stale socket %s", path);
-	}
-	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (a->fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	/* owner only: the console reloads code. umask is per process, and the
-	 * process has one thread. */
-	mode_t old = umask(0177);
-	int rc = bind(a->fd, (struct sockaddr *)&sa, sizeof sa);
-	int e = errno;
-	umask(old);
-	if (rc < 0) {
-		snprintf(err, errlen, "unix:%s: bind: %s", path, strerror(e));
-		return -1;
-	}
-	if (stat(path, &st) == 0) {
-		a->dev = st.st_dev;
-		a->ino = st.st_ino;
-	}
-	a->is_unix = 1;
-	memcpy(a->path, path, strlen(path) + 1);
-	snprintf(a->where, sizeof a->where, "unix %s", path);
-	return 0;
-}
-
-static int
-listen_tcp(admin_t *a, const char *host, int port, char *err, size_t errlen)
-{
-	struct addrinfo hints, *ai = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	char ps[16];
-	int one = 1;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(ps, sizeof ps, "%d", port);
-	int rc = getaddrinfo(host, ps, &hints, &ai);
-	if (rc) {
-		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
-		return -1;
-	}
-	a->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	               0);
-	if (a->fd < 0 ||
-	    setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    bind(a->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    getsockname(a->fd, (struct sockaddr *)&ss, &sl) < 0) {
-		snprintf(err, errlen, "tcp %s port %d: %s", host, port,
-		         strerror(errno));
-		freeaddrinfo(ai);
-		return -1;
-	}
-	freeaddrinfo(ai);
-	int bound = ntohs(ss.ss_family == AF_INET6
-	                  ? ((struct sockaddr_in6 *)&ss)->sin6_port
-	                  : ((struct sockaddr_in *)&ss)->sin_port);
-	snprintf(a->where, sizeof a->where, "tcp %s %d", host, bound);
-	return 0;
-}
+/* ---- the console -------------------------------------------------------- */
 
 admin_t *
-admin_create(struct ev_loop *loop, const struct admin_addr *addr,
-             int max_clients, admin_run_fn run, void *user, char *err,
-             size_t errlen)
+admin_create(struct net *n, const struct admin_addr *addr, int max_clients,
+             admin_run_fn run, void *user, char *err, size_t errlen)
 {
+	static const struct net_stream_callbacks cb = {
+		on_accept, on_data, on_closed,
+	};
+	struct net_stream_config sc;
+	int port = 0;
 	admin_t *a = calloc(1, sizeof *a);
 	if (!a) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	a->loop = loop;
-	a->fd = -1;
+	a->net = n;
 	a->max_clients = max_clients > 0 ? max_clients : 1;
 	a->run = run;
 	a->user = user;
-	int rc = addr->is_unix ? listen_unix(a, addr->path, err, errlen)
-	                       : listen_tcp(a, addr->host, addr->port, err, errlen);
-	if (rc == 0 && listen(a->fd, 16) < 0) {
-		snprintf(err, errlen, "listen: %s", strerror(errno));
-		rc = -1;
-	}
-	if (rc < 0) {
-		admin_release(a);
+	memset(&sc, 0, sizeof sc);
+	sc.path = addr->is_unix ? addr->path : NULL;
+	sc.host = addr->host;
+	sc.port = addr->port;
+	sc.backlog = 16;
+	sc.out_max = ADMIN_OUT_MAX;
+	sc.closing_max = CLOSING_MAX;
+	sc.close_wait_ms = CLOSE_WAIT_MS;
+	a->lis = net_stream_listen(n, &sc, &cb, a, &port, err, errlen);
+	if (a->lis < 0) {
+		free(a);
 		return NULL;
 	}
-	ev_io_init(&a->lio, accept_cb, a->fd, EV_READ);
-	a->lio.data = a;
-	ev_timer_init(&a->pause, pause_cb, ACCEPT_PAUSE, 0.);
-	a->pause.data = a;
-	ev_io_start(loop, &a->lio);
+	if (addr->is_unix)
+		snprintf(a->where, sizeof a->where, "unix %s", addr->path);
+	else
+		snprintf(a->where, sizeof a->where, "tcp %s %d", addr->host, port);
 	return a;
 }
 
 void
 admin_release(admin_t *a)
 {
-	struct stat st;
 	if (!a)
 		return;
-	while (a->clients)
-		client_free(a->clients, NULL);
-	if (a->fd >= 0) {
-		ev_io_stop(a->loop, &a->lio);
-		ev_timer_stop(a->loop, &a->pause);
-		close(a->fd);
+	/* every client closed at once, no callback; the socket file removed */
+	net_stream_unlisten(a->net, a->lis);
+	while (a->clients) {
+		struct client *c = a->clients;
+		a->clients = c->next;
+		log_debug("admin: client %u closed", c->id);
+		free(c);
 	}
-	/* only our own socket file: another process may have taken the path */
-	if (a->is_unix && stat(a->path, &st) == 0 && st.st_dev == a->dev &&
-	    st.st_ino == a->ino)
-		unlink(a->path);
 	free(a);
 }
 

@@ -1,7 +1,7 @@
 /*
- * admin.h - the admin console: a line-based control socket for operators
- * on the server's libev loop, and its address syntax (shared with the
- * client mode, `moongate admin`: core/server/admin_cli.c).
+ * admin.h - the admin console: a line-based control socket for operators,
+ * a stream listener of net (net.h), and its address syntax (shared with
+ * the client mode, `moongate admin`: core/server/admin_cli.c).
  *
  * Address: "unix:PATH" (a Unix socket, mode 0600) or "tcp://HOST:PORT"
  * with HOST a loopback address (127.x.y.z or [::1]; port 0: a free one).
@@ -25,9 +25,8 @@
  * pile up unread is closed (logged). Every wait on a closing client has a
  * deadline.
  *
- * With net and main, the only code that knows libev: the console owns its
- * sockets, but its framing and limits have nothing in common with the game
- * transport in net.
+ * net owns the sockets (accepting, writing, graceful close); this file is
+ * the console's line protocol and limits, and knows nothing of libev.
  */
 #ifndef MOONGATE_ADMIN_H
 #define MOONGATE_ADMIN_H
@@ -39,7 +38,7 @@
 #define ADMIN_REPLY_MAX (72 * 1024)   /* the run callback's reply buffer */
 #define ADMIN_OUT_MAX (256 * 1024)    /* replies queued unread to one client */
 
-struct ev_loop;
+struct net;
 typedef struct admin admin_t;
 
 struct admin_addr {
@@ -60,8 +59,9 @@ int admin_addr_parse(const char *text, struct admin_addr *a, char *err,
 typedef int (*admin_run_fn)(const char *line, char *out, size_t outlen,
                             void *user);
 
-/* Listen on a. NULL with err when the address cannot be had. */
-admin_t *admin_create(struct ev_loop *loop, const struct admin_addr *a,
+/* Listen on a with n's sockets. NULL with err when the address cannot be
+ * had. Released before n. */
+admin_t *admin_create(struct net *n, const struct admin_addr *a,
                       int max_clients, admin_run_fn run, void *user,
                       char *err, size_t errlen);
 /* Close every client and the listener, remove the socket file, free. */

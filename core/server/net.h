@@ -1,8 +1,11 @@
 /*
- * net.h - sockets on one libev loop: UDP listeners read and written in
- * batches (recvmmsg/sendmmsg), TCP listeners and connections carrying
- * length-prefixed frames, graceful TCP close. With main, the only layer
- * that knows libev; it knows nothing of sessions, only struct gate_path.
+ * net.h - every socket of the server on one libev loop: UDP listeners read
+ * and written in batches (recvmmsg/sendmmsg), TCP listeners and
+ * connections carrying length-prefixed frames, graceful TCP close, and
+ * stream listeners (plain byte streams over TCP or a Unix socket: the
+ * admin console) on the same connections and accept loop. It knows
+ * nothing of sessions, only where a packet goes (struct gate_path,
+ * core/proto/path.h).
  *
  * TCP frame: len u16 little-endian | len bytes (one packet). A frame longer
  * than frame_max closes that connection with the reason "frame too large";
@@ -17,8 +20,9 @@
  * so do backpressure, bad frames and refusals over max_conns.
  *
  * Callbacks are only called from the loop, never from inside net_send,
- * net_flush or net_close: a failure found there (backpressure, a write
- * error) is reported through conn_lost before the loop next blocks.
+ * net_flush, net_close or the net_stream_ calls: a failure found there
+ * (backpressure, a write error) is reported through conn_lost (a stream's
+ * closed) before the loop next blocks.
  *
  * Descriptors: EMFILE/ENFILE on accept pauses the listener for a moment
  * instead of spinning, and it resumes by itself. SIGPIPE is ignored.
@@ -29,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gate.h"
+#include "path.h"
 
 struct ev_loop;
 typedef struct net net_t;
@@ -44,7 +48,8 @@ struct net_config {
 	int conn_buffer_max;/* bytes queued to one TCP connection before it is
 	                       closed with "backpressure" (1 MiB) */
 	int close_wait_ms;  /* graceful close: wait this long for EOF (2000) */
-	int close_rst;      /* 1: every server-side close is an RST (0) */
+	int close_rst;      /* 1: every server-side close of a framed TCP
+	                       connection is an RST (0) */
 	int max_conns;      /* TCP connections at once (10000) */
 	int udp_rcvbuf, udp_sndbuf; /* SO_RCVBUF / SO_SNDBUF of UDP sockets
 	                       (4 MiB: the system's 208 KiB drops datagrams
@@ -69,6 +74,7 @@ struct net_callbacks {
 	void (*timer)(uint64_t now, void *user);
 };
 
+/* net_listen's transport: the values of a gate_path's */
 enum net_transport { NET_UDP = GATE_UDP, NET_TCP = GATE_TCP };
 enum net_close_mode { NET_CLOSE_GRACEFUL = 0, NET_CLOSE_RESET = 1 };
 
@@ -97,6 +103,72 @@ void net_close(net_t *n, uint32_t conn, int mode);
 /* The connection carries an open session: its handshake deadline
  * (hello_timeout_ms) no longer applies. Unknown ids are ignored. */
 void net_bind(net_t *n, uint32_t conn);
+
+/*
+ * Stream listeners: connections that carry plain bytes (a line-based
+ * console), beside the framed TCP listeners and sharing their accept loop
+ * (EMFILE pauses), write queue, backpressure and close code. They have
+ * their own ids in the same id space (net_send, net_close and net_bind
+ * ignore them) and count neither in max_conns nor in the tcp_* stats;
+ * NET_STREAM_CONNS of them at most are open at once (more are reset).
+ *
+ * Graceful close of a stream connection (net_stream_close): its id is
+ * stale at once; what is queued is written, then shutdown(SHUT_WR) (the
+ * peer was not told to close: our FIN tells it), and input is read and
+ * discarded until the peer's EOF, so unread input never turns the close
+ * into a reset that could lose the last reply. All of it within
+ * close_wait_ms, or the descriptor is closed anyway. Past closing_max such
+ * closes under way on one listener, a close writes what the socket takes
+ * at once and closes.
+ */
+#define NET_STREAM_CONNS 2048 /* the slot table has room for them beside
+                                 max_conns */
+
+struct net_stream_callbacks {
+	/* A connection was accepted. The answer is its ctx in the calls below.
+	 * It may send and close at once (a refusal). NULL: ctx NULL. */
+	void *(*accept)(uint32_t conn, void *user);
+	/* Bytes arrived (len > 0), or the peer's EOF (p NULL, len 0): nothing
+	 * more comes, and the connection should be closed with
+	 * net_stream_close (it can still be written first). */
+	void (*data)(uint32_t conn, void *ctx, const uint8_t *p, size_t len,
+	             void *user);
+	/* The connection ended without net_stream_close: a reset, a write
+	 * error, backpressure (reason). Never called after net_stream_close.
+	 * May be NULL. */
+	void (*closed)(uint32_t conn, void *ctx, const char *reason, void *user);
+};
+
+struct net_stream_config {
+	const char *path;   /* a Unix socket file (mode 0600); NULL: TCP. A
+	                       stale socket file there is removed first, never
+	                       a file that is not a socket or one another
+	                       process listens on; the file is removed at the
+	                       end if it is still ours */
+	const char *host;   /* TCP: a numeric address */
+	int port;           /* TCP: 0 for any free port */
+	int backlog;        /* listen backlog (16 when 0) */
+	size_t out_max;     /* bytes queued unsent to one connection; a send
+	                       past it closes it with "backpressure" */
+	int closing_max;    /* graceful closes under way at once (16 when 0) */
+	int close_wait_ms;  /* a graceful close ends within this (2000 when 0) */
+};
+
+/* Listen; the answer is the listener's handle (for net_stream_unlisten)
+ * and *bound_port the TCP port; -1 with err filled. */
+int net_stream_listen(net_t *n, const struct net_stream_config *sc,
+                      const struct net_stream_callbacks *cb, void *user,
+                      int *bound_port, char *err, size_t errlen);
+/* Close the listener and every connection of it at once (no callback),
+ * and remove its socket file if it is still ours. */
+void net_stream_unlisten(net_t *n, int handle);
+/* Queue bytes to a stream connection, written as the socket takes them.
+ * 0; -1 the connection is gone or failed (closed follows unless it is
+ * closed first); -2 past out_max ("backpressure", likewise). */
+int net_stream_send(net_t *n, uint32_t conn, const void *p, size_t len);
+/* NET_CLOSE_GRACEFUL as above; NET_CLOSE_RESET closes the descriptor at
+ * once (the kernel still sends what it holds). Unknown ids are ignored. */
+void net_stream_close(net_t *n, uint32_t conn, int mode);
 
 /* Monotonic time in microseconds (CLOCK_MONOTONIC read once per loop
  * iteration, not ev_now(), which follows the wall clock; ev_now_update

@@ -11,6 +11,7 @@
  */
 #include "admin.h"
 #include "log.h"
+#include "net.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -39,6 +40,7 @@ mono(void)
 struct ctx {
 	struct ev_loop *loop;
 	ev_timer tick;
+	net_t *net;          /* owns the console's sockets */
 	admin_t *a;
 	int port;            /* tcp */
 	char dir[64];        /* unix: the temp dir */
@@ -94,15 +96,28 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 }
 
+/* net carries no game traffic here */
+static void
+no_packet(const struct gate_path *from, uint8_t *pkt, size_t len, void *user)
+{
+	(void)from, (void)pkt, (void)len, (void)user;
+}
+
 static int
 setup(struct ctx *t, const char *addr_text, int max_clients)
 {
+	static const struct net_callbacks ncb = { no_packet, NULL, NULL };
+	struct net_config nc;
 	struct admin_addr addr;
 	char err[256], text[256];
 	memset(t, 0, sizeof *t);
 	t->loop = ev_loop_new(EVFLAG_AUTO);
 	ev_timer_init(&t->tick, tick_cb, 0.005, 0.005);
 	ev_timer_start(t->loop, &t->tick);
+	net_config_default(&nc);
+	t->net = net_create(t->loop, &nc, &ncb, t);
+	if (!t->net)
+		return -1;
 	if (!strcmp(addr_text, "unix")) {
 		snprintf(t->dir, sizeof t->dir, "/tmp/moongate-admin.XXXXXX");
 		if (!mkdtemp(t->dir))
@@ -115,7 +130,7 @@ setup(struct ctx *t, const char *addr_text, int max_clients)
 		fprintf(stderr, "parse: %s\n", err);
 		return -1;
 	}
-	t->a = admin_create(t->loop, &addr, max_clients, run, t, err, sizeof err);
+	t->a = admin_create(t->net, &addr, max_clients, run, t, err, sizeof err);
 	if (!t->a) {
 		fprintf(stderr, "admin_create: %s\n", err);
 		return -1;
@@ -130,6 +145,7 @@ teardown(struct ctx *t)
 {
 	admin_release(t->a);
 	t->a = NULL;
+	net_release(t->net);
 	ev_timer_stop(t->loop, &t->tick);
 	ev_loop_destroy(t->loop);
 	if (t->dir[0])
@@ -485,7 +501,7 @@ TEST(unix_socket_file)
 	snprintf(text, sizeof text, "unix:%s", t.path);
 	REQUIRE(admin_addr_parse(text, &addr, err, sizeof err) == 0);
 	/* another server on the same path: refused, the file left alone */
-	admin_t *b = admin_create(t.loop, &addr, 8, run, &t, err, sizeof err);
+	admin_t *b = admin_create(t.net, &addr, 8, run, &t, err, sizeof err);
 	CHECK(b == NULL);
 	CHECK(strstr(err, "another process listens there") != NULL);
 	CHECK(stat(t.path, &st) == 0);
@@ -502,7 +518,7 @@ TEST(unix_socket_file)
 	memcpy(u.sun_path, t.path, sizeof t.path);
 	REQUIRE(bind(fd, (struct sockaddr *)&u, sizeof u) == 0);
 	close(fd);
-	t.a = admin_create(t.loop, &addr, 8, run, &t, err, sizeof err);
+	t.a = admin_create(t.net, &addr, 8, run, &t, err, sizeof err);
 	CHECK(t.a != NULL);
 	struct cl *c = cl_new(&t);
 	REQUIRE(c != NULL);
@@ -516,7 +532,7 @@ TEST(unix_socket_file)
 	FILE *f = fopen(t.path, "w");
 	REQUIRE(f != NULL);
 	fclose(f);
-	b = admin_create(t.loop, &addr, 8, run, &t, err, sizeof err);
+	b = admin_create(t.net, &addr, 8, run, &t, err, sizeof err);
 	CHECK(b == NULL);
 	CHECK(strstr(err, "is not a socket") != NULL);
 	CHECK(stat(t.path, &st) == 0 && S_ISREG(st.st_mode));

@@ -1,0 +1,23 @@
+/*
+ * path.h - where a packet came from, or goes to: the one type net (which
+ * fills it from a socket) and gate (which keys sessions by it) share. It
+ * lives here, below both, so net needs nothing else of the protocol.
+ */
+#ifndef MOONGATE_PATH_H
+#define MOONGATE_PATH_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum gate_transport { GATE_UDP = 1, GATE_TCP = 2 };
+
+struct gate_path {
+	uint8_t transport;            /* GATE_UDP or GATE_TCP */
+	uint8_t listener;             /* index of the listener (net_listen) */
+	uint8_t raw;                  /* the listener speaks raw KCP */
+	uint32_t conn;                /* TCP: net's connection id; UDP: 0 */
+	socklen_t addrlen;
+	struct sockaddr_storage addr; /* the peer's address */
+};
+
+#endif
