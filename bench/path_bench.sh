@@ -65,15 +65,21 @@ start_server() {
 	PORT=$(awk -v t="$TRANSPORT" '$0 ~ "listening " t {print $5}' "$TMP/srv.out")
 }
 
-# us of server CPU per echo: server_cpu (cores) / rtt_per_s * 1e6
+# the server's CPU time so far in clock ticks (utime + stime)
+cpu_ticks() {
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$SRV_PID/stat"
+}
+
+# us of server CPU per echo: the server's CPU ticks over the bot's whole
+# run (connect, traffic, close: the same work for both builds) divided by
+# the echoes received; the bot's server_cpu (two decimals) is too coarse
 per_echo() {
-	awk '{ c = r = 0
+	awk -v t="$1" -v hz="$(getconf CLK_TCK)" '{ r = 0
 	       for (i = 1; i <= NF; i++) {
 	         split($i, kv, "=")
-	         if (kv[1] == "server_cpu") c = kv[2]
-	         if (kv[1] == "rtt_per_s") r = kv[2]
+	         if (kv[1] == "received") r = kv[2]
 	       }
-	       if (r > 0) printf "%s us_per_echo=%.3f\n", $0, c / r * 1e6 }'
+	       if (r > 0) printf "%s server_ticks=%d us_per_echo=%.3f\n", $0, t, t / hz / r * 1e6 }'
 }
 
 : >"$TMP/base"; : >"$TMP/new"
@@ -82,10 +88,14 @@ for _ in $(seq "$RUNS"); do
 		if [ "$which" = base ]; then dir=$BASE; else dir=$NEW; fi
 		start_server "$dir"
 		# the bot of the new build drives both servers: the load is the same
+		t0=$(cpu_ticks)
 		timeout -k 5 $((SECONDS_RUN + 60)) taskset -c 1 "$NEW/moongate-bot" \
 			--server "$TRANSPORT://127.0.0.1:$PORT" --server-pid "$SRV_PID" \
-			--clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_RUN" 2>"$TMP/bot.err" |
-			grep '^RESULT' | per_echo | sed "s/^RESULT/RESULT build=$which/" | tee -a "$TMP/$which"
+			--clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_RUN" \
+			>"$TMP/bot.out" 2>"$TMP/bot.err"
+		t1=$(cpu_ticks)
+		grep '^RESULT' "$TMP/bot.out" | per_echo $((t1 - t0)) |
+			sed "s/^RESULT/RESULT build=$which/" | tee -a "$TMP/$which"
 		stop_server
 	done
 done
