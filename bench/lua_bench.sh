@@ -25,17 +25,7 @@ for b in moongate moongate-bot; do
 	[ -x "$BUILD/$b" ] || { echo "lua_bench: $BUILD/$b missing" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d)
-SRV_PID=
-cleanup() {
-	if [ -n "$SRV_PID" ]; then
-		kill "$SRV_PID" 2>/dev/null || true
-		wait "$SRV_PID" 2>/dev/null || true
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup lua_bench
 
 cat >"$TMP/config.lua" <<CONF
 return {
@@ -47,16 +37,9 @@ return {
 CONF
 
 start_server() {
-	: >"$TMP/srv.out"
-	taskset -c 0 "$BUILD/moongate" --listen udp://127.0.0.1:0 --listen tcp://127.0.0.1:0 \
-		"$@" "$TMP/config.lua" >"$TMP/srv.out" 2>"$TMP/srv.err" &
-	SRV_PID=$!
-	for _ in $(seq 50); do
-		grep -q '^moongate: ready' "$TMP/srv.out" && break
-		sleep 0.1
-	done
-	grep -q '^moongate: ready' "$TMP/srv.out" || { echo "lua_bench: server did not start" >&2; cat "$TMP/srv.err" >&2; exit 1; }
-	PORT=$(awk -v t="$TRANSPORT" '$0 ~ "listening " t {print $5}' "$TMP/srv.out")
+	bench_start_server "$BUILD/moongate" --listen udp://127.0.0.1:0 \
+		--listen tcp://127.0.0.1:0 "$@" "$TMP/config.lua"
+	if [ "$TRANSPORT" = tcp ]; then PORT=$TCP_PORT; else PORT=$UDP_PORT; fi
 }
 
 

@@ -30,17 +30,7 @@ for d in "$BASE" "$NEW"; do
 	done
 done
 
-TMP=$(mktemp -d)
-SRV_PID=
-cleanup() {
-	if [ -n "$SRV_PID" ]; then
-		kill "$SRV_PID" 2>/dev/null || true
-		wait "$SRV_PID" 2>/dev/null || true
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup path_bench
 
 cat >"$TMP/config.lua" <<CONF
 return {
@@ -53,16 +43,9 @@ CONF
 
 # start_server BUILD: sets SRV_PID, PORT
 start_server() {
-	: >"$TMP/srv.out"
-	taskset -c 0 "$1/moongate" --listen udp://127.0.0.1:0 --listen tcp://127.0.0.1:0 \
-		"$TMP/config.lua" >"$TMP/srv.out" 2>"$TMP/srv.err" &
-	SRV_PID=$!
-	for _ in $(seq 50); do
-		grep -q '^moongate: ready' "$TMP/srv.out" && break
-		sleep 0.1
-	done
-	grep -q '^moongate: ready' "$TMP/srv.out" || { echo "path_bench: server did not start" >&2; cat "$TMP/srv.err" >&2; exit 1; }
-	PORT=$(awk -v t="$TRANSPORT" '$0 ~ "listening " t {print $5}' "$TMP/srv.out")
+	bench_start_server "$1/moongate" --listen udp://127.0.0.1:0 \
+		--listen tcp://127.0.0.1:0 "$TMP/config.lua"
+	if [ "$TRANSPORT" = tcp ]; then PORT=$TCP_PORT; else PORT=$UDP_PORT; fi
 }
 
 # the server's CPU time so far in clock ticks (utime + stime)

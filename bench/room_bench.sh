@@ -46,17 +46,7 @@ for b in moongate moongate-room-bot; do
 done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-TMP=$(mktemp -d)
-SRV_PID=
-cleanup() {
-	if [ -n "$SRV_PID" ]; then
-		kill "$SRV_PID" 2>/dev/null || true
-		wait "$SRV_PID" 2>/dev/null || true
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup room_bench
 
 # The server's configuration: the three services, the handshake's per-IP
 # limits raised (800 sessions from 127.0.0.1, connecting at 1000/s), no
@@ -88,16 +78,8 @@ lua_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
 
 # start_server: sets SRV_PID and UDP_PORT
 start_server() {
-	: >"$TMP/srv.out"
-	taskset -c 0 "$BUILD/moongate" --listen udp://127.0.0.1:0 \
-		"$TMP/config.lua" >"$TMP/srv.out" 2>"$TMP/srv.err" &
-	SRV_PID=$!
-	for _ in $(seq 50); do
-		grep -q '^moongate: ready' "$TMP/srv.out" && break
-		sleep 0.1
-	done
-	grep -q '^moongate: ready' "$TMP/srv.out" || { echo "room_bench: server did not start" >&2; cat "$TMP/srv.err" >&2; exit 1; }
-	UDP_PORT=$(awk '/listening udp/ {print $5}' "$TMP/srv.out")
+	bench_start_server "$BUILD/moongate" --listen udp://127.0.0.1:0 \
+		"$TMP/config.lua"
 }
 
 # the run's bound: connect (< 1 s at 1000/s) + join + run + drain + close,

@@ -36,32 +36,13 @@ for b in moongate moongate-bot udp_echo; do
 done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-TMP=$(mktemp -d)
-SRV_PID=
-cleanup() {
-	if [ -n "$SRV_PID" ]; then
-		kill "$SRV_PID" 2>/dev/null || true
-		wait "$SRV_PID" 2>/dev/null || true
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup session_bench
 
 # start_server [--set K=V ...]: sets SRV_PID, UDP_PORT, TCP_PORT
 start_server() {
-	: >"$TMP/srv.out"
-	taskset -c 0 "$BUILD/moongate" --listen udp://127.0.0.1:0 \
+	bench_start_server "$BUILD/moongate" --listen udp://127.0.0.1:0 \
 		--listen tcp://127.0.0.1:0 --set log_level=warn \
-		--set net.max_conns=20000 "$@" >"$TMP/srv.out" 2>"$TMP/srv.err" &
-	SRV_PID=$!
-	for _ in $(seq 50); do
-		grep -q '^moongate: ready' "$TMP/srv.out" && break
-		sleep 0.1
-	done
-	grep -q '^moongate: ready' "$TMP/srv.out" || { echo "session_bench: server did not start" >&2; cat "$TMP/srv.err" >&2; exit 1; }
-	UDP_PORT=$(awk '/listening udp/ {print $5}' "$TMP/srv.out")
-	TCP_PORT=$(awk '/listening tcp/ {print $5}' "$TMP/srv.out")
+		--set net.max_conns=20000 "$@"
 }
 
 
