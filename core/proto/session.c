@@ -117,7 +117,7 @@ session_send_to(session_t *s, uint32_t path, uint8_t type, size_t blen)
 	                  session_txbuf + WIRE_HDR, blen, s->keys.tx, s->encrypt);
 	if (n < 0)
 		return;
-	if (uses_fec(s, path)) {
+	if (session_fec_wanted(s, path, type)) {
 		session_fec_send(s, path, session_txbuf, (size_t)n);
 		return;
 	}
@@ -288,6 +288,8 @@ session_release(session_t *s)
 	free(s->hello);
 	wire_scrub(s->sec, sizeof s->sec);
 	wire_scrub(&s->keys, sizeof s->keys);
+	wire_scrub(s->fec_ktx, sizeof s->fec_ktx);
+	wire_scrub(s->fec_krx, sizeof s->fec_krx);
 	free(s);
 }
 

@@ -86,8 +86,9 @@ struct session_config {
 	                         SESSION_FEC_OVERHEAD bytes of room. */
 	int fec_parity;
 };
-/* Room FEC takes from a packet: the frame header and a parity shard's. */
-#define SESSION_FEC_OVERHEAD (WIRE_FEC_HDR + 10)
+/* Room FEC takes from a packet: the frame's header and tag and a parity
+ * shard's header (31 bytes). */
+#define SESSION_FEC_OVERHEAD (WIRE_FEC_HDR + WIRE_FEC_TAG + 10)
 void session_config_default(struct session_config *c);
 /* Largest unreliable payload for this config: mtu - WIRE_OVERHEAD - 4
  * (and SESSION_FEC_OVERHEAD less with FEC). */
@@ -272,7 +273,9 @@ struct session_stats {
 	int kcp_srtt_ms;       /* KCP's own estimate */
 	int64_t waiting_bytes; /* reliable bytes queued or unacked */
 	uint64_t in_packets, out_packets, in_bytes, out_bytes;
-	uint64_t in_auth_fail, in_replay, in_malformed;
+	uint64_t in_auth_fail;   /* packets and FEC frames whose tag failed */
+	uint64_t in_replay;      /* packets seen before, FEC shards included */
+	uint64_t in_malformed;
 	uint64_t msgs_in, msgs_out, dgrams_in, dgrams_out, dgrams_stale;
 	uint64_t pings, pongs;
 	uint64_t path_changes;   /* times packets moved to another path */
@@ -280,7 +283,7 @@ struct session_stats {
 	uint64_t offlines, resumes;
 	uint64_t fec_parity_out;  /* parity shards sent */
 	uint64_t fec_recovered;   /* packets rebuilt from parity */
-	uint64_t fec_dups;        /* shards that arrived twice */
+	uint64_t fec_dups;        /* shards that arrived twice (in in_replay too) */
 	int encrypted;         /* 1: bodies encrypted; 0: authenticated only
 	                          (the listener's choice, told by the WELCOME) */
 };

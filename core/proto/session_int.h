@@ -7,7 +7,7 @@
  *   session_path.c    paths, challenges, offline and resume
  *   session_client.c  the client's handshake (HELLO, INIT, WELCOME)
  *   session_clock.c   heartbeat: PING, PONG, RTT and clock offset
- *   session_fec.c     FEC frames on unproven (UDP) paths
+ *   session_fec.c     FEC frames on UDP paths: sealed, one path per group
  *   session_raw.c     raw KCP sessions (no moongate header, no keys)
  *
  * Functions here are named session_* like the public ones, but only the
@@ -40,6 +40,8 @@ struct spath {
 	                             client: the server was heard on it */
 	uint8_t challenged;       /* server: a PATH_CHALLENGE is out */
 	uint8_t probing;          /* client: a probe is out */
+	uint8_t fec_dec;          /* the FEC decoder holds this path's groups
+	                             (at most one path: groups never mix) */
 	uint8_t token[WIRE_TOKEN];
 	uint64_t last_recv;       /* the last packet that authenticated on it */
 	uint64_t challenged_at;
@@ -99,11 +101,16 @@ struct session {
 	uint8_t offline;
 	uint64_t offline_deadline;
 
-	/* forward error correction on unproven (UDP) paths */
+	/* forward error correction on UDP paths (session_fec.c). Two paths,
+	 * never one variable: a packet decoded from a frame came from
+	 * fec_in_path, whatever the packets it causes are sent to; the open
+	 * group goes to fec_out_path, and only there. */
 	fec_enc_t *fec_enc;
 	fec_dec_t *fec_dec;
-	uint32_t fec_path;         /* where the encoder's shards go */
+	uint32_t fec_out_path;     /* where the open group's shards go */
+	uint32_t fec_in_path;      /* the path of the frame being decoded */
 	uint8_t fec_in;            /* inside fec_dec_input: no nesting */
+	uint8_t fec_ktx[WIRE_KEY], fec_krx[WIRE_KEY]; /* frame MAC keys */
 	uint64_t clock;            /* the latest now any call gave */
 
 	struct session_stats st;
@@ -137,7 +144,7 @@ fec_room(const struct session_config *c)
 	return c->fec_data > 0 ? SESSION_FEC_OVERHEAD : 0;
 }
 
-/* Packets to path go through the FEC encoder. */
+/* Path is a UDP path of a session with FEC on. */
 static inline int
 uses_fec(const session_t *s, uint32_t path)
 {
@@ -179,6 +186,9 @@ void session_on_pong(session_t *s, const uint8_t *b, uint64_t now);
 
 /* session_fec.c */
 int session_fec_make(session_t *s);
+/* A packet of this type to path goes through the encoder: a UDP path the
+ * peer proved it receives on, never a probe (session_fec.c). */
+int session_fec_wanted(session_t *s, uint32_t path, uint8_t type);
 void session_fec_send(session_t *s, uint32_t path, const uint8_t *pkt,
                       size_t len);
 /* The encoder's group timer: parity out, or dropped off UDP. */

@@ -504,3 +504,44 @@ wire_random(void *p, size_t n)
 {
 	randombytes_buf(p, n);
 }
+
+/* ---- FEC frames ---------------------------------------------------------- */
+
+static const char fec_label[] = "moongate fec frame";
+
+void
+wire_fec_key(uint8_t out[WIRE_KEY], const uint8_t key[WIRE_KEY])
+{
+	crypto_generichash(out, WIRE_KEY, (const uint8_t *)fec_label,
+	                   sizeof fec_label - 1, key, WIRE_KEY);
+}
+
+int
+wire_fec_seal(uint8_t *out, size_t cap, uint32_t sid, const uint8_t *shard,
+              size_t len, const uint8_t fkey[WIRE_KEY])
+{
+	if (cap < WIRE_FEC_HDR + WIRE_FEC_TAG || len > cap - WIRE_FEC_HDR - WIRE_FEC_TAG ||
+	    len > INT_MAX - WIRE_FEC_HDR - WIRE_FEC_TAG)
+		return WIRE_ESPACE;
+	out[0] = WIRE_FEC;
+	wire_put32(out + 1, sid);
+	memmove(out + WIRE_FEC_HDR, shard, len);
+	crypto_generichash(out + WIRE_FEC_HDR + len, WIRE_FEC_TAG, out,
+	                   WIRE_FEC_HDR + len, fkey, WIRE_KEY);
+	return (int)(WIRE_FEC_HDR + len + WIRE_FEC_TAG);
+}
+
+int
+wire_fec_open(const uint8_t *frame, size_t len, const uint8_t fkey[WIRE_KEY])
+{
+	if (len < WIRE_FEC_HDR + WIRE_FEC_TAG || len > INT_MAX)
+		return WIRE_ETRUNC;
+	if (frame[0] != WIRE_FEC)
+		return WIRE_ETYPE;
+	size_t n = len - WIRE_FEC_TAG;
+	uint8_t tag[WIRE_FEC_TAG];
+	crypto_generichash(tag, WIRE_FEC_TAG, frame, n, fkey, WIRE_KEY);
+	int ok = crypto_verify_16(tag, frame + n) == 0;
+	sodium_memzero(tag, sizeof tag);
+	return ok ? (int)(n - WIRE_FEC_HDR) : WIRE_EAUTH;
+}

@@ -52,10 +52,11 @@ enum wire_type {
 	WIRE_CLOSE_ACK = 0x15, /* body: empty */
 	WIRE_PATH_CHALLENGE = 0x16, /* body: token[8]; answer on the path it came */
 	WIRE_PATH_RESPONSE = 0x17,  /* body: the challenge's token[8] */
-	/* not a session packet: no tag of its own */
-	WIRE_FEC = 0x18,       /* sid u32 | an FEC shard (core/proto/fec.h) */
+	/* not a session packet: a frame with a MAC of its own (wire_fec_seal) */
+	WIRE_FEC = 0x18,       /* sid u32 | an FEC shard (core/proto/fec.h) | tag */
 };
 #define WIRE_FEC_HDR 5      /* type, sid */
+#define WIRE_FEC_TAG 16     /* keyed BLAKE2b of the frame before it */
 #define WIRE_TOKEN 8        /* PATH_CHALLENGE / PATH_RESPONSE token */
 
 #define WIRE_HDR 9          /* type, sid, pn */
@@ -193,6 +194,25 @@ struct wire_replay {
 	uint32_t top;      /* highest pn accepted, 0 before any */
 	uint64_t bits[2];  /* bit i: top - i was accepted */
 };
+/* ---- FEC frames ---------------------------------------------------------
+ *
+ *   0x18 | sid u32 | shard | tag[16]
+ *
+ * tag = BLAKE2b-128, keyed with the direction's frame key, of every byte
+ * before it. The frame key is BLAKE2b-256 keyed with the direction's packet
+ * key (wire_keys) of "moongate fec frame": a key of its own, derived, so a
+ * tag is never a packet's. A shard that does not verify is dropped before
+ * the FEC decoder sees it: nobody without the key can make the decoder
+ * hold, count or drop anything. */
+void wire_fec_key(uint8_t out[WIRE_KEY], const uint8_t key[WIRE_KEY]);
+/* Frame shard (len bytes) for sid into out: the frame's length
+ * (WIRE_FEC_HDR + len + WIRE_FEC_TAG), or WIRE_ESPACE. */
+int wire_fec_seal(uint8_t *out, size_t cap, uint32_t sid, const uint8_t *shard,
+                  size_t len, const uint8_t fkey[WIRE_KEY]);
+/* The length of the frame's shard (at frame + WIRE_FEC_HDR), or
+ * WIRE_ETRUNC / WIRE_ETYPE / WIRE_EAUTH (the tag does not verify). */
+int wire_fec_open(const uint8_t *frame, size_t len, const uint8_t fkey[WIRE_KEY]);
+
 /* 0 when pn is new and inside the window, WIRE_EREPLAY otherwise. Check
  * before opening (cheap), accept only after the tag verified. Accepting a
  * pn that check refuses changes nothing. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fec.h"
 #include "gate.h"
 #include "kcp.h"
 #include "session.h"
@@ -82,6 +83,9 @@ struct world {
 	uint64_t to_port[8];      /* bytes the gate sent to port 3000 + i */
 	uint64_t from_port[8];    /* bytes the gate got from port 3000 + i */
 	uint64_t to_at_path[8], from_at_path[8]; /* ... when the PATH event came */
+	/* an attacker who sees the client's datagrams and races a copy of
+	 * each to the gate from port race_port (0: none) */
+	uint16_t race_port;
 };
 
 static struct world W;
@@ -254,6 +258,15 @@ c_output(session_t *s, uint32_t path, const uint8_t *pkt, size_t len,
 		W.cap_len[W.ncap] = len;
 		W.cap_type[W.ncap] = pkt[0];
 		W.ncap++;
+	}
+	if (W.race_port && !c->mute_up) {
+		static uint8_t copy[PKT];
+		struct gate_path evil;
+		port_addr(W.race_port, &evil);
+		memcpy(copy, pkt, len);
+		if (W.race_port >= 3000 && W.race_port < 3008)
+			W.from_port[W.race_port - 3000] += len;
+		gate_input(W.g, &evil, copy, len, now_us());
 	}
 	if (pkt[0] == WIRE_KCP) {
 		c->kcp_out++;
@@ -1236,6 +1249,116 @@ TEST(fec_rebuilds_losses_exactly_once)
 		       (unsigned long long)c1.out_bytes);
 }
 
+/* The attack of issue 14: on an FEC listener, someone who sees the
+ * client's datagrams races a copy of each from its own address. Its
+ * copies authenticate (they are the client's), so the address gets
+ * challenged; the challenge must be answerable only there: no shard,
+ * parity or group of the session's FEC may reach the client's path for
+ * it, and nothing the attacker did not send may go to the attacker. */
+TEST(fec_race_from_a_third_address_moves_nothing)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.fec_data = 8;
+	sc.fec_parity = 2;
+	world_init(&sc);
+	struct simnet_conf nc = { .delay_min = 5, .delay_max = 5 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	session_t *srv = server_of(c);
+	uint32_t path = session_path(srv);
+	W.race_port = 3002;
+	uint32_t sent = 0;
+	pump_counters(c, &sent, 300, 10000, NULL);
+	if (tu_verbose)
+		printf("fec race: %u echoes back, attacker sent %llu bytes, got "
+		       "%llu, server paths %d\n", c->rel.n,
+		       (unsigned long long)W.from_port[2],
+		       (unsigned long long)W.to_port[2], W.srv_path);
+	CHECK_EQ(c->rel.n, 300);
+	CHECK_EQ(W.srv_rel.n, 300);
+	CHECK_EQ(W.srv_rel.errors + c->rel.errors, 0);
+	CHECK_EQ(c->closed + W.srv_close, 0);
+	CHECK_EQ(W.srv_path, 0);
+	CHECK_EQ(session_path(srv), path);
+	CHECK(W.from_port[2] > 0);
+	CHECK(W.to_port[2] <= W.from_port[2]);
+	struct session_stats st;
+	session_stats(srv, &st);
+	CHECK(st.path_challenges >= 1);
+	CHECK(st.in_replay > 0); /* the client's own copies came second */
+	world_free();
+}
+
+/* The newest FEC frame the client sent whose shard is a data shard
+ * carrying a KCP packet, or -1. */
+static int
+captured_fec_kcp(void)
+{
+	int k = -1;
+	for (int i = 0; i < W.ncap; i++)
+		if (W.cap_type[i] == WIRE_FEC && W.cap_len[i] > WIRE_FEC_HDR + FEC_DATA_HDR &&
+		    W.cap_pkt[i][WIRE_FEC_HDR] == FEC_TYPE_DATA &&
+		    W.cap_pkt[i][WIRE_FEC_HDR + FEC_DATA_HDR] == WIRE_KCP)
+			k = i;
+	return k;
+}
+
+/* A forged shard with the genuine one's group and index, sent first
+ * (from the client's own address even), must not make the genuine one a
+ * duplicate; the genuine one sent again is a replay. */
+TEST(forged_fec_shard_cannot_drop_the_genuine)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.fec_data = 8;
+	sc.fec_parity = 2;
+	world_init(&sc);
+	struct simnet_conf nc = { .delay_min = 5, .delay_max = 5 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint32_t sent = 0;
+	pump_counters(c, &sent, 20, 5000, NULL);
+	REQUIRE_EQ(c->rel.n, 20);
+	c->mute_up = 1;
+	W.ncap = 0;
+	send_counter(c, sent++, 100);
+	run_ms(1);
+	int k = captured_fec_kcp();
+	REQUIRE(k >= 0);
+	size_t len = W.cap_len[k];
+	uint8_t genuine[PKT], pkt[PKT];
+	memcpy(genuine, W.cap_pkt[k], len);
+	struct gate_path from;
+	addr_of(0, &from);
+	struct gate_stats st0, st;
+	gate_stats(W.g, &st0);
+	uint32_t msgs = W.srv_msgs;
+	/* forged: the same frame header, group and index, another packet */
+	memcpy(pkt, genuine, len);
+	for (size_t b = WIRE_FEC_HDR + FEC_DATA_HDR + WIRE_HDR; b < len; b++)
+		pkt[b] ^= 0x5a;
+	gate_input(W.g, &from, pkt, len, now_us());
+	CHECK_EQ(W.srv_msgs, msgs);
+	/* the genuine one is delivered */
+	memcpy(pkt, genuine, len);
+	gate_input(W.g, &from, pkt, len, now_us());
+	CHECK_EQ(W.srv_msgs, msgs + 1);
+	/* and again: a replay, counted */
+	memcpy(pkt, genuine, len);
+	gate_input(W.g, &from, pkt, len, now_us());
+	CHECK_EQ(W.srv_msgs, msgs + 1);
+	gate_stats(W.g, &st);
+	CHECK(st.auth_failures - st0.auth_failures >= 1);
+	CHECK_EQ(st.replays - st0.replays, 1);
+	c->mute_up = 0;
+	pump_counters(c, &sent, 60, 5000, NULL);
+	CHECK_EQ(c->rel.n, 60);
+	CHECK_EQ(W.srv_rel.n, 60);
+	CHECK_EQ(W.srv_rel.errors + c->rel.errors, 0);
+	world_free();
+}
+
 TEST(idle_session_memory)
 {
 	world_init(NULL);
@@ -1322,6 +1445,8 @@ static const struct tu_test tests[] = {
 	TU(udp_to_tcp_and_back_loses_nothing),
 	TU(tcp_lost_moves_to_udp_then_goes_offline),
 	TU(fec_rebuilds_losses_exactly_once),
+	TU(fec_race_from_a_third_address_moves_nothing),
+	TU(forged_fec_shard_cannot_drop_the_genuine),
 	TU(idle_session_memory),
 	TU(delayed_ack_rides_on_the_answer),
 };
