@@ -13,6 +13,7 @@
 #include "fec.h"
 #include "simnet.h"
 #include "testutil.h"
+#include "wire.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -462,6 +463,51 @@ TEST(fec_vector)
 	shards_clear(&sh);
 	fec_enc_release(e);
 	fec_dec_release(d);
+}
+
+/* The frame vector of docs/PROTOCOL.md: the session's WIRE_FEC frame
+ * around a shard, sealed with the direction's frame key (core/proto/wire.c,
+ * wire_fec_*). Recomputed with Python's hashlib.blake2b. */
+TEST(fec_frame_vector)
+{
+	uint8_t key[WIRE_KEY], fkey[WIRE_KEY], f[64], g[64];
+	static const uint8_t data0[] = { 0xf0, 0x04, 0x03, 0x02, 0x01, 0x00,
+	                                 0x61, 0x62, 0x63 };
+	static const uint8_t par0[] = { 0xf1, 0x04, 0x03, 0x02, 0x01, 0x03, 0x03,
+	                                0x02, 0x06, 0x00, 0x09, 0x07, 0x0f, 0x6c,
+	                                0x6f };
+	int i, n;
+
+	REQUIRE_EQ(wire_init(), 0);
+	for (i = 0; i < WIRE_KEY; i++)
+		key[i] = (uint8_t)i;
+	wire_fec_key(fkey, key);
+	check_hex("frame key", fkey, WIRE_KEY,
+	          "82 b6 71 b6 a2 eb 48 cb 0c 7c 16 d6 33 6b 86 78 "
+	          "19 8c 6d 86 0c d8 32 cc 15 b9 2e a8 6d 23 8d 20");
+	n = wire_fec_seal(f, sizeof f, 0x11223344, data0, sizeof data0, fkey);
+	REQUIRE_EQ(n, (int)(WIRE_FEC_HDR + sizeof data0 + WIRE_FEC_TAG));
+	check_hex("frame of data 0", f, (size_t)n,
+	          "18 44 33 22 11 f0 04 03 02 01 00 61 62 63 "
+	          "a6 46 fc bc 83 0e f9 db 5e 6f 63 f6 9a 06 ab 20");
+	CHECK_EQ(wire_fec_open(f, (size_t)n, fkey), (int)sizeof data0);
+	n = wire_fec_seal(f, sizeof f, 0x11223344, par0, sizeof par0, fkey);
+	check_hex("frame of parity 0", f, (size_t)n,
+	          "18 44 33 22 11 f1 04 03 02 01 03 03 02 06 00 09 07 0f 6c 6f "
+	          "27 5b 5c 8b 2b 11 05 82 b5 96 33 d9 e2 5b 0c d5");
+	/* any byte changed, any length cut, the other direction's key: no */
+	for (i = 0; i < n; i++) {
+		memcpy(g, f, (size_t)n);
+		g[i] ^= 0x01;
+		CHECK(wire_fec_open(g, (size_t)n, fkey) < 0);
+	}
+	for (i = 0; i < n; i++)
+		CHECK(wire_fec_open(f, (size_t)i, fkey) < 0);
+	key[0] ^= 1;
+	wire_fec_key(g, key);
+	CHECK_EQ(wire_fec_open(f, (size_t)n, g), WIRE_EAUTH);
+	CHECK_EQ(wire_fec_seal(f, WIRE_FEC_HDR + WIRE_FEC_TAG + 2, 1, data0,
+	                       sizeof data0, fkey), WIRE_ESPACE);
 }
 
 /* ---- every erasure pattern ---------------------------------------------- */
@@ -1770,6 +1816,7 @@ main(int argc, char **argv)
 		TU(gf_muladd),
 		TU(coef_matrix),
 		TU(fec_vector),
+		TU(fec_frame_vector),
 		TU(erasure_patterns),
 		TU(beyond_parity),
 		TU(lengths),

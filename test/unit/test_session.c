@@ -1290,6 +1290,46 @@ TEST(fec_race_from_a_third_address_moves_nothing)
 	world_free();
 }
 
+/* NAT rebinding on an FEC listener: the new address is proven with plain
+ * probes, then FEC follows the session there, both ways, and keeps
+ * rebuilding losses. */
+TEST(fec_follows_an_address_change)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.fec_data = 8;
+	sc.fec_parity = 2;
+	world_init(&sc);
+	struct simnet_conf nc = { .loss = 0.05, .delay_min = 5, .delay_max = 5 };
+	struct client *c = add_client(&nc, NULL, "x", 5);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 2000));
+	uint32_t sent = 0;
+	pump_counters(c, &sent, 500, 20000, NULL);
+	REQUIRE_EQ(c->rel.n, 500);
+	session_t *srv = server_of(c);
+	uint32_t before = session_path(srv);
+	struct session_stats s0, c0, s1, c1;
+	session_stats(srv, &s0);
+	session_stats(c->s, &c0);
+	c->port = 3001;
+	pump_counters(c, &sent, 3000, 60000, NULL);
+	CHECK_EQ(c->rel.n, 3000);
+	CHECK_EQ(W.srv_rel.n, 3000);
+	CHECK_EQ(W.srv_rel.errors + c->rel.errors, 0);
+	CHECK_EQ(W.srv_path, 1);
+	CHECK(session_path(srv) != before);
+	CHECK(W.to_at_path[1] <= W.from_at_path[1]);
+	session_stats(srv, &s1);
+	session_stats(c->s, &c1);
+	if (tu_verbose)
+		printf("fec after the move: rebuilt %llu (server), %llu (client)\n",
+		       (unsigned long long)(s1.fec_recovered - s0.fec_recovered),
+		       (unsigned long long)(c1.fec_recovered - c0.fec_recovered));
+	CHECK(s1.fec_recovered > s0.fec_recovered);
+	CHECK(c1.fec_recovered > c0.fec_recovered);
+	world_free();
+}
+
 /* The newest FEC frame the client sent whose shard is a data shard
  * carrying a KCP packet, or -1. */
 static int
@@ -1447,6 +1487,7 @@ static const struct tu_test tests[] = {
 	TU(fec_rebuilds_losses_exactly_once),
 	TU(fec_race_from_a_third_address_moves_nothing),
 	TU(forged_fec_shard_cannot_drop_the_genuine),
+	TU(fec_follows_an_address_change),
 	TU(idle_session_memory),
 	TU(delayed_ack_rides_on_the_answer),
 };
