@@ -63,8 +63,9 @@ local function run(r, cl, cond, ms, what)
 	local deadline = T.now_ms() + ms
 	while not cond() do
 		if T.now_ms() > deadline then
-			error(("timeout (%d ms) waiting for %s: %s"):format(ms, what,
-				cl:describe()), 2)
+			error(("timeout (%d ms) waiting for %s: %s; the attacker sent %d "
+				.. "bytes, got %d"):format(ms, what, cl:describe(), r.evil_sent,
+				r.evil_got), 2)
 		end
 		r:pump()
 		cl:step(1)
