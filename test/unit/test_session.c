@@ -1058,12 +1058,15 @@ outage(struct client *c, uint32_t t0)
 	}
 }
 
-TEST(outage_goes_offline_and_resumes_with_nothing_lost)
+static void
+outage_resume(int fec)
 {
 	struct session_config sc;
 	session_config_default(&sc);
 	sc.timeout_ms = 2000;
 	sc.resume_grace_ms = 10000;
+	sc.fec_data = fec ? 8 : 0;
+	sc.fec_parity = fec ? 2 : 0;
 	world_init(&sc);
 	struct simnet_conf nc = { .loss = 0.2, .delay_min = 10, .delay_max = 30,
 	                          .reorder = 0.05, .dup = 0.02 };
@@ -1086,6 +1089,18 @@ TEST(outage_goes_offline_and_resumes_with_nothing_lost)
 	if (tu_verbose)
 		printf("resumed: server paths %d, t %u ms\n", W.srv_path, W.t);
 	world_free();
+}
+
+TEST(outage_goes_offline_and_resumes_with_nothing_lost)
+{
+	outage_resume(0);
+}
+
+/* The same with FEC: the knocks come from unproven addresses (taken alone,
+ * never into a group), and FEC follows the session to the new one. */
+TEST(fec_outage_goes_offline_and_resumes_with_nothing_lost)
+{
+	outage_resume(1);
 }
 
 TEST(outage_past_the_grace_expires_both_sides)
@@ -1134,9 +1149,14 @@ udp_blocked(struct client *c, uint32_t t0)
 	}
 }
 
-TEST(udp_to_tcp_and_back_loses_nothing)
+static void
+udp_to_tcp_and_back(int fec)
 {
-	world_init(NULL);
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.fec_data = fec ? 8 : 0;
+	sc.fec_parity = fec ? 2 : 0;
+	world_init(&sc);
 	struct simnet_conf nc = { .loss = 0.05, .delay_min = 5, .delay_max = 15 };
 	struct client *c = add_client(&nc, NULL, "x", 3);
 	struct simnet_conf tc = { .delay_min = 20, .delay_max = 20, .in_order = 1 };
@@ -1154,6 +1174,17 @@ TEST(udp_to_tcp_and_back_loses_nothing)
 	CHECK_EQ(W.srv_last_path & SESSION_PATH_PROVEN, 0);
 	CHECK_EQ(W.srv_offline, 0);
 	world_free();
+}
+
+TEST(udp_to_tcp_and_back_loses_nothing)
+{
+	udp_to_tcp_and_back(0);
+}
+
+/* With FEC: the probes on UDP leave plain, FEC comes back with the session. */
+TEST(fec_udp_to_tcp_and_back_loses_nothing)
+{
+	udp_to_tcp_and_back(1);
 }
 
 TEST(tcp_lost_moves_to_udp_then_goes_offline)
@@ -1481,8 +1512,10 @@ static const struct tu_test tests[] = {
 	TU(address_change_is_proven_then_followed),
 	TU(spoofed_packets_from_a_third_address_change_nothing),
 	TU(outage_goes_offline_and_resumes_with_nothing_lost),
+	TU(fec_outage_goes_offline_and_resumes_with_nothing_lost),
 	TU(outage_past_the_grace_expires_both_sides),
 	TU(udp_to_tcp_and_back_loses_nothing),
+	TU(fec_udp_to_tcp_and_back_loses_nothing),
 	TU(tcp_lost_moves_to_udp_then_goes_offline),
 	TU(fec_rebuilds_losses_exactly_once),
 	TU(fec_race_from_a_third_address_moves_nothing),
