@@ -130,6 +130,19 @@ describe("login tokens", function()
 		c:wait_close()
 	end)
 
+	it("accepts the test vector of docs/SERVICES.md, byte for byte", function()
+		-- seed 07 x 32, payload as printed there, Ed25519 being deterministic
+		assert.are.equal("6kpsY-KcUgq-9VB7Ey7F-ZVHdq6-vnuSQh7qaRRG0iw", b64url(backend.pk))
+		local payload = '{"uid":"u-1001","name":"ann","exp":4102444800,"aud":"test-eu-1"}'
+		local vector = "eyJ1aWQiOiJ1LTEwMDEiLCJuYW1lIjoiYW5uIiwiZXhwIjo0MTAyNDQ0ODAwLCJhdWQiOiJ0ZXN0LWV1LTEifQ"
+			.. ".QakA7zaKIEHvXczPkw-YCX3CJA5W3G409dAbQDJms-ZvQtWDJojtBG7d1MZVOiy3O3fptJrg1EuEKZidyN5lCQ"
+		assert.are.equal(vector, b64url(payload) .. "." .. b64url(sign(backend, payload)))
+		local a = T.connect(srv, "udp", hello{ token = vector })
+		assert.are.equal("u-1001", a:wait_op("login").uid)
+		a:close()
+		a:wait_close()
+	end)
+
 	it("accepts a numeric uid, and the uid as the name when there is none", function()
 		local a = T.connect(srv, "udp", hello{ token = token(backend,
 			{ uid = 77, exp = os.time() + 60, aud = AUD }) })
