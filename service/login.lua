@@ -160,7 +160,7 @@ function M.check_token(token, cfg)
 		return nil, "bad token: the payload is not a JSON object"
 	end
 	local uid = t.uid
-	if type(uid) == "number" and uid == math.floor(uid) then
+	if type(uid) == "number" and uid == math.floor(uid) and math.abs(uid) < 2^53 then
 		uid = string.format("%d", uid)
 	end
 	if type(uid) ~= "string" or uid == "" or #uid > 128 then
