@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/deps.sh [base] [fuzz] [nft] - install what the build needs on Debian 12.
 #
-#   base  compilers, cmake, LuaJIT, libev, libsodium, lua-cjson, busted, and
-#         Go with xtaci/kcp-go for the interop test (the default)
+#   base  compilers, cmake, LuaJIT, libev, libsodium, lua-cjson, busted, Go
+#         with xtaci/kcp-go for the interop test, and python3-nacl for the
+#         login token signer's spec (the default)
 #   fuzz  clang and its runtimes (libFuzzer, sanitizers), for `make fuzz`
 #   nft   nftables, for the packet-loss benchmark (bench/loss_bench.sh)
 #
@@ -14,7 +15,8 @@
 set -euo pipefail
 
 base=(build-essential cmake pkg-config luajit libluajit-5.1-dev libev-dev
-      lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev)
+      lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev
+      python3-nacl)
 fuzz=(make cmake clang libclang-rt-14-dev)
 nft=(nftables)
 

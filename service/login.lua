@@ -20,9 +20,16 @@
 -- session and revokes every cookie issued to that uid until then.
 --
 -- settings.login (all optional):
---   { cookie_ttl_s = 86400, keep_s = 600, players_max = 100000 }
+--   { cookie_ttl_s = 86400, keep_s = 600, players_max = 100000,
+--     token_key = nil, audience = nil, token_max = 400 }
 -- keep_s: how long a player whose session closed stays in memory (its
 -- data and seat); a cookie after that logs in with fresh data.
+--
+-- Login tokens (docs/SERVICES.md, "Login tokens"): with token_key (the
+-- Ed25519 public key of the game's web backend, base64url or hex) the
+-- hello may carry {"v":1, "token":"<payload>.<signature>"}, signed by the
+-- backend; it is checked here with libsodium, calling nobody. Name-only
+-- development logins are then refused.
 local moongate = require "moongate"
 local json = require "moongate.json"
 
@@ -33,6 +40,7 @@ M.BAD_HELLO = 4110
 M.REFUSED = 4111      -- authenticate said no
 M.BAD_COOKIE = 4112   -- forged, malformed, expired or revoked
 M.ELSEWHERE = 4113    -- the same uid logged in on another session
+M.BAD_TOKEN = 4114    -- forged, malformed, expired, too long or for another audience
 
 S.players = S.players or {}   -- uid -> player
 S.nplayers = S.nplayers or 0
@@ -44,15 +52,6 @@ S.nrevoked = S.nrevoked or 0
 -- logout revoked), or a revocation list overflow.
 S.not_before = S.not_before or math.floor(moongate.time() * 1000)
 
-local function config()
-	local c = moongate.settings("login")
-	return {
-		cookie_ttl_s = c.cookie_ttl_s or 86400,
-		keep_s = c.keep_s or 600,
-		players_max = c.players_max or 100000,
-	}
-end
-
 local function hex(s)
 	return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
@@ -62,6 +61,48 @@ local function unhex(h)
 		return nil
 	end
 	return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+-- settings.login.token_key: 32 bytes as 64 hex digits or 43 base64url
+-- characters (a trailing "=" allowed); anything else stops the service.
+local function token_key(k)
+	local raw
+	if type(k) == "string" and #k == 64 then
+		raw = unhex(k)
+	elseif type(k) == "string" then
+		raw = moongate.base64url_decode((k:gsub("=$", "")))
+	end
+	if not raw or #raw ~= 32 then
+		error("settings.login.token_key: an Ed25519 public key of 32 bytes, "
+			.. "as 64 hex digits or 43 base64url characters, expected", 0)
+	end
+	return raw
+end
+
+local function config()
+	local c = moongate.settings("login")
+	local cfg = {
+		cookie_ttl_s = c.cookie_ttl_s or 86400,
+		keep_s = c.keep_s or 600,
+		players_max = c.players_max or 100000,
+		token_max = c.token_max or 400,
+		audience = c.audience,
+	}
+	if c.token_key ~= nil then
+		if S.token_key_text ~= c.token_key then -- decoded once per key
+			S.token_key_raw = token_key(c.token_key)
+			S.token_key_text = c.token_key
+		end
+		cfg.token_key = S.token_key_raw
+		if type(cfg.audience) ~= "string" or cfg.audience == "" then
+			error("settings.login.audience: the name of this server or deployment "
+				.. "is required with token_key (a token names the audience it is for)", 0)
+		end
+		if type(cfg.token_max) ~= "number" or cfg.token_max < 1 then
+			error("settings.login.token_max: a positive number of bytes expected", 0)
+		end
+	end
+	return cfg
 end
 
 -- The development login: any name is a user. Replace it with
@@ -76,9 +117,70 @@ local function dev_authenticate(hello)
 	return "dev:" .. name, name
 end
 M.dev_authenticate = dev_authenticate
+-- A bad token_key or a missing audience stops the server here, at load.
+local cfg0 = config()
 if not S.announced then
 	S.announced = true
-	moongate.warn("login: development login (any name is accepted); a game sets login.authenticate")
+	if cfg0.token_key then
+		moongate.info("login: login tokens for audience %q; name-only logins refused", cfg0.audience)
+	else
+		moongate.warn("login: development login (any name is accepted); a game sets login.authenticate")
+	end
+end
+
+-- The context every token signature covers before the payload: a
+-- signature made for another protocol or purpose never passes as a token.
+M.TOKEN_CONTEXT = "moongate-token-v1\0"
+
+-- Check a login token: uid, name, or nil and the reason. The payload is
+-- JSON-decoded only after its signature verifies.
+function M.check_token(token, cfg)
+	cfg = cfg or config()
+	if not cfg.token_key then
+		return nil, "login tokens are not enabled on this server"
+	end
+	if type(token) ~= "string" then
+		return nil, "bad token: a string expected"
+	end
+	if #token > cfg.token_max then
+		return nil, string.format("bad token: too long (%d bytes, at most %d)",
+			#token, cfg.token_max)
+	end
+	local p64, s64 = token:match("^([%w_%-]+)%.([%w_%-]+)$")
+	local payload = p64 and moongate.base64url_decode(p64)
+	local sig = s64 and moongate.base64url_decode(s64)
+	if not payload or not sig then
+		return nil, "bad token: malformed (base64url payload \".\" base64url signature)"
+	end
+	if not moongate.verify_ed25519(cfg.token_key, M.TOKEN_CONTEXT .. payload, sig) then
+		return nil, "bad token: signature does not verify (signed by another key, or altered)"
+	end
+	local t = payload:find("^%s*{") and json.decode(payload)
+	if type(t) ~= "table" then
+		return nil, "bad token: the payload is not a JSON object"
+	end
+	local uid = t.uid
+	if type(uid) == "number" and uid == math.floor(uid) and math.abs(uid) < 2^53 then
+		uid = string.format("%d", uid)
+	end
+	if type(uid) ~= "string" or uid == "" or #uid > 128 then
+		return nil, "bad token: uid must be a string of 1-128 bytes"
+	end
+	local name = t.name
+	if name ~= nil and (type(name) ~= "string" or name == "" or #name > 64) then
+		return nil, "bad token: name must be a string of 1-64 bytes"
+	end
+	if type(t.exp) ~= "number" then
+		return nil, "bad token: exp (expiry, unix seconds) is required"
+	end
+	if moongate.time() >= t.exp then
+		return nil, "token expired: get a new one"
+	end
+	if t.aud ~= cfg.audience then
+		return nil, string.format("bad token: for audience %q, not this server (%q)",
+			tostring(t.aud), cfg.audience)
+	end
+	return uid, name or uid
 end
 
 function M.cookie(uid, now_ms, ttl_s)
@@ -193,6 +295,16 @@ function M.connect(session, hello)
 			return false, err, M.BAD_COOKIE
 		end
 		restored = true
+	elseif h.token ~= nil then
+		uid, name = M.check_token(h.token, cfg)
+		if not uid then
+			moongate.info("login: session %08x: %s", session:id(), name)
+			return false, name, M.BAD_TOKEN
+		end
+	elseif cfg.token_key and not M.authenticate then
+		moongate.info("login: session %08x: no token", session:id())
+		return false, "a login token is required (this server refuses name-only logins)",
+			M.REFUSED
 	else
 		local auth = M.authenticate or dev_authenticate
 		local ok
@@ -240,7 +352,8 @@ function M.connect(session, hello)
 	session:send(json.encode({ op = "login", uid = uid, id = p.id, name = p.name,
 		cookie = cookie, expires = expires, restored = restored }))
 	moongate.info("login: %s (id %d) on session %08x%s%s", uid, p.id, session:id(),
-		h.cookie ~= nil and ", with a cookie" or "", restored and " (restored)" or "")
+		h.cookie ~= nil and ", with a cookie" or h.token ~= nil and ", with a token" or "",
+		restored and " (restored)" or "")
 end
 
 function M.message(session, data, reliable)

@@ -8,6 +8,7 @@
  *   script_timer.c    moongate.after/every over the timer set (timers.c)
  *   script_sync.c     moongate.relay/frames
  *   script_config.c   config.lua
+ *   script_crypto.c   moongate.verify_ed25519, base64url
  */
 #ifndef MOONGATE_SCRIPT_INT_H
 #define MOONGATE_SCRIPT_INT_H
@@ -103,5 +104,11 @@ int script_timer_every(lua_State *L);
  * script is upvalue 1, as for every function of "moongate.core". */
 int script_sync_relay(lua_State *L);
 int script_sync_frames(lua_State *L);
+
+/* moongate.verify_ed25519, moongate.base64url_decode/_encode
+ * (core/lua/script_crypto.c). */
+int script_crypto_verify_ed25519(lua_State *L);
+int script_crypto_b64url_decode(lua_State *L);
+int script_crypto_b64url_encode(lua_State *L);
 
 #endif
