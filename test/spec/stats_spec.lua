@@ -159,3 +159,37 @@ describe("the log's rate limit", function()
 			"message failed, session", 1, true), log)
 	end)
 end)
+
+describe("refusals are logged", function()
+	lazy_teardown(T.stop_all)
+
+	it("a TCP connection over net.max_conns", function()
+		local srv = T.start_server{ services = { "svc" }, inline = { svc = service },
+			admin = true, args = { "--set", "net.max_conns=1" } }
+		local fds = {}
+		for i = 1, 2 do
+			local fd = P.socket(P.AF_INET, P.SOCK_STREAM, 0)
+			assert(fd >= 0, P.errstr())
+			fds[i] = fd
+			local sa = P.sockaddr_in(srv.tcp)
+			assert(P.connect(fd, sa, P.SOCKADDR_IN_LEN) == 0, P.errstr())
+		end
+		srv:wait_log("warn net: tcp connection refused: net.max_conns reached " ..
+			"%(1 open, net.max_conns 1; 1 refused so far%)")
+		for _, fd in ipairs(fds) do P.close(fd) end
+		assert.equal(1, stats(srv)["net.tcp_refused"])
+	end)
+
+	it("a handshake refused because the server is full", function()
+		local srv = T.start_server{ services = { "svc" }, inline = { svc = service },
+			admin = true, args = { "--set", "gate.max_sessions=1" } }
+		local a = assert(T.connect(srv, "udp"))
+		a:wait_open()
+		local b = assert(T.connect(srv, "udp"))
+		assert.equal("server full", b:wait_close().reason)
+		-- within the server's 1 s tick
+		srv:wait_log("warn gate: 1 handshakes refused: server full %(1 sessions, " ..
+			"gate.max_sessions 1%)", 5000)
+		assert.equal(1, stats(srv)["gate.refused_full"])
+	end)
+end)
