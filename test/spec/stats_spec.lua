@@ -6,6 +6,16 @@ local T = require "moongate.test"
 local P = require "moongate.posix"
 local ffi = require "ffi"
 
+if not pcall(ffi.typeof, "struct moongate_stats_rlimit") then
+	ffi.cdef [[
+	struct moongate_stats_rlimit { uint64_t cur, max; };
+	int moongate_stats_prlimit(int pid, int resource,
+	                           const struct moongate_stats_rlimit *new,
+	                           struct moongate_stats_rlimit *old) __asm__("prlimit");
+	]]
+end
+local RLIMIT_NOFILE = 7
+
 -- Refuses the hello "deny"; fails on every message starting with "fail";
 -- answers "stats" with a counter read through moongate.server_stats().
 local service = [[
@@ -191,5 +201,37 @@ describe("refusals are logged", function()
 		srv:wait_log("warn gate: 1 handshakes refused: server full %(1 sessions, " ..
 			"gate.max_sessions 1%)", 5000)
 		assert.equal(1, stats(srv)["gate.refused_full"])
+	end)
+end)
+
+describe("out of file descriptors", function()
+	lazy_teardown(T.stop_all)
+
+	it("pausing accept is logged, and the log's rate limit holds the storm", function()
+		local srv = T.start_server{ services = { "svc" }, inline = { svc = service },
+			args = { "--set", "log.window_ms=1000" } }
+		-- the running server gets a low descriptor limit: what it has open
+		-- and a few more
+		local lim = ffi.new("struct moongate_stats_rlimit", { 48, 48 })
+		assert.equal(0, ffi.C.moongate_stats_prlimit(srv.pid, RLIMIT_NOFILE, lim, nil))
+		local fds = {}
+		for i = 1, 64 do
+			local fd = P.socket(P.AF_INET, P.SOCK_STREAM, 0)
+			assert(fd >= 0, P.errstr())
+			fds[i] = fd
+			-- completes in the kernel's backlog, accepted or not
+			assert(P.connect(fd, P.sockaddr_in(srv.tcp), P.SOCKADDR_IN_LEN) == 0,
+				P.errstr())
+		end
+		srv:wait_log("warn net: accepting paused for 100 ms: Too many open files " ..
+			"%(%d+ tcp connections open; 1 pauses so far%)")
+		-- every 100 ms the listener tries again and pauses again: 5 lines a
+		-- window, then the count
+		srv:wait_log("warn %.%.%. and %d+ more like \"net: accepting paused for " ..
+			"100 ms: Too many open files", 5000)
+		for _, fd in ipairs(fds) do P.close(fd) end
+		local log = srv:log()
+		local first = log:match("^(.-%.%.%. and %d+ more like \"net: accepting)")
+		assert.equal(5, select(2, first:gsub("warn net: accepting paused", "")))
 	end)
 end)
