@@ -54,6 +54,8 @@ struct server {
 	ev_signal sigterm, sigint, sighup;
 	ev_timer stop;           /* shutdown deadline */
 	ev_timer watch;          /* lua.watch_ms: look for changed service files */
+	ev_timer tick;           /* every second: the log's summaries, "server full" */
+	uint64_t full_told;      /* gate_stats.full already logged */
 	char watch_failed[256];  /* the watch's last refusal, not logged twice */
 	int stopping;
 };
@@ -259,6 +261,119 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_start(loop, &sv->stop);
 }
 
+/* ---- counters: the console's `stats`, moongate.server_stats() -------- */
+
+/* Every counter of the server, grouped: what gate, net, the Lua runtime,
+ * the log and the console count (script.h, script_counter). */
+static size_t
+server_counters(struct script_counter *c, size_t max, void *user)
+{
+	struct server *sv = user;
+	struct gate_stats g;
+	struct gate_census gc;
+	struct net_stats n;
+	struct script_stats sc;
+	struct log_stats l;
+	struct admin_stats a;
+	size_t k = 0;
+	gate_stats(sv->gate, &g);
+	gate_census(sv->gate, &gc);
+	net_stats(sv->net, &n);
+	log_stats(&l);
+#define C(grp, name, v) do { if (k < max) c[k++] = (struct script_counter){ \
+		grp, name, (uint64_t)(v) }; } while (0)
+	C("gate", "in_packets", g.in_packets);
+	C("gate", "in_bytes", g.in_bytes);
+	C("gate", "hellos", g.hellos);
+	C("gate", "challenges", g.challenges);
+	C("gate", "bad_cookies", g.bad_cookies);
+	C("gate", "refused", g.refused);
+	C("gate", "refused_full", g.full);
+	C("gate", "refused_version", g.version_refused);
+	C("gate", "bad_packets", g.bad_packets);
+	C("gate", "bad_hellos", g.bad_hellos);
+	C("gate", "unknown_session", g.unknown_session);
+	C("gate", "auth_failures", g.auth_failures);
+	C("gate", "replays", g.replays);
+	C("gate", "created", g.created);
+	C("gate", "opened", g.opened);
+	C("gate", "closed", g.closed);
+	C("gate", "sessions", g.sessions);
+	C("gate", "sessions_raw", g.raw_sessions);
+	C("gate", "state_handshake", gc.handshake);
+	C("gate", "state_open", gc.open);
+	C("gate", "state_offline", gc.offline);
+	C("gate", "state_closing", gc.closing);
+	C("gate", "on_udp", gc.udp);
+	C("gate", "on_tcp", gc.tcp);
+	C("gate", "on_raw", gc.raw);
+	C("gate", "max_sessions", sv->cfg.gate.max_sessions);
+	C("net", "udp_in", n.udp_in);
+	C("net", "udp_out", n.udp_out);
+	C("net", "udp_in_bytes", n.udp_in_bytes);
+	C("net", "udp_out_bytes", n.udp_out_bytes);
+	C("net", "udp_recv_calls", n.udp_recv_calls);
+	C("net", "udp_send_calls", n.udp_send_calls);
+	C("net", "udp_send_errors", n.udp_send_errors);
+	C("net", "udp_truncated", n.udp_truncated);
+	C("net", "tcp_accepted", n.tcp_accepted);
+	C("net", "tcp_refused", n.tcp_refused);
+	C("net", "tcp_open", n.tcp_open);
+	C("net", "tcp_closed", n.tcp_closed);
+	C("net", "tcp_closing", n.tcp_closing);
+	C("net", "tcp_frames_in", n.tcp_frames_in);
+	C("net", "tcp_frames_out", n.tcp_frames_out);
+	C("net", "tcp_bad_frames", n.tcp_bad_frames);
+	C("net", "tcp_backpressure", n.tcp_backpressure);
+	C("net", "tcp_dropped", n.tcp_dropped);
+	C("net", "tcp_hello_timeouts", n.tcp_hello_timeouts);
+	C("net", "accept_paused", n.accept_paused);
+	C("net", "max_conns", sv->cfg.net.max_conns);
+	if (sv->script) {
+		script_stats(sv->script, &sc);
+		C("lua", "callbacks", sc.callbacks);
+		C("lua", "errors", sc.errors);
+		C("lua", "slow", sc.slow);
+		C("lua", "timers", sc.timers);
+		C("lua", "objects", sc.objects);
+		C("lua", "sessions", sc.sessions);
+		C("lua", "memory_kb", sc.memory_kb);
+	}
+	C("log", "lines", l.lines);
+	C("log", "suppressed", l.suppressed);
+	C("log", "summaries", l.summaries);
+	if (sv->admin) {
+		admin_stats(sv->admin, &a);
+		C("admin", "clients", a.clients);
+		C("admin", "accepted", a.accepted);
+		C("admin", "refused", a.refused);
+		C("admin", "commands", a.commands);
+	}
+#undef C
+	return k;
+}
+
+/* Every second: the log's counts of what its rate limit left out (a flood
+ * that stopped is still told), and the handshakes refused since the last
+ * tick because the server is full (the gate has no log). */
+static void
+on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *sv = w->data;
+	struct gate_stats gs;
+	(void)loop;
+	(void)revents;
+	log_flush(log_now_ms());
+	gate_stats(sv->gate, &gs);
+	if (gs.full > sv->full_told) {
+		log_warn("gate: %llu handshakes refused: server full (%llu sessions, "
+		         "gate.max_sessions %d)",
+		         (unsigned long long)(gs.full - sv->full_told),
+		         (unsigned long long)gs.sessions, sv->cfg.gate.max_sessions);
+		sv->full_told = gs.full;
+	}
+}
+
 /* ---- hot reload and the admin console ------------------------------- */
 
 /* Reload the service files that changed. quiet (the watch): log only what
@@ -382,6 +497,7 @@ serve(struct server *sv, int lua)
 			log_error("cannot start: %s", err);
 			return 1;
 		}
+		script_set_counters(sv->script, server_counters, sv);
 		log_info("services: %d loaded", sv->cfg.nservices);
 	} else {
 		log_info("services: the built-in C echo");
@@ -399,6 +515,9 @@ serve(struct server *sv, int lua)
 	ev_signal_init(&sv->sighup, on_hup, SIGHUP);
 	sv->sighup.data = sv;
 	ev_signal_start(sv->loop, &sv->sighup);
+	ev_timer_init(&sv->tick, on_tick, 1.0, 1.0);
+	sv->tick.data = sv;
+	ev_timer_start(sv->loop, &sv->tick);
 	if (sv->script && sv->cfg.lua_watch_ms > 0) {
 		double every = sv->cfg.lua_watch_ms / 1000.0;
 		ev_timer_init(&sv->watch, on_watch, every, every);
@@ -448,6 +567,7 @@ serve(struct server *sv, int lua)
 	         (unsigned long long)gs.unknown_session,
 	         (unsigned long long)ns.tcp_bad_frames,
 	         (unsigned long long)ns.udp_truncated);
+	log_flush(UINT64_MAX);    /* what the rate limit still holds */
 	admin_release(sv->admin); /* no command runs past here */
 	gate_release(sv->gate, net_now(sv->net));
 	script_release(sv->script); /* after the gate's last close events */
@@ -539,6 +659,8 @@ main(int argc, char **argv)
 	}
 	log_level = sv.cfg.log_level;
 	log_format = sv.cfg.log_format;
+	log_burst = sv.cfg.log_burst;
+	log_window_ms = sv.cfg.log_window_ms;
 	int lua = config && !sv.cfg.builtin_echo;
 	if (check) {
 		/* the services load too: a syntax error is a bad configuration */

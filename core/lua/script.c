@@ -52,6 +52,20 @@ traceback(lua_State *L)
 	return 1;
 }
 
+/* A key of the log's rate limit (log.h) for lines of one kind about one
+ * service and callback: a flood of one handler's errors leaves the other
+ * handlers' lines alone. FNV-1a over the texts, then the kind. */
+static uintptr_t
+site_key(const char *svc, const char *what, const void *kind)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *p = svc; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	h = (h ^ '/') * 0x100000001b3ull;
+	for (const char *p = what; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	return (uintptr_t)(h ^ (uintptr_t)kind) | 1; /* never 0 */
+}
 
 /* script_int.h: a callback under pcall, timed against the budget. */
 int
@@ -77,23 +91,27 @@ script_pcall(script_t *sc, int nargs, int nres, const char *svc,
 		if (took > sc->budget_ms) {
 			sc->st.slow++;
 			lc.event = "slow";
+			uintptr_t site = site_key(svc, what, "slow");
 			if (sid)
-				log_ev(LOG_WARN, &lc, "service %s: %s took %.1f ms (budget %d ms), session %08x",
-				       svc, what, took, sc->budget_ms, sid);
+				log_site_event(LOG_WARN, site, &lc, "service %s: %s took %.1f ms (budget %d ms), session %08x",
+				               svc, what, took, sc->budget_ms, sid);
 			else
-				log_ev(LOG_WARN, &lc, "service %s: %s took %.1f ms (budget %d ms)",
-				       svc, what, took, sc->budget_ms);
+				log_site_event(LOG_WARN, site, &lc, "service %s: %s took %.1f ms (budget %d ms)",
+				               svc, what, took, sc->budget_ms);
 		}
 	}
 	if (rc) {
 		sc->st.errors++;
 		lc.event = "error";
+		/* rate limited: a handler failing on every message must not
+		 * write a traceback per message */
+		uintptr_t site = site_key(svc, what, "error");
 		if (sid)
-			log_ev(LOG_ERROR, &lc, "service %s: %s failed, session %08x: %s",
-			       svc, what, sid, lua_tostring(L, -1));
+			log_site_event(LOG_ERROR, site, &lc, "service %s: %s failed, session %08x: %s",
+			               svc, what, sid, lua_tostring(L, -1));
 		else
-			log_ev(LOG_ERROR, &lc, "service %s: %s failed: %s", svc, what,
-			       lua_tostring(L, -1));
+			log_site_event(LOG_ERROR, site, &lc, "service %s: %s failed: %s",
+			               svc, what, lua_tostring(L, -1));
 		lua_pop(L, 2); /* the message and the handler */
 		return -1;
 	}
@@ -129,6 +147,24 @@ key_text(lua_State *L, int keys, const char *name)
 	return t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
 }
 
+/* The log's rate-limit key of a moongate.log call: the calling line and
+ * its caller's (moongate.warn and the others call log from one line of
+ * init.lua: the line that matters is the one above). */
+static uintptr_t
+lua_site(lua_State *L)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+	lua_Debug ar;
+	for (int level = 1; level <= 2; level++) {
+		if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "Sl", &ar))
+			break;
+		/* the source text is interned: its address names the chunk */
+		h = (h ^ (uintptr_t)ar.source) * 0x100000001b3ull;
+		h = (h ^ (uint64_t)(ar.currentline + 1)) * 0x100000001b3ull;
+	}
+	return (uintptr_t)h | 1;
+}
+
 /* moongate.log(level, message [, keys]): keys = { event=, session=, room=,
  * peer= } become JSON fields; the service and the session of the callback
  * running now are filled in unless keys says otherwise. */
@@ -157,7 +193,7 @@ l_log(lua_State *L)
 		if (lua_isnumber(L, -1))
 			lc.session = (uint32_t)lua_tonumber(L, -1);
 	}
-	log_event(level, &lc, "%s", msg);
+	log_site_event(level, lua_site(L), &lc, "%s", msg);
 	return 0;
 }
 
@@ -181,6 +217,38 @@ l_stats_all(lua_State *L)
 	F("memory_kb", st.memory_kb);
 #undef F
 	return 1;
+}
+
+/* moongate.server_stats() -> { gate = {...}, net = {...}, lua = {...},
+ * log = {...} }: every counter of the server (script.h, script_counter). */
+static int
+l_server_stats(lua_State *L)
+{
+	script_t *sc = script_self(L);
+	struct script_counter c[SCRIPT_COUNTERS_MAX];
+	size_t n = sc->counters ? sc->counters(c, SCRIPT_COUNTERS_MAX,
+	                                       sc->counters_user) : 0;
+	lua_newtable(L);
+	for (size_t i = 0; i < n && i < SCRIPT_COUNTERS_MAX; i++) {
+		lua_getfield(L, -1, c[i].group);
+		if (!lua_istable(L, -1)) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_setfield(L, -3, c[i].group);
+		}
+		lua_pushnumber(L, (double)c[i].value);
+		lua_setfield(L, -2, c[i].name);
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
+void
+script_set_counters(script_t *sc, script_counters_fn fn, void *user)
+{
+	sc->counters = fn;
+	sc->counters_user = user;
 }
 
 /* moongate.settings(name) -> table: config.lua's settings[name], or {} */
@@ -284,6 +352,7 @@ static const luaL_Reg module_funcs[] = {
 	{ "broadcast", script_session_broadcast },
 	{ "log", l_log },
 	{ "stats", l_stats_all },
+	{ "server_stats", l_server_stats },
 	{ "relay", script_sync_relay },
 	{ "frames", script_sync_frames },
 	{ NULL, NULL },

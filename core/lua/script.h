@@ -70,4 +70,17 @@ struct script_stats {
 };
 void script_stats(const script_t *sc, struct script_stats *st);
 
+/* The server's counters for moongate.server_stats() (and the console's
+ * `stats`): the owner fills up to max of them, each in a group ("gate",
+ * "net", "lua", "log", ...); returns how many. Without it (--check),
+ * moongate.server_stats() returns {}. */
+struct script_counter {
+	const char *group, *name;
+	uint64_t value;
+};
+#define SCRIPT_COUNTERS_MAX 128
+typedef size_t (*script_counters_fn)(struct script_counter *c, size_t max,
+                                     void *user);
+void script_set_counters(script_t *sc, script_counters_fn fn, void *user);
+
 #endif

@@ -61,6 +61,8 @@ struct script {
 	/* The callback running now (script_pcall): the keys of what it logs */
 	const char *cur_svc;
 	uint32_t cur_sid;
+	script_counters_fn counters; /* moongate.server_stats (script.h) */
+	void *counters_user;
 };
 
 /* The script of a function of "moongate.core" (its upvalue 1). */

@@ -526,13 +526,16 @@ on_hello(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 {
 	struct wire_hello h;
 	int rc = wire_hello_decode(pkt, len, &h);
+	g->st.hellos++;
 	if (rc == WIRE_EVERSION && len >= WIRE_HELLO_SIZE) {
+		g->st.version_refused++;
 		refuse(g, from, pkt + 2, SESSION_CLOSE_REFUSED, "unsupported version",
 		       len);
 		return;
 	}
 	if (rc < 0) {
 		g->st.bad_packets++;
+		g->st.bad_hellos++;
 		return;
 	}
 	if (h.type == WIRE_HELLO && from->transport == GATE_TCP) {
@@ -814,6 +817,31 @@ void
 gate_stats(const gate_t *g, struct gate_stats *st)
 {
 	*st = g->st;
+}
+
+void
+gate_census(const gate_t *g, struct gate_census *c)
+{
+	memset(c, 0, sizeof *c);
+	for (uint32_t i = 0; i < g->heap.n; i++) { /* every linked entry */
+		const struct entry *e = ENTRY(g->heap.a[i]);
+		const struct gate_path *p = gate_session_path(g, e->s);
+		int st = session_state(e->s);
+		if (session_offline(e->s))
+			c->offline++;
+		else if (st == SESSION_HANDSHAKE)
+			c->handshake++;
+		else if (st == SESSION_OPEN)
+			c->open++;
+		else
+			c->closing++;
+		if (session_is_raw(e->s))
+			c->raw++;
+		else if (p && p->transport == GATE_TCP)
+			c->tcp++;
+		else if (p)
+			c->udp++;
+	}
 }
 
 const char *

@@ -122,7 +122,19 @@ struct gate_stats {
 	uint64_t opened, closed;
 	uint64_t sessions;        /* live now */
 	uint64_t raw_sessions;
+	uint64_t hellos;          /* HELLO and INIT packets (handshake attempts) */
+	uint64_t bad_hellos;      /* of which malformed (also in bad_packets) */
+	uint64_t version_refused; /* refused: unsupported version */
 };
 void gate_stats(const gate_t *g, struct gate_stats *st);
+
+/* The live sessions by state and by the transport they send on (offline:
+ * the last one). One pass over every session: for the console, not for
+ * every packet. */
+struct gate_census {
+	uint64_t handshake, open, offline, closing;
+	uint64_t udp, tcp, raw;
+};
+void gate_census(const gate_t *g, struct gate_census *c);
 
 #endif

@@ -79,6 +79,10 @@ static const struct key keys[] = {
 	{ "log_level", LEVEL, offsetof(struct config, log_level), 0, 3, "error, warn, info or debug" },
 	{ "log.level", LEVEL, offsetof(struct config, log_level), 0, 3, "the same as log_level" },
 	{ "log.format", FORMAT, offsetof(struct config, log_format), 0, 1, "text or json (one object per line)" },
+	{ "log.burst", INT, offsetof(struct config, log_burst), 0, 1000000,
+	  "error and warn lines of one site written per window; the rest are counted (0: no limit)" },
+	{ "log.window_ms", INT, offsetof(struct config, log_window_ms), 1, 86400000,
+	  "the window of log.burst; then \"... and N more\" says what was left out" },
 	{ "lua.budget_ms", INT, offsetof(struct config, lua_budget_ms), 0, 600000,
 	  "a Lua callback running longer is reported in the log (0: never)" },
 	{ "lua.timers_max", INT, offsetof(struct config, lua_timers_max), 1, 100000000,
@@ -104,6 +108,8 @@ config_default(struct config *c)
 	net_config_default(&c->net);
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_TEXT;
+	c->log_burst = 5;
+	c->log_window_ms = 10000;
 	c->shutdown_ms = 2000;
 	c->lua_budget_ms = 50;
 	c->lua_timers_max = 1000000;

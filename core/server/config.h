@@ -34,6 +34,8 @@ struct config {
 	int nlisten;
 	int log_level;
 	int log_format;  /* LOG_TEXT or LOG_JSON */
+	int log_burst;     /* rate limit: lines of one site per window (5) */
+	int log_window_ms; /* (10000) */
 	int shutdown_ms; /* on SIGTERM: wait this long for sessions to close */
 	/* the Lua runtime (config.lua; core/lua/script.h) */
 	char services[CONFIG_SERVICES_MAX][64]; /* module names, in call order */

@@ -11,6 +11,53 @@
 
 int log_level = LOG_INFO;
 int log_format = LOG_TEXT;
+int log_burst = 5;
+int log_window_ms = 10000;
+
+/* A rate-limited site: its window began at start; lines written in it,
+ * lines left out, and the last message written (quoted in the summary). */
+struct site {
+	uintptr_t key;            /* 0: a free slot */
+	int level;
+	uint64_t start;
+	uint32_t lines;
+	uint64_t suppressed;
+	char like[LOG_LIKE_MAX + 1];
+};
+
+#define PROBE 16              /* slots looked at for a site */
+
+static struct site sites[LOG_SITES];
+static uint64_t next_flush = UINT64_MAX; /* the first window with a count to say */
+static struct log_stats stats;
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t (*clock_fn)(void) = mono_ms;
+
+void
+log_set_clock(uint64_t (*now_ms)(void))
+{
+	clock_fn = now_ms ? now_ms : mono_ms;
+}
+
+uint64_t
+log_now_ms(void)
+{
+	return clock_fn();
+}
+
+void
+log_stats(struct log_stats *st)
+{
+	*st = stats;
+}
 
 static const char *const names[] = { "error", "warn", "info", "debug" };
 
@@ -159,19 +206,16 @@ log_format_line(char *buf, size_t len, int level, const struct log_ctx *ctx,
 	return l.n;
 }
 
-void
-log_vevent(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
+/* One line to stderr, one write(2): a short write (a pipe nearly full) is
+ * finished, an error is dropped: the log must never stop the server. */
+static void
+write_line(int level, const struct log_ctx *ctx, const char *msg)
 {
-	if (level > log_level)
-		return;
-	char msg[LOG_LINE_MAX];
-	vsnprintf(msg, sizeof msg, fmt, ap);
 	/* JSON escaping may grow the message: twice the room, cut beyond */
 	char line[2 * LOG_LINE_MAX];
 	size_t n = log_format_line(line, sizeof line, level, ctx, msg);
-	/* One write per line; a short write (a pipe nearly full) is finished,
-	 * an error is dropped: the log must never stop the server. */
 	const char *p = line;
+	stats.lines++;
 	while (n > 0) {
 		ssize_t k = write(STDERR_FILENO, p, n);
 		if (k < 0 && errno == EINTR)
@@ -181,6 +225,136 @@ log_vevent(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
 		p += k;
 		n -= (size_t)k;
 	}
+}
+
+static uint64_t
+window(void)
+{
+	return log_window_ms > 0 ? (uint64_t)log_window_ms : 1;
+}
+
+/* "... and N more like "..." in the last 10 s", when lines were left out. */
+static void
+summary(struct site *s, uint64_t now)
+{
+	if (!s->suppressed)
+		return;
+	uint64_t span = now - s->start < window() ? now - s->start : window();
+	char when[32], msg[LOG_LIKE_MAX + 160];
+	if (span < 1000)
+		snprintf(when, sizeof when, "%llu ms", (unsigned long long)span);
+	else if (span % 1000 == 0)
+		snprintf(when, sizeof when, "%llu s", (unsigned long long)span / 1000);
+	else
+		snprintf(when, sizeof when, "%.1f s", span / 1000.0);
+	snprintf(msg, sizeof msg, "... and %llu more like \"%s\" in the last %s",
+	         (unsigned long long)s->suppressed, s->like, when);
+	struct log_ctx lc = { .event = "suppressed" };
+	s->suppressed = 0;
+	stats.summaries++;
+	write_line(s->level, &lc, msg);
+}
+
+/* The slot of key: found, a free one, or the one whose window began first
+ * among those looked at (its count written first). */
+static struct site *
+site_take(uintptr_t key, uint64_t now)
+{
+	uint32_t h = (uint32_t)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> 40);
+	struct site *victim = NULL;
+	for (uint32_t i = 0; i < PROBE; i++) {
+		struct site *s = &sites[(h + i) % LOG_SITES];
+		if (s->key == key)
+			return s;
+		if (!s->key) {
+			victim = s;
+			break;
+		}
+		if (!victim || s->start < victim->start)
+			victim = s;
+	}
+	summary(victim, now);
+	memset(victim, 0, sizeof *victim);
+	victim->key = key;
+	victim->start = now;
+	return victim;
+}
+
+void
+log_flush(uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	for (int i = 0; i < LOG_SITES; i++) {
+		struct site *s = &sites[i];
+		if (!s->suppressed)
+			continue;
+		if (now - s->start >= window())
+			summary(s, now);
+		else if (s->start + window() < next)
+			next = s->start + window();
+	}
+	next_flush = next;
+}
+
+static void
+vevent(int level, uintptr_t key, const struct log_ctx *ctx, const char *fmt,
+       va_list ap)
+{
+	if (level > log_level)
+		return;
+	struct site *s = NULL;
+	uint64_t now = 0;
+	if (next_flush != UINT64_MAX || (log_burst > 0 && level <= LOG_WARN))
+		now = clock_fn();
+	if (now >= next_flush)
+		log_flush(now);
+	if (log_burst > 0 && level <= LOG_WARN) {
+		s = site_take(key ? key : (uintptr_t)fmt, now);
+		s->level = level;
+		if (now - s->start >= window()) { /* a new window */
+			summary(s, now);
+			s->start = now;
+			s->lines = 0;
+		}
+		if (s->lines >= (uint32_t)log_burst) {
+			s->suppressed++;
+			stats.suppressed++;
+			if (s->start + window() < next_flush)
+				next_flush = s->start + window();
+			return;
+		}
+		s->lines++;
+	}
+	char msg[LOG_LINE_MAX];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (s) {
+		size_t n = strcspn(msg, "\n");
+		if (n > LOG_LIKE_MAX) {
+			n = LOG_LIKE_MAX;
+			memcpy(s->like + n - 3, "...", 3);
+			memcpy(s->like, msg, n - 3);
+		} else {
+			memcpy(s->like, msg, n);
+		}
+		s->like[n] = 0;
+	}
+	write_line(level, ctx, msg);
+}
+
+void
+log_vevent(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
+{
+	vevent(level, 0, ctx, fmt, ap);
+}
+
+void
+log_site_event(int level, uintptr_t site, const struct log_ctx *ctx,
+               const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vevent(level, site, ctx, fmt, ap);
+	va_end(ap);
 }
 
 void

@@ -15,6 +15,22 @@
  * (stderr is unbuffered: stdio would make a syscall per character). A line
  * longer than LOG_LINE_MAX is cut and ends in "...". Levels below the
  * configured one cost a comparison. One loop per process: not thread-safe.
+ *
+ * Error and warn lines are rate limited per site (the call's format
+ * string, or a key the caller gives: the Lua runtime's calling line): in
+ * a window of log_window_ms, the first log_burst lines of a site are
+ * written and the rest only counted; once the window is over (at that
+ * site's next line, at any later line, or at the latest by log_flush from
+ * the server's timer) one line says how many were left out:
+ *
+ *   ... and 9812 more like "handshake: 10.0.0.7 refused: over 20 ha..." in the last 10 s
+ *
+ * so a flood of one message (a packet an attacker repeats, a handler that
+ * fails on every message) costs a few lines per window, not one per
+ * event, and every other site still logs. Info and debug lines are one
+ * per session or operator event and are not limited. The sites are kept
+ * in a table of LOG_SITES; a site pushed out by another one first writes
+ * its count, so the counts stay exact.
  */
 #ifndef MOONGATE_LOG_H
 #define MOONGATE_LOG_H
@@ -27,10 +43,22 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 
 #define LOG_LINE_MAX 4096
+#define LOG_SITES 128      /* rate-limited sites tracked at once */
+#define LOG_LIKE_MAX 80    /* bytes of a message quoted in a summary */
 
 extern int log_level;
 /* LOG_JSON: one object per line, {"time":"...","level":"info",...,"msg":"..."} */
 extern int log_format;
+/* Lines of one site per window (5; 0: no limit), and the window (10000). */
+extern int log_burst;
+extern int log_window_ms;
+
+struct log_stats {
+	uint64_t lines;       /* lines written, summaries included */
+	uint64_t suppressed;  /* lines left out by the rate limit */
+	uint64_t summaries;   /* "... and N more" lines written */
+};
+void log_stats(struct log_stats *st);
 
 /* The keys of one event; every field may be 0/NULL (left out). In text
  * format they are not printed: the message already says them. */
@@ -54,6 +82,20 @@ void log_event(int level, const struct log_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void log_vevent(int level, const struct log_ctx *ctx, const char *fmt,
                 va_list ap);
+
+/* With a site key of the caller's choosing instead of fmt (0: fmt). */
+void log_site_event(int level, uintptr_t site, const struct log_ctx *ctx,
+                    const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Write the summary of every site whose window ended by now_ms (the
+ * limiter's clock); the server calls it from a timer, so a flood that
+ * stopped is still reported. Every log line does it too. */
+void log_flush(uint64_t now_ms);
+/* The limiter's clock in milliseconds (NULL: CLOCK_MONOTONIC): tests run
+ * the windows on virtual time. */
+void log_set_clock(uint64_t (*now_ms)(void));
+uint64_t log_now_ms(void);
 
 /* Format one line into buf (at most len bytes, len >= 64), newline
  * included; returns its length. What log_event writes, for tests. */

@@ -7,6 +7,7 @@
  */
 #include "net_int.h"
 #include "frame.h"
+#include "log.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -141,6 +142,11 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			ev_io_stop(loop, &l->io);
 			l->paused = 1;
 			n->st.accept_paused++;
+			/* once per pause, and the log's rate limit over a storm */
+			log_warn("net: accepting paused for %d ms: %s (%u tcp connections "
+			         "open; %llu pauses so far)", (int)(ACCEPT_PAUSE * 1000),
+			         strerror(errno), n->open,
+			         (unsigned long long)n->st.accept_paused);
 			if (!ev_is_active(&n->pause)) {
 				ev_timer_set(&n->pause, ACCEPT_PAUSE, 0.);
 				ev_timer_start(loop, &n->pause);

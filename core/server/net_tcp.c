@@ -26,6 +26,7 @@
  */
 #include "net_int.h"
 #include "frame.h"
+#include "log.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -406,8 +407,14 @@ net_tcp_open(net_t *n, struct listener *l, int fd,
 	if (n->open >= (uint32_t)n->cfg.max_conns ||
 	    !(c = calloc(1, sizeof(*c) + cap)) ||
 	    net_slot_take(n, c) < 0) {
+		const char *why = n->open >= (uint32_t)n->cfg.max_conns ?
+		                  "net.max_conns reached" : c ? "no free slot" :
+		                  "out of memory";
 		free(c);
 		n->st.tcp_refused++;
+		log_warn("net: tcp connection refused: %s (%u open, net.max_conns "
+		         "%d; %llu refused so far)", why, n->open, n->cfg.max_conns,
+		         (unsigned long long)n->st.tcp_refused);
 		net_set_linger0(fd); /* an RST: no TIME_WAIT for a refusal */
 		close(fd);
 		return;

@@ -10,7 +10,8 @@
 --   end)
 --
 -- A command returns its reply text, or nil and an error. Built in:
--- help, status, sessions, reload. Services add their own (room: rooms).
+-- help, status, sessions, stats, reload. Services add their own (room:
+-- rooms).
 local M = {}
 
 local commands = {}
@@ -115,6 +116,41 @@ if ok and moongate.in_server then
 			end
 			table.sort(out)
 			out[#out + 1] = #out .. " sessions"
+			return table.concat(out, "\n")
+		end)
+
+	-- stats [GROUP]: every counter of the server, "group.name value" a
+	-- line, grouped in this order, names sorted within a group.
+	local order = { gate = 1, net = 2, lua = 3, log = 4, admin = 5 }
+	M.command("stats", "stats [GROUP]: every counter: gate, net, lua, log, admin (one 'group.name value' a line)",
+		function(args)
+			local all = moongate.server_stats()
+			local want = args[1]
+			if want and not all[want] then
+				local have = {}
+				for g in pairs(all) do have[#have + 1] = g end
+				table.sort(have)
+				return nil, "no counters in group '" .. want .. "' (groups: " ..
+					table.concat(have, ", ") .. ")"
+			end
+			local groups = {}
+			for g in pairs(all) do
+				if not want or g == want then groups[#groups + 1] = g end
+			end
+			table.sort(groups, function(a, b)
+				local oa, ob = order[a] or 99, order[b] or 99
+				if oa ~= ob then return oa < ob end
+				return a < b
+			end)
+			local out = {}
+			for _, g in ipairs(groups) do
+				local names = {}
+				for n in pairs(all[g]) do names[#names + 1] = n end
+				table.sort(names)
+				for _, n in ipairs(names) do
+					out[#out + 1] = string.format("%s.%s %.0f", g, n, all[g][n])
+				end
+			end
 			return table.concat(out, "\n")
 		end)
 

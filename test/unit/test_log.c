@@ -1,11 +1,14 @@
 /*
  * test_log.c - core/server/log.c: the text and JSON lines, the event's
- * keys, escaping, long lines cut but still whole, one write per line.
+ * keys, escaping, long lines cut but still whole, one write per line;
+ * the rate limit of error and warn lines per site, on virtual time.
  */
 #include "log.h"
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static size_t
@@ -103,12 +106,164 @@ TEST(one_write_per_line)
 	close(p[0]);
 }
 
+/* ---- the rate limit ---------------------------------------------------- */
+
+static uint64_t vnow;
+
+static uint64_t
+vclock(void)
+{
+	return vnow;
+}
+
+static int capture_saved = -1;
+static char capture_path[64];
+
+/* stderr into a fresh file, on the virtual clock */
+static void
+capture_start(void)
+{
+	strcpy(capture_path, "/tmp/test_log.XXXXXX");
+	int fd = mkstemp(capture_path);
+	REQUIRE(fd >= 0);
+	capture_saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	log_set_clock(vclock);
+	log_level = LOG_INFO;
+	log_format = LOG_TEXT;
+	log_burst = 5;
+	log_window_ms = 10000;
+}
+
+/* What was written since capture_start (malloc'd), stderr restored. */
+static char *
+capture_end(void)
+{
+	dup2(capture_saved, STDERR_FILENO);
+	close(capture_saved);
+	log_set_clock(NULL);
+	FILE *f = fopen(capture_path, "rb");
+	unlink(capture_path);
+	if (!f)
+		return NULL;
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return buf;
+}
+
+static int
+count(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* 10,000 warn lines of one site in one window: 5 written, then one line
+ * with the exact count once the window is over; another site meanwhile
+ * is not held back; a second window the same, its count said by that
+ * site's next line. */
+TEST(flood_of_one_site_is_collapsed)
+{
+	capture_start();
+	struct log_stats before, after;
+	log_stats(&before);
+	vnow = 1000000;
+	for (int i = 0; i < 10000; i++) {
+		vnow = 1000000 + (uint64_t)i; /* 10 s of lines */
+		log_warn("flood from %s: packet %d", "10.0.0.7", i);
+		if (i % 4000 == 0)
+			log_error("other site %d", i);
+	}
+	log_info("an info line %d", 1); /* not limited, flushes nothing yet */
+	vnow = 1000000 + 9999;
+	log_flush(vnow);                /* the window is not over */
+	vnow = 1000000 + 10000;
+	log_flush(vnow);                /* it is now */
+	/* a second window: 100 lines, told by the next line after it */
+	for (int i = 0; i < 100; i++) {
+		vnow = 1020000 + (uint64_t)i;
+		log_warn("flood from %s: packet %d", "10.0.0.7", i);
+	}
+	vnow = 1030000 + 500;
+	log_warn("flood from %s: packet %d", "10.0.0.7", -1);
+	log_stats(&after);
+	char *out = capture_end();
+	REQUIRE(out != NULL);
+	VERBOSE("%s", out);
+	/* 5 + 5 + 1 in the windows, 3 from the other site, 2 summaries */
+	CHECK_EQ(count(out, "\n"), 5 + 5 + 1 + 3 + 1 + 2);
+	CHECK_EQ(count(out, "flood from 10.0.0.7: packet"), 11 + 2);
+	CHECK_EQ(count(out, " error other site "), 3);
+	CHECK(strstr(out, " warn flood from 10.0.0.7: packet 4\n") != NULL);
+	CHECK(strstr(out, " warn flood from 10.0.0.7: packet 5\n") == NULL);
+	CHECK(strstr(out, " warn ... and 9995 more like \"flood from 10.0.0.7: "
+	             "packet 4\" in the last 10 s\n") != NULL);
+	CHECK(strstr(out, " warn ... and 95 more like \"flood from 10.0.0.7: "
+	             "packet 4\" in the last 10 s\n") != NULL);
+	/* the summary comes before the line that started the new window */
+	const char *sum = strstr(out, "95 more");
+	CHECK(sum && strstr(sum, "packet -1\n"));
+	CHECK_EQ(after.suppressed - before.suppressed, 9995 + 95);
+	CHECK_EQ(after.summaries - before.summaries, 2);
+}
+
+/* More sites than the table holds: a site pushed out writes its count
+ * first, so the sum of the counts is every line left out. */
+TEST(many_sites_counts_stay_exact)
+{
+	capture_start();
+	struct log_stats before, after;
+	log_stats(&before);
+	vnow = 5000000;
+	for (uintptr_t site = 1; site <= 3 * LOG_SITES; site++)
+		for (int i = 0; i < 7; i++)
+			log_site_event(LOG_WARN, site, NULL, "site %u line %d",
+			               (unsigned)site, i);
+	vnow += 10000;
+	log_flush(vnow);
+	log_stats(&after);
+	char *out = capture_end();
+	REQUIRE(out != NULL);
+	unsigned long long sum = 0;
+	int summaries = 0;
+	for (const char *p = out; (p = strstr(p, "... and ")); p++) {
+		sum += strtoull(p + 8, NULL, 10);
+		summaries++;
+	}
+	CHECK_EQ(sum, 3ull * LOG_SITES * 2);
+	CHECK_EQ(summaries, 3 * LOG_SITES);
+	CHECK_EQ(count(out, " line 4\n"), 3 * LOG_SITES);
+	CHECK_EQ(count(out, " line 5\n"), 0);
+	CHECK_EQ(after.suppressed - before.suppressed, 3ull * LOG_SITES * 2);
+}
+
+/* log.burst = 0: nothing is held back. */
+TEST(no_limit_when_burst_is_zero)
+{
+	capture_start();
+	log_burst = 0;
+	vnow = 9000000;
+	for (int i = 0; i < 50; i++)
+		log_warn("unlimited %d", i);
+	char *out = capture_end();
+	log_burst = 5;
+	REQUIRE(out != NULL);
+	CHECK_EQ(count(out, " warn unlimited "), 50);
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct tu_test tests[] = {
 		TU(text_line), TU(json_keys), TU(json_escapes),
 		TU(long_lines_are_cut_whole), TU(one_write_per_line),
+		TU(flood_of_one_site_is_collapsed), TU(many_sites_counts_stay_exact),
+		TU(no_limit_when_burst_is_zero),
 	};
 	return tu_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]));
 }
