@@ -133,6 +133,29 @@ on_gate_bind_conn(gate_t *g, uint32_t conn, void *user)
 	net_bind(sv->net, conn); /* a session lives there: no handshake deadline */
 }
 
+/* A limit of the gate refused a peer or closed a session: one line per
+ * 10 s at most, with the count of the others (a flood must not flood the
+ * log). */
+static void
+on_gate_limited(gate_t *g, const struct gate_path *from, const char *why,
+                void *user)
+{
+	static uint64_t last, quiet;
+	struct server *sv = user;
+	uint64_t now = net_now(sv->net);
+	char a[96];
+	(void)g;
+	if (last && now - last < 10000000u) {
+		quiet++;
+		return;
+	}
+	log_warn("limit: %s refused or closed by %s (and %llu more in the last "
+	         "10 s)", addr_text(from, a, sizeof a), why,
+	         (unsigned long long)quiet);
+	last = now ? now : 1;
+	quiet = 0;
+}
+
 /* The built-in echo service. */
 static void
 on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
@@ -362,7 +385,8 @@ serve(struct server *sv, int lua)
 	static const struct net_callbacks ncb = { on_packet, on_conn_lost, on_timer };
 	static const struct gate_callbacks gcb = { on_gate_output, on_gate_accept,
 	                                           on_gate_event, on_gate_close_conn,
-	                                           on_gate_bind_conn };
+	                                           on_gate_bind_conn,
+	                                           on_gate_limited };
 	sv->loop = ev_default_loop(EVFLAG_AUTO);
 	if (!sv->loop || wire_init() < 0) {
 		log_error("cannot start: no event loop or no libsodium");
@@ -545,7 +569,7 @@ main(int argc, char **argv)
 		if (lua) {
 			static const struct gate_callbacks none = { on_gate_output, NULL,
 			                                            on_gate_event, NULL,
-			                                            NULL };
+			                                            NULL, NULL };
 			gate_t *g = gate_create(&sv.cfg.gate, &none, &sv);
 			script_t *sc = g ? script_create(&sv.cfg, g, 0, err, sizeof err)
 			                 : NULL;
