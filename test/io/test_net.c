@@ -1019,6 +1019,90 @@ TEST(tcp_max_conns)
 	teardown(&t);
 }
 
+/* A TCP client whose source is 127.0.0.x (Linux routes all of 127/8 to
+ * loopback), non-blocking after connect; -1 on failure. */
+static int
+tcp_client_from(uint32_t ip, int port)
+{
+	struct sockaddr_in src = loopback(0), a = loopback(port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	src.sin_addr.s_addr = htonl(ip);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+/* issue 14: one address holding connections does not keep a second
+ * address out (max_conns_per_addr below max_conns). */
+TEST(tcp_max_conns_per_addr)
+{
+	enum { PER = 50, HOG = 70 };
+	struct net_config c;
+	struct ctx t;
+	struct client b;
+	int fds[HOG], port, i, got = 0;
+	uint8_t fr[64];
+	size_t len = 0;
+
+	net_config_default(&c);
+	c.max_conns = 60;
+	c.max_conns_per_addr = PER;
+	REQUIRE(setup(&t, &c) == 0);
+	port = listen_on(&t, NET_TCP, 0);
+	REQUIRE(port > 0);
+	for (i = 0; i < HOG; i++) {
+		fds[i] = tcp_client_from(0x7f000002, port);
+		REQUIRE(fds[i] >= 0);
+	}
+	RUN_UNTIL(&t, stats(&t).tcp_accepted + stats(&t).tcp_refused_addr +
+	              stats(&t).tcp_refused >= HOG);
+	CHECK_EQ(stats(&t).tcp_open, PER);
+	CHECK_EQ(stats(&t).tcp_refused_addr, HOG - PER);
+	CHECK_EQ(stats(&t).tcp_refused, 0);
+	/* another address gets in and is served */
+	memset(&b, 0, sizeof(b));
+	b.cap = 1 << 16;
+	b.in = malloc(b.cap);
+	b.fd = tcp_client_from(0x7f000003, port);
+	REQUIRE(b.fd >= 0);
+	t.echo = 1;
+	CHECK_EQ(cl_send_frame(&b, "two", 3), 0);
+	{
+		double end = mono() + WAIT_S;
+		while (!got && mono() < end) {
+			ev_run(t.loop, EVRUN_ONCE);
+			got = cl_frame(&b, fr, &len);
+		}
+	}
+	CHECK(got && len == 3);
+	CHECK_EQ(stats(&t).tcp_open, PER + 1);
+	/* connections the first address closes are given back to it */
+	for (i = 0; i < 5; i++) {
+		close(fds[i]);
+		fds[i] = -1;
+	}
+	RUN_UNTIL(&t, stats(&t).tcp_open == PER + 1 - 5);
+	CHECK_EQ(stats(&t).tcp_open, PER + 1 - 5);
+	for (i = 0; i < 5; i++) {
+		fds[i] = tcp_client_from(0x7f000002, port);
+		REQUIRE(fds[i] >= 0);
+	}
+	RUN_UNTIL(&t, stats(&t).tcp_open == PER + 1);
+	CHECK_EQ(stats(&t).tcp_open, PER + 1);
+	CHECK_EQ(stats(&t).tcp_refused_addr, HOG - PER);
+	for (i = 0; i < HOG; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	cl_close(&b);
+	teardown(&t);
+}
+
 TEST(tcp_stale_ids)
 {
 	struct net_config c;
@@ -1298,6 +1382,7 @@ static const struct tu_test tests[] = {
 	TU(tcp_close_rst),
 	TU(tcp_emfile_pauses_accept),
 	TU(tcp_max_conns),
+	TU(tcp_max_conns_per_addr),
 	TU(tcp_stale_ids),
 	TU(tcp_backpressure),
 	TU(tcp_close_from_callback),
