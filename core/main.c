@@ -149,9 +149,13 @@ on_gate_limited(gate_t *g, const struct gate_path *from, const char *why,
 		quiet++;
 		return;
 	}
-	log_warn("limit: %s refused or closed by %s (and %llu more in the last "
-	         "10 s)", addr_text(from, a, sizeof a), why,
-	         (unsigned long long)quiet);
+	if (quiet)
+		log_warn("limit: %s refused or closed by %s (and %llu more in the "
+		         "last 10 s)", addr_text(from, a, sizeof a), why,
+		         (unsigned long long)quiet);
+	else
+		log_warn("limit: %s refused or closed by %s",
+		         addr_text(from, a, sizeof a), why);
 	last = now ? now : 1;
 	quiet = 0;
 }
