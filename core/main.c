@@ -25,6 +25,9 @@
  */
 #include <errno.h>
 #include <ev.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,7 @@
 #include "admin.h"
 #include "config.h"
 #include "gate.h"
+#include "kcp.h"
 #include "log.h"
 #include "net.h"
 #include "script.h"
@@ -56,6 +60,9 @@ struct server {
 	ev_timer watch;          /* lua.watch_ms: look for changed service files */
 	char watch_failed[256];  /* the watch's last refusal, not logged twice */
 	int stopping;
+	int64_t trim_mark;       /* queued bytes since the last trim, at most */
+	uint64_t trim_last;      /* when memory was last given back */
+	ev_timer trim;           /* a trim put off by the once-a-second rule */
 };
 
 static void
@@ -243,6 +250,47 @@ on_gate_accept(gate_t *g, const struct gate_path *from, const uint8_t *hello,
 		script_accept(sv->script, from, hello, len, v, net_now(sv->net));
 }
 
+/* Queues of sessions that never read are freed when they close, but in
+ * small blocks that malloc keeps (and KCP's pool keeps up to 4 MiB): after
+ * TRIM_BYTES of queues were freed, give the memory back to the system, at
+ * most once a second (measured: 20 sessions of 3.9 MB each, closed, left
+ * 83 of 87 MB resident without it). */
+#define TRIM_BYTES (16 << 20)
+static void
+trim_memory(struct server *sv, uint64_t now)
+{
+	struct gate_stats st;
+	gate_stats(sv->gate, &st);
+	if (st.queued_bytes > sv->trim_mark)
+		sv->trim_mark = st.queued_bytes;
+	if (sv->trim_mark - st.queued_bytes < TRIM_BYTES)
+		return;
+	if (now - sv->trim_last < 1000000u) {
+		/* later: an idle loop may not come back here by itself */
+		if (!ev_is_active(&sv->trim)) {
+			ev_timer_set(&sv->trim,
+			             (double)(sv->trim_last + 1000000u - now) / 1e6, 0.);
+			ev_timer_start(sv->loop, &sv->trim);
+		}
+		return;
+	}
+	sv->trim_mark = st.queued_bytes;
+	sv->trim_last = now;
+	kcp_pool_trim();
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+static void
+on_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *sv = w->data;
+	(void)loop;
+	(void)revents;
+	trim_memory(sv, net_now(sv->net));
+}
+
 static void
 on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -250,6 +298,7 @@ on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)loop;
 	(void)revents;
 	uint64_t now = net_now(sv->net);
+	trim_memory(sv, now);
 	uint64_t due = gate_check(sv->gate, now), t = script_check(sv->script, now);
 	net_timer(sv->net, t < due ? t : due);
 	if (sv->stopping) {
@@ -418,6 +467,8 @@ serve(struct server *sv, int lua)
 	 * must find its handler, not the default action (exit) */
 	ev_prepare_init(&sv->arm, on_arm);
 	sv->arm.data = sv;
+	ev_timer_init(&sv->trim, on_trim, 0., 0.);
+	sv->trim.data = sv;
 	ev_prepare_start(sv->loop, &sv->arm);
 	ev_signal_init(&sv->sigterm, on_signal, SIGTERM);
 	ev_signal_init(&sv->sigint, on_signal, SIGINT);

@@ -175,3 +175,40 @@ describe("handshake service: IPv6", function()
 		assert.is_nil(try("[2001:db8:9:a::1]:1"))
 	end)
 end)
+
+describe("memory of sessions that never read", function()
+	local function rss_kb(pid)
+		local f = assert(io.open("/proc/" .. pid .. "/status"))
+		local s = f:read("*a")
+		f:close()
+		return tonumber(s:match("VmRSS:%s+(%d+)"))
+	end
+	it("goes back to the system once they closed", function()
+		local fill = [[
+return { message = function(s, d)
+	local m = string.rep("x", 1000)
+	for i = 1, 3900 do s:send(m) end
+end }]]
+		local srv = T.start_server{ transports = { "udp" }, inline = { fill = fill },
+			services = { "fill" }, args = { "--set", "session.resume_grace_ms=0",
+			"--set", "session.timeout_ms=1000" } }
+		local before = rss_kb(srv.pid)
+		local cls = {}
+		for i = 1, 20 do
+			local cl = T.connect(srv, "udp", "hi")
+			cl:wait_open(5000)
+			assert(cl:send("fill"))
+			cl:step(10)
+			cls[i] = cl -- never stepped again: nothing is acked
+		end
+		T.wait(function() return rss_kb(srv.pid) > before + 40000 end, 5000)
+		local peak = rss_kb(srv.pid)
+		for _, cl in ipairs(cls) do
+			cl:release()
+		end
+		-- the sessions time out (1 s), their queues are freed and trimmed
+		local ok = pcall(T.wait, function() return rss_kb(srv.pid) < before + 16000 end, 10000)
+		assert.is_true(ok, ("resident %d kB 10 s after close (%d before, %d at the peak)")
+			:format(rss_kb(srv.pid), before, peak))
+	end)
+end)
