@@ -192,6 +192,11 @@ end }]]
 		local srv = T.start_server{ transports = { "udp" }, inline = { fill = fill },
 			services = { "fill" }, args = { "--set", "session.resume_grace_ms=0",
 			"--set", "session.timeout_ms=1000" } }
+		local maps = assert(io.open("/proc/" .. srv.pid .. "/maps")):read("*a")
+		if maps:find("asan", 1, true) then
+			-- ASan's allocator keeps freed memory in its quarantine
+			return pending("RSS under a sanitizer says nothing of malloc")
+		end
 		local before = rss_kb(srv.pid)
 		local cls = {}
 		for i = 1, 20 do
