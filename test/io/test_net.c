@@ -10,8 +10,10 @@
  * Run with -v for details; any other argument selects tests by substring.
  */
 #include "net.h"
+#include "net_int.h" /* net_src_key, net_src_text: the sources counted */
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -1103,6 +1105,51 @@ TEST(tcp_max_conns_per_addr)
 	teardown(&t);
 }
 
+/* The sources max_conns_per_addr counts: an IPv4 address, an IPv6 /64,
+ * and an IPv4-mapped IPv6 address as its IPv4 address. */
+static struct sockaddr_storage
+sa_of(const char *text)
+{
+	struct sockaddr_storage a;
+	memset(&a, 0, sizeof(a));
+	if (strchr(text, ':')) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a;
+		in6->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, text, &in6->sin6_addr);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&a;
+		in->sin_family = AF_INET;
+		inet_pton(AF_INET, text, &in->sin_addr);
+	}
+	return a;
+}
+
+static uint64_t
+key_of(struct ctx *t, const char *text)
+{
+	struct sockaddr_storage a = sa_of(text);
+	return net_src_key(t->n, &a);
+}
+
+TEST(tcp_sources)
+{
+	struct net_config c;
+	struct ctx t;
+	char buf[64];
+	net_config_default(&c);
+	REQUIRE(setup(&t, &c) == 0);
+	CHECK(key_of(&t, "2001:db8:1:2::1") == key_of(&t, "2001:db8:1:2:ffff:1:2:3"));
+	CHECK(key_of(&t, "2001:db8:1:2::1") != key_of(&t, "2001:db8:1:3::1"));
+	CHECK(key_of(&t, "::ffff:192.0.2.7") == key_of(&t, "192.0.2.7"));
+	CHECK(key_of(&t, "192.0.2.7") != key_of(&t, "192.0.2.8"));
+	struct sockaddr_storage tmp_;
+	tmp_ = sa_of("2001:db8:1:2:aaaa::9");
+	CHECK(strcmp(net_src_text(&tmp_, buf, sizeof buf), "2001:db8:1:2::/64") == 0);
+	tmp_ = sa_of("::ffff:192.0.2.7");
+	CHECK(strcmp(net_src_text(&tmp_, buf, sizeof buf), "192.0.2.7") == 0);
+	teardown(&t);
+}
+
 TEST(tcp_stale_ids)
 {
 	struct net_config c;
@@ -1383,6 +1430,7 @@ static const struct tu_test tests[] = {
 	TU(tcp_emfile_pauses_accept),
 	TU(tcp_max_conns),
 	TU(tcp_max_conns_per_addr),
+	TU(tcp_sources),
 	TU(tcp_stale_ids),
 	TU(tcp_backpressure),
 	TU(tcp_close_from_callback),

@@ -1005,6 +1005,25 @@ TEST(raw_sessions_per_source_are_capped)
 	raw_from(0x0a000002u, 2000); /* another address is not held back */
 	gate_stats(W.g, &st);
 	CHECK_EQ(st.raw_sessions, 9);
+	/* an IPv6 /64 is one source: one host holds all of it */
+	for (int i = 0; i < 100; i++) {
+		struct gate_path p;
+		memset(&p, 0, sizeof p);
+		p.transport = GATE_UDP;
+		p.raw = 1;
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&p.addr;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(5000);
+		inet_pton(AF_INET6, "2001:db8:1:2::", &in6->sin6_addr);
+		in6->sin6_addr.s6_addr[8] = (uint8_t)i;   /* the host part */
+		in6->sin6_addr.s6_addr[15] = (uint8_t)(i * 7);
+		p.addrlen = sizeof *in6;
+		uint8_t b[256];
+		memcpy(b, raw_pkt, (size_t)raw_pkt_len);
+		gate_input(W.g, &p, b, (size_t)raw_pkt_len, now_us());
+	}
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.raw_sessions, 9 + 8);
 	/* the count is given back when sessions end (the timeout) */
 	run_ms((uint32_t)W.gc.session.timeout_ms + 2000);
 	gate_stats(W.g, &st);
