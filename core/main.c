@@ -25,6 +25,9 @@
  */
 #include <errno.h>
 #include <ev.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,7 @@
 #include "admin.h"
 #include "config.h"
 #include "gate.h"
+#include "kcp.h"
 #include "log.h"
 #include "net.h"
 #include "script.h"
@@ -58,6 +62,9 @@ struct server {
 	uint64_t full_told;      /* gate_stats.full already logged */
 	char watch_failed[256];  /* the watch's last refusal, not logged twice */
 	int stopping;
+	int64_t trim_mark;       /* queued bytes since the last trim, at most */
+	uint64_t trim_last;      /* when memory was last given back */
+	ev_timer trim;           /* a trim put off by the once-a-second rule */
 };
 
 static void
@@ -133,6 +140,33 @@ on_gate_bind_conn(gate_t *g, uint32_t conn, void *user)
 	struct server *sv = user;
 	(void)g;
 	net_bind(sv->net, conn); /* a session lives there: no handshake deadline */
+}
+
+/* A limit of the gate refused a peer or closed a session: one line per
+ * 10 s at most, with the count of the others (a flood must not flood the
+ * log). */
+static void
+on_gate_limited(gate_t *g, const struct gate_path *from, const char *why,
+                void *user)
+{
+	static uint64_t last, quiet;
+	struct server *sv = user;
+	uint64_t now = net_now(sv->net);
+	char a[96];
+	(void)g;
+	if (last && now - last < 10000000u) {
+		quiet++;
+		return;
+	}
+	if (quiet)
+		log_warn("limit: %s refused or closed by %s (and %llu more in the "
+		         "last 10 s)", addr_text(from, a, sizeof a), why,
+		         (unsigned long long)quiet);
+	else
+		log_warn("limit: %s refused or closed by %s",
+		         addr_text(from, a, sizeof a), why);
+	last = now ? now : 1;
+	quiet = 0;
 }
 
 /* The built-in echo service. */
@@ -218,6 +252,47 @@ on_gate_accept(gate_t *g, const struct gate_path *from, const uint8_t *hello,
 		script_accept(sv->script, from, hello, len, v, net_now(sv->net));
 }
 
+/* Queues of sessions that never read are freed when they close, but in
+ * small blocks that malloc keeps (and KCP's pool keeps up to 4 MiB): after
+ * TRIM_BYTES of queues were freed, give the memory back to the system, at
+ * most once a second (measured: 20 sessions of 3.9 MB each, closed, left
+ * 83 of 87 MB resident without it). */
+#define TRIM_BYTES (16 << 20)
+static void
+trim_memory(struct server *sv, uint64_t now)
+{
+	struct gate_stats st;
+	gate_stats(sv->gate, &st);
+	if (st.queued_bytes > sv->trim_mark)
+		sv->trim_mark = st.queued_bytes;
+	if (sv->trim_mark - st.queued_bytes < TRIM_BYTES)
+		return;
+	if (now - sv->trim_last < 1000000u) {
+		/* later: an idle loop may not come back here by itself */
+		if (!ev_is_active(&sv->trim)) {
+			ev_timer_set(&sv->trim,
+			             (double)(sv->trim_last + 1000000u - now) / 1e6, 0.);
+			ev_timer_start(sv->loop, &sv->trim);
+		}
+		return;
+	}
+	sv->trim_mark = st.queued_bytes;
+	sv->trim_last = now;
+	kcp_pool_trim();
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+static void
+on_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *sv = w->data;
+	(void)loop;
+	(void)revents;
+	trim_memory(sv, net_now(sv->net));
+}
+
 static void
 on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -225,6 +300,7 @@ on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)loop;
 	(void)revents;
 	uint64_t now = net_now(sv->net);
+	trim_memory(sv, now);
 	uint64_t due = gate_check(sv->gate, now), t = script_check(sv->script, now);
 	net_timer(sv->net, t < due ? t : due);
 	if (sv->stopping) {
@@ -477,7 +553,8 @@ serve(struct server *sv, int lua)
 	static const struct net_callbacks ncb = { on_packet, on_conn_lost, on_timer };
 	static const struct gate_callbacks gcb = { on_gate_output, on_gate_accept,
 	                                           on_gate_event, on_gate_close_conn,
-	                                           on_gate_bind_conn };
+	                                           on_gate_bind_conn,
+	                                           on_gate_limited };
 	sv->loop = ev_default_loop(EVFLAG_AUTO);
 	if (!sv->loop || wire_init() < 0) {
 		log_error("cannot start: no event loop or no libsodium");
@@ -506,6 +583,8 @@ serve(struct server *sv, int lua)
 	 * must find its handler, not the default action (exit) */
 	ev_prepare_init(&sv->arm, on_arm);
 	sv->arm.data = sv;
+	ev_timer_init(&sv->trim, on_trim, 0., 0.);
+	sv->trim.data = sv;
 	ev_prepare_start(sv->loop, &sv->arm);
 	ev_signal_init(&sv->sigterm, on_signal, SIGTERM);
 	ev_signal_init(&sv->sigint, on_signal, SIGINT);
@@ -667,7 +746,7 @@ main(int argc, char **argv)
 		if (lua) {
 			static const struct gate_callbacks none = { on_gate_output, NULL,
 			                                            on_gate_event, NULL,
-			                                            NULL };
+			                                            NULL, NULL };
 			gate_t *g = gate_create(&sv.cfg.gate, &none, &sv);
 			script_t *sc = g ? script_create(&sv.cfg, g, 0, err, sizeof err)
 			                 : NULL;

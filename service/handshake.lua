@@ -1,15 +1,19 @@
 -- handshake: who may open a session. Runs before any session exists
 -- (docs/SERVICES.md). It refuses, with the reason sent to the client:
 --   4100 a protocol version outside [version_min, version_max]
---   4101 too many handshakes from one IP (a token bucket: `rate` per
+--   4101 too many handshakes from one source (a token bucket: `rate` per
 --        second, bursts of `burst`)
---   4102 too many open sessions from one IP (`per_ip_max`)
---   4103 a banned address (`ban`: exact IPs or IPv4 CIDR prefixes)
+--   4102 too many open sessions from one source (`per_ip_max`)
+--   4103 a banned address (`ban`: exact IPs, IPv4 or IPv6 CIDR prefixes)
+-- A source is an IPv4 address or an IPv6 /64: one host usually holds a
+-- whole /64, so keying the limits by exact IPv6 address would let it walk
+-- around them.
 -- The hello is a JSON object; its "v" is the client's protocol version.
 --
 -- settings.handshake in config.lua (all optional):
 --   { version_min = 1, version_max = 1, rate = 10, burst = 20,
---     per_ip_max = 64, ban = { "203.0.113.7", "198.51.100.0/24" },
+--     per_ip_max = 64, ban = { "203.0.113.7", "198.51.100.0/24",
+--     "2001:db8:bad::/48" },
 --     ips_max = 100000 }
 -- Console: `ban IP|CIDR`, `unban IP|CIDR`, `bans`.
 local moongate = require "moongate"
@@ -57,44 +61,143 @@ local function ipv4(ip)
 	return ((a * 256 + b) * 256 + c) * 256 + d
 end
 
--- A ban entry: { text =, ip = exact } or { text =, net =, bits = }
-local function parse_ban(text)
-	local ip, bits = text:match("^([%d%.]+)/(%d+)$")
-	if text:find("/", 1, true) and not ip then
-		return nil, "only IPv4 prefixes are supported: " .. text
+-- "2001:db8::1" -> { 0x2001, 0xdb8, 0, 0, 0, 0, 0, 1 }, or nil. Accepts
+-- "::", a trailing dotted IPv4 ("::ffff:1.2.3.4") and a zone ("%eth0").
+local function ipv6(ip)
+	ip = ip:gsub("%%.*$", "")
+	if not ip:match("^[%x:%.]+$") or not ip:find(":", 1, true) then
+		return nil
 	end
-	if ip then
-		local n, b = ipv4(ip), tonumber(bits)
-		if not n or b > 32 then
+	local v4 = ip:match(":(%d+%.%d+%.%d+%.%d+)$")
+	if v4 then  -- the last 32 bits as two groups
+		local n = ipv4(v4)
+		if not n then
+			return nil
+		end
+		ip = ip:sub(1, #ip - #v4) ..
+			string.format("%x:%x", math.floor(n / 65536), n % 65536)
+	end
+	if ip:find("%.") then
+		return nil
+	end
+	local function groups(part)
+		local g = {}
+		if part == "" then
+			return g
+		end
+		for h in (part .. ":"):gmatch("([^:]*):") do
+			if not h:match("^%x%x?%x?%x?$") then
+				return nil
+			end
+			g[#g + 1] = tonumber(h, 16)
+		end
+		return g
+	end
+	local head, rest = ip:match("^(.-)::(.*)$")
+	local a, b
+	if head then
+		if rest:find("::", 1, true) then
+			return nil
+		end
+		a, b = groups(head), groups(rest)
+	else
+		a, b = groups(ip), {}
+	end
+	if not a or not b then
+		return nil
+	end
+	local n = #a + #b
+	if (head and n > 7) or (not head and n ~= 8) then
+		return nil
+	end
+	local out = {}
+	for _, x in ipairs(a) do out[#out + 1] = x end
+	for _ = 1, 8 - n do out[#out + 1] = 0 end
+	for _, x in ipairs(b) do out[#out + 1] = x end
+	return out
+end
+M.ipv6 = ipv6
+
+-- The groups of g kept by a prefix of bits, the rest zero.
+local function masked(g, bits)
+	local out = {}
+	for i = 1, 8 do
+		local keep = math.max(0, math.min(16, bits - (i - 1) * 16))
+		local size = 2 ^ (16 - keep)
+		out[i] = g[i] - g[i] % size
+	end
+	return out
+end
+
+local function v6text(g)
+	return string.format("%x:%x:%x:%x:%x:%x:%x:%x", unpack(g))
+end
+
+-- The source an address counts under: the IPv4 address, or its IPv6 /64
+-- ("2001:db8:1:2::/64").
+local function source_of(ip)
+	if ipv4(ip) then
+		return ip
+	end
+	local g = ipv6(ip)
+	if not g then
+		return ip
+	end
+	return string.format("%x:%x:%x:%x::/64", g[1], g[2], g[3], g[4])
+end
+M.source_of = source_of
+
+-- A ban entry: { text =, ip = exact IPv4 } or { text =, net =, size = }
+-- (IPv4 prefix) or { text =, v6 = masked groups, bits = } (IPv6, exact
+-- when bits is 128).
+local function parse_ban(text)
+	local addr, bits = text:match("^([^/]+)/(%d+)$")
+	if text:find("/", 1, true) and not addr then
+		return nil, "not an address or a CIDR prefix: " .. text
+	end
+	addr = addr or text
+	bits = bits and tonumber(bits)
+	local n = ipv4(addr)
+	if n then
+		if not bits then
+			return { text = text, ip = addr }
+		end
+		if bits > 32 then
 			return nil, "not an IPv4 prefix: " .. text
 		end
-		local size = 2 ^ (32 - b)
+		local size = 2 ^ (32 - bits)
 		return { text = text, net = n - n % size, size = size }
 	end
-	if ipv4(text) then
-		return { text = text, ip = text }
+	local g = ipv6(addr)
+	if g then
+		bits = bits or 128
+		if bits > 128 then
+			return nil, "not an IPv6 prefix: " .. text
+		end
+		return { text = text, v6 = masked(g, bits), bits = bits }
 	end
-	-- IPv6: written the way the server shows addresses (compressed, lower
-	-- case: "2001:db8::1"); prefixes are IPv4 only
-	if text:find(":", 1, true) and text:match("^[%x:]+$") and #text <= 39 then
-		return { text = text, ip = text:lower() }
-	end
-	return nil, "not an IPv4 or IPv6 address, or an IPv4 prefix: " .. text
+	return nil, "not an IPv4 or IPv6 address or CIDR prefix: " .. text
 end
+M.parse_ban = parse_ban
 
 local function banned(ip)
 	local n = ipv4(ip)
+	local g = not n and ipv6(ip)
 	for _, b in pairs(S.bans) do
 		if b.ip == ip or (b.net and n and n >= b.net and n < b.net + b.size) then
 			return b.text
 		end
+		if b.v6 and g and v6text(masked(g, b.bits)) == v6text(b.v6) then
+			return b.text
+		end
 	end
 end
+M.banned = banned
 
 -- The state kept across reloads: bans, buckets, counts.
-S.buckets = S.buckets or {}   -- ip -> { tokens =, t = }
+S.buckets = S.buckets or {}   -- source -> { tokens =, t = }
 S.nbuckets = S.nbuckets or 0
-S.open = S.open or {}         -- ip -> sessions open
+S.open = S.open or {}         -- source -> sessions open
 if not S.bans then
 	S.bans = {}
 	for _, text in ipairs(config().ban) do
@@ -142,12 +245,15 @@ function M.handshake(hello, peer)
 		moongate.info("handshake: %s refused: banned (%s)", ip, ban)
 		return false, "banned", M.BANNED
 	end
-	if not take_token(ip, cfg, moongate.now()) then
-		moongate.warn("handshake: %s refused: over %s handshakes/s", ip, cfg.rate)
+	local src = source_of(ip)
+	if not take_token(src, cfg, moongate.now()) then
+		moongate.warn("handshake: %s refused: over %s handshakes/s from %s", ip,
+			cfg.rate, src)
 		return false, "too many connection attempts: wait a moment", M.RATE
 	end
-	if (S.open[ip] or 0) >= cfg.per_ip_max then
-		moongate.warn("handshake: %s refused: %d sessions open", ip, S.open[ip])
+	if (S.open[src] or 0) >= cfg.per_ip_max then
+		moongate.warn("handshake: %s refused: %d sessions open from %s", ip,
+			S.open[src], src)
 		return false, "too many sessions from your address", M.PER_IP
 	end
 	local h = json.decode(hello)
@@ -166,9 +272,9 @@ function M.handshake(hello, peer)
 end
 
 function M.connect(session)
-	local ip = ip_of(session:addr() or "?")
-	session.ip = ip
-	S.open[ip] = (S.open[ip] or 0) + 1
+	local src = source_of(ip_of(session:addr() or "?"))
+	session.ip = src  -- the source it counts under
+	S.open[src] = (S.open[src] or 0) + 1
 end
 
 function M.close(session)

@@ -48,6 +48,9 @@ struct entry {
 	uint32_t sid;
 	uint64_t pub_key;   /* key in g->by_pub (0: none) */
 	uint64_t raw_key;   /* key in g->by_raw (0: none) */
+	uint64_t src_key;   /* raw: its source's key in g->by_src (0: none) */
+	int64_t queued;     /* its reliable bytes as last counted (budget) */
+	uint8_t half_open;  /* counted in st.half_open */
 	uint16_t hello_len;
 	uint8_t *hello;     /* the client's hello until the OPEN event is told */
 	struct entry *next; /* graveyard */
@@ -58,6 +61,8 @@ struct gate {
 	struct gate_callbacks cb;
 	void *user;
 	struct map by_sid, by_pub, by_raw, by_conn;
+	struct map by_src;         /* raw sessions per source (a count) */
+	uint64_t now;              /* of the outermost public call */
 	struct heap heap;          /* every linked entry, by its due time */
 	int depth;                 /* nesting of public calls */
 	struct entry *graveyard;
@@ -66,6 +71,11 @@ struct gate {
 	struct gate_stats st;
 };
 
+/* limits (at the end of this file) */
+static int limit_refuses(gate_t *g, const struct gate_path *from,
+                         struct gate_verdict *v);
+static void src_take(gate_t *g, const struct gate_path *from, struct entry *e);
+
 void
 gate_config_default(struct gate_config *c)
 {
@@ -73,6 +83,9 @@ gate_config_default(struct gate_config *c)
 	session_config_default(&c->session);
 	c->cookie_slot_s = 10;
 	c->max_sessions = 100000;
+	c->max_raw_per_addr = 64;
+	c->max_half_open = 10000;
+	c->queued_bytes_max = (int64_t)1 << 30;
 }
 
 /* ---- timer heap ------------------------------------------------------- */
@@ -92,6 +105,10 @@ reschedule(gate_t *g, struct entry *e, uint64_t now, int in_update)
 {
 	if (!heap_contains(&e->hn))
 		return;
+	/* after every call into the session: its queue may have changed */
+	int64_t q = session_queued(e->s);
+	g->st.queued_bytes += q - e->queued;
+	e->queued = q;
 	uint64_t due = session_check(e->s, now);
 	if (in_update && due <= now)
 		due = now + 1;
@@ -109,9 +126,16 @@ enter(gate_t *g)
 	g->depth++;
 }
 
+static void budget(gate_t *g);
+
 static void
 leave(gate_t *g)
 {
+	/* the outermost call enforces the memory budget, once every session
+	 * it touched was counted */
+	if (g->depth == 1 && g->cfg.queued_bytes_max > 0 &&
+	    g->st.queued_bytes > g->cfg.queued_bytes_max)
+		budget(g);
 	if (--g->depth > 0)
 		return;
 	while (g->graveyard) {
@@ -205,6 +229,22 @@ sync(gate_t *g, struct entry *e)
 	}
 }
 
+/* What the limits count of e, given back (limits at the end of this file). */
+static void src_give(gate_t *g, uint64_t key);
+
+static void
+forget_limits(gate_t *g, struct entry *e)
+{
+	if (e->src_key)
+		src_give(g, e->src_key);
+	e->src_key = 0;
+	if (e->half_open)
+		g->st.half_open--;
+	e->half_open = 0;
+	g->st.queued_bytes -= e->queued;
+	e->queued = 0;
+}
+
 static void
 unlink_entry(gate_t *g, struct entry *e)
 {
@@ -220,6 +260,7 @@ unlink_entry(gate_t *g, struct entry *e)
 	g->st.sessions--;
 	if (session_is_raw(e->s))
 		g->st.raw_sessions--;
+	forget_limits(g, e);
 }
 
 static void
@@ -238,8 +279,12 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 {
 	struct entry *e = user;
 	gate_t *g = e->g;
-	if (ev->type == SESSION_EV_OPEN)
+	if (ev->type == SESSION_EV_OPEN) {
 		g->st.opened++;
+		if (e->half_open) /* the client confirmed the WELCOME */
+			g->st.half_open--;
+		e->half_open = 0;
+	}
 	if (ev->type == SESSION_EV_RESUME || ev->type == SESSION_EV_PATH) {
 		struct gate_path *p = slot_of(e, ev->path);
 		if (p)
@@ -428,6 +473,10 @@ add_entry(gate_t *g, const struct gate_path *from, uint32_t sid)
 		}
 		e->bound[0] = 1;
 	}
+	if (!from->raw) { /* a handshake's: half-open until the client confirms */
+		e->half_open = 1;
+		g->st.half_open++;
+	}
 	return e;
 }
 
@@ -440,6 +489,7 @@ drop_entry(gate_t *g, struct entry *e)
 		map_del(&g->by_pub, e->pub_key);
 	if (e->raw_key)
 		map_del(&g->by_raw, e->raw_key);
+	forget_limits(g, e);
 	free(e->hello);
 	free(e);
 }
@@ -455,6 +505,8 @@ ask_policy(gate_t *g, const struct gate_path *from, const uint8_t *hello,
 		strcpy(v->reason, "server full");
 		return -1;
 	}
+	if (limit_refuses(g, from, v))
+		return -1;
 	if (g->cb.accept)
 		g->cb.accept(g, from, hello, hlen, v, g->user);
 	if (v->code) {
@@ -610,6 +662,7 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		g->st.sessions++;
 		g->st.created++;
 		g->st.raw_sessions++;
+		src_take(g, from, e);
 		reschedule(g, e, now, 0);
 		return;
 	}
@@ -642,6 +695,7 @@ gate_create(const struct gate_config *c, const struct gate_callbacks *cb,
 	map_init(&g->by_pub);
 	map_init(&g->by_raw);
 	map_init(&g->by_conn);
+	map_init(&g->by_src);
 	return g;
 }
 
@@ -650,6 +704,8 @@ gate_release(gate_t *g, uint64_t now)
 {
 	if (!g)
 		return;
+	g->now = now;
+	g->cfg.queued_bytes_max = 0; /* everything closes anyway */
 	enter(g);
 	while (heap_top(&g->heap)) {
 		struct entry *e = ENTRY(heap_top(&g->heap));
@@ -662,6 +718,7 @@ gate_release(gate_t *g, uint64_t now)
 	map_clear(&g->by_pub);
 	map_clear(&g->by_raw);
 	map_clear(&g->by_conn);
+	map_clear(&g->by_src);
 	heap_free(&g->heap);
 	wire_scrub(g->cfg.secret, sizeof g->cfg.secret);
 	free(g);
@@ -673,6 +730,7 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 {
 	g->st.in_packets++;
 	g->st.in_bytes += len;
+	g->now = now;
 	enter(g);
 	if (from->raw) {
 		raw_input(g, from, pkt, len, now);
@@ -719,6 +777,7 @@ gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
 	struct entry *e = map_get(&g->by_conn, conn);
 	if (!e)
 		return;
+	g->now = now;
 	enter(g);
 	for (int i = 0; i < SLOTS; i++) {
 		if (e->path[i].transport != GATE_TCP || e->path[i].conn != conn)
@@ -736,6 +795,7 @@ gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
 void
 gate_update(gate_t *g, uint64_t now)
 {
+	g->now = now;
 	enter(g);
 	struct heap_node *top;
 	while ((top = heap_top(&g->heap)) && top->key <= now) {
@@ -758,8 +818,13 @@ void
 gate_touch(gate_t *g, session_t *s, uint64_t now)
 {
 	struct entry *e = session_user(s);
-	if (e && e->g == g)
-		reschedule(g, e, now, 0);
+	if (!e || e->g != g)
+		return;
+	if (!g->depth)
+		g->now = now;
+	enter(g); /* leave enforces the memory budget */
+	reschedule(g, e, now, 0);
+	leave(g);
 }
 
 session_t *
@@ -795,6 +860,7 @@ gate_session_hello(const gate_t *g, const session_t *s, size_t *len)
 void
 gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
 {
+	g->now = now;
 	enter(g);
 	/* Closing may unlink entries: walk a snapshot of the heap. */
 	uint32_t n = g->heap.n;
@@ -867,4 +933,139 @@ const char *
 gate_path_transport(const struct gate_path *p)
 {
 	return p->raw ? "raw" : p->transport == GATE_TCP ? "tcp" : "udp";
+}
+
+/* ---- limits -------------------------------------------------------------
+ * What one source, or everybody, may hold: raw KCP sessions per source and
+ * in all, half-open sessions, and the reliable bytes queued over all
+ * sessions (gate.h). */
+
+/* The source of a raw datagram: an IPv4 address or an IPv6 /64 (one host
+ * has a /64 to spoof from), keyed so that an attacker cannot aim at a
+ * map bucket. */
+static uint64_t
+src_key(const gate_t *g, const struct gate_path *p)
+{
+	uint8_t b[19], k[9];
+	size_t n = addr_bytes(p, b), kn = 1;
+	k[0] = b[0];
+	if (n == 7) {
+		memcpy(k + 1, b + 3, 4), kn = 5;
+	} else if (n == 19) {
+		static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		                                      0xff, 0xff };
+		if (!memcmp(b + 3, v4mapped, 12))
+			k[0] = 4, memcpy(k + 1, b + 15, 4), kn = 5;
+		else
+			memcpy(k + 1, b + 3, 8), kn = 9;
+	}
+	return keyed_hash(g, k, kn);
+}
+
+static uint32_t
+src_count(const gate_t *g, uint64_t key)
+{
+	return (uint32_t)(uintptr_t)map_get(&g->by_src, key);
+}
+
+static void
+src_take(gate_t *g, const struct gate_path *from, struct entry *e)
+{
+	uint64_t key = src_key(g, from);
+	uint32_t k = src_count(g, key);
+	/* the count is the value: never 0 (NULL) while the entry exists */
+	if (!map_put(&g->by_src, key, (void *)(uintptr_t)(k + 1)))
+		e->src_key = key;
+}
+
+static void
+src_give(gate_t *g, uint64_t key)
+{
+	uint32_t k = src_count(g, key);
+	if (k <= 1)
+		map_del(&g->by_src, key);
+	else
+		map_replace(&g->by_src, key, (void *)(uintptr_t)(k - 1));
+}
+
+static int
+refused_by(gate_t *g, const struct gate_path *from, struct gate_verdict *v,
+           const char *reason, const char *key)
+{
+	v->code = SESSION_CLOSE_REFUSED;
+	snprintf(v->reason, sizeof v->reason, "%s", reason);
+	if (g->cb.limited)
+		g->cb.limited(g, from, key, g->user);
+	return -1;
+}
+
+/* The limits ask_policy applies before the accept callback: -1 with v
+ * filled when one refuses. */
+static int
+limit_refuses(gate_t *g, const struct gate_path *from, struct gate_verdict *v)
+{
+	const struct gate_config *c = &g->cfg;
+	if (from->raw) {
+		uint64_t max = c->max_raw_sessions > 0
+		               ? (uint64_t)c->max_raw_sessions
+		               : (uint64_t)c->max_sessions / 4 + 1;
+		if (g->st.raw_sessions >= max) {
+			g->st.raw_refused++;
+			return refused_by(g, from, v, "server full",
+			                  "gate.max_raw_sessions");
+		}
+		if (c->max_raw_per_addr > 0 &&
+		    src_count(g, src_key(g, from)) >= (uint32_t)c->max_raw_per_addr) {
+			g->st.raw_refused++;
+			return refused_by(g, from, v, "too many sessions from your address",
+			                  "gate.max_raw_per_addr");
+		}
+		return 0;
+	}
+	if (c->max_half_open > 0 && g->st.half_open >= (uint64_t)c->max_half_open) {
+		g->st.half_open_refused++;
+		return refused_by(g, from, v, "server busy: try again in a moment",
+		                  "gate.max_half_open");
+	}
+	return 0;
+}
+
+/* Over queued_bytes_max: close the sessions holding the most until under
+ * it. Closing frees a session's queue at once (session_close, not
+ * graceful: the CLOSE still tells the peer why). One scan per session
+ * closed: this runs only past the budget. */
+static void
+budget(gate_t *g)
+{
+	for (uint32_t round = 0; round < g->heap.n &&
+	     g->st.queued_bytes > g->cfg.queued_bytes_max; round++) {
+		struct entry *big = NULL;
+		for (uint32_t i = 0; i < g->heap.n; i++) {
+			struct entry *e = ENTRY(g->heap.a[i]);
+			if (!big || e->queued > big->queued)
+				big = e;
+		}
+		if (!big || big->queued <= 0)
+			break;
+		g->st.budget_closed++;
+		if (g->cb.limited)
+			g->cb.limited(g, gate_session_path(g, big->s),
+			              "gate.queued_bytes_max", g->user);
+		if (session_state(big->s) == SESSION_CLOSING)
+			session_abort(big->s, SESSION_CLOSE_BACKPRESSURE,
+			              "server memory budget", g->now);
+		else
+			session_close(big->s, SESSION_CLOSE_BACKPRESSURE,
+			              "server memory budget", 0, g->now);
+		if (heap_contains(&big->hn)) {
+			sync(g, big);
+			reschedule(g, big, g->now, 0);
+		}
+		if (heap_contains(&big->hn) && big->queued > 0) {
+			/* cannot happen: a closed session holds no queue; do not
+			 * count it again */
+			g->st.queued_bytes -= big->queued;
+			big->queued = 0;
+		}
+	}
 }

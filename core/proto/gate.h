@@ -31,7 +31,20 @@ struct gate_config {
 	uint8_t secret[WIRE_SECRET]; /* cookie key; random when all zero */
 	int cookie_slot_s;           /* a cookie is valid for 1..2 slots (10) */
 	int max_sessions;            /* sessions, raw ones included (100000) */
-	int max_raw_per_addr;        /* raw KCP sessions per address (4) */
+	int max_raw_per_addr;        /* raw KCP sessions from one IPv4 address
+	                                or IPv6 /64 (64; 0: no limit) */
+	int max_raw_sessions;        /* raw KCP sessions at once (0: a quarter
+	                                of max_sessions), so that datagrams from
+	                                unproven (spoofable) addresses never
+	                                take the room of proven clients */
+	int max_half_open;           /* sessions whose WELCOME is not yet
+	                                confirmed by the client (10000; 0: no
+	                                limit): more are refused "server busy" */
+	int64_t queued_bytes_max;    /* reliable bytes queued or unacked over
+	                                all sessions (1 GiB; 0: no limit): past
+	                                it, the session holding the most is
+	                                closed ("backpressure", reason "server
+	                                memory budget") until under it */
 	uint32_t plain_listeners;    /* bit i set: sessions on listener i are
 	                                authenticated only, bodies in clear (0) */
 	struct {
@@ -71,6 +84,10 @@ struct gate_callbacks {
 	 * connection, and only by the gate: the owner needs no bookkeeping of
 	 * its own. May be NULL. */
 	void (*bind_conn)(gate_t *g, uint32_t conn, void *user);
+	/* A limit refused a peer or closed a session (why names the config
+	 * key); for the log, which should rate-limit it. May be NULL. */
+	void (*limited)(gate_t *g, const struct gate_path *from, const char *why,
+	                void *user);
 };
 
 gate_t *gate_create(const struct gate_config *c, const struct gate_callbacks *cb,
@@ -125,6 +142,12 @@ struct gate_stats {
 	uint64_t hellos;          /* HELLO and INIT packets (handshake attempts) */
 	uint64_t bad_hellos;      /* of which malformed (also in bad_packets) */
 	uint64_t version_refused; /* refused: unsupported version */
+	uint64_t half_open;       /* live now, WELCOME not yet confirmed */
+	int64_t queued_bytes;     /* reliable bytes queued or unacked, all sessions */
+	uint64_t raw_refused;     /* raw KCP datagrams refused a session:
+	                             max_raw_per_addr or max_raw_sessions */
+	uint64_t half_open_refused; /* refused: max_half_open */
+	uint64_t budget_closed;   /* closed: queued_bytes_max */
 };
 void gate_stats(const gate_t *g, struct gate_stats *st);
 

@@ -791,3 +791,9 @@ session_memsize(const session_t *s)
 	       (s->fec_dec ? fec_dec_memsize(s->fec_dec) : 0);
 }
 
+
+int64_t
+session_queued(const session_t *s)
+{
+	return s->kcp ? (int64_t)kcp_waitbytes(s->kcp) : 0;
+}

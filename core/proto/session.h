@@ -288,6 +288,8 @@ struct session_stats {
 	                          (the listener's choice, told by the WELCOME) */
 };
 void session_stats(const session_t *s, struct session_stats *st);
+/* Reliable bytes queued or unacked (what the watermark bounds); cheap. */
+int64_t session_queued(const session_t *s);
 /* Heap bytes held, including the KCP object. */
 size_t session_memsize(const session_t *s);
 

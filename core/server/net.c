@@ -287,6 +287,7 @@ net_config_default(struct net_config *c)
 	c->close_wait_ms = 2000;
 	c->close_rst = 0;
 	c->max_conns = 10000;
+	c->max_conns_per_addr = 256;
 	c->dgram_max = 2048;
 	c->hello_timeout_ms = 10000;
 	c->udp_rcvbuf = 4 << 20;
@@ -305,6 +306,7 @@ net_create(struct ev_loop *loop, const struct net_config *c,
 	n->cfg = *c;
 	n->cb = *cb;
 	n->user = user;
+	net_src_init(n);
 	k = &n->cfg;
 	k->batch = clamp(k->batch, 1, 1024);
 	k->frame_max = clamp(k->frame_max, 1, FRAME_MAX);
@@ -313,6 +315,7 @@ net_create(struct ev_loop *loop, const struct net_config *c,
 	                           1 << 30);
 	k->close_wait_ms = clamp(k->close_wait_ms, 0, 3600 * 1000);
 	k->max_conns = clamp(k->max_conns, 1, 1 << 20);
+	k->max_conns_per_addr = clamp(k->max_conns_per_addr, 0, 1 << 20);
 	if (k->backlog <= 0)
 		k->backlog = 511;
 	/* room for every framed connection and every stream one */
@@ -367,6 +370,7 @@ net_release(net_t *n)
 	reap(n);
 	free(n->slot);
 	free(n->pend);
+	net_src_free(n);
 	net_batch_free(&n->in);
 	free(n);
 }

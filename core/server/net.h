@@ -17,7 +17,9 @@
  * (a CLOSE packet), so TIME_WAIT lands on it. No EOF within close_wait_ms:
  * shutdown(SHUT_WR), and close after close_wait_ms more at the latest.
  * NET_CLOSE_RESET (or close_rst) closes at once with SO_LINGER 0 (an RST);
- * so do backpressure, bad frames and refusals over max_conns.
+ * so do backpressure, bad frames and refusals over max_conns and
+ * max_conns_per_addr. Refusals are logged, at most one line per 10 s
+ * with the count of the others.
  *
  * Callbacks are only called from the loop, never from inside net_send,
  * net_flush, net_close or the net_stream_ calls: a failure found there
@@ -51,6 +53,10 @@ struct net_config {
 	int close_rst;      /* 1: every server-side close of a framed TCP
 	                       connection is an RST (0) */
 	int max_conns;      /* TCP connections at once (10000) */
+	int max_conns_per_addr; /* framed TCP connections open at once from one
+	                       IPv4 address or one IPv6 /64 (256; 0: no
+	                       limit); more are reset, counted in
+	                       tcp_refused_addr and logged */
 	int udp_rcvbuf, udp_sndbuf; /* SO_RCVBUF / SO_SNDBUF of UDP sockets
 	                       (4 MiB: the system's 208 KiB drops datagrams
 	                       above ~2000 sessions at 20 Hz); 0: the system's */
@@ -186,6 +192,7 @@ struct net_stats {
 	uint64_t tcp_bad_frames, tcp_backpressure, tcp_dropped;
 	uint64_t accept_paused;                  /* EMFILE/ENFILE pauses */
 	uint64_t tcp_refused;    /* accepted over max_conns: reset at once */
+	uint64_t tcp_refused_addr; /* over max_conns_per_addr: reset at once */
 	uint64_t tcp_closing;    /* graceful closes under way (after net_close) */
 	uint64_t tcp_hello_timeouts; /* closed: no session within hello_timeout_ms */
 	/* What the kernel granted the last UDP listener (bytes usable, as the

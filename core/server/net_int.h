@@ -9,6 +9,7 @@
  *                 conn_lost, graceful close
  *   net_stream.c  stream listeners: byte streams (the admin console) on the
  *                 same connections, accept loop and close code as TCP
+ *   net_src.c     per-source caps on framed TCP connections
  *
  * Every connection, framed or stream, is a struct conn in one slot table;
  * c->lis says which kind (is_stream).
@@ -17,6 +18,7 @@
 #define MOONGATE_NET_INT_H
 
 #include "net.h"
+#include "map.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -86,6 +88,7 @@ struct conn {
 	const char *doom;        /* set: conn_lost(doom) at the next flush point */
 	int doom_rst;            /* close the doomed one with an RST */
 	struct gate_path path;   /* framed TCP */
+	uint64_t src;            /* framed TCP: its source in net->src */
 	struct conn *prev, *next;/* net->closing (DRAIN, SHUT) or net->dead */
 	uint8_t *wbuf;           /* queued bytes: wbuf[whead..wlen) unsent */
 	size_t whead, wlen, wcap;
@@ -127,6 +130,10 @@ struct net {
 	size_t npend, pend_cap;
 	struct conn *closing;    /* DRAIN and SHUT, doubly linked */
 	struct conn *dead;       /* closed, freed at the next prepare */
+	struct map src;          /* source key -> framed connections open */
+	uint8_t src_hashkey[16];
+	uint64_t refuse_log_us;  /* when a refusal was last logged */
+	uint64_t refuse_quiet;   /* refusals not logged since */
 	struct net_stats st;
 };
 
@@ -173,6 +180,21 @@ int net_conn_write(struct conn *c, const char **why);
 void net_conn_begin_close(struct conn *c, int wait_ms);
 void net_conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 void net_conn_drain(struct conn *c);
+
+/* net_src.c: the count of framed connections per source (an IPv4
+ * address, an IPv6 /64) */
+void net_src_init(net_t *n);
+void net_src_free(net_t *n);
+uint64_t net_src_key(const net_t *n, const struct sockaddr_storage *a);
+const char *net_src_text(const struct sockaddr_storage *a, char *buf,
+                         size_t len);
+/* One more connection from key: 0, or -1 at max_conns_per_addr (or out of
+ * memory). */
+int net_src_take(net_t *n, uint64_t key);
+void net_src_give(net_t *n, uint64_t key);
+/* Log a refusal (rate-limited). */
+void net_src_refused(net_t *n, const struct sockaddr_storage *a,
+                     const char *why);
 
 /* net_stream.c */
 void net_stream_open(net_t *n, struct listener *l, int fd);

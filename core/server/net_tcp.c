@@ -117,10 +117,12 @@ net_conn_free(struct conn *c, int rst)
 	c->fd = -1;
 	if (c->state == CONN_OPEN) {
 		net_slot_give(n, c);
-		if (stream)
+		if (stream) {
 			n->nstream--;
-		else
+		} else {
 			n->open--;
+			net_src_give(n, c->src);
+		}
 	} else {
 		if (c->prev)
 			c->prev->next = c->next;
@@ -403,22 +405,39 @@ net_tcp_open(net_t *n, struct listener *l, int fd,
 {
 	struct conn *c = NULL;
 	size_t cap = (size_t)n->cfg.frame_max + FRAME_HEADER;
+	uint64_t src = net_src_key(n, a);
 	int one = 1;
 	if (n->open >= (uint32_t)n->cfg.max_conns ||
-	    !(c = calloc(1, sizeof(*c) + cap)) ||
-	    net_slot_take(n, c) < 0) {
-		const char *why = n->open >= (uint32_t)n->cfg.max_conns ?
-		                  "net.max_conns reached" : c ? "no free slot" :
-		                  "out of memory";
-		free(c);
-		n->st.tcp_refused++;
-		log_warn("net: tcp connection refused: %s (%u open, net.max_conns "
-		         "%d; %llu refused so far)", why, n->open, n->cfg.max_conns,
-		         (unsigned long long)n->st.tcp_refused);
+	    net_src_take(n, src) < 0) {
+		/* one source must not fill max_conns: refused apart */
+		if (n->open >= (uint32_t)n->cfg.max_conns) {
+			n->st.tcp_refused++;
+			log_warn("net: tcp connection refused: net.max_conns reached "
+			         "(%u open, net.max_conns %d; %llu refused so far)",
+			         n->open, n->cfg.max_conns,
+			         (unsigned long long)n->st.tcp_refused);
+		} else {
+			n->st.tcp_refused_addr++;
+			net_src_refused(n, a, "net.max_conns_per_addr connections "
+			                "open from this source");
+		}
 		net_set_linger0(fd); /* an RST: no TIME_WAIT for a refusal */
 		close(fd);
 		return;
 	}
+	if (!(c = calloc(1, sizeof(*c) + cap)) || net_slot_take(n, c) < 0) {
+		const char *why = c ? "no free slot" : "out of memory";
+		free(c);
+		net_src_give(n, src);
+		n->st.tcp_refused++;
+		log_warn("net: tcp connection refused: %s (%u open, net.max_conns "
+		         "%d; %llu refused so far)", why, n->open, n->cfg.max_conns,
+		         (unsigned long long)n->st.tcp_refused);
+		net_set_linger0(fd);
+		close(fd);
+		return;
+	}
+	c->src = src;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (n->cfg.priority >= 0)
 		setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &n->cfg.priority,
@@ -489,6 +508,7 @@ net_conn_begin_close(struct conn *c, int wait_ms)
 		c->lis->s.closing++;
 	} else {
 		n->open--;
+		net_src_give(n, c->src);
 		n->st.tcp_closing++;
 	}
 	c->state = CONN_DRAIN;

@@ -149,7 +149,7 @@ server(int report)
 	struct gate_config gc;
 	gate_config_default(&gc);
 	static const struct gate_callbacks cb = { s_output, s_accept, s_event,
-	                                          s_close_conn, NULL };
+	                                          s_close_conn, NULL, NULL };
 	S.g = gate_create(&gc, &cb, NULL);
 	struct sockaddr_in a = { .sin_family = AF_INET,
 	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };

@@ -10,8 +10,10 @@
  * Run with -v for details; any other argument selects tests by substring.
  */
 #include "net.h"
+#include "net_int.h" /* net_src_key, net_src_text: the sources counted */
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -1019,6 +1021,135 @@ TEST(tcp_max_conns)
 	teardown(&t);
 }
 
+/* A TCP client whose source is 127.0.0.x (Linux routes all of 127/8 to
+ * loopback), non-blocking after connect; -1 on failure. */
+static int
+tcp_client_from(uint32_t ip, int port)
+{
+	struct sockaddr_in src = loopback(0), a = loopback(port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	src.sin_addr.s_addr = htonl(ip);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+/* issue 14: one address holding connections does not keep a second
+ * address out (max_conns_per_addr below max_conns). */
+TEST(tcp_max_conns_per_addr)
+{
+	enum { PER = 50, HOG = 70 };
+	struct net_config c;
+	struct ctx t;
+	struct client b;
+	int fds[HOG], port, i, got = 0;
+	uint8_t fr[64];
+	size_t len = 0;
+
+	net_config_default(&c);
+	c.max_conns = 60;
+	c.max_conns_per_addr = PER;
+	REQUIRE(setup(&t, &c) == 0);
+	port = listen_on(&t, NET_TCP, 0);
+	REQUIRE(port > 0);
+	for (i = 0; i < HOG; i++) {
+		fds[i] = tcp_client_from(0x7f000002, port);
+		REQUIRE(fds[i] >= 0);
+	}
+	RUN_UNTIL(&t, stats(&t).tcp_accepted + stats(&t).tcp_refused_addr +
+	              stats(&t).tcp_refused >= HOG);
+	CHECK_EQ(stats(&t).tcp_open, PER);
+	CHECK_EQ(stats(&t).tcp_refused_addr, HOG - PER);
+	CHECK_EQ(stats(&t).tcp_refused, 0);
+	/* another address gets in and is served */
+	memset(&b, 0, sizeof(b));
+	b.cap = 1 << 16;
+	b.in = malloc(b.cap);
+	b.fd = tcp_client_from(0x7f000003, port);
+	REQUIRE(b.fd >= 0);
+	t.echo = 1;
+	CHECK_EQ(cl_send_frame(&b, "two", 3), 0);
+	{
+		double end = mono() + WAIT_S;
+		while (!got && mono() < end) {
+			ev_run(t.loop, EVRUN_ONCE);
+			got = cl_frame(&b, fr, &len);
+		}
+	}
+	CHECK(got && len == 3);
+	CHECK_EQ(stats(&t).tcp_open, PER + 1);
+	/* connections the first address closes are given back to it */
+	for (i = 0; i < 5; i++) {
+		close(fds[i]);
+		fds[i] = -1;
+	}
+	RUN_UNTIL(&t, stats(&t).tcp_open == PER + 1 - 5);
+	CHECK_EQ(stats(&t).tcp_open, PER + 1 - 5);
+	for (i = 0; i < 5; i++) {
+		fds[i] = tcp_client_from(0x7f000002, port);
+		REQUIRE(fds[i] >= 0);
+	}
+	RUN_UNTIL(&t, stats(&t).tcp_open == PER + 1);
+	CHECK_EQ(stats(&t).tcp_open, PER + 1);
+	CHECK_EQ(stats(&t).tcp_refused_addr, HOG - PER);
+	for (i = 0; i < HOG; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	cl_close(&b);
+	teardown(&t);
+}
+
+/* The sources max_conns_per_addr counts: an IPv4 address, an IPv6 /64,
+ * and an IPv4-mapped IPv6 address as its IPv4 address. */
+static struct sockaddr_storage
+sa_of(const char *text)
+{
+	struct sockaddr_storage a;
+	memset(&a, 0, sizeof(a));
+	if (strchr(text, ':')) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a;
+		in6->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, text, &in6->sin6_addr);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&a;
+		in->sin_family = AF_INET;
+		inet_pton(AF_INET, text, &in->sin_addr);
+	}
+	return a;
+}
+
+static uint64_t
+key_of(struct ctx *t, const char *text)
+{
+	struct sockaddr_storage a = sa_of(text);
+	return net_src_key(t->n, &a);
+}
+
+TEST(tcp_sources)
+{
+	struct net_config c;
+	struct ctx t;
+	char buf[64];
+	net_config_default(&c);
+	REQUIRE(setup(&t, &c) == 0);
+	CHECK(key_of(&t, "2001:db8:1:2::1") == key_of(&t, "2001:db8:1:2:ffff:1:2:3"));
+	CHECK(key_of(&t, "2001:db8:1:2::1") != key_of(&t, "2001:db8:1:3::1"));
+	CHECK(key_of(&t, "::ffff:192.0.2.7") == key_of(&t, "192.0.2.7"));
+	CHECK(key_of(&t, "192.0.2.7") != key_of(&t, "192.0.2.8"));
+	struct sockaddr_storage tmp_;
+	tmp_ = sa_of("2001:db8:1:2:aaaa::9");
+	CHECK(strcmp(net_src_text(&tmp_, buf, sizeof buf), "2001:db8:1:2::/64") == 0);
+	tmp_ = sa_of("::ffff:192.0.2.7");
+	CHECK(strcmp(net_src_text(&tmp_, buf, sizeof buf), "192.0.2.7") == 0);
+	teardown(&t);
+}
+
 TEST(tcp_stale_ids)
 {
 	struct net_config c;
@@ -1298,6 +1429,8 @@ static const struct tu_test tests[] = {
 	TU(tcp_close_rst),
 	TU(tcp_emfile_pauses_accept),
 	TU(tcp_max_conns),
+	TU(tcp_max_conns_per_addr),
+	TU(tcp_sources),
 	TU(tcp_stale_ids),
 	TU(tcp_backpressure),
 	TU(tcp_close_from_callback),

@@ -86,6 +86,8 @@ struct world {
 	/* an attacker who sees the client's datagrams and races a copy of
 	 * each to the gate from port race_port (0: none) */
 	uint16_t race_port;
+	int limited;              /* limited callbacks */
+	char limited_why[64];     /* ... the last one's config key */
 };
 
 static struct world W;
@@ -238,6 +240,14 @@ g_event(gate_t *g, session_t *s, const struct session_event *ev, void *user)
 	}
 }
 
+static void
+g_limited(gate_t *g, const struct gate_path *from, const char *why, void *user)
+{
+	(void)g; (void)from; (void)user;
+	W.limited++;
+	snprintf(W.limited_why, sizeof W.limited_why, "%s", why);
+}
+
 /* ---- client side ------------------------------------------------------ */
 
 static void
@@ -314,8 +324,10 @@ c_event(session_t *s, const struct session_event *ev, void *user)
 }
 
 static const struct session_callbacks client_cb = { c_output, c_event };
+static void g_limited(gate_t *g, const struct gate_path *from, const char *why,
+                      void *user);
 static const struct gate_callbacks gate_cb = { g_output, g_accept, g_event,
-                                               NULL, NULL };
+                                               NULL, NULL, g_limited };
 
 static uint64_t
 client_now(const struct client *c)
@@ -922,6 +934,209 @@ TEST(raw_kcp_listener_echo)
 	world_free();
 }
 
+/* ---- limits (issue 14: one source must not lock everyone out) ---------- */
+
+/* One valid raw KCP datagram (a data segment of conv), as a classic client
+ * sends first. */
+static uint8_t raw_pkt[256];
+static int raw_pkt_len;
+static int
+raw_capture(const char *buf, int len, kcp_t *k, void *user)
+{
+	(void)k; (void)user;
+	if (!raw_pkt_len && len <= (int)sizeof raw_pkt) {
+		memcpy(raw_pkt, buf, (size_t)len);
+		raw_pkt_len = len;
+	}
+	return 0;
+}
+
+static void
+make_raw_pkt(uint32_t conv)
+{
+	kcp_t *k = kcp_create(conv, NULL);
+	kcp_setoutput(k, raw_capture);
+	kcp_nodelay(k, 1, 10, 2, 1);
+	raw_pkt_len = 0;
+	kcp_send(k, "hi", 2);
+	kcp_update(k, W.t);
+	kcp_flush(k);
+	kcp_release(k);
+}
+
+/* A raw datagram from 10.a.b.c:port. */
+static void
+raw_from(uint32_t ip, uint16_t port)
+{
+	struct gate_path p;
+	port_addr(port, &p);
+	((struct sockaddr_in *)&p.addr)->sin_addr.s_addr = htonl(ip);
+	p.raw = 1;
+	uint8_t b[256];
+	memcpy(b, raw_pkt, (size_t)raw_pkt_len);
+	gate_input(W.g, &p, b, (size_t)raw_pkt_len, now_us());
+}
+
+TEST(raw_flood_leaves_room_for_clients)
+{
+	world_init(NULL);
+	gate_release(W.g, now_us());
+	W.gc.max_sessions = 100;
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	make_raw_pkt(0x11223344);
+	REQUIRE(raw_pkt_len > 0);
+	/* 10,000 spoofed datagrams, each from another address and port */
+	for (uint32_t i = 0; i < 10000; i++)
+		raw_from(0x0a000000u + i, (uint16_t)(2000 + i % 50000));
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK(st.raw_sessions <= 26);     /* a quarter of max_sessions, + 1 */
+	CHECK(st.raw_sessions >= 25);
+	CHECK_EQ(st.raw_refused, 10000 - st.raw_sessions);
+	CHECK(strcmp(W.limited_why, "gate.max_raw_sessions") == 0);
+	/* a real client still gets in */
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	CHECK(RUN_UNTIL(c->opened, 2000));
+	CHECK_EQ(c->closed, 0);
+	world_free();
+}
+
+TEST(raw_sessions_per_source_are_capped)
+{
+	world_init(NULL);
+	gate_release(W.g, now_us());
+	W.gc.max_raw_per_addr = 8;
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	make_raw_pkt(0x55667788);
+	for (uint16_t port = 2000; port < 3000; port++)
+		raw_from(0x0a000001u, port);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.raw_sessions, 8);
+	CHECK_EQ(st.raw_refused, 1000 - 8);
+	CHECK(strcmp(W.limited_why, "gate.max_raw_per_addr") == 0);
+	raw_from(0x0a000002u, 2000); /* another address is not held back */
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.raw_sessions, 9);
+	/* an IPv6 /64 is one source: one host holds all of it */
+	for (int i = 0; i < 100; i++) {
+		struct gate_path p;
+		memset(&p, 0, sizeof p);
+		p.transport = GATE_UDP;
+		p.raw = 1;
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&p.addr;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(5000);
+		inet_pton(AF_INET6, "2001:db8:1:2::", &in6->sin6_addr);
+		in6->sin6_addr.s6_addr[8] = (uint8_t)i;   /* the host part */
+		in6->sin6_addr.s6_addr[15] = (uint8_t)(i * 7);
+		p.addrlen = sizeof *in6;
+		uint8_t b[256];
+		memcpy(b, raw_pkt, (size_t)raw_pkt_len);
+		gate_input(W.g, &p, b, (size_t)raw_pkt_len, now_us());
+	}
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.raw_sessions, 9 + 8);
+	/* the count is given back when sessions end (the timeout) */
+	run_ms((uint32_t)W.gc.session.timeout_ms + 2000);
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.raw_sessions, 0);
+	raw_from(0x0a000001u, 4000);
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.raw_sessions, 1);
+	world_free();
+}
+
+TEST(half_open_sessions_are_bounded)
+{
+	world_init(NULL);
+	gate_release(W.g, now_us());
+	W.gc.max_half_open = 3;
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	/* HELLOs on TCP connections (TCP proved the address: each makes a
+	 * session at once) that never confirm the WELCOME */
+	uint8_t pkt[128];
+	struct wire_hello h;
+	memset(&h, 0, sizeof h);
+	h.type = WIRE_HELLO;
+	h.version = WIRE_VERSION;
+	for (int i = 0; i < 5; i++) {
+		struct gate_path p;
+		memset(&p, 0, sizeof p);
+		p.transport = GATE_TCP;
+		p.conn = 900 + (uint32_t)i;
+		for (int j = 0; j < WIRE_PUB; j++) /* not a low-order point */
+			h.pub[j] = (uint8_t)(i * 31 + j * 7 + 9);
+		int n = wire_hello_encode(pkt, sizeof pkt, &h);
+		REQUIRE(n > 0);
+		gate_input(W.g, &p, pkt, (size_t)n, now_us());
+	}
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 3);
+	CHECK_EQ(st.half_open, 3);
+	CHECK_EQ(st.half_open_refused, 2);
+	CHECK(strcmp(W.limited_why, "gate.max_half_open") == 0);
+	/* a client is refused with a reason it can show */
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	CHECK(RUN_UNTIL(c->closed, 2000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_REFUSED);
+	CHECK(strstr(c->close_reason, "server busy") != NULL);
+	/* once the half-open ones time out, the next client gets in and,
+	 * confirmed, is no longer half-open */
+	run_ms((uint32_t)W.gc.session.timeout_ms + 2000);
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.half_open, 0);
+	struct client *d = add_client(NULL, NULL, "y", 2);
+	CHECK(RUN_UNTIL(d->opened && W.srv_open, 2000));
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.half_open, 0);
+	CHECK_EQ(st.sessions, 1);
+	world_free();
+}
+
+TEST(queued_bytes_budget_closes_the_biggest)
+{
+	world_init(NULL);
+	gate_release(W.g, now_us());
+	W.gc.queued_bytes_max = 300000;
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	struct client *a = add_client(NULL, NULL, "a", 1);
+	struct client *b = add_client(NULL, NULL, "b", 2);
+	CHECK(RUN_UNTIL(a->opened && b->opened && W.srv_open == 2, 2000));
+	session_t *sa = gate_session(W.g, session_id(a->s));
+	session_t *sb = gate_session(W.g, session_id(b->s));
+	REQUIRE(sa && sb);
+	a->mute_up = b->mute_up = 1; /* neither reads: no acks */
+	uint8_t m[1000] = { 0 };
+	for (int i = 0; i < 100; i++) {
+		CHECK_EQ(session_send(sa, m, sizeof m, now_us()), 0);
+		gate_touch(W.g, sa, now_us());
+	}
+	int i, rc = 0;
+	for (i = 0; i < 400 && session_state(sb) == SESSION_OPEN; i++) {
+		rc = session_send(sb, m, sizeof m, now_us());
+		gate_touch(W.g, sb, now_us());
+	}
+	/* closed as soon as the total passed 300000: b held the most */
+	CHECK_EQ(rc, 0);
+	CHECK(i >= 199 && i <= 202);
+	CHECK(session_state(sb) != SESSION_OPEN);
+	CHECK_EQ(session_state(sa), SESSION_OPEN);
+	CHECK(session_memsize(sb) < 2048); /* its queue is freed at once */
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.budget_closed, 1);
+	CHECK(st.queued_bytes <= 300000);
+	CHECK(strcmp(W.limited_why, "gate.queued_bytes_max") == 0);
+	/* b is told why */
+	CHECK(RUN_UNTIL(b->closed, 3000));
+	CHECK_EQ(b->close_code, SESSION_CLOSE_BACKPRESSURE);
+	CHECK(strcmp(b->close_reason, "server memory budget") == 0);
+	CHECK_EQ(a->closed, 0);
+	world_free();
+}
+
 /* ---- paths, resume ----------------------------------------------------- */
 
 /* Keep n counters going each way (the gate echoes), at most 32 unanswered;
@@ -1509,6 +1724,10 @@ static const struct tu_test tests[] = {
 	TU(close_delivers_pending_data_then_reason),
 	TU(dead_link_closes),
 	TU(raw_kcp_listener_echo),
+	TU(raw_flood_leaves_room_for_clients),
+	TU(raw_sessions_per_source_are_capped),
+	TU(half_open_sessions_are_bounded),
+	TU(queued_bytes_budget_closes_the_biggest),
 	TU(address_change_is_proven_then_followed),
 	TU(spoofed_packets_from_a_third_address_change_nothing),
 	TU(outage_goes_offline_and_resumes_with_nothing_lost),
