@@ -384,6 +384,11 @@ server_counters(struct script_counter *c, size_t max, void *user)
 	C("gate", "on_tcp", gc.tcp);
 	C("gate", "on_raw", gc.raw);
 	C("gate", "max_sessions", sv->cfg.gate.max_sessions);
+	C("gate", "half_open", g.half_open);
+	C("gate", "refused_half_open", g.half_open_refused);
+	C("gate", "raw_refused", g.raw_refused);
+	C("gate", "queued_bytes", g.queued_bytes > 0 ? g.queued_bytes : 0);
+	C("gate", "budget_closed", g.budget_closed);
 	C("net", "udp_in", n.udp_in);
 	C("net", "udp_out", n.udp_out);
 	C("net", "udp_in_bytes", n.udp_in_bytes);
@@ -394,6 +399,7 @@ server_counters(struct script_counter *c, size_t max, void *user)
 	C("net", "udp_truncated", n.udp_truncated);
 	C("net", "tcp_accepted", n.tcp_accepted);
 	C("net", "tcp_refused", n.tcp_refused);
+	C("net", "tcp_refused_addr", n.tcp_refused_addr);
 	C("net", "tcp_open", n.tcp_open);
 	C("net", "tcp_closed", n.tcp_closed);
 	C("net", "tcp_closing", n.tcp_closing);
