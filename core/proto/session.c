@@ -254,7 +254,9 @@ session_t *
 session_server_create(const struct session_config *c,
                       const struct session_callbacks *cb, void *user,
                       uint32_t path, uint32_t sid,
-                      const uint8_t client_pub[WIRE_PUB], uint64_t now)
+                      const uint8_t client_pub[WIRE_PUB],
+                      const struct wire_nk *nk, const uint8_t *sealed,
+                      size_t sealed_len, uint64_t now)
 {
 	session_t *s = session_alloc(c, cb, user, SERVER, path, now);
 	if (!s)
@@ -262,7 +264,13 @@ session_server_create(const struct session_config *c,
 	s->sid = sid;
 	memcpy(s->peer_pub, client_pub, WIRE_PUB);
 	wire_keypair(s->pub, s->sec);
-	if (wire_server_keys(&s->keys, s->pub, s->sec, client_pub) < 0) {
+	int r = nk ? wire_nk_server_keys(&s->keys, nk, s->sec, s->pub, sealed,
+	                                 sealed_len)
+	           : wire_server_keys(&s->keys, s->pub, s->sec, client_pub);
+	/* the ephemeral secret is not needed again: gone now, for forward
+	 * secrecy (a WELCOME sent again is encoded from the keys) */
+	wire_scrub(s->sec, sizeof s->sec);
+	if (r < 0) {
 		free(s);
 		return NULL;
 	}
@@ -288,6 +296,7 @@ session_release(session_t *s)
 	free(s->hello);
 	wire_scrub(s->sec, sizeof s->sec);
 	wire_scrub(&s->keys, sizeof s->keys);
+	wire_scrub(&s->nk, sizeof s->nk);
 	free(s);
 }
 

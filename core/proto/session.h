@@ -85,6 +85,11 @@ struct session_config {
 	                         server's from the WELCOME). Costs the packet
 	                         SESSION_FEC_OVERHEAD bytes of room. */
 	int fec_parity;
+	int pinned;           /* client: 1 speaks handshake v2, sealing the hello
+	                         to server_key and opening only a WELCOME made
+	                         with its secret half; 0: v1, anonymous and the
+	                         hello in clear (docs/PROTOCOL.md, "Handshake") */
+	uint8_t server_key[WIRE_PUB]; /* client: the server's static key */
 };
 /* Room FEC takes from a packet: the frame header and a parity shard's. */
 #define SESSION_FEC_OVERHEAD (WIRE_FEC_HDR + 10)
@@ -173,12 +178,17 @@ session_t *session_client_create(const struct session_config *c,
 
 /* Server: the gate validated the client's address and its policy accepted
  * client_pub; make the session and send the WELCOME (the config's mtu,
- * heartbeat, timeout and encrypt travel in it). NULL on out of memory or a
- * degenerate client key. */
+ * heartbeat, timeout and encrypt travel in it). nk: a v2 handshake (es and
+ * the keys of wire_nk_server) and the sealed hello as it came (hello_len +
+ * WIRE_TAG bytes), which the session keys cover; NULL: v1. NULL on out of
+ * memory or a degenerate client key. */
 session_t *session_server_create(const struct session_config *c,
                                  const struct session_callbacks *cb, void *user,
                                  uint32_t path, uint32_t sid,
-                                 const uint8_t client_pub[WIRE_PUB], uint64_t now);
+                                 const uint8_t client_pub[WIRE_PUB],
+                                 const struct wire_nk *nk,
+                                 const uint8_t *sealed, size_t sealed_len,
+                                 uint64_t now);
 
 /* Server: a raw KCP session is made by session_raw_create (session_raw.h). */
 

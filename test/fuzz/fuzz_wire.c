@@ -135,11 +135,13 @@ handshake_packet(const uint8_t *pkt, size_t len)
 	r = wire_hello_decode(pkt, len, &hl);
 	CHECK(r == 0 || (is_err(r) && r != WIRE_EAUTH));
 	if (r == 0) {
-		CHECK(hl.version == WIRE_VERSION && hl.hello_len <= WIRE_HELLO_MAX);
+		CHECK((hl.version == WIRE_V1 || hl.version == WIRE_V2) &&
+		      hl.hello_len <= WIRE_HELLO_MAX);
 		CHECK(wire_hello_encode(again, sizeof again, &hl) == (int)len);
 		CHECK(memcmp(again, pkt, len) == 0);
 	} else if (r == WIRE_EVERSION) {
-		CHECK(hl.version != WIRE_VERSION && hl.version == pkt[1]);
+		CHECK(hl.version != WIRE_V1 && hl.version != WIRE_V2 &&
+		      hl.version == pkt[1]);
 		CHECK(memcmp(hl.pub, pkt + 2, WIRE_PUB) == 0);
 	} else {
 		CHECK(memcmp(&hl, &hs, sizeof hl) == 0);

@@ -540,7 +540,7 @@ TEST(hello_flood_allocates_nothing)
 	struct wire_hello h;
 	memset(&h, 0, sizeof h);
 	h.type = WIRE_HELLO;
-	h.version = WIRE_VERSION;
+	h.version = WIRE_V1;
 	int amp = 0;
 	for (int i = 0; i < 10000; i++) {
 		struct gate_path p;

@@ -660,12 +660,12 @@ TEST(hello_roundtrip)
 		CHECK_EQ(wire_hello_encode(pkt, n - 1, &h), WIRE_ESPACE);
 		REQUIRE_EQ(wire_hello_encode(pkt, n, &h), (int)n);
 		CHECK_EQ(pkt[0], type);
-		CHECK_EQ(pkt[1], WIRE_VERSION); /* version 0: ours */
+		CHECK_EQ(pkt[1], WIRE_V1); /* version 0: ours */
 
 		b = dup(pkt, n);
 		REQUIRE_EQ(wire_hello_decode(b, n, &d), 0);
 		CHECK_EQ(d.type, type);
-		CHECK_EQ(d.version, WIRE_VERSION);
+		CHECK_EQ(d.version, WIRE_V1);
 		CHECK_MEM(d.pub, h.pub, WIRE_PUB);
 		CHECK_EQ(d.stamp, h.stamp);
 		CHECK_MEM(d.mac, h.mac, WIRE_MAC);
@@ -690,12 +690,12 @@ TEST(hello_roundtrip)
 		free(b);
 
 		/* another version: type, version and pub are still read */
-		pkt[1] = WIRE_VERSION + 1;
+		pkt[1] = WIRE_V2 + 1;
 		b = dup(pkt, n);
 		d = sentinel;
 		CHECK_EQ(wire_hello_decode(b, n, &d), WIRE_EVERSION);
 		CHECK_EQ(d.type, type);
-		CHECK_EQ(d.version, WIRE_VERSION + 1);
+		CHECK_EQ(d.version, WIRE_V2 + 1);
 		CHECK_MEM(d.pub, h.pub, WIRE_PUB);
 		CHECK_EQ(d.hello_len, 0);
 		CHECK_EQ(d.stamp, 0);
@@ -703,7 +703,7 @@ TEST(hello_roundtrip)
 		CHECK_EQ(wire_hello_decode(b, 2 + WIRE_PUB - 1, &d), WIRE_ETRUNC);
 		CHECK_MEM(&d, &sentinel, sizeof d);
 		free(b);
-		pkt[1] = WIRE_VERSION;
+		pkt[1] = WIRE_V1;
 
 		/* a declared length above the maximum, bytes present or not */
 		wire_put16(pkt + fixed - 2, WIRE_HELLO_MAX + 1);
@@ -781,7 +781,7 @@ TEST(challenge_roundtrip)
 	pkt[1] = 0;
 	CHECK_EQ(wire_challenge_decode(pkt, WIRE_CHALLENGE_SIZE, &stamp, got),
 	         WIRE_EVERSION);
-	pkt[1] = WIRE_VERSION;
+	pkt[1] = WIRE_V1;
 	pkt[0] = WIRE_HELLO;
 	CHECK_EQ(wire_challenge_decode(pkt, WIRE_CHALLENGE_SIZE, &stamp, got),
 	         WIRE_ETYPE);
@@ -910,10 +910,10 @@ TEST(refuse_roundtrip)
 		CHECK_EQ(wire_refuse_decode(b, n + 1, &d), WIRE_EINVAL);
 		free(b);
 	}
-	pkt[1] = WIRE_VERSION + 1;
+	pkt[1] = WIRE_V2 + 1;
 	CHECK_EQ(wire_refuse_decode(pkt, WIRE_REFUSE_SIZE + 255, &d),
 	         WIRE_EVERSION);
-	pkt[1] = WIRE_VERSION;
+	pkt[1] = WIRE_V1;
 	pkt[0] = WIRE_WELCOME;
 	CHECK_EQ(wire_refuse_decode(pkt, WIRE_REFUSE_SIZE + 255, &d),
 	         WIRE_ETYPE);
@@ -1036,7 +1036,7 @@ TEST(decoders_random)
 		if (len > 0)
 			b[0] = types[rnd() % sizeof types];
 		if (len > 1 && rnd() % 2)
-			b[1] = WIRE_VERSION;
+			b[1] = WIRE_V1;
 		r = wire_peek(b, len, &hd);
 		CHECK(r == 0 || r == WIRE_ETRUNC || r == WIRE_ETYPE);
 		r = wire_open(b, len, key, (int)(i & 1), &hd, NULL);
