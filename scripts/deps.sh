@@ -2,7 +2,8 @@
 # scripts/deps.sh [base] [fuzz] [nft] - install what the build needs on Debian 12.
 #
 #   base  compilers, cmake, LuaJIT, libev, libsodium, lua-cjson, busted, and
-#         Go with xtaci/kcp-go for the interop test (the default)
+#         Go with xtaci/kcp-go for the interop test, python3-nacl for the
+#         handshake v2 vectors (tools/vectors) (the default)
 #   fuzz  clang and its runtimes (libFuzzer, sanitizers), for `make fuzz`
 #   nft   nftables, for the packet-loss benchmark (bench/loss_bench.sh)
 #
@@ -14,7 +15,8 @@
 set -euo pipefail
 
 base=(build-essential cmake pkg-config luajit libluajit-5.1-dev libev-dev
-      lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev)
+      lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev
+      python3-nacl)
 fuzz=(make cmake clang libclang-rt-14-dev)
 nft=(nftables)
 
