@@ -63,6 +63,9 @@ struct gate {
 	struct entry *graveyard;
 	uint8_t hashkey[crypto_shorthash_KEYBYTES];
 	uint8_t spub[WIRE_PUB], ssec[WIRE_SEC]; /* static key (handshake v2) */
+	uint8_t epub[WIRE_PUB], esec[WIRE_SEC]; /* ephemeral e_s (v2), rotated */
+	uint32_t eph_uses;         /* sessions made with it (0: make one) */
+	uint64_t eph_born;
 	uint8_t buf[512];          /* handshake replies */
 	struct gate_stats st;
 };
@@ -469,6 +472,27 @@ ask_policy(gate_t *g, const struct gate_path *from, const uint8_t *hello,
 	return 0;
 }
 
+/* The server's ephemeral pair of handshake v2, shared by the sessions of
+ * one short window: an X25519 key pair costs as much as the exchange
+ * itself, and a fresh one per session would make a v2 handshake cost 1.5
+ * times v1's. Rotated after EPH_USES sessions or EPH_US, whichever comes
+ * first, and then erased, so forward secrecy holds for every session once
+ * its window closed (docs/PROTOCOL.md, "Handshake v2"). Session keys stay
+ * unique: the client's ephemeral key is fresh each time. */
+#define EPH_USES 64
+#define EPH_US 1000000
+static void
+ephemeral(gate_t *g, uint64_t now)
+{
+	if (g->eph_uses == 0 || g->eph_uses >= EPH_USES ||
+	    now - g->eph_born >= EPH_US || now < g->eph_born) {
+		wire_keypair(g->epub, g->esec);
+		g->eph_uses = 0;
+		g->eph_born = now;
+	}
+	g->eph_uses++;
+}
+
 /* A proven address asks for a session (INIT on UDP, HELLO on TCP). */
 static void
 admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
@@ -534,10 +558,12 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		c.fec_parity = g->cfg.fec[from->listener].parity;
 	}
 	int v2 = h->version == WIRE_V2;
+	struct session_v2 sv = { &nk, h->hello, (size_t)h->hello_len + WIRE_TAG,
+	                         g->epub, g->esec };
+	if (v2)
+		ephemeral(g, now);
 	e->s = session_server_create(&c, &session_cb, e, slot_id(e, 0), sid,
-	                             h->pub, v2 ? &nk : NULL, h->hello,
-	                             (size_t)h->hello_len + (v2 ? WIRE_TAG : 0),
-	                             now);
+	                             h->pub, v2 ? &sv : NULL, now);
 	if (v2)
 		wire_scrub(&nk, sizeof nk);
 	if (!e->s || map_put(&g->by_pub, pk, e) || heap_add(g, e)) {
@@ -701,6 +727,7 @@ gate_release(gate_t *g, uint64_t now)
 	heap_free(&g->heap);
 	wire_scrub(g->cfg.secret, sizeof g->cfg.secret);
 	wire_scrub(g->ssec, sizeof g->ssec);
+	wire_scrub(g->esec, sizeof g->esec);
 	free(g);
 }
 
@@ -774,6 +801,11 @@ void
 gate_update(gate_t *g, uint64_t now)
 {
 	enter(g);
+	if (g->eph_uses && now - g->eph_born >= EPH_US) {
+		/* its window closed: erased even when no handshake follows */
+		wire_scrub(g->esec, sizeof g->esec);
+		g->eph_uses = 0;
+	}
 	struct heap_node *top;
 	while ((top = heap_top(&g->heap)) && top->key <= now) {
 		struct entry *e = ENTRY(top);

@@ -255,21 +255,26 @@ session_server_create(const struct session_config *c,
                       const struct session_callbacks *cb, void *user,
                       uint32_t path, uint32_t sid,
                       const uint8_t client_pub[WIRE_PUB],
-                      const struct wire_nk *nk, const uint8_t *sealed,
-                      size_t sealed_len, uint64_t now)
+                      const struct session_v2 *v2, uint64_t now)
 {
 	session_t *s = session_alloc(c, cb, user, SERVER, path, now);
 	if (!s)
 		return NULL;
 	s->sid = sid;
 	memcpy(s->peer_pub, client_pub, WIRE_PUB);
-	wire_keypair(s->pub, s->sec);
-	int r = nk ? wire_nk_server_keys(&s->keys, nk, s->sec, s->pub, sealed,
-	                                 sealed_len)
-	           : wire_server_keys(&s->keys, s->pub, s->sec, client_pub);
-	/* the ephemeral secret is not needed again: gone now, for forward
-	 * secrecy (a WELCOME sent again is encoded from the keys) */
-	wire_scrub(s->sec, sizeof s->sec);
+	int r;
+	if (v2) {
+		memcpy(s->pub, v2->eph_pub, WIRE_PUB);
+		r = wire_nk_server_keys(&s->keys, v2->nk, v2->eph_sec, v2->eph_pub,
+		                        v2->sealed, v2->sealed_len);
+	} else {
+		wire_keypair(s->pub, s->sec);
+		r = wire_server_keys(&s->keys, s->pub, s->sec, client_pub);
+		/* the ephemeral secret is not needed again: gone now, for
+		 * forward secrecy (a WELCOME sent again is encoded from the
+		 * keys) */
+		wire_scrub(s->sec, sizeof s->sec);
+	}
 	if (r < 0) {
 		free(s);
 		return NULL;

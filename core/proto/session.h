@@ -176,19 +176,27 @@ session_t *session_client_create(const struct session_config *c,
                                  uint32_t path, const uint8_t *hello,
                                  size_t hello_len, uint64_t now);
 
+/* A v2 handshake, server side: es and the hello key (wire_nk_server), the
+ * sealed hello as it came (hello_len + WIRE_TAG bytes; the session keys
+ * cover it), and the server's ephemeral pair e_s, which the gate makes
+ * and rotates (docs/PROTOCOL.md, "Handshake v2"). */
+struct session_v2 {
+	const struct wire_nk *nk;
+	const uint8_t *sealed;
+	size_t sealed_len;
+	const uint8_t *eph_pub, *eph_sec;
+};
+
 /* Server: the gate validated the client's address and its policy accepted
  * client_pub; make the session and send the WELCOME (the config's mtu,
- * heartbeat, timeout and encrypt travel in it). nk: a v2 handshake (es and
- * the keys of wire_nk_server) and the sealed hello as it came (hello_len +
- * WIRE_TAG bytes), which the session keys cover; NULL: v1. NULL on out of
- * memory or a degenerate client key. */
+ * heartbeat, timeout and encrypt travel in it). v2 NULL: the v1 handshake
+ * (a fresh ephemeral pair). NULL on out of memory or a degenerate client
+ * key. */
 session_t *session_server_create(const struct session_config *c,
                                  const struct session_callbacks *cb, void *user,
                                  uint32_t path, uint32_t sid,
                                  const uint8_t client_pub[WIRE_PUB],
-                                 const struct wire_nk *nk,
-                                 const uint8_t *sealed, size_t sealed_len,
-                                 uint64_t now);
+                                 const struct session_v2 *v2, uint64_t now);
 
 /* Server: a raw KCP session is made by session_raw_create (session_raw.h). */
 

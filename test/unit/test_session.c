@@ -644,12 +644,13 @@ mitm_answer(struct client *c, int v2)
 		struct wire_nk nk;
 		wire_keypair(xpub, xsec);
 		REQUIRE_EQ(wire_nk_server(&nk, xpub, xsec, epub), 0);
-		m = session_server_create(&sc, &cb, c, 1, 77, epub, &nk,
-		                          W.cap_pkt[i] + WIRE_HELLO_SIZE,
-		                          W.cap_len[i] - WIRE_HELLO_SIZE, now_us());
+		uint8_t spub[WIRE_PUB], ssec[WIRE_SEC];
+		wire_keypair(spub, ssec);
+		struct session_v2 v = { &nk, W.cap_pkt[i] + WIRE_HELLO_SIZE,
+		                        W.cap_len[i] - WIRE_HELLO_SIZE, spub, ssec };
+		m = session_server_create(&sc, &cb, c, 1, 77, epub, &v, now_us());
 	} else {
-		m = session_server_create(&sc, &cb, c, 1, 77, epub, NULL, NULL, 0,
-		                          now_us());
+		m = session_server_create(&sc, &cb, c, 1, 77, epub, NULL, now_us());
 	}
 	REQUIRE(m != NULL);
 	session_release(m);
@@ -702,6 +703,30 @@ TEST(unpinned_client_refused_unless_allowed)
 	struct client *p = add_client(NULL, &sc, "sealed", 2);
 	CHECK(RUN_UNTIL(p->opened && W.srv_open, 1000));
 	CHECK(strcmp(W.last_hello, "sealed") == 0);
+	world_free();
+}
+
+
+/* The server's ephemeral key of v2 serves the handshakes of one short
+ * window (at most 64, at most 1 s), then a new one. */
+TEST(server_ephemeral_rotates)
+{
+	world_init(NULL);
+	struct session_config sc;
+	pinned_config(&sc, NULL);
+	struct client *a = add_client(NULL, &sc, "a", 1);
+	struct client *b = add_client(NULL, &sc, "b", 2);
+	CHECK(RUN_UNTIL(a->opened && b->opened, 1000));
+	CHECK_MEM(session_peer_pub(a->s), session_peer_pub(b->s), WIRE_PUB);
+	run_ms(1100);
+	struct client *c = add_client(NULL, &sc, "c", 3);
+	CHECK(RUN_UNTIL(c->opened, 1000));
+	CHECK(memcmp(session_peer_pub(a->s), session_peer_pub(c->s), WIRE_PUB));
+	/* the sessions still work: their keys are their own */
+	send_counter(a, 0, 50);
+	send_counter(c, 0, 50);
+	CHECK(RUN_UNTIL(a->rel.n == 1 && c->rel.n == 1, 1000));
+	CHECK_EQ(a->rel.errors + c->rel.errors, 0);
 	world_free();
 }
 
@@ -1481,6 +1506,7 @@ static const struct tu_test tests[] = {
 	TU(pinned_client_refused_by_a_server_with_another_key),
 	TU(pinned_client_cannot_open_a_welcome_without_the_key),
 	TU(unpinned_client_refused_unless_allowed),
+	TU(server_ephemeral_rotates),
 	TU(hello_flood_allocates_nothing),
 	TU(garbage_forged_and_replayed_are_dropped),
 	TU(echo_exactly_once_in_order),
