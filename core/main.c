@@ -14,6 +14,10 @@
  *
  *   moongate: admin tcp 127.0.0.1 40123      (or: moongate: admin unix PATH)
  *
+ * then the server's static public key, which clients pin (handshake v2):
+ *
+ *   moongate: key 64-HEX-DIGITS
+ *
  * then "moongate: ready", so a test or a script that started the process
  * with port 0 learns the ports. Everything else is logged on stderr.
  * SIGTERM/SIGINT close every session ("server shutdown") and exit once they
@@ -21,7 +25,8 @@
  * with lua.watch_ms, a timer reload the service files that changed.
  *
  * `moongate admin ADDR [COMMAND...]` is the console's client
- * (core/server/admin_cli.c), in the same binary.
+ * (core/server/admin_cli.c), in the same binary. `moongate key [CONFIG]`
+ * prints the server key of CONFIG's secrets file (creating the file).
  */
 #include <errno.h>
 #include <ev.h>
@@ -73,6 +78,7 @@ usage(FILE *f, const char *prog)
 	fprintf(f,
 		"usage: %s [options] [CONFIG]\n"
 		"       %s admin [--timeout MS] ADDR [COMMAND...]\n"
+		"       %s key [CONFIG]\n"
 		"\n"
 		"Start the moongate game network server: the Lua services that\n"
 		"CONFIG (config.lua) names handle every session; without CONFIG, a\n"
@@ -99,8 +105,13 @@ usage(FILE *f, const char *prog)
 		"                   Commands: help lists them; reload reloads the service\n"
 		"                   files that changed (so does SIGHUP)\n"
 		"\n"
+		"server key:\n"
+		"  %s key [CONFIG]  print the public key of CONFIG's secrets file (64\n"
+		"                   hex digits; the file is made when missing): what\n"
+		"                   clients pin (url ?key=, Lua server_key)\n"
+		"\n"
 		"keys (default, meaning):\n",
-		prog, prog, prog);
+		prog, prog, prog, prog, prog);
 	config_print_keys(f);
 }
 
@@ -630,6 +641,11 @@ serve(struct server *sv, int lua)
 	}
 	if (start_admin(sv) < 0)
 		return 1;
+	char key[2 * WIRE_PUB + 1];
+	config_server_key(&sv->cfg, key);
+	printf("moongate: key %s\n", key);
+	log_info("server key %s (unpinned clients %s)", key,
+	         sv->cfg.gate.allow_unpinned ? "allowed" : "refused");
 	printf("moongate: ready\n");
 	fflush(stdout);
 
@@ -661,6 +677,35 @@ serve(struct server *sv, int lua)
 	return 0;
 }
 
+/* `moongate key [CONFIG]`: the static public key clients pin. */
+static int
+print_key(int argc, char **argv, const char *prog)
+{
+	static struct config c;
+	char err[4096], key[2 * WIRE_PUB + 1];
+	if (argc > 2) {
+		fprintf(stderr, "usage: %s key [CONFIG]\n", prog);
+		return 2;
+	}
+	config_default(&c);
+	if (argc == 2 && script_config_load(&c, argv[1], err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 2;
+	}
+	if (!c.secrets[0]) {
+		fprintf(stderr, "%s: no secrets file (CONFIG's `secrets`): the key "
+		        "would be new at every start\n", prog);
+		return 1;
+	}
+	if (config_secrets(&c, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 1;
+	}
+	config_server_key(&c, key);
+	printf("%s\n", key);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -672,6 +717,8 @@ main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "admin")) /* the console's client */
 		return admin_cli(argc - 1, argv + 1, prog);
+	if (argc > 1 && !strcmp(argv[1], "key"))
+		return print_key(argc - 1, argv + 1, prog);
 
 	/* First the options' shape and the file; then the file's values, then
 	 * the options over them (--listen replaces the file's listeners). */

@@ -3,7 +3,8 @@
 #
 #   base  compilers, cmake, LuaJIT, libev, libsodium, lua-cjson, busted, Go
 #         with xtaci/kcp-go for the interop test, and python3-nacl for the
-#         login token signer's spec (the default)
+#         login token signer's spec and the handshake v2 vectors
+#         (tools/vectors) (the default)
 #   fuzz  clang and its runtimes (libFuzzer, sanitizers), for `make fuzz`
 #   nft   nftables, for the packet-loss benchmark (bench/loss_bench.sh)
 #

@@ -67,10 +67,12 @@ _Static_assert((int)MGCLIENT_ECLOSED == (int)SESSION_ECLOSED &&
                (int)MGCLIENT_EINVAL == (int)SESSION_EINVAL, "errors");
 _Static_assert(MGCLIENT_HELLO_MAX == WIRE_HELLO_MAX, "hello");
 /* The ABI of version 1 (size 112 and 216): a field is only ever added at
- * the end, and these sizes stay the minimum accepted. */
+ * the end, and these sizes stay the minimum accepted. Options version 2
+ * (136) added server_key, log and log_user. */
 #define OPTIONS_V1 112u
+#define OPTIONS_V2 136u
 #define STATS_V1 216u
-_Static_assert(sizeof(struct mgclient_options) == OPTIONS_V1, "options v1");
+_Static_assert(sizeof(struct mgclient_options) == OPTIONS_V2, "options v2");
 _Static_assert(sizeof(struct mgclient_stats) == STATS_V1, "stats v1");
 
 /* ---- options ------------------------------------------------------------ */
@@ -133,7 +135,8 @@ take_options(mgclient_t *c, const struct mgclient_options *in, char *err,
 				         "does not know is set");
 				return -1;
 			}
-		memcpy(&o, in, sizeof o);
+		/* an older caller: the fields it does not know keep defaults */
+		memcpy(&o, in, in->size < sizeof o ? in->size : sizeof o);
 	}
 	struct session_config *s = &c->scfg;
 	session_config_default(s);
@@ -167,7 +170,25 @@ take_options(mgclient_t *c, const struct mgclient_options *in, char *err,
 	k->probe_ms = o.probe_ms > 0 ? o.probe_ms : d.probe_ms;
 	k->reconnect_ms = o.reconnect_ms > 0 ? o.reconnect_ms : d.reconnect_ms;
 	k->tcp_linger_ms = o.tcp_linger_ms > 0 ? o.tcp_linger_ms : 0;
+	if (o.server_key) {
+		if (url_key(o.server_key, strlen(o.server_key), s->server_key, err,
+		            errlen) < 0)
+			return -1;
+		s->pinned = 1;
+	}
+	c->log = o.log;
+	c->log_user = o.log_user;
 	return 0;
+}
+
+/* A warning of the library: the caller's log, or a line on stderr. */
+static void
+client_warn(mgclient_t *c, const char *line)
+{
+	if (c->log)
+		c->log(line, c->log_user);
+	else
+		fprintf(stderr, "moongate client: warning: %s\n", line);
 }
 
 uint64_t
@@ -377,11 +398,29 @@ mgclient_connect(const char *url, const void *hello, size_t hello_len,
 	}
 	tport_init(&c->udp, 0);
 	tport_init(&c->tcp, 1);
+	uint8_t key[WIRE_PUB];
+	int has_key;
 	if (take_options(c, opts, err, errlen) < 0 ||
-	    (c->mode = url_parse(url, &c->udp, &c->tcp, err, errlen)) < 0) {
+	    (c->mode = url_parse(url, &c->udp, &c->tcp, key, &has_key, err,
+	                         errlen)) < 0) {
 		free_client(c);
 		return NULL;
 	}
+	if (has_key && c->scfg.pinned &&
+	    memcmp(key, c->scfg.server_key, WIRE_PUB)) {
+		snprintf(err, errlen, "the url's ?key= and options' server_key "
+		         "differ");
+		free_client(c);
+		return NULL;
+	}
+	if (has_key) {
+		memcpy(c->scfg.server_key, key, WIRE_PUB);
+		c->scfg.pinned = 1;
+	}
+	if (!c->scfg.pinned)
+		client_warn(c, "no server key (url ?key= or server_key): the hello "
+		            "travels in clear and the server is not authenticated; "
+		            "only servers with gate.allow_unpinned accept this");
 	c->cur = c->mode == URL_TCP_ONLY ? PATH_TCP : PATH_UDP;
 	char e2[160];
 	if (tport_open(tport_of(c, c->cur), e2, sizeof e2) < 0) {

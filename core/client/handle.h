@@ -56,6 +56,8 @@ struct mgclient {
 	uint64_t since;       /* when cur was chosen */
 	struct session_config scfg;
 	struct client_config o;
+	void (*log)(const char *line, void *user); /* warnings (NULL: stderr) */
+	void *log_user;
 	/* events: a ring of qev pointers, grown up to event_queue_max */
 	struct qev **q;
 	int qcap, qhead, qn;

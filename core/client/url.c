@@ -72,10 +72,54 @@ resolve(struct tport *t, const char *url, size_t len, char *err, size_t errlen)
 }
 
 int
-url_parse(const char *url, struct tport *udp, struct tport *tcp, char *err,
-          size_t errlen)
+url_key(const char *hex, size_t len, uint8_t key[32], char *err, size_t errlen)
 {
-	char one[300];
+	size_t i;
+	if (len != 64) {
+		snprintf(err, errlen, "server key: expected 64 hex digits, got %zu "
+		         "characters", len);
+		return -1;
+	}
+	for (i = 0; i < 64; i++) {
+		char c = hex[i];
+		int v = c >= '0' && c <= '9' ? c - '0'
+		      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		      : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (v < 0) {
+			snprintf(err, errlen, "server key: '%c' is not a hex digit", c);
+			return -1;
+		}
+		if (i % 2 == 0)
+			key[i / 2] = (uint8_t)(v << 4);
+		else
+			key[i / 2] |= (uint8_t)v;
+	}
+	return 0;
+}
+
+int
+url_parse(const char *full, struct tport *udp, struct tport *tcp,
+          uint8_t key[32], int *has_key, char *err, size_t errlen)
+{
+	char one[300], url[300];
+	const char *q = strchr(full, '?');
+	size_t ul = q ? (size_t)(q - full) : strlen(full);
+	*has_key = 0;
+	if (ul >= sizeof url) {
+		snprintf(err, errlen, "url too long");
+		return -1;
+	}
+	memcpy(url, full, ul);
+	url[ul] = 0;
+	if (q) {
+		if (strncmp(q, "?key=", 5)) {
+			snprintf(err, errlen, "url: unknown query '%s' (only ?key=HEX)", q);
+			return -1;
+		}
+		if (url_key(q + 5, strlen(q + 5), key, err, errlen) < 0)
+			return -1;
+		*has_key = 1;
+	}
 	if (!strncmp(url, "auto://", 7)) {
 		snprintf(one, sizeof one, "udp://%s", url + 7);
 		if (resolve(udp, one, strlen(one), err, errlen) < 0)

@@ -7,6 +7,7 @@
 #define MOONGATE_CLIENT_URL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tport.h"
 
@@ -14,8 +15,12 @@
 enum url_mode { URL_AUTO, URL_UDP_ONLY, URL_TCP_ONLY };
 
 /* Fill the addresses (addr, addrlen, have_addr) of udp and tcp from url.
- * Returns an enum url_mode, or -1 with err filled. */
+ * A "?key=HEX" suffix (the server's static key, 64 hex digits) fills key
+ * and sets *has_key. Returns an enum url_mode, or -1 with err filled. */
 int url_parse(const char *url, struct tport *udp, struct tport *tcp,
-              char *err, size_t errlen);
+              uint8_t key[32], int *has_key, char *err, size_t errlen);
+/* 64 hex digits into key: 0, or -1 with err filled. */
+int url_key(const char *hex, size_t len, uint8_t key[32], char *err,
+            size_t errlen);
 
 #endif

@@ -21,6 +21,11 @@
  *     frame_max, event_queue_max, buffer_max, fallback_ms,
  *     path_timeout_ms, probe_ms, reconnect_ms, tcp_linger_ms
  *                                 (the client; struct mgclient_options)
+ *     server_key: a string, the server's key (`moongate key`, 64 hex
+ *     digits): the hello is sealed and only that server can open the
+ *     session ("server key mismatch" otherwise); the url's ?key= does the
+ *     same. Without one the client warns on stderr and only servers with
+ *     gate.allow_unpinned let it in.
  *   The handshake starts at once; {type="open"} (or "close" with the
  *   refusal) arrives through poll/step. err: a bad url, a socket error, a
  *   hello too long, a config the session refuses.
@@ -140,6 +145,14 @@ set_option(lua_State *L, int arg, struct mgclient_options *o)
 	if (lua_type(L, -2) != LUA_TSTRING)
 		luaL_argerror(L, arg, "option names must be strings");
 	const char *key = lua_tostring(L, -2);
+	if (!strcmp(key, "server_key")) {
+		/* the string stays alive in the opts table until connect */
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_argerror(L, arg, "option 'server_key' must be a string "
+			              "(64 hex digits)");
+		o->server_key = lua_tostring(L, -1);
+		return;
+	}
 	const struct option *p = options;
 	while (p->name && strcmp(p->name, key))
 		p++;

@@ -67,6 +67,10 @@ struct gate {
 	int depth;                 /* nesting of public calls */
 	struct entry *graveyard;
 	uint8_t hashkey[crypto_shorthash_KEYBYTES];
+	uint8_t spub[WIRE_PUB], ssec[WIRE_SEC]; /* static key (handshake v2) */
+	uint8_t epub[WIRE_PUB], esec[WIRE_SEC]; /* ephemeral e_s (v2), rotated */
+	uint32_t eph_uses;         /* sessions made with it (0: make one) */
+	uint64_t eph_born;
 	uint8_t buf[512];          /* handshake replies */
 	struct gate_stats st;
 };
@@ -86,6 +90,7 @@ gate_config_default(struct gate_config *c)
 	c->max_raw_per_addr = 64;
 	c->max_half_open = 10000;
 	c->queued_bytes_max = (int64_t)1 << 30;
+	c->allow_unpinned = 1;
 }
 
 /* ---- timer heap ------------------------------------------------------- */
@@ -519,6 +524,27 @@ ask_policy(gate_t *g, const struct gate_path *from, const uint8_t *hello,
 	return 0;
 }
 
+/* The server's ephemeral pair of handshake v2, shared by the sessions of
+ * one short window: an X25519 key pair costs as much as the exchange
+ * itself, and a fresh one per session would make a v2 handshake cost 1.5
+ * times v1's. Rotated after EPH_USES sessions or EPH_US, whichever comes
+ * first, and then erased, so forward secrecy holds for every session once
+ * its window closed (docs/PROTOCOL.md, "Handshake v2"). Session keys stay
+ * unique: the client's ephemeral key is fresh each time. */
+#define EPH_USES 64
+#define EPH_US 1000000
+static void
+ephemeral(gate_t *g, uint64_t now)
+{
+	if (g->eph_uses == 0 || g->eph_uses >= EPH_USES ||
+	    now - g->eph_born >= EPH_US || now < g->eph_born) {
+		wire_keypair(g->epub, g->esec);
+		g->eph_uses = 0;
+		g->eph_born = now;
+	}
+	g->eph_uses++;
+}
+
 /* A proven address asks for a session (INIT on UDP, HELLO on TCP). */
 static void
 admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
@@ -537,16 +563,45 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		}
 		return;
 	}
+	/* v2: the hello opens only under es, one X25519 with the static key;
+	 * reached after the cookie (or TCP) proved the address, so a REFUSE
+	 * may say why in full */
 	struct gate_verdict v;
-	if (ask_policy(g, from, h->hello, h->hello_len, &v)) {
-		(void)pktlen; /* the address is proven: the reason may be longer */
-		refuse(g, from, h->pub, v.code, v.reason, sizeof g->buf);
+	struct wire_nk nk;
+	uint8_t hello[WIRE_HELLO_MAX];
+	const uint8_t *hp = h->hello;
+	if (h->version == WIRE_V1 && !g->cfg.allow_unpinned) {
+		g->st.refused++;
+		refuse(g, from, h->pub, SESSION_CLOSE_REFUSED, "unpinned client "
+		       "refused: this server requires its key (moongate key)",
+		       sizeof g->buf);
 		return;
 	}
-	uint32_t sid = new_sid(g);
+	if (h->version == WIRE_V2) {
+		if (wire_nk_server(&nk, g->spub, g->ssec, h->pub) < 0 ||
+		    wire_hello_open(hello, h->hello, h->hello_len, &nk) < 0) {
+			wire_scrub(&nk, sizeof nk);
+			g->st.auth_failures++;
+			refuse(g, from, h->pub, SESSION_CLOSE_REFUSED, "server key "
+			       "mismatch: the hello does not open under this "
+			       "server's key", sizeof g->buf);
+			return;
+		}
+		hp = hello;
+	}
+	int rc = ask_policy(g, from, hp, h->hello_len, &v);
+	uint32_t sid = rc ? 0 : new_sid(g);
 	struct entry *e = sid ? add_entry(g, from, sid) : NULL;
-	if (!e)
+	if (rc || !e) {
+		if (rc) {
+			(void)pktlen; /* the address is proven: the reason may be longer */
+			refuse(g, from, h->pub, v.code, v.reason, sizeof g->buf);
+		}
+		if (h->version == WIRE_V2)
+			wire_scrub(&nk, sizeof nk);
+		wire_scrub(hello, sizeof hello);
 		return;
+	}
 	struct session_config c = g->cfg.session;
 	if (from->listener < 32 && (g->cfg.plain_listeners >> from->listener & 1))
 		c.encrypt = 0;
@@ -554,19 +609,28 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		c.fec_data = g->cfg.fec[from->listener].data;
 		c.fec_parity = g->cfg.fec[from->listener].parity;
 	}
+	int v2 = h->version == WIRE_V2;
+	struct session_v2 sv = { &nk, h->hello, (size_t)h->hello_len + WIRE_TAG,
+	                         g->epub, g->esec };
+	if (v2)
+		ephemeral(g, now);
 	e->s = session_server_create(&c, &session_cb, e, slot_id(e, 0), sid,
-	                             h->pub, now);
+	                             h->pub, v2 ? &sv : NULL, now);
+	if (v2)
+		wire_scrub(&nk, sizeof nk);
 	if (!e->s || map_put(&g->by_pub, pk, e) || heap_add(g, e)) {
 		if (e->s)
 			session_release(e->s);
 		drop_entry(g, e);
+		wire_scrub(hello, sizeof hello);
 		return;
 	}
 	e->pub_key = pk;
 	if (h->hello_len && (e->hello = malloc(h->hello_len))) {
-		memcpy(e->hello, h->hello, h->hello_len);
+		memcpy(e->hello, hp, h->hello_len);
 		e->hello_len = h->hello_len;
 	}
+	wire_scrub(hello, sizeof hello);
 	g->st.sessions++;
 	g->st.created++;
 	reschedule(g, e, now, 0);
@@ -688,6 +752,7 @@ gate_create(const struct gate_config *c, const struct gate_callbacks *cb,
 	static const uint8_t zero[WIRE_SECRET];
 	if (!memcmp(g->cfg.secret, zero, WIRE_SECRET))
 		randombytes_buf(g->cfg.secret, WIRE_SECRET);
+	wire_static_keypair(g->spub, g->ssec, g->cfg.secret);
 	randombytes_buf(g->hashkey, sizeof g->hashkey);
 	g->cb = *cb;
 	g->user = user;
@@ -721,6 +786,8 @@ gate_release(gate_t *g, uint64_t now)
 	map_clear(&g->by_src);
 	heap_free(&g->heap);
 	wire_scrub(g->cfg.secret, sizeof g->cfg.secret);
+	wire_scrub(g->ssec, sizeof g->ssec);
+	wire_scrub(g->esec, sizeof g->esec);
 	free(g);
 }
 
@@ -797,6 +864,11 @@ gate_update(gate_t *g, uint64_t now)
 {
 	g->now = now;
 	enter(g);
+	if (g->eph_uses && now - g->eph_born >= EPH_US) {
+		/* its window closed: erased even when no handshake follows */
+		wire_scrub(g->esec, sizeof g->esec);
+		g->eph_uses = 0;
+	}
 	struct heap_node *top;
 	while ((top = heap_top(&g->heap)) && top->key <= now) {
 		struct entry *e = ENTRY(top);

@@ -28,7 +28,12 @@ typedef struct gate gate_t;
 
 struct gate_config {
 	struct session_config session;
-	uint8_t secret[WIRE_SECRET]; /* cookie key; random when all zero */
+	uint8_t secret[WIRE_SECRET]; /* cookie key; random when all zero. The
+	                                static key of handshake v2 comes from
+	                                it too (wire_static_keypair) */
+	int allow_unpinned;          /* 1: clients without the server's key
+	                                (handshake v1, hello in clear) are let
+	                                in; 0: refused (1) */
 	int cookie_slot_s;           /* a cookie is valid for 1..2 slots (10) */
 	int max_sessions;            /* sessions, raw ones included (100000) */
 	int max_raw_per_addr;        /* raw KCP sessions from one IPv4 address

@@ -254,15 +254,28 @@ session_t *
 session_server_create(const struct session_config *c,
                       const struct session_callbacks *cb, void *user,
                       uint32_t path, uint32_t sid,
-                      const uint8_t client_pub[WIRE_PUB], uint64_t now)
+                      const uint8_t client_pub[WIRE_PUB],
+                      const struct session_v2 *v2, uint64_t now)
 {
 	session_t *s = session_alloc(c, cb, user, SERVER, path, now);
 	if (!s)
 		return NULL;
 	s->sid = sid;
 	memcpy(s->peer_pub, client_pub, WIRE_PUB);
-	wire_keypair(s->pub, s->sec);
-	if (wire_server_keys(&s->keys, s->pub, s->sec, client_pub) < 0) {
+	int r;
+	if (v2) {
+		memcpy(s->pub, v2->eph_pub, WIRE_PUB);
+		r = wire_nk_server_keys(&s->keys, v2->nk, v2->eph_sec, v2->eph_pub,
+		                        v2->sealed, v2->sealed_len);
+	} else {
+		wire_keypair(s->pub, s->sec);
+		r = wire_server_keys(&s->keys, s->pub, s->sec, client_pub);
+		/* the ephemeral secret is not needed again: gone now, for
+		 * forward secrecy (a WELCOME sent again is encoded from the
+		 * keys) */
+		wire_scrub(s->sec, sizeof s->sec);
+	}
+	if (r < 0) {
 		free(s);
 		return NULL;
 	}
@@ -290,6 +303,7 @@ session_release(session_t *s)
 	wire_scrub(&s->keys, sizeof s->keys);
 	wire_scrub(s->fec_ktx, sizeof s->fec_ktx);
 	wire_scrub(s->fec_krx, sizeof s->fec_krx);
+	wire_scrub(&s->nk, sizeof s->nk);
 	free(s);
 }
 

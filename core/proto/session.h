@@ -85,6 +85,11 @@ struct session_config {
 	                         server's from the WELCOME). Costs the packet
 	                         SESSION_FEC_OVERHEAD bytes of room. */
 	int fec_parity;
+	int pinned;           /* client: 1 speaks handshake v2, sealing the hello
+	                         to server_key and opening only a WELCOME made
+	                         with its secret half; 0: v1, anonymous and the
+	                         hello in clear (docs/PROTOCOL.md, "Handshake") */
+	uint8_t server_key[WIRE_PUB]; /* client: the server's static key */
 };
 /* Room FEC takes from a packet: the frame's header and tag and a parity
  * shard's header (31 bytes). */
@@ -172,14 +177,27 @@ session_t *session_client_create(const struct session_config *c,
                                  uint32_t path, const uint8_t *hello,
                                  size_t hello_len, uint64_t now);
 
+/* A v2 handshake, server side: es and the hello key (wire_nk_server), the
+ * sealed hello as it came (hello_len + WIRE_TAG bytes; the session keys
+ * cover it), and the server's ephemeral pair e_s, which the gate makes
+ * and rotates (docs/PROTOCOL.md, "Handshake v2"). */
+struct session_v2 {
+	const struct wire_nk *nk;
+	const uint8_t *sealed;
+	size_t sealed_len;
+	const uint8_t *eph_pub, *eph_sec;
+};
+
 /* Server: the gate validated the client's address and its policy accepted
  * client_pub; make the session and send the WELCOME (the config's mtu,
- * heartbeat, timeout and encrypt travel in it). NULL on out of memory or a
- * degenerate client key. */
+ * heartbeat, timeout and encrypt travel in it). v2 NULL: the v1 handshake
+ * (a fresh ephemeral pair). NULL on out of memory or a degenerate client
+ * key. */
 session_t *session_server_create(const struct session_config *c,
                                  const struct session_callbacks *cb, void *user,
                                  uint32_t path, uint32_t sid,
-                                 const uint8_t client_pub[WIRE_PUB], uint64_t now);
+                                 const uint8_t client_pub[WIRE_PUB],
+                                 const struct session_v2 *v2, uint64_t now);
 
 /* Server: a raw KCP session is made by session_raw_create (session_raw.h). */
 

@@ -3,6 +3,13 @@
  * server's cookie, resent with backoff until the WELCOME (or a REFUSE)
  * comes back or handshake_timeout_ms passes; the WELCOME's parameters
  * become the session's (session.h, docs/PROTOCOL.md).
+ *
+ * Pinned (cfg.pinned), the handshake is v2: the hello is sealed once, at
+ * create, to the server's static key, and only a WELCOME made by the
+ * holder of its secret half opens. One that does not is dropped (an
+ * off-path sender cannot end the handshake with garbage) but remembered:
+ * the handshake then ends "server key mismatch" instead of "handshake
+ * timeout".
  */
 #include "session_int.h"
 
@@ -12,7 +19,7 @@ send_hs(session_t *s, uint64_t now)
 	struct wire_hello h;
 	memset(&h, 0, sizeof h);
 	h.type = s->hs_type;
-	h.version = WIRE_VERSION;
+	h.version = s->cfg.pinned ? WIRE_V2 : WIRE_V1;
 	memcpy(h.pub, s->pub, WIRE_PUB);
 	h.stamp = s->stamp;
 	memcpy(h.mac, s->mac, WIRE_MAC);
@@ -35,16 +42,24 @@ session_client_create(const struct session_config *c,
 	session_t *s = session_alloc(c, cb, user, CLIENT, path, now);
 	if (!s)
 		return NULL;
-	if (hello_len) {
-		s->hello = malloc(hello_len);
+	size_t room = hello_len + (c->pinned ? WIRE_TAG : 0);
+	if (room) {
+		s->hello = malloc(room);
 		if (!s->hello) {
 			free(s);
 			return NULL;
 		}
-		memcpy(s->hello, hello, hello_len);
+		if (hello_len)
+			memcpy(s->hello, hello, hello_len);
 	}
 	s->hello_len = (uint16_t)hello_len;
 	wire_keypair(s->pub, s->sec);
+	if (c->pinned &&
+	    (wire_nk_client(&s->nk, c->server_key, s->pub, s->sec) < 0 ||
+	     wire_hello_seal(s->hello, s->hello, hello_len, &s->nk) < 0)) {
+		session_release(s); /* a degenerate server key */
+		return NULL;
+	}
 	s->hs_type = WIRE_HELLO;
 	s->hs_interval = (uint32_t)c->handshake_retry_ms;
 	s->hs_next = now + (uint64_t)s->hs_interval * 1000;
@@ -91,9 +106,13 @@ session_client_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 		struct wire_keys k;
 		if (wire_welcome_peek(pkt, len, &w) < 0)
 			break;
-		if (wire_client_keys(&k, s->pub, s->sec, w.pub) < 0 ||
-		    wire_welcome_open(pkt, len, &w, k.rx) < 0) {
+		int r = s->cfg.pinned
+		        ? wire_nk_client_keys(&k, &s->nk, s->sec, w.pub, s->hello,
+		                              (size_t)s->hello_len + WIRE_TAG)
+		        : wire_client_keys(&k, s->pub, s->sec, w.pub);
+		if (r < 0 || wire_welcome_open(pkt, len, &w, k.rx) < 0) {
 			s->st.in_auth_fail++;
+			s->key_mismatch = s->cfg.pinned;
 			return SESSION_EAUTH;
 		}
 		if (w.sid == 0 || w.mtu < 100 || w.heartbeat_ms == 0 || w.timeout_ms == 0)
@@ -125,6 +144,9 @@ session_client_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 		s->offset = (int64_t)(w.server_time_us - s->hs_sent) - (int64_t)(rtt / 2);
 		free(s->hello);
 		s->hello = NULL;
+		/* the handshake's secrets are not needed again: forward secrecy */
+		wire_scrub(s->sec, sizeof s->sec);
+		wire_scrub(&s->nk, sizeof s->nk);
 		s->state = SESSION_OPEN;
 		s->last_recv = now;
 		session_send_ping(s, now); /* proves the keys to the server at once */
@@ -141,7 +163,10 @@ void
 session_client_tick(session_t *s, uint64_t now)
 {
 	if (now >= s->hs_deadline) {
-		session_finish(s, SESSION_CLOSE_HANDSHAKE, "handshake timeout", 0);
+		session_finish(s, SESSION_CLOSE_HANDSHAKE, s->key_mismatch
+		               ? "server key mismatch: no WELCOME opened under the "
+		                 "pinned key"
+		               : "handshake timeout", 0);
 		return;
 	}
 	if (now >= s->hs_next) {

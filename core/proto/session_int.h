@@ -64,8 +64,10 @@ struct session {
 	uint8_t pub[WIRE_PUB], sec[WIRE_SEC], peer_pub[WIRE_PUB];
 
 	/* client handshake */
-	uint8_t *hello;
+	uint8_t *hello;            /* pinned: sealed (hello_len + WIRE_TAG) */
 	uint16_t hello_len;
+	uint8_t key_mismatch;      /* pinned: a WELCOME did not open */
+	struct wire_nk nk;         /* pinned: es and the hello key */
 	uint32_t stamp;
 	uint8_t mac[WIRE_MAC];
 	uint32_t hs_interval;      /* current resend interval, ms */

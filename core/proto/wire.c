@@ -240,7 +240,7 @@ check_head(const uint8_t *pkt, size_t len, uint8_t type)
 		return WIRE_ETYPE;
 	if (len < 2)
 		return WIRE_ETRUNC;
-	return pkt[1] == WIRE_VERSION ? 0 : WIRE_EVERSION;
+	return pkt[1] == WIRE_V1 ? 0 : WIRE_EVERSION; /* one layout for v1, v2 */
 }
 
 /* The whole packet is exactly need bytes. */
@@ -255,7 +255,8 @@ check_len(size_t len, size_t need)
 int
 wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h)
 {
-	size_t fixed, n;
+	size_t fixed, n, body;
+	uint8_t version = h->version ? h->version : WIRE_V1;
 	uint8_t *p;
 
 	if (h->type == WIRE_HELLO)
@@ -264,15 +265,17 @@ wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h)
 		fixed = WIRE_INIT_SIZE;
 	else
 		return WIRE_EINVAL;
-	if (h->hello_len > WIRE_HELLO_MAX || (h->hello_len > 0 && !h->hello))
+	/* v2: the sealed hello is the ciphertext and its tag */
+	body = h->hello_len + (version == WIRE_V2 ? WIRE_TAG : 0);
+	if (h->hello_len > WIRE_HELLO_MAX || (body > 0 && !h->hello))
 		return WIRE_EINVAL;
-	n = fixed + h->hello_len;
+	n = fixed + body;
 	if (cap < n)
 		return WIRE_ESPACE;
-	if (h->hello_len > 0)
-		memmove(out + fixed, h->hello, h->hello_len);
+	if (body > 0)
+		memmove(out + fixed, h->hello, body);
 	out[0] = h->type;
-	out[1] = h->version ? h->version : WIRE_VERSION;
+	out[1] = version;
 	memcpy(out + 2, h->pub, WIRE_PUB);
 	p = out + 2 + WIRE_PUB;
 	if (h->type == WIRE_INIT) {
@@ -307,7 +310,7 @@ wire_hello_decode(const uint8_t *pkt, size_t len, struct wire_hello *h)
 	d.version = pkt[1];
 	memcpy(d.pub, pkt + 2, WIRE_PUB);
 	/* every version starts type | version | pub: enough for a REFUSE */
-	if (d.version != WIRE_VERSION) {
+	if (d.version != WIRE_V1 && d.version != WIRE_V2) {
 		*h = d;
 		return WIRE_EVERSION;
 	}
@@ -322,7 +325,8 @@ wire_hello_decode(const uint8_t *pkt, size_t len, struct wire_hello *h)
 	d.hello_len = wire_get16(p);
 	if (d.hello_len > WIRE_HELLO_MAX)
 		return WIRE_EINVAL;
-	if ((r = check_len(len, fixed + d.hello_len)) != 0)
+	if ((r = check_len(len, fixed + d.hello_len +
+	                        (d.version == WIRE_V2 ? WIRE_TAG : 0))) != 0)
 		return r;
 	d.hello = pkt + fixed;
 	*h = d;
@@ -336,7 +340,7 @@ wire_challenge_encode(uint8_t *out, size_t cap, uint32_t stamp,
 	if (cap < WIRE_CHALLENGE_SIZE)
 		return WIRE_ESPACE;
 	out[0] = WIRE_CHALLENGE;
-	out[1] = WIRE_VERSION;
+	out[1] = WIRE_V1;
 	wire_put32(out + 2, stamp);
 	memcpy(out + 6, mac, WIRE_MAC);
 	return WIRE_CHALLENGE_SIZE;
@@ -468,7 +472,7 @@ wire_refuse_encode(uint8_t *out, size_t cap, const struct wire_refuse *r)
 	if (r->reason_len > 0)
 		memmove(out + WIRE_REFUSE_SIZE, r->reason, r->reason_len);
 	out[0] = WIRE_REFUSE;
-	out[1] = WIRE_VERSION;
+	out[1] = WIRE_V1;
 	memcpy(out + 2, r->echo, REFUSE_ECHO);
 	wire_put16(out + 18, r->code);
 	out[20] = r->reason_len;
@@ -544,4 +548,164 @@ wire_fec_open(const uint8_t *frame, size_t len, const uint8_t fkey[WIRE_KEY])
 	int ok = crypto_verify_16(tag, frame + n) == 0;
 	sodium_memzero(tag, sizeof tag);
 	return ok ? (int)(n - WIRE_FEC_HDR) : WIRE_EAUTH;
+}
+
+/* ---- v2: the server's static key ----------------------------------------- */
+
+/* Every label is 16 ASCII bytes, so each KDF input has one parsing. */
+static const uint8_t LABEL_SKEY[16] = "moongate/2 s-key";
+static const uint8_t LABEL_HELLO[16] = "moongate/2 hello";
+static const uint8_t LABEL_SPLIT[16] = "moongate/2 split";
+#define HELLO_AD (1 + WIRE_PUB) /* version 2 | e */
+
+void
+wire_static_keypair(uint8_t pub[WIRE_PUB], uint8_t sec[WIRE_SEC],
+                    const uint8_t secret[WIRE_SECRET])
+{
+	crypto_generichash(sec, WIRE_SEC, LABEL_SKEY, sizeof LABEL_SKEY, secret,
+	                   WIRE_SECRET);
+	crypto_scalarmult_base(pub, sec);
+}
+
+/* hkey = BLAKE2b-256(key: es, "moongate/2 hello" | S | e) */
+static void
+nk_hello_key(struct wire_nk *n)
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, n->es, WIRE_KEY, WIRE_KEY);
+	crypto_generichash_update(&st, LABEL_HELLO, sizeof LABEL_HELLO);
+	crypto_generichash_update(&st, n->spub, WIRE_PUB);
+	crypto_generichash_update(&st, n->epub, WIRE_PUB);
+	crypto_generichash_final(&st, n->hkey, WIRE_KEY);
+	sodium_memzero(&st, sizeof st);
+}
+
+int
+wire_nk_client(struct wire_nk *n, const uint8_t spub[WIRE_PUB],
+               const uint8_t epub[WIRE_PUB], const uint8_t esec[WIRE_SEC])
+{
+	memcpy(n->spub, spub, WIRE_PUB);
+	memcpy(n->epub, epub, WIRE_PUB);
+	if (crypto_scalarmult(n->es, esec, spub) != 0) {
+		sodium_memzero(n, sizeof *n);
+		return WIRE_ECRYPTO;
+	}
+	nk_hello_key(n);
+	return 0;
+}
+
+int
+wire_nk_server(struct wire_nk *n, const uint8_t spub[WIRE_PUB],
+               const uint8_t ssec[WIRE_SEC], const uint8_t epub[WIRE_PUB])
+{
+	memcpy(n->spub, spub, WIRE_PUB);
+	memcpy(n->epub, epub, WIRE_PUB);
+	if (crypto_scalarmult(n->es, ssec, epub) != 0) {
+		sodium_memzero(n, sizeof *n);
+		return WIRE_ECRYPTO;
+	}
+	nk_hello_key(n);
+	return 0;
+}
+
+static void
+hello_ad(uint8_t ad[HELLO_AD], const struct wire_nk *n)
+{
+	ad[0] = WIRE_V2;
+	memcpy(ad + 1, n->epub, WIRE_PUB);
+}
+
+int
+wire_hello_seal(uint8_t *out, const uint8_t *hello, size_t len,
+                const struct wire_nk *n)
+{
+	uint8_t nonce[NONCE] = { 0 };
+	uint8_t ad[HELLO_AD];
+
+	if (len > WIRE_HELLO_MAX || (len > 0 && !hello))
+		return WIRE_EINVAL;
+	hello_ad(ad, n);
+	/* nonce 0 is safe: hkey depends on e, fresh per handshake, and the
+	 * same hello is all it ever seals */
+	if (crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+	        out, out + len, NULL, hello, len, ad, HELLO_AD, NULL, nonce,
+	        n->hkey) != 0)
+		return WIRE_ECRYPTO;
+	return (int)(len + WIRE_TAG);
+}
+
+int
+wire_hello_open(uint8_t *out, const uint8_t *sealed, size_t len,
+                const struct wire_nk *n)
+{
+	uint8_t nonce[NONCE] = { 0 };
+	uint8_t ad[HELLO_AD];
+
+	if (len > WIRE_HELLO_MAX)
+		return WIRE_EINVAL;
+	hello_ad(ad, n);
+	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+	        out, NULL, sealed, len, sealed + len, ad, HELLO_AD, nonce,
+	        n->hkey) != 0)
+		return WIRE_EAUTH;
+	return 0;
+}
+
+/* BLAKE2b-512(key: es | ee, "moongate/2 split" | S | e | e_s | sealed) */
+static int
+nk_split(struct wire_keys *k, const struct wire_nk *n, const uint8_t ee[WIRE_KEY],
+         const uint8_t server_epub[WIRE_PUB], const uint8_t *sealed,
+         size_t sealed_len, int server)
+{
+	crypto_generichash_state st;
+	uint8_t key[2 * WIRE_KEY], out[2 * WIRE_KEY];
+
+	memcpy(key, n->es, WIRE_KEY);
+	memcpy(key + WIRE_KEY, ee, WIRE_KEY);
+	crypto_generichash_init(&st, key, sizeof key, sizeof out);
+	crypto_generichash_update(&st, LABEL_SPLIT, sizeof LABEL_SPLIT);
+	crypto_generichash_update(&st, n->spub, WIRE_PUB);
+	crypto_generichash_update(&st, n->epub, WIRE_PUB);
+	crypto_generichash_update(&st, server_epub, WIRE_PUB);
+	crypto_generichash_update(&st, sealed, sealed_len);
+	crypto_generichash_final(&st, out, sizeof out);
+	/* first half: server -> client; second: client -> server (crypto_kx) */
+	memcpy(server ? k->tx : k->rx, out, WIRE_KEY);
+	memcpy(server ? k->rx : k->tx, out + WIRE_KEY, WIRE_KEY);
+	sodium_memzero(key, sizeof key);
+	sodium_memzero(out, sizeof out);
+	sodium_memzero(&st, sizeof st);
+	return 0;
+}
+
+int
+wire_nk_client_keys(struct wire_keys *k, const struct wire_nk *n,
+                    const uint8_t esec[WIRE_SEC],
+                    const uint8_t server_epub[WIRE_PUB],
+                    const uint8_t *sealed, size_t sealed_len)
+{
+	uint8_t ee[WIRE_KEY];
+	if (crypto_scalarmult(ee, esec, server_epub) != 0) {
+		sodium_memzero(k, sizeof *k);
+		return WIRE_ECRYPTO;
+	}
+	nk_split(k, n, ee, server_epub, sealed, sealed_len, 0);
+	sodium_memzero(ee, sizeof ee);
+	return 0;
+}
+
+int
+wire_nk_server_keys(struct wire_keys *k, const struct wire_nk *n,
+                    const uint8_t server_esec[WIRE_SEC],
+                    const uint8_t server_epub[WIRE_PUB],
+                    const uint8_t *sealed, size_t sealed_len)
+{
+	uint8_t ee[WIRE_KEY];
+	if (crypto_scalarmult(ee, server_esec, n->epub) != 0) {
+		sodium_memzero(k, sizeof *k);
+		return WIRE_ECRYPTO;
+	}
+	nk_split(k, n, ee, server_epub, sealed, sealed_len, 1);
+	sodium_memzero(ee, sizeof ee);
+	return 0;
 }

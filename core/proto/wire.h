@@ -34,7 +34,14 @@
 #include <stdint.h>
 #include <string.h>
 
-#define WIRE_VERSION 1
+/* Handshake versions (docs/PROTOCOL.md, "Handshake"): v2 pins the server's
+ * static key and seals the hello (after Noise NK); v1, anonymous X25519
+ * with the hello in clear, is kept only for clients without the key on
+ * servers that allow them (gate_config.allow_unpinned). CHALLENGE and
+ * REFUSE have one layout for both and carry byte 1. */
+#define WIRE_V1 1
+#define WIRE_V2 2
+#define WIRE_VERSION WIRE_V2 /* the newest */
 
 enum wire_type {
 	/* handshake, before keys */
@@ -70,7 +77,8 @@ enum wire_type {
 #define WIRE_HELLO_MAX 512  /* application bytes in a client hello */
 #define WIRE_REASON_MAX 255 /* bytes of a close or refusal reason */
 
-/* Fixed sizes of the handshake packets (plus hello_len or reason_len). */
+/* Fixed sizes of the handshake packets (plus hello_len or reason_len; a
+ * v2 HELLO or INIT also has the sealed hello's WIRE_TAG). */
 #define WIRE_HELLO_SIZE (1 + 1 + WIRE_PUB + 2)                 /* 36 */
 #define WIRE_CHALLENGE_SIZE (1 + 1 + 4 + WIRE_MAC)             /* 22 */
 #define WIRE_INIT_SIZE (1 + 1 + WIRE_PUB + 4 + WIRE_MAC + 2)   /* 56 */
@@ -223,26 +231,29 @@ void wire_replay_accept(struct wire_replay *r, uint32_t pn);
 
 /* HELLO: 01 | version u8 | client_pub[32] | hello_len u16 | hello
  * INIT:  03 | version u8 | client_pub[32] | stamp u32 | mac[16] |
- *        hello_len u16 | hello                                        */
+ *        hello_len u16 | hello
+ * In v2, hello is sealed: hello_len bytes of ciphertext, then tag[16]
+ * (wire_hello_seal); hello_len counts the plaintext. */
 struct wire_hello {
 	uint8_t type;               /* WIRE_HELLO or WIRE_INIT */
 	uint8_t version;
 	uint8_t pub[WIRE_PUB];
 	uint32_t stamp;             /* INIT only: the challenge's stamp */
 	uint8_t mac[WIRE_MAC];      /* INIT only: the challenge's MAC */
-	const uint8_t *hello;       /* points into the packet when decoded */
+	const uint8_t *hello;       /* points into the packet when decoded; v2:
+	                               ciphertext then tag (hello_len + 16) */
 	uint16_t hello_len;         /* <= WIRE_HELLO_MAX */
 };
-/* encode: version 0 writes WIRE_VERSION; hello may overlap out.
- * decode: HELLO or INIT (h->type says which); hello_len above
+/* encode: version as given (0 writes WIRE_V1, the layout of earlier
+ * builds; any version but WIRE_V2 has v1's layout); hello may overlap out.
+ * decode: HELLO or INIT (h->type says which), v1 or v2; hello_len above
  * WIRE_HELLO_MAX is WIRE_EINVAL. Every version begins type | version |
  * client_pub, so on WIRE_EVERSION type, version and pub are filled (the
  * rest zero) for a REFUSE's echo. */
 int wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h);
 int wire_hello_decode(const uint8_t *pkt, size_t len, struct wire_hello *h);
 
-/* CHALLENGE: 02 | version u8 | stamp u32 | mac[16] (encode writes
- * WIRE_VERSION) */
+/* CHALLENGE: 02 | 1 u8 | stamp u32 | mac[16] (the same for v1 and v2) */
 int wire_challenge_encode(uint8_t *out, size_t cap, uint32_t stamp,
                           const uint8_t mac[WIRE_MAC]);
 int wire_challenge_decode(const uint8_t *pkt, size_t len, uint32_t *stamp,
@@ -290,7 +301,8 @@ int wire_welcome_open(const uint8_t *pkt, size_t len, struct wire_welcome *w,
 /* REFUSE: 05 | version u8 | echo[16] | code u16 | reason_len u8 | reason
  * echo is the first 16 bytes of the client's public key, so an off-path
  * attacker who cannot see the HELLO cannot forge a refusal. encode writes
- * WIRE_VERSION; reason may overlap out. decoded reason points into pkt. */
+ * version byte 1 (the layout is v1's in both versions); reason may overlap
+ * out. decoded reason points into pkt. */
 struct wire_refuse {
 	uint8_t echo[16];
 	uint16_t code;
@@ -299,5 +311,53 @@ struct wire_refuse {
 };
 int wire_refuse_encode(uint8_t *out, size_t cap, const struct wire_refuse *r);
 int wire_refuse_decode(const uint8_t *pkt, size_t len, struct wire_refuse *r);
+
+/* ---- v2: the server's static key (docs/PROTOCOL.md, "Handshake v2") -----
+ *
+ * After Noise NK: the client knows the server's static public key S. It
+ * sends an ephemeral e and seals the hello under a key from es = X25519(e,
+ * S); the WELCOME carries the server's ephemeral e_s and is sealed under
+ * keys from es and ee = X25519(e_s, e), so only the holder of s makes a
+ * WELCOME that opens, and the session keys are forward-secret. Every KDF
+ * is keyed BLAKE2b with a 16-byte ASCII label. */
+struct wire_nk {
+	uint8_t spub[WIRE_PUB]; /* S: the server's static key */
+	uint8_t epub[WIRE_PUB]; /* e: the client's ephemeral key */
+	uint8_t es[WIRE_KEY];   /* X25519(e, S) = X25519(s, e) */
+	uint8_t hkey[WIRE_KEY]; /* seals the hello */
+};
+/* The server's static key pair from its secret: sec = BLAKE2b-256(key:
+ * secret, "moongate/2 s-key"), pub = X25519 base point times sec. Servers
+ * sharing a secrets file share the key. */
+void wire_static_keypair(uint8_t pub[WIRE_PUB], uint8_t sec[WIRE_SEC],
+                         const uint8_t secret[WIRE_SECRET]);
+/* es and the hello key, on either side. 0 or WIRE_ECRYPTO (a low-order
+ * key). */
+int wire_nk_client(struct wire_nk *n, const uint8_t spub[WIRE_PUB],
+                   const uint8_t epub[WIRE_PUB], const uint8_t esec[WIRE_SEC]);
+int wire_nk_server(struct wire_nk *n, const uint8_t spub[WIRE_PUB],
+                   const uint8_t ssec[WIRE_SEC], const uint8_t epub[WIRE_PUB]);
+/* Seal len hello bytes into out (len + WIRE_TAG bytes; out may be hello):
+ * ChaCha20-Poly1305 IETF, key hkey, nonce 0, associated data version 2 |
+ * e (the packet's bytes 1..33, the same in HELLO and INIT, so the same
+ * plaintext is sealed the same way each time). Returns len + WIRE_TAG or
+ * WIRE_EINVAL / WIRE_ECRYPTO. open: out gets len plaintext bytes; 0 or
+ * WIRE_EAUTH (a client that sealed to another key). */
+int wire_hello_seal(uint8_t *out, const uint8_t *hello, size_t len,
+                    const struct wire_nk *n);
+int wire_hello_open(uint8_t *out, const uint8_t *sealed, size_t len,
+                    const struct wire_nk *n);
+/* Session keys of v2: BLAKE2b-512(key: es | ee, "moongate/2 split" | S |
+ * e | e_s | sealed hello); the first half is the server's tx key, the
+ * second the client's, as with crypto_kx. The client passes its e secret
+ * and the WELCOME's e_s; the server its e_s pair. 0 or WIRE_ECRYPTO. */
+int wire_nk_client_keys(struct wire_keys *k, const struct wire_nk *n,
+                        const uint8_t esec[WIRE_SEC],
+                        const uint8_t server_epub[WIRE_PUB],
+                        const uint8_t *sealed, size_t sealed_len);
+int wire_nk_server_keys(struct wire_keys *k, const struct wire_nk *n,
+                        const uint8_t server_esec[WIRE_SEC],
+                        const uint8_t server_epub[WIRE_PUB],
+                        const uint8_t *sealed, size_t sealed_len);
 
 #endif

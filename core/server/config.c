@@ -62,6 +62,8 @@ static const struct key keys[] = {
 	{ "gate.queued_bytes_max", I64, G(queued_bytes_max), 0, 1ll << 40,
 	  "reliable bytes queued over all sessions; past it the biggest closes (\"server memory budget\"; 0: no limit)" },
 	{ "gate.cookie_slot_s", INT, G(cookie_slot_s), 1, 3600, "a handshake cookie lives 1..2 slots" },
+	{ "gate.allow_unpinned", INT, G(allow_unpinned), 0, 1,
+	  "1: clients without the server key (`moongate key`) get in, the hello in clear; 0: refused" },
 	{ "net.batch", INT, N(batch), 1, 1024, "datagrams per recvmmsg/sendmmsg (1: no batching)" },
 	{ "net.tos", INT, N(tos), -1, 255, "IP_TOS of UDP sockets (16: low delay; -1: leave)" },
 	{ "net.priority", INT, N(priority), -1, 6, "SO_PRIORITY of sockets (-1: leave)" },
@@ -384,4 +386,13 @@ config_secrets(struct config *c, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+void
+config_server_key(const struct config *c, char hex[2 * WIRE_PUB + 1])
+{
+	uint8_t pub[WIRE_PUB], sec[WIRE_SEC];
+	wire_static_keypair(pub, sec, c->gate.secret);
+	sodium_memzero(sec, sizeof sec);
+	sodium_bin2hex(hex, 2 * WIRE_PUB + 1, pub, WIRE_PUB);
 }

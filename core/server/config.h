@@ -58,6 +58,9 @@ struct config {
  * random) when it does not exist; with no file, random for this process.
  * Fills c->gate.secret. The secret is never logged. 0, or -1 with err. */
 int config_secrets(struct config *c, char *err, size_t errlen);
+/* The server's static public key (handshake v2), derived from the secret
+ * config_secrets read: 64 hex digits, what clients pin. */
+void config_server_key(const struct config *c, char hex[2 * WIRE_PUB + 1]);
 
 /* Defaults; no listeners (config_listen adds them). */
 void config_default(struct config *c);

@@ -48,6 +48,12 @@
  * when the game sends nothing: an answer costs one packet instead of two.
  * opts->ack_delay = 0 sends every ack at once.
  *
+ * Server key. "udp://host:port?key=HEX" (or opts->server_key) pins the
+ * server's static key, printed by `moongate key`: the hello travels
+ * sealed and only that server can answer (docs/PROTOCOL.md, "Handshake").
+ * Without a key the client warns (opts->log, or stderr) and connects only
+ * to servers that allow unpinned clients.
+ *
  * Errors: 0 or a length on success, a negative MGCLIENT_E* code otherwise
  * (mgclient_strerror says it in words); connect fills err.
  */
@@ -113,6 +119,20 @@ struct mgclient_options {
 	int32_t reconnect_ms;  /* offline: fresh sockets this often (500) */
 	int32_t tcp_linger_ms; /* auto: back on UDP, the TCP connection is
 	                          closed this long after (5000) */
+	/* version 2 (size 136): the server's key */
+	const char *server_key; /* the server's static public key, 64 hex
+	                          digits (`moongate key`), or NULL: the url's
+	                          ?key=, else none. Pinned, the handshake hides
+	                          the hello and a server without the key's
+	                          secret half cannot open the session ("server
+	                          key mismatch"). Without a key the client
+	                          speaks the anonymous handshake (the hello in
+	                          clear, no proof of the server), which a
+	                          server allows only with gate.allow_unpinned,
+	                          and warns through log. */
+	void (*log)(const char *line, void *user); /* warnings of the library,
+	                          one line each, no newline; NULL: stderr */
+	void *log_user;
 };
 /* Every field to its default, size to sizeof *o. */
 MGCLIENT_API void mgclient_options_default(struct mgclient_options *o);
@@ -184,7 +204,8 @@ MGCLIENT_API const char *mgclient_strerror(int err);
 
 /* url: "udp://host:port", "tcp://host:port", "auto://host:port", or
  * "udp://host:port,tcp://host:port" (IPv4, IPv6 in brackets, or a name
- * resolved once, blocking). hello (<= MGCLIENT_HELLO_MAX) reaches the
+ * resolved once, blocking), optionally followed by "?key=HEX" (the server
+ * key, 64 hex digits; the same as opts->server_key). hello (<= MGCLIENT_HELLO_MAX) reaches the
  * server's handshake policy. opts NULL: defaults. The handshake starts at
  * once; MGCLIENT_OPEN (or CLOSE with the refusal) arrives through poll.
  * NULL with err filled on a bad url, bad options, a socket error or out

@@ -27,7 +27,8 @@
 --   transports   {"udp", "tcp"} (default): one --listen 127.0.0.1:0 each
 --   admin        true: the admin console on tcp://127.0.0.1:0
 --   ready_ms     deadline for "moongate: ready" (10000)
--- srv.udp, srv.tcp   ports;  srv.pid;  srv.dir  the temp dir
+-- srv.udp, srv.tcp   ports;  srv.pid;  srv.dir  the temp dir;  srv.key
+--                     the server key (hex), which T.connect pins
 -- srv.admin_url      "tcp://127.0.0.1:PORT" or "unix:PATH", when the
 --                    server printed "moongate: admin ..."
 -- srv:url(transport)                 "udp://127.0.0.1:PORT"
@@ -54,7 +55,9 @@
 --
 -- T.connect(srv_or_url, transport, hello, opts) -> cl | nil, err
 --   transport "udp" (default) or "tcp" when given a server; hello ""
---   by default; opts go to moongate.client.connect. cl records events:
+--   by default; opts go to moongate.client.connect (given a server, its
+--   key, srv.key, is pinned unless opts.server_key is false or set).
+--   cl records events:
 --   cl.opened (boolean), cl.messages (strings), cl.datagrams ({data=,
 --   seq=}), cl.closed (nil or {code=, reason=, remote=}), cl.events (every
 --   event table, in order), cl.c (the moongate.client object).
@@ -503,6 +506,7 @@ function T.start_server(opts)
 				srv.host = srv.host or host
 			end
 		end
+		srv.key = line:match("^moongate: key (%x+)$") or srv.key
 		local kind, where = line:match("^moongate: admin (%a+) (.+)$")
 		if kind == "unix" then
 			srv.admin_url = "unix:" .. where
@@ -685,6 +689,17 @@ function T.connect(target, transport, hello, opts)
 		url = target:url(transport or "udp")
 	elseif type(target) ~= "string" then
 		error("connect: a server or a url expected", 2)
+	end
+	if type(target) == "table" and target.key then
+		-- pin the server's key (handshake v2) unless told otherwise
+		local o = {}
+		for k, v in pairs(opts or {}) do o[k] = v end
+		if o.server_key == nil then
+			o.server_key = target.key
+		elseif o.server_key == false then
+			o.server_key = nil
+		end
+		opts = o
 	end
 	local c, err = client.connect(url, hello or "", opts)
 	if not c then

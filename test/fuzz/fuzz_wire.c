@@ -135,11 +135,13 @@ handshake_packet(const uint8_t *pkt, size_t len)
 	r = wire_hello_decode(pkt, len, &hl);
 	CHECK(r == 0 || (is_err(r) && r != WIRE_EAUTH));
 	if (r == 0) {
-		CHECK(hl.version == WIRE_VERSION && hl.hello_len <= WIRE_HELLO_MAX);
+		CHECK((hl.version == WIRE_V1 || hl.version == WIRE_V2) &&
+		      hl.hello_len <= WIRE_HELLO_MAX);
 		CHECK(wire_hello_encode(again, sizeof again, &hl) == (int)len);
 		CHECK(memcmp(again, pkt, len) == 0);
 	} else if (r == WIRE_EVERSION) {
-		CHECK(hl.version != WIRE_VERSION && hl.version == pkt[1]);
+		CHECK(hl.version != WIRE_V1 && hl.version != WIRE_V2 &&
+		      hl.version == pkt[1]);
 		CHECK(memcmp(hl.pub, pkt + 2, WIRE_PUB) == 0);
 	} else {
 		CHECK(memcmp(&hl, &hs, sizeof hl) == 0);
@@ -334,6 +336,19 @@ write_seeds(const char *dir)
 	memcpy(h.mac, mac, WIRE_MAC);
 	n = wire_hello_encode(pkt, sizeof pkt, &h);
 	put_seed(dir, "seed_init", 0, pkt, (size_t)n);
+	{	/* v2: the sealed hello, 8 bytes and a tag */
+		static const uint8_t sealed[8 + WIRE_TAG] = "moongate-and-its-tag....";
+		h.version = WIRE_V2;
+		h.hello = sealed;
+		n = wire_hello_encode(pkt, sizeof pkt, &h);
+		put_seed(dir, "seed_init_v2", 0, pkt, (size_t)n);
+		h.type = WIRE_HELLO;
+		n = wire_hello_encode(pkt, sizeof pkt, &h);
+		put_seed(dir, "seed_hello_v2", 0, pkt, (size_t)n);
+		h.type = WIRE_INIT;
+		h.version = 0;
+		h.hello = (const uint8_t *)"moongate";
+	}
 	memset(&w, 0, sizeof w);
 	w.sid = 0x01020304;
 	memset(w.pub, 0x33, WIRE_PUB);

@@ -148,6 +148,7 @@ server(int report)
 	alarm(120);
 	struct gate_config gc;
 	gate_config_default(&gc);
+	memset(gc.secret, 0x07, sizeof gc.secret); /* its key: server_key_hex */
 	static const struct gate_callbacks cb = { s_output, s_accept, s_event,
 	                                          s_close_conn, NULL, NULL };
 	S.g = gate_create(&gc, &cb, NULL);
@@ -488,10 +489,114 @@ TEST(options_and_stats_sizes)
 	mgclient_release(c);
 }
 
+
+/* The child's static key (its secret is 32 x 0x07), as `moongate key`
+ * prints it. */
+static void
+server_key_hex(char hex[65])
+{
+	uint8_t secret[WIRE_SECRET], pub[WIRE_PUB], sec[WIRE_SEC];
+	memset(secret, 0x07, sizeof secret);
+	wire_static_keypair(pub, sec, secret);
+	for (int i = 0; i < WIRE_PUB; i++)
+		snprintf(hex + 2 * i, 3, "%02x", pub[i]);
+}
+
+static int warnings;
+static char last_warning[256];
+
+static void
+on_log(const char *line, void *user)
+{
+	(void)user;
+	warnings++;
+	snprintf(last_warning, sizeof last_warning, "%s", line);
+}
+
+/* Pinned by url or by option: the session opens, no warning. Unpinned: one
+ * warning through the log callback. Pinned to another key: "server key
+ * mismatch". Bad or conflicting keys fail the connect. */
+TEST(server_key)
+{
+	char hex[65], url[200], err[160] = "";
+	server_key_hex(hex);
+	struct mgclient_options o;
+	mgclient_options_default(&o);
+	o.log = on_log;
+	for (int t = 0; t < 2; t++) {
+		warnings = 0;
+		if (t == 0) { /* the url */
+			snprintf(url, sizeof url, "udp://127.0.0.1:%d?key=%s", udp_port,
+			         hex);
+			o.server_key = NULL;
+		} else {      /* the option */
+			snprintf(url, sizeof url, "tcp://127.0.0.1:%d", tcp_port);
+			o.server_key = hex;
+		}
+		mgclient_t *c = mgclient_connect(url, "echo", 4, &o, err, sizeof err);
+		REQUIRE(c != NULL);
+		struct rec r = { 0 };
+		REQUIRE(pump(c, &r, is_open, 3000));
+		CHECK_EQ(r.opened, 1);
+		CHECK_EQ(warnings, 0);
+		want_msgs = 1;
+		send_counter(c, 0, 10);
+		CHECK(pump(c, &r, got_all, 3000));
+		CHECK_EQ(r.errors, 0);
+		mgclient_release(c);
+	}
+	/* unpinned: a warning */
+	o.server_key = NULL;
+	warnings = 0;
+	mgclient_t *c = connect_to("udp", "echo", &o);
+	REQUIRE(c != NULL);
+	CHECK_EQ(warnings, 1);
+	CHECK(strstr(last_warning, "no server key") != NULL);
+	mgclient_release(c);
+	/* another server's key: refused, with why */
+	char other[65];
+	memcpy(other, hex, sizeof other);
+	other[0] = other[0] == 'a' ? 'b' : 'a';
+	o.server_key = other;
+	struct rec r = { 0 };
+	c = connect_to("udp", "echo", &o);
+	REQUIRE(c != NULL);
+	REQUIRE(pump(c, &r, is_closed, 3000));
+	CHECK_EQ(r.opened, 0);
+	CHECK_EQ(r.code, MGCLIENT_CLOSE_REFUSED);
+	CHECK(strstr(r.reason, "server key mismatch") != NULL);
+	mgclient_release(c);
+	/* the url and the option disagree; a short key; not hex; a query */
+	snprintf(url, sizeof url, "udp://127.0.0.1:%d?key=%s", udp_port, hex);
+	CHECK(mgclient_connect(url, "", 0, &o, err, sizeof err) == NULL);
+	CHECK(strstr(err, "differ") != NULL);
+	o.server_key = "abcd";
+	CHECK(mgclient_connect("udp://127.0.0.1:1", "", 0, &o, err, sizeof err) == NULL);
+	CHECK(strstr(err, "64 hex digits") != NULL);
+	o.server_key = NULL;
+	snprintf(url, sizeof url, "udp://127.0.0.1:1?key=%.63sg", hex);
+	CHECK(mgclient_connect(url, "", 0, &o, err, sizeof err) == NULL);
+	CHECK(strstr(err, "hex digit") != NULL);
+	CHECK(mgclient_connect("udp://127.0.0.1:1?fec=1", "", 0, &o, err,
+	                       sizeof err) == NULL);
+	CHECK(strstr(err, "unknown query") != NULL);
+	/* a caller built against version 1 of the options (size 112) */
+	mgclient_options_default(&o);
+	o.size = 112;
+	o.server_key = hex; /* beyond its size: not read */
+	snprintf(url, sizeof url, "udp://127.0.0.1:%d", udp_port);
+	c = mgclient_connect(url, "echo", 4, &o, err, sizeof err);
+	REQUIRE(c != NULL);
+	memset(&r, 0, sizeof r);
+	REQUIRE(pump(c, &r, is_open, 3000));
+	mgclient_release(c);
+}
+
 static const struct tu_test tests[] = {
 	TU(udp_echo), TU(tcp_echo), TU(udp_kick), TU(tcp_kick), TU(udp_refused),
 	TU(tcp_refused), TU(tcp_frame_too_large), TU(event_queue_full),
 	TU(tcp_refused_connect), TU(bad_urls), TU(options_and_stats_sizes),
+	TU(server_key),
 };
 
 int

@@ -681,7 +681,7 @@ TEST(spoofed_hellos_allocate_nothing)
 	struct wire_hello h;
 	memset(&h, 0, sizeof h);
 	h.type = WIRE_HELLO;
-	h.version = WIRE_VERSION;
+	h.version = WIRE_V1;
 	uint8_t pkt[128], reply[2048];
 	long replies = 0, larger = 0;
 	for (int i = 0; i < 10000; i++) {

@@ -558,6 +558,203 @@ TEST(handshake_replayed_init_makes_nothing_new)
 	world_free();
 }
 
+
+/* ---- handshake v2: the pinned server key ------------------------------ */
+
+/* A client config pinned to the world's gate key (or to key when given). */
+static void
+pinned_config(struct session_config *sc, const uint8_t *key)
+{
+	uint8_t pub[WIRE_PUB], sec[WIRE_SEC];
+	session_config_default(sc);
+	wire_static_keypair(pub, sec, W.gc.secret);
+	sc->pinned = 1;
+	memcpy(sc->server_key, key ? key : pub, WIRE_PUB);
+}
+
+static int
+contains(const uint8_t *p, size_t n, const char *needle)
+{
+	size_t k = strlen(needle);
+	for (size_t i = 0; i + k <= n; i++)
+		if (!memcmp(p + i, needle, k))
+			return 1;
+	return 0;
+}
+
+TEST(pinned_handshake_hides_the_hello)
+{
+	world_init(NULL);
+	struct session_config sc;
+	pinned_config(&sc, NULL);
+	struct client *c = add_client(NULL, &sc, "cookie=SECRET-LOGIN-42", 1);
+	REQUIRE(c->s != NULL);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	CHECK(strcmp(W.last_hello, "cookie=SECRET-LOGIN-42") == 0);
+	int hellos = 0, inits = 0;
+	for (int i = 0; i < W.ncap; i++) {
+		if (W.cap_type[i] == WIRE_HELLO || W.cap_type[i] == WIRE_INIT) {
+			hellos += W.cap_type[i] == WIRE_HELLO;
+			inits += W.cap_type[i] == WIRE_INIT;
+			CHECK_EQ(W.cap_pkt[i][1], WIRE_V2);
+		}
+		CHECK(!contains(W.cap_pkt[i], W.cap_len[i], "SECRET"));
+	}
+	CHECK_EQ(hellos, 1);
+	CHECK_EQ(inits, 1);
+	CHECK_EQ(W.amp_violations, 0);
+	/* the session works both ways */
+	send_counter(c, 0, 100);
+	CHECK(RUN_UNTIL(c->rel.n == 1, 1000));
+	CHECK_EQ(c->rel.errors, 0);
+	world_free();
+}
+
+TEST(pinned_client_refused_by_a_server_with_another_key)
+{
+	world_init(NULL);
+	uint8_t other[WIRE_PUB], osec[WIRE_SEC];
+	wire_keypair(other, osec); /* the man in the middle's own key */
+	struct session_config sc;
+	pinned_config(&sc, other);
+	struct client *c = add_client(NULL, &sc, "cookie=SECRET", 1);
+	CHECK(RUN_UNTIL(c->closed, 2000));
+	CHECK_EQ(c->opened, 0);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_REFUSED);
+	CHECK(strstr(c->close_reason, "server key mismatch") != NULL);
+	CHECK_EQ(W.srv_open, 0);
+	CHECK_EQ(W.last_hello[0], 0); /* policy never saw it */
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 0);
+	CHECK_EQ(st.auth_failures, 1);
+	world_free();
+}
+
+/* A man in the middle answers the client's HELLO itself: whether its
+ * WELCOME is anonymous (v1) or made with its own static key, a pinned
+ * client cannot open it and ends "server key mismatch"; an unpinned
+ * client opens the first (what v1 cannot prevent). */
+static void
+mitm_output(session_t *s, uint32_t path, const uint8_t *pkt, size_t len,
+            void *user)
+{
+	(void)s; (void)path;
+	struct client *victim = user;
+	static uint8_t b[PKT];
+	memcpy(b, pkt, len);
+	session_input(victim->s, 1, b, len, client_now(victim));
+}
+
+static void
+mitm_event(session_t *s, const struct session_event *ev, void *user)
+{
+	(void)s; (void)ev; (void)user;
+}
+
+static void
+mitm_answer(struct client *c, int v2)
+{
+	static const struct session_callbacks cb = { mitm_output, mitm_event };
+	struct session_config sc;
+	session_config_default(&sc);
+	int i;
+	for (i = 0; i < W.ncap && W.cap_type[i] != WIRE_HELLO; i++)
+		;
+	REQUIRE(i < W.ncap);
+	const uint8_t *epub = W.cap_pkt[i] + 2;
+	session_t *m;
+	if (v2) {
+		uint8_t xpub[WIRE_PUB], xsec[WIRE_SEC];
+		struct wire_nk nk;
+		wire_keypair(xpub, xsec);
+		REQUIRE_EQ(wire_nk_server(&nk, xpub, xsec, epub), 0);
+		uint8_t spub[WIRE_PUB], ssec[WIRE_SEC];
+		wire_keypair(spub, ssec);
+		struct session_v2 v = { &nk, W.cap_pkt[i] + WIRE_HELLO_SIZE,
+		                        W.cap_len[i] - WIRE_HELLO_SIZE, spub, ssec };
+		m = session_server_create(&sc, &cb, c, 1, 77, epub, &v, now_us());
+	} else {
+		m = session_server_create(&sc, &cb, c, 1, 77, epub, NULL, now_us());
+	}
+	REQUIRE(m != NULL);
+	session_release(m);
+}
+
+TEST(pinned_client_cannot_open_a_welcome_without_the_key)
+{
+	for (int v2 = 0; v2 <= 1; v2++) {
+		world_init(NULL);
+		struct session_config sc;
+		pinned_config(&sc, NULL);
+		sc.handshake_timeout_ms = 2000;
+		struct client *c = add_client(NULL, &sc, "cookie=SECRET", 1);
+		c->mute_up = 1; /* the real server hears nothing */
+		mitm_answer(c, v2);
+		CHECK_EQ(c->opened, 0);
+		CHECK(RUN_UNTIL(c->closed, 3000));
+		CHECK_EQ(c->opened, 0);
+		CHECK_EQ(c->close_code, SESSION_CLOSE_HANDSHAKE);
+		CHECK(strstr(c->close_reason, "server key mismatch") != NULL);
+		struct session_stats st;
+		session_stats(c->s, &st);
+		CHECK_EQ(st.in_auth_fail, 1);
+		world_free();
+	}
+	/* unpinned, the anonymous MITM gets in: why clients pin */
+	world_init(NULL);
+	struct client *c = add_client(NULL, NULL, "cookie=SECRET", 1);
+	c->mute_up = 1;
+	mitm_answer(c, 0);
+	CHECK_EQ(c->opened, 1);
+	world_free();
+}
+
+TEST(unpinned_client_refused_unless_allowed)
+{
+	world_init(NULL);
+	gate_release(W.g, now_us());
+	W.gc.allow_unpinned = 0;
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	struct client *c = add_client(NULL, NULL, "plain", 1);
+	CHECK(RUN_UNTIL(c->closed, 2000));
+	CHECK_EQ(c->opened, 0);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_REFUSED);
+	CHECK(strstr(c->close_reason, "unpinned") != NULL);
+	CHECK_EQ(W.last_hello[0], 0);
+	/* a pinned one gets in */
+	struct session_config sc;
+	pinned_config(&sc, NULL);
+	struct client *p = add_client(NULL, &sc, "sealed", 2);
+	CHECK(RUN_UNTIL(p->opened && W.srv_open, 1000));
+	CHECK(strcmp(W.last_hello, "sealed") == 0);
+	world_free();
+}
+
+
+/* The server's ephemeral key of v2 serves the handshakes of one short
+ * window (at most 64, at most 1 s), then a new one. */
+TEST(server_ephemeral_rotates)
+{
+	world_init(NULL);
+	struct session_config sc;
+	pinned_config(&sc, NULL);
+	struct client *a = add_client(NULL, &sc, "a", 1);
+	struct client *b = add_client(NULL, &sc, "b", 2);
+	CHECK(RUN_UNTIL(a->opened && b->opened, 1000));
+	CHECK_MEM(session_peer_pub(a->s), session_peer_pub(b->s), WIRE_PUB);
+	run_ms(1100);
+	struct client *c = add_client(NULL, &sc, "c", 3);
+	CHECK(RUN_UNTIL(c->opened, 1000));
+	CHECK(memcmp(session_peer_pub(a->s), session_peer_pub(c->s), WIRE_PUB));
+	/* the sessions still work: their keys are their own */
+	send_counter(a, 0, 50);
+	send_counter(c, 0, 50);
+	CHECK(RUN_UNTIL(a->rel.n == 1 && c->rel.n == 1, 1000));
+	CHECK_EQ(a->rel.errors + c->rel.errors, 0);
+	world_free();
+}
+
 TEST(hello_flood_allocates_nothing)
 {
 	world_init(NULL);
@@ -565,7 +762,7 @@ TEST(hello_flood_allocates_nothing)
 	struct wire_hello h;
 	memset(&h, 0, sizeof h);
 	h.type = WIRE_HELLO;
-	h.version = WIRE_VERSION;
+	h.version = WIRE_V1;
 	int amp = 0;
 	for (int i = 0; i < 10000; i++) {
 		struct gate_path p;
@@ -1059,7 +1256,7 @@ TEST(half_open_sessions_are_bounded)
 	struct wire_hello h;
 	memset(&h, 0, sizeof h);
 	h.type = WIRE_HELLO;
-	h.version = WIRE_VERSION;
+	h.version = WIRE_V1; /* unpinned (allowed by default): no sealed hello to make */
 	for (int i = 0; i < 5; i++) {
 		struct gate_path p;
 		memset(&p, 0, sizeof p);
@@ -1714,6 +1911,11 @@ static const struct tu_test tests[] = {
 	TU(handshake_timeout_when_server_silent),
 	TU(handshake_refused_with_reason),
 	TU(handshake_replayed_init_makes_nothing_new),
+	TU(pinned_handshake_hides_the_hello),
+	TU(pinned_client_refused_by_a_server_with_another_key),
+	TU(pinned_client_cannot_open_a_welcome_without_the_key),
+	TU(unpinned_client_refused_unless_allowed),
+	TU(server_ephemeral_rotates),
 	TU(hello_flood_allocates_nothing),
 	TU(garbage_forged_and_replayed_are_dropped),
 	TU(echo_exactly_once_in_order),

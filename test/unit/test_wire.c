@@ -660,12 +660,12 @@ TEST(hello_roundtrip)
 		CHECK_EQ(wire_hello_encode(pkt, n - 1, &h), WIRE_ESPACE);
 		REQUIRE_EQ(wire_hello_encode(pkt, n, &h), (int)n);
 		CHECK_EQ(pkt[0], type);
-		CHECK_EQ(pkt[1], WIRE_VERSION); /* version 0: ours */
+		CHECK_EQ(pkt[1], WIRE_V1); /* version 0: ours */
 
 		b = dup(pkt, n);
 		REQUIRE_EQ(wire_hello_decode(b, n, &d), 0);
 		CHECK_EQ(d.type, type);
-		CHECK_EQ(d.version, WIRE_VERSION);
+		CHECK_EQ(d.version, WIRE_V1);
 		CHECK_MEM(d.pub, h.pub, WIRE_PUB);
 		CHECK_EQ(d.stamp, h.stamp);
 		CHECK_MEM(d.mac, h.mac, WIRE_MAC);
@@ -690,12 +690,12 @@ TEST(hello_roundtrip)
 		free(b);
 
 		/* another version: type, version and pub are still read */
-		pkt[1] = WIRE_VERSION + 1;
+		pkt[1] = WIRE_V2 + 1;
 		b = dup(pkt, n);
 		d = sentinel;
 		CHECK_EQ(wire_hello_decode(b, n, &d), WIRE_EVERSION);
 		CHECK_EQ(d.type, type);
-		CHECK_EQ(d.version, WIRE_VERSION + 1);
+		CHECK_EQ(d.version, WIRE_V2 + 1);
 		CHECK_MEM(d.pub, h.pub, WIRE_PUB);
 		CHECK_EQ(d.hello_len, 0);
 		CHECK_EQ(d.stamp, 0);
@@ -703,7 +703,7 @@ TEST(hello_roundtrip)
 		CHECK_EQ(wire_hello_decode(b, 2 + WIRE_PUB - 1, &d), WIRE_ETRUNC);
 		CHECK_MEM(&d, &sentinel, sizeof d);
 		free(b);
-		pkt[1] = WIRE_VERSION;
+		pkt[1] = WIRE_V1;
 
 		/* a declared length above the maximum, bytes present or not */
 		wire_put16(pkt + fixed - 2, WIRE_HELLO_MAX + 1);
@@ -781,7 +781,7 @@ TEST(challenge_roundtrip)
 	pkt[1] = 0;
 	CHECK_EQ(wire_challenge_decode(pkt, WIRE_CHALLENGE_SIZE, &stamp, got),
 	         WIRE_EVERSION);
-	pkt[1] = WIRE_VERSION;
+	pkt[1] = WIRE_V1;
 	pkt[0] = WIRE_HELLO;
 	CHECK_EQ(wire_challenge_decode(pkt, WIRE_CHALLENGE_SIZE, &stamp, got),
 	         WIRE_ETYPE);
@@ -910,10 +910,10 @@ TEST(refuse_roundtrip)
 		CHECK_EQ(wire_refuse_decode(b, n + 1, &d), WIRE_EINVAL);
 		free(b);
 	}
-	pkt[1] = WIRE_VERSION + 1;
+	pkt[1] = WIRE_V2 + 1;
 	CHECK_EQ(wire_refuse_decode(pkt, WIRE_REFUSE_SIZE + 255, &d),
 	         WIRE_EVERSION);
-	pkt[1] = WIRE_VERSION;
+	pkt[1] = WIRE_V1;
 	pkt[0] = WIRE_WELCOME;
 	CHECK_EQ(wire_refuse_decode(pkt, WIRE_REFUSE_SIZE + 255, &d),
 	         WIRE_ETYPE);
@@ -1036,7 +1036,7 @@ TEST(decoders_random)
 		if (len > 0)
 			b[0] = types[rnd() % sizeof types];
 		if (len > 1 && rnd() % 2)
-			b[1] = WIRE_VERSION;
+			b[1] = WIRE_V1;
 		r = wire_peek(b, len, &hd);
 		CHECK(r == 0 || r == WIRE_ETRUNC || r == WIRE_ETYPE);
 		r = wire_open(b, len, key, (int)(i & 1), &hd, NULL);
@@ -1070,6 +1070,45 @@ static const uint8_t kcp_push[29] = {
 };
 
 #define VSID 0x01020304u
+
+/* handshake v2 vectors (docs/PROTOCOL.md) */
+#define V2_S \
+	"f6 29 77 59 d6 b5 a4 f8 ba 8b 83 b4 b4 97 06 27 " \
+	"45 35 65 8e a9 93 6b 64 72 0c 4d 79 e1 22 9b 1e"
+#define V2_ES \
+	"e5 5a d0 25 2c 1c ab 45 52 8d db 8e 74 66 d0 dc " \
+	"70 35 55 72 9b 84 44 da 71 78 32 33 af c6 db 74"
+#define V2_HKEY \
+	"25 a2 60 c7 7e dd fe af 20 9e d2 b9 98 d0 3b df " \
+	"ba 88 e3 2b 8c db 0c 75 5a 53 74 91 5e c3 44 7a"
+#define V2_HELLO \
+	"01 02 ab 2f ca 32 89 83 22 c2 08 fb 2d ab 50 48 " \
+	"bd 43 c3 55 c6 43 0f 58 88 97 cb 57 49 61 cf a9 " \
+	"80 6f 08 00 3c 27 56 d3 69 59 cd 2f 90 27 0a c7 " \
+	"a8 82 d2 05 11 f4 24 bc d9 24 81 43"
+#define V2_INIT \
+	"03 02 ab 2f ca 32 89 83 22 c2 08 fb 2d ab 50 48 " \
+	"bd 43 c3 55 c6 43 0f 58 88 97 cb 57 49 61 cf a9 " \
+	"80 6f 40 e2 01 00 e3 d5 b9 e7 fd 9a 13 4c 86 3b " \
+	"6d 3f b9 01 83 57 08 00 3c 27 56 d3 69 59 cd 2f " \
+	"90 27 0a c7 a8 82 d2 05 11 f4 24 bc d9 24 81 43"
+#define V2_STX \
+	"94 b4 52 aa fb a2 85 8d f0 0d 26 3b e9 70 94 0c " \
+	"67 5d ed f7 bd 89 93 15 8d 66 c7 08 00 14 39 bf"
+#define V2_CTX \
+	"6a 4a 84 3d e6 18 49 9a a8 87 b2 5b c0 41 e6 02 " \
+	"18 ae 96 25 68 e1 52 15 40 50 f6 e8 24 bf c5 1a"
+#define V2_WELCOME \
+	"04 04 03 02 01 fc 3b 33 93 67 a5 22 5d 53 a9 2d " \
+	"38 03 23 af d0 35 d7 81 7b 6d 1b e4 7d 94 6f 6b " \
+	"09 a9 cb dc 06 96 ba a4 5d b3 1a 2b 57 cd d9 53 " \
+	"eb 5f 70 2d 03 3e fa 19 e8 72 62 e7 c3 22 90 96 " \
+	"7d ad 0c c9 30 5e 33 59 77 07 51 62 23 12"
+#define V2_KCP \
+	"10 04 03 02 01 01 00 00 00 e6 43 35 b2 f0 f2 54 " \
+	"c8 d3 ee 7d 28 49 2c 69 b7 d0 9c 0a 6e cd 2c c9 " \
+	"63 07 83 5a 12 6c 32 df 69 34 bc e5 3d c0 d6 48 " \
+	"38 c9 66 a8 24 3f"
 
 static void
 vector_session(const char *name, uint8_t type, uint32_t pn,
@@ -1248,6 +1287,166 @@ TEST(wire_vectors)
 	               "22");
 }
 
+
+/* ---- handshake v2 -------------------------------------------------------- */
+
+/* Both sides of a v2 handshake agree; a client pinned to another key
+ * seals a hello the server cannot open, and a WELCOME made without the
+ * static secret does not open at the client. */
+TEST(nk_handshake)
+{
+	uint8_t secret[WIRE_SECRET], spub[WIRE_PUB], ssec[WIRE_SEC];
+	uint8_t epub[WIRE_PUB], esec[WIRE_SEC], fpub[WIRE_PUB], fsec[WIRE_SEC];
+	uint8_t xpub[WIRE_PUB], xsec[WIRE_SEC];
+	uint8_t sealed[8 + WIRE_TAG], back[8];
+	struct wire_nk c, s, x;
+	struct wire_keys kc, ks, kx;
+
+	memset(secret, 0x42, sizeof secret);
+	wire_static_keypair(spub, ssec, secret);
+	{	/* deterministic: the same secret, the same key */
+		uint8_t p2[WIRE_PUB], s2[WIRE_SEC];
+		wire_static_keypair(p2, s2, secret);
+		CHECK_MEM(p2, spub, WIRE_PUB);
+	}
+	wire_keypair(epub, esec);
+	wire_keypair(fpub, fsec);
+	REQUIRE_EQ(wire_nk_client(&c, spub, epub, esec), 0);
+	REQUIRE_EQ(wire_nk_server(&s, spub, ssec, epub), 0);
+	CHECK_MEM(c.es, s.es, WIRE_KEY);
+	CHECK_MEM(c.hkey, s.hkey, WIRE_KEY);
+	REQUIRE_EQ(wire_hello_seal(sealed, (const uint8_t *)"login:42", 8, &c),
+	           8 + WIRE_TAG);
+	CHECK(memcmp(sealed, "login:42", 8) != 0);
+	REQUIRE_EQ(wire_hello_open(back, sealed, 8, &s), 0);
+	CHECK(memcmp(back, "login:42", 8) == 0);
+	REQUIRE_EQ(wire_nk_client_keys(&kc, &c, esec, fpub, sealed, sizeof sealed), 0);
+	REQUIRE_EQ(wire_nk_server_keys(&ks, &s, fsec, fpub, sealed, sizeof sealed), 0);
+	CHECK_MEM(kc.tx, ks.rx, WIRE_KEY);
+	CHECK_MEM(kc.rx, ks.tx, WIRE_KEY);
+	CHECK(memcmp(kc.tx, kc.rx, WIRE_KEY) != 0);
+	/* every bit of the sealed hello matters */
+	for (size_t i = 0; i < sizeof sealed; i++) {
+		sealed[i] ^= 0x10;
+		CHECK_EQ(wire_hello_open(back, sealed, 8, &s), WIRE_EAUTH);
+		sealed[i] ^= 0x10;
+	}
+	/* another static key (a man in the middle with its own pair) */
+	wire_keypair(xpub, xsec);
+	REQUIRE_EQ(wire_nk_server(&x, xpub, xsec, epub), 0);
+	CHECK_EQ(wire_hello_open(back, sealed, 8, &x), WIRE_EAUTH);
+	/* its WELCOME keys differ from the pinned client's */
+	REQUIRE_EQ(wire_nk_server_keys(&kx, &x, fsec, fpub, sealed, sizeof sealed), 0);
+	CHECK(memcmp(kx.tx, kc.rx, WIRE_KEY) != 0);
+	/* a low-order server key is refused */
+	static const uint8_t zero[WIRE_PUB];
+	CHECK_EQ(wire_nk_client(&x, zero, epub, esec), WIRE_ECRYPTO);
+	/* v2 layout: the sealed hello and its tag after hello_len */
+	{
+		struct wire_hello h, d;
+		uint8_t pkt[128];
+		memset(&h, 0, sizeof h);
+		h.type = WIRE_INIT;
+		h.version = WIRE_V2;
+		memcpy(h.pub, epub, WIRE_PUB);
+		h.hello = sealed;
+		h.hello_len = 8;
+		REQUIRE_EQ(wire_hello_encode(pkt, sizeof pkt, &h),
+		           WIRE_INIT_SIZE + 8 + WIRE_TAG);
+		REQUIRE_EQ(wire_hello_decode(pkt, WIRE_INIT_SIZE + 8 + WIRE_TAG, &d), 0);
+		CHECK_EQ(d.version, WIRE_V2);
+		CHECK_EQ(d.hello_len, 8);
+		CHECK(d.hello == pkt + WIRE_INIT_SIZE);
+		CHECK_EQ(wire_hello_decode(pkt, WIRE_INIT_SIZE + 8, &d), WIRE_ETRUNC);
+		CHECK_EQ(wire_hello_decode(pkt, WIRE_INIT_SIZE + 8 + WIRE_TAG - 1, &d),
+		         WIRE_ETRUNC);
+		/* the smallest v2 packets still outweigh any reply before the
+		 * address is proven (no amplification) */
+		CHECK(WIRE_HELLO_SIZE + WIRE_TAG >= WIRE_CHALLENGE_SIZE);
+		CHECK(WIRE_HELLO_SIZE + WIRE_TAG >= WIRE_REFUSE_SIZE);
+	}
+}
+
+/* The v2 vectors of docs/PROTOCOL.md ("Handshake v2: test vectors"),
+ * recomputed independently by tools/vectors/handshake_v2.py (ctest
+ * vectors_v2). Server secret 32 x 0x03; client ephemeral seed 32 x 0x01,
+ * server ephemeral seed 32 x 0x02 (crypto_kx_seed_keypair); hello
+ * "moongate"; stamp 123456 at 192.0.2.1:12345. */
+TEST(wire_vectors_v2)
+{
+	static const uint8_t addr[7] = { 0x02, 0x30, 0x39, 0xc0, 0x00, 0x02, 0x01 };
+	uint8_t secret[WIRE_SECRET], spub[WIRE_PUB], ssec[WIRE_SEC];
+	uint8_t mac[WIRE_MAC], pkt[256], sealed[8 + WIRE_TAG], back[8];
+	struct wire_nk c, s;
+	struct wire_keys kc, ks;
+	struct wire_hello h;
+	struct wire_welcome w;
+	struct peers p;
+	int n;
+
+	REQUIRE(peers_seeded(&p));
+	memset(secret, 0x03, sizeof secret);
+	wire_static_keypair(spub, ssec, secret);
+	check_hex("v2 server static key S", spub, WIRE_PUB, V2_S);
+	REQUIRE_EQ(wire_nk_client(&c, spub, p.cpub, p.csec), 0);
+	REQUIRE_EQ(wire_nk_server(&s, spub, ssec, p.cpub), 0);
+	check_hex("v2 es", c.es, WIRE_KEY, V2_ES);
+	check_hex("v2 hello key", c.hkey, WIRE_KEY, V2_HKEY);
+	REQUIRE_EQ(wire_hello_seal(sealed, (const uint8_t *)"moongate", 8, &c),
+	           (int)sizeof sealed);
+
+	memset(&h, 0, sizeof h);
+	h.type = WIRE_HELLO;
+	h.version = WIRE_V2;
+	memcpy(h.pub, p.cpub, WIRE_PUB);
+	h.hello = sealed;
+	h.hello_len = 8;
+	n = wire_hello_encode(pkt, sizeof pkt, &h);
+	REQUIRE_EQ(n, WIRE_HELLO_SIZE + 8 + WIRE_TAG);
+	check_hex("v2 HELLO", pkt, (size_t)n, V2_HELLO);
+
+	wire_cookie(mac, secret, addr, sizeof addr, 123456, p.cpub);
+	h.type = WIRE_INIT;
+	h.stamp = 123456;
+	memcpy(h.mac, mac, WIRE_MAC);
+	n = wire_hello_encode(pkt, sizeof pkt, &h);
+	REQUIRE_EQ(n, WIRE_INIT_SIZE + 8 + WIRE_TAG);
+	check_hex("v2 INIT", pkt, (size_t)n, V2_INIT);
+	REQUIRE_EQ(wire_hello_open(back, sealed, 8, &s), 0);
+	CHECK(memcmp(back, "moongate", 8) == 0);
+
+	REQUIRE_EQ(wire_nk_server_keys(&ks, &s, p.ssec, p.spub, sealed,
+	                               sizeof sealed), 0);
+	REQUIRE_EQ(wire_nk_client_keys(&kc, &c, p.csec, p.spub, sealed,
+	                               sizeof sealed), 0);
+	check_hex("v2 server tx = client rx", ks.tx, WIRE_KEY, V2_STX);
+	check_hex("v2 client tx = server rx", kc.tx, WIRE_KEY, V2_CTX);
+	CHECK_MEM(kc.rx, ks.tx, WIRE_KEY);
+
+	memset(&w, 0, sizeof w);
+	w.sid = VSID;
+	memcpy(w.pub, p.spub, WIRE_PUB);
+	w.server_time_us = 1000000000;
+	w.heartbeat_ms = 1000;
+	w.timeout_ms = 10000;
+	w.mtu = 1200;
+	w.flags = WIRE_F_ENCRYPT;
+	w.resume_grace_ms = 30000;
+	w.fec_data = 8;
+	w.fec_parity = 2;
+	n = wire_welcome_encode(pkt, sizeof pkt, &w, ks.tx);
+	REQUIRE_EQ(n, WIRE_WELCOME_SIZE);
+	check_hex("v2 WELCOME", pkt, (size_t)n, V2_WELCOME);
+	{
+		struct wire_welcome d;
+		memset(&d, 0, sizeof d);
+		CHECK_EQ(wire_welcome_open(pkt, (size_t)n, &d, kc.rx), 0);
+		CHECK_MEM(&d, &w, sizeof d);
+	}
+	vector_session("v2 KCP (encrypted), pn 1", WIRE_KCP, 1, kcp_push,
+	               sizeof kcp_push, kc.tx, ks.rx, 1, V2_KCP);
+}
+
 static const struct tu_test tests[] = {
 	TU(rfc8439_aead),
 	TU(keys_agree),
@@ -1270,7 +1469,9 @@ static const struct tu_test tests[] = {
 	TU(handshake_flow),
 	TU(strerror_names),
 	TU(decoders_random),
+	TU(nk_handshake),
 	TU(wire_vectors), /* last: with -v its vectors end the output */
+	TU(wire_vectors_v2),
 };
 
 int
