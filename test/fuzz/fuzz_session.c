@@ -88,7 +88,7 @@ static struct {
 	struct wire_keys peer;    /* tx seals what we send the session */
 	int keyed, encrypt;
 	uint32_t pn;
-	uint8_t last[2048];
+	uint8_t last[2048 + WIRE_OVERHEAD];
 	size_t last_len;
 } F;
 
@@ -363,7 +363,7 @@ records(struct in *in, int handshake)
 				if (n > 0)
 					feed(1, pkt, (size_t)n);
 			} else if (F.last_len) {
-				uint8_t pkt[2048];
+				uint8_t pkt[sizeof F.last];
 				memcpy(pkt, F.last, F.last_len);
 				feed(1 + (a & 3), pkt, F.last_len);
 			}
