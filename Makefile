@@ -7,18 +7,23 @@
 #   make fuzz       libFuzzer on kcp_input for FUZZ_SECONDS (60) in build-fuzz/
 #   make fuzz-wire  the same for the packet codec (test/fuzz/fuzz_wire.c)
 #   make fuzz-fec   the same for the FEC decoder (test/fuzz/fuzz_fec.c)
+#   make fuzz-all   every fuzz target (test/fuzz/), each for FUZZ_SECONDS or
+#                   until FUZZ_RUNS executions; FUZZ_TARGETS picks some,
+#                   FUZZ_NICE="nice -n 19" runs them at low priority
 #   make clean      remove the build directories
 
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= 0
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps deps-fuzz build run test test-asan fuzz fuzz-wire fuzz-fec clean
+.PHONY: all deps deps-fuzz build run test test-asan fuzz fuzz-wire fuzz-fec \
+	fuzz-all clean
 
 all: build
 
@@ -73,6 +78,14 @@ fuzz-fec: deps-fuzz
 	build-fuzz/fuzz_fec -max_total_time=$(FUZZ_SECONDS) \
 		-artifact_prefix=build-fuzz/artifacts/ -print_final_stats=1 \
 		build-fuzz/corpus_fec test/fuzz/corpus_fec
+
+fuzz-all: deps-fuzz
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DMOONGATE_FUZZ=ON $(CMAKE_ARGS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_kcp_input fuzz_wire \
+		fuzz_fec fuzz_gate fuzz_session fuzz_frame fuzz_url fuzz_admin \
+		fuzz_sync fuzz_config
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) \
+		bash test/fuzz/fuzz_all.sh build-fuzz
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -56,10 +56,12 @@ text_of(lua_State *L, char *buf, size_t n)
 		return lua_toboolean(L, -1) ? "1" : "0";
 	case LUA_TNUMBER: {
 		lua_Number v = lua_tonumber(L, -1);
-		if (v != v || v < (lua_Number)LLONG_MIN || v > (lua_Number)LLONG_MAX)
-			return NULL;
-		if ((lua_Number)(long long)v != v)
-			snprintf(buf, n, "%.17g", (double)v); /* config_set refuses it */
+		/* Not an integer of long long's range (2^63 is just past it,
+		 * and converting it is undefined): as it is, for config_set
+		 * to refuse with the key's range. */
+		if (v != v || v < (lua_Number)LLONG_MIN ||
+		    v >= -(lua_Number)LLONG_MIN || (lua_Number)(long long)v != v)
+			snprintf(buf, n, "%.17g", (double)v);
 		else
 			snprintf(buf, n, "%lld", (long long)v);
 		return buf;
