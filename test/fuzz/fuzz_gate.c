@@ -106,12 +106,6 @@ static struct {
 
 static uint8_t secret[WIRE_SECRET];
 static int debug; /* FUZZ_DEBUG=1 in the environment: trace packets */
-/* FUZZ_GATE_FEC_REFLECT=1: do not check the amplification bound on the
- * FEC listener (the client's sessions there). Today (issue 14, "the FEC race") a copy of a client's FEC
- * shards from an unproven address is answered with parity shards there,
- * more bytes than it sent; this lets a long run fuzz the rest meanwhile.
- * The check is on by default, so the fix is held to it. */
-static int fec_reflect_ok;
 
 static int
 path_index(const struct gate_path *p)
@@ -145,7 +139,7 @@ g_output(const struct gate_path *to, const uint8_t *pkt, size_t len,
 		        (unsigned long long)G.out_bytes[i]);
 	if (!to->raw && pkt[0] == WIRE_CHALLENGE && i == G.in_path)
 		CHECK(len <= G.in_len);
-	if (i >= 1 && i <= 4 && !(fec_reflect_ok && G.client_listener == 2))
+	if (i >= 1 && i <= 4)
 		CHECK(G.out_bytes[i] <= G.in_bytes[i]);
 	if (i == 0 && G.ngq < QMAX) {
 		memcpy(G.gq[G.ngq].b, pkt, len);
@@ -199,7 +193,7 @@ g_bind_conn(gate_t *g, uint32_t conn, void *user)
 }
 
 static const struct gate_callbacks gate_cb = {
-	g_output, g_accept, g_event, g_close_conn, g_bind_conn,
+	g_output, g_accept, g_event, g_close_conn, g_bind_conn, NULL,
 };
 
 static void
@@ -416,7 +410,6 @@ init_once(void)
 	fuzz_rand_install();
 	CHECK(wire_init() == 0);
 	debug = getenv("FUZZ_DEBUG") != NULL;
-	fec_reflect_ok = getenv("FUZZ_GATE_FEC_REFLECT") != NULL;
 	for (int i = 0; i < WIRE_SECRET; i++)
 		secret[i] = (uint8_t)(0x40 + i);
 }

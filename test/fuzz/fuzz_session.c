@@ -418,7 +418,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			send_welcome(&in);
 		records(&in, mode == 2);
 	} else {
-		F.s = session_server_create(&sc, &cb, NULL, 1, SID, cpub, F.now);
+		F.s = session_server_create(&sc, &cb, NULL, 1, SID, cpub, NULL, F.now);
 		CHECK(F.s != NULL);
 		/* the WELCOME tells the server's key: the harness plays the
 		 * client that made cpub */

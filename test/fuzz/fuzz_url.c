@@ -83,13 +83,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(err, 0x5a, sizeof err);
 	err[sizeof err - 1] = 0;
 	err[0] = 0;
-	int r = url_parse(url, &udp, &tcp, err, sizeof err);
+	uint8_t key[32];
+	int has_key = 0;
+	int r = url_parse(url, &udp, &tcp, key, &has_key, err, sizeof err);
 	if (r < 0) {
 		CHECK(r == -1);
 		CHECK(err[0] != 0 && memchr(err, 0, sizeof err) != NULL);
 		return 0;
 	}
 	CHECK(r == URL_AUTO || r == URL_UDP_ONLY || r == URL_TCP_ONLY);
+	CHECK(has_key == 0 || has_key == 1);
+	/* a key is only ever "?key=" and 64 hex digits */
+	if (has_key)
+		CHECK(strstr(url, "?key=") != NULL);
 	check_tport(&udp);
 	check_tport(&tcp);
 	if (r == URL_AUTO)
