@@ -28,57 +28,8 @@
 
 #include <sodium.h>
 
-#include "heap.h"
-#include "map.h"
+#include "gate_int.h"
 #include "session_raw.h"
-
-#define SLOTS (SESSION_PATHS + 1)
-_Static_assert(SLOTS < 8, "a path id keeps the slot in 3 bits");
-
-struct entry {
-	gate_t *g;
-	session_t *s;
-	struct gate_path path[SLOTS]; /* transport 0: a free slot */
-	uint8_t bound[SLOTS];         /* TCP: the connection is in by_conn */
-	uint8_t told[SLOTS];          /* TCP: bind_conn was called for it */
-	uint32_t gen[SLOTS];          /* the slot's generation (path ids) */
-	uint8_t last;                 /* the slot packets went to last */
-	struct heap_node hn; /* key: when the session is due; in g->heap
-	                        while the entry is linked */
-	uint32_t sid;
-	uint64_t pub_key;   /* key in g->by_pub (0: none) */
-	uint64_t raw_key;   /* key in g->by_raw (0: none) */
-	uint64_t src_key;   /* raw: its source's key in g->by_src (0: none) */
-	int64_t queued;     /* its reliable bytes as last counted (budget) */
-	uint8_t half_open;  /* counted in st.half_open */
-	uint16_t hello_len;
-	uint8_t *hello;     /* the client's hello until the OPEN event is told */
-	struct entry *next; /* graveyard */
-};
-
-struct gate {
-	struct gate_config cfg;
-	struct gate_callbacks cb;
-	void *user;
-	struct map by_sid, by_pub, by_raw, by_conn;
-	struct map by_src;         /* raw sessions per source (a count) */
-	uint64_t now;              /* of the outermost public call */
-	struct heap heap;          /* every linked entry, by its due time */
-	int depth;                 /* nesting of public calls */
-	struct entry *graveyard;
-	uint8_t hashkey[crypto_shorthash_KEYBYTES];
-	uint8_t spub[WIRE_PUB], ssec[WIRE_SEC]; /* static key (handshake v2) */
-	uint8_t epub[WIRE_PUB], esec[WIRE_SEC]; /* ephemeral e_s (v2), rotated */
-	uint32_t eph_uses;         /* sessions made with it (0: make one) */
-	uint64_t eph_born;
-	uint8_t buf[512];          /* handshake replies */
-	struct gate_stats st;
-};
-
-/* limits (at the end of this file) */
-static int limit_refuses(gate_t *g, const struct gate_path *from,
-                         struct gate_verdict *v);
-static void src_take(gate_t *g, const struct gate_path *from, struct entry *e);
 
 void
 gate_config_default(struct gate_config *c)
@@ -95,7 +46,6 @@ gate_config_default(struct gate_config *c)
 
 /* ---- timer heap ------------------------------------------------------- */
 
-#define ENTRY(n) container_of(n, struct entry, hn)
 
 static int
 heap_add(gate_t *g, struct entry *e)
@@ -235,13 +185,12 @@ sync(gate_t *g, struct entry *e)
 }
 
 /* What the limits count of e, given back (limits at the end of this file). */
-static void src_give(gate_t *g, uint64_t key);
 
 static void
 forget_limits(gate_t *g, struct entry *e)
 {
 	if (e->src_key)
-		src_give(g, e->src_key);
+		gate_src_give(g, e->src_key);
 	e->src_key = 0;
 	if (e->half_open)
 		g->st.half_open--;
@@ -320,32 +269,9 @@ static const struct session_callbacks session_cb = { on_output, on_event };
 
 /* ---- handshake -------------------------------------------------------- */
 
-/* The address as the cookie and the raw table see it. */
-static size_t
-addr_bytes(const struct gate_path *p, uint8_t out[19])
-{
-	const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-		out[0] = 4;
-		memcpy(out + 1, &in->sin_port, 2);
-		memcpy(out + 3, &in->sin_addr, 4);
-		return 7;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-		out[0] = 6;
-		memcpy(out + 1, &in6->sin6_port, 2);
-		memcpy(out + 3, &in6->sin6_addr, 16);
-		return 19;
-	}
-	out[0] = 0;
-	return 1;
-}
-
 /* The same peer address: family, port and address compared in place
- * (what addr_bytes keeps, without copying either). Families other than
- * IPv4 and IPv6 are all one, as addr_bytes has them. */
+ * (what path_addr_bytes keeps, without copying either). Families other than
+ * IPv4 and IPv6 are all one, as path_addr_bytes has them. */
 static int
 same_addr(const struct gate_path *a, const struct gate_path *b)
 {
@@ -407,8 +333,9 @@ path_slot(gate_t *g, struct entry *e, const struct gate_path *from)
 	return slot_id(e, free_i);
 }
 
-static uint64_t
-keyed_hash(const gate_t *g, const void *data, size_t len)
+/* gate_int.h */
+uint64_t
+gate_keyed_hash(const gate_t *g, const void *data, size_t len)
 {
 	uint8_t h[crypto_shorthash_BYTES];
 	crypto_shorthash(h, data, len, g->hashkey);
@@ -510,7 +437,7 @@ ask_policy(gate_t *g, const struct gate_path *from, const uint8_t *hello,
 		strcpy(v->reason, "server full");
 		return -1;
 	}
-	if (limit_refuses(g, from, v))
+	if (gate_limit_refuses(g, from, v))
 		return -1;
 	if (g->cb.accept)
 		g->cb.accept(g, from, hello, hlen, v, g->user);
@@ -550,7 +477,7 @@ static void
 admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
       size_t pktlen, uint64_t now)
 {
-	uint64_t pk = keyed_hash(g, h->pub, WIRE_PUB);
+	uint64_t pk = gate_keyed_hash(g, h->pub, WIRE_PUB);
 	struct entry *old = map_get(&g->by_pub, pk);
 	if (old) {
 		/* The same INIT again, or the same HELLO on TCP after UDP: the
@@ -659,7 +586,7 @@ on_hello(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		return;
 	}
 	uint8_t ab[19];
-	size_t an = addr_bytes(from, ab);
+	size_t an = path_addr_bytes(from, ab);
 	if (h.type == WIRE_HELLO) {
 		uint8_t mac[WIRE_MAC];
 		uint32_t stamp = stamp_now(g, now);
@@ -692,9 +619,9 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		return;
 	}
 	uint8_t key[24];
-	size_t an = addr_bytes(from, key);
+	size_t an = path_addr_bytes(from, key);
 	memcpy(key + an, pkt, 4); /* conv */
-	uint64_t rk = keyed_hash(g, key, an + 4);
+	uint64_t rk = gate_keyed_hash(g, key, an + 4);
 	struct entry *e = map_get(&g->by_raw, rk);
 	if (!e) {
 		struct gate_verdict v;
@@ -726,7 +653,7 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		g->st.sessions++;
 		g->st.created++;
 		g->st.raw_sessions++;
-		src_take(g, from, e);
+		gate_src_take(g, from, e);
 		reschedule(g, e, now, 0);
 		return;
 	}
@@ -982,125 +909,7 @@ gate_census(const gate_t *g, struct gate_census *c)
 	}
 }
 
-const char *
-gate_path_addr(const struct gate_path *p, char *buf, size_t n)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-		snprintf(buf, n, "%s:%d", ip, ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-		snprintf(buf, n, "[%s]:%d", ip, ntohs(in6->sin6_port));
-	} else {
-		snprintf(buf, n, "?");
-	}
-	return buf;
-}
-
-const char *
-gate_path_transport(const struct gate_path *p)
-{
-	return p->raw ? "raw" : p->transport == GATE_TCP ? "tcp" : "udp";
-}
-
-/* ---- limits -------------------------------------------------------------
- * What one source, or everybody, may hold: raw KCP sessions per source and
- * in all, half-open sessions, and the reliable bytes queued over all
- * sessions (gate.h). */
-
-/* The source of a raw datagram: an IPv4 address or an IPv6 /64 (one host
- * has a /64 to spoof from), keyed so that an attacker cannot aim at a
- * map bucket. */
-static uint64_t
-src_key(const gate_t *g, const struct gate_path *p)
-{
-	uint8_t b[19], k[9];
-	size_t n = addr_bytes(p, b), kn = 1;
-	k[0] = b[0];
-	if (n == 7) {
-		memcpy(k + 1, b + 3, 4), kn = 5;
-	} else if (n == 19) {
-		static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		                                      0xff, 0xff };
-		if (!memcmp(b + 3, v4mapped, 12))
-			k[0] = 4, memcpy(k + 1, b + 15, 4), kn = 5;
-		else
-			memcpy(k + 1, b + 3, 8), kn = 9;
-	}
-	return keyed_hash(g, k, kn);
-}
-
-static uint32_t
-src_count(const gate_t *g, uint64_t key)
-{
-	return (uint32_t)(uintptr_t)map_get(&g->by_src, key);
-}
-
-static void
-src_take(gate_t *g, const struct gate_path *from, struct entry *e)
-{
-	uint64_t key = src_key(g, from);
-	uint32_t k = src_count(g, key);
-	/* the count is the value: never 0 (NULL) while the entry exists */
-	if (!map_put(&g->by_src, key, (void *)(uintptr_t)(k + 1)))
-		e->src_key = key;
-}
-
-static void
-src_give(gate_t *g, uint64_t key)
-{
-	uint32_t k = src_count(g, key);
-	if (k <= 1)
-		map_del(&g->by_src, key);
-	else
-		map_replace(&g->by_src, key, (void *)(uintptr_t)(k - 1));
-}
-
-static int
-refused_by(gate_t *g, const struct gate_path *from, struct gate_verdict *v,
-           const char *reason, const char *key)
-{
-	v->code = SESSION_CLOSE_REFUSED;
-	snprintf(v->reason, sizeof v->reason, "%s", reason);
-	if (g->cb.limited)
-		g->cb.limited(g, from, key, g->user);
-	return -1;
-}
-
-/* The limits ask_policy applies before the accept callback: -1 with v
- * filled when one refuses. */
-static int
-limit_refuses(gate_t *g, const struct gate_path *from, struct gate_verdict *v)
-{
-	const struct gate_config *c = &g->cfg;
-	if (from->raw) {
-		uint64_t max = c->max_raw_sessions > 0
-		               ? (uint64_t)c->max_raw_sessions
-		               : (uint64_t)c->max_sessions / 4 + 1;
-		if (g->st.raw_sessions >= max) {
-			g->st.raw_refused++;
-			return refused_by(g, from, v, "server full",
-			                  "gate.max_raw_sessions");
-		}
-		if (c->max_raw_per_addr > 0 &&
-		    src_count(g, src_key(g, from)) >= (uint32_t)c->max_raw_per_addr) {
-			g->st.raw_refused++;
-			return refused_by(g, from, v, "too many sessions from your address",
-			                  "gate.max_raw_per_addr");
-		}
-		return 0;
-	}
-	if (c->max_half_open > 0 && g->st.half_open >= (uint64_t)c->max_half_open) {
-		g->st.half_open_refused++;
-		return refused_by(g, from, v, "server busy: try again in a moment",
-		                  "gate.max_half_open");
-	}
-	return 0;
-}
+/* ---- limits (the checks: gate_limits.c) --------------------------------- */
 
 /* Over queued_bytes_max: close the sessions holding the most until under
  * it. Closing frees a session's queue at once (session_close, not

@@ -119,10 +119,6 @@ session_t *gate_session(const gate_t *g, uint32_t sid);
 /* Where the session's packets go; offline, where they went last (NULL if
  * that path is gone too). */
 const struct gate_path *gate_session_path(const gate_t *g, const session_t *s);
-/* "127.0.0.1:50123" or "[::1]:50123" ("?" for another family), in buf. */
-const char *gate_path_addr(const struct gate_path *p, char *buf, size_t n);
-/* "udp", "tcp" or "raw". */
-const char *gate_path_transport(const struct gate_path *p);
 /* The hello the client sent in its handshake; valid while the session's
  * OPEN event is being told (freed after it). "" and 0 otherwise. */
 const uint8_t *gate_session_hello(const gate_t *g, const session_t *s,

@@ -6,6 +6,7 @@
 #ifndef MOONGATE_PATH_H
 #define MOONGATE_PATH_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -19,5 +20,14 @@ struct gate_path {
 	socklen_t addrlen;
 	struct sockaddr_storage addr; /* the peer's address */
 };
+
+/* "127.0.0.1:50123" or "[::1]:50123" ("?" for another family), in buf. */
+const char *gate_path_addr(const struct gate_path *p, char *buf, size_t n);
+/* "udp", "tcp" or "raw". */
+const char *gate_path_transport(const struct gate_path *p);
+/* The address in a fixed encoding (the cookie and the source keys hash
+ * it): 4 | port | 4 bytes (7), 6 | port | 16 bytes (19), or 0 (1) for
+ * another family. Returns its length. */
+size_t path_addr_bytes(const struct gate_path *p, uint8_t out[19]);
 
 #endif

@@ -1,0 +1,72 @@
+/*
+ * gate_int.h - what the files of the gate share (gate.c: handshake, tables,
+ * timers; gate_limits.c: what one source, or everybody, may hold). Not
+ * an API: the gate's API is gate.h.
+ */
+#ifndef MOONGATE_GATE_INT_H
+#define MOONGATE_GATE_INT_H
+
+#include <sodium.h>
+
+#include "gate.h"
+#include "heap.h"
+#include "map.h"
+
+#define SLOTS (SESSION_PATHS + 1)
+_Static_assert(SLOTS < 8, "a path id keeps the slot in 3 bits");
+
+struct entry {
+	gate_t *g;
+	session_t *s;
+	struct gate_path path[SLOTS]; /* transport 0: a free slot */
+	uint8_t bound[SLOTS];         /* TCP: the connection is in by_conn */
+	uint8_t told[SLOTS];          /* TCP: bind_conn was called for it */
+	uint32_t gen[SLOTS];          /* the slot's generation (path ids) */
+	uint8_t last;                 /* the slot packets went to last */
+	struct heap_node hn; /* key: when the session is due; in g->heap
+	                        while the entry is linked */
+	uint32_t sid;
+	uint64_t pub_key;   /* key in g->by_pub (0: none) */
+	uint64_t raw_key;   /* key in g->by_raw (0: none) */
+	uint64_t src_key;   /* raw: its source's key in g->by_src (0: none) */
+	int64_t queued;     /* its reliable bytes as last counted (budget) */
+	uint8_t half_open;  /* counted in st.half_open */
+	uint16_t hello_len;
+	uint8_t *hello;     /* the client's hello until the OPEN event is told */
+	struct entry *next; /* graveyard */
+};
+
+struct gate {
+	struct gate_config cfg;
+	struct gate_callbacks cb;
+	void *user;
+	struct map by_sid, by_pub, by_raw, by_conn;
+	struct map by_src;         /* raw sessions per source (a count) */
+	uint64_t now;              /* of the outermost public call */
+	struct heap heap;          /* every linked entry, by its due time */
+	int depth;                 /* nesting of public calls */
+	struct entry *graveyard;
+	uint8_t hashkey[crypto_shorthash_KEYBYTES];
+	uint8_t spub[WIRE_PUB], ssec[WIRE_SEC]; /* static key (handshake v2) */
+	uint8_t epub[WIRE_PUB], esec[WIRE_SEC]; /* ephemeral e_s (v2), rotated */
+	uint32_t eph_uses;         /* sessions made with it (0: make one) */
+	uint64_t eph_born;
+	uint8_t buf[512];          /* handshake replies */
+	struct gate_stats st;
+};
+
+#define ENTRY(n) container_of(n, struct entry, hn)
+
+/* A key for a map, from data, that an attacker cannot aim at a bucket
+ * (keyed with the gate's random hashkey); never 0. */
+uint64_t gate_keyed_hash(const gate_t *g, const void *data, size_t len);
+
+/* gate_limits.c: the limits ask_policy applies before the accept
+ * callback: -1 with v filled when one refuses. */
+int gate_limit_refuses(gate_t *g, const struct gate_path *from,
+                       struct gate_verdict *v);
+/* A raw session from `from` counts against its source (e->src_key). */
+void gate_src_take(gate_t *g, const struct gate_path *from, struct entry *e);
+void gate_src_give(gate_t *g, uint64_t key);
+
+#endif
