@@ -400,6 +400,8 @@ server_counters(struct script_counter *c, size_t max, void *user)
 	C("gate", "raw_refused", g.raw_refused);
 	C("gate", "queued_bytes", g.queued_bytes > 0 ? g.queued_bytes : 0);
 	C("gate", "budget_closed", g.budget_closed);
+	C("gate", "resets", g.resets);
+	C("gate", "resets_limited", g.resets_limited);
 	C("net", "udp_in", n.udp_in);
 	C("net", "udp_out", n.udp_out);
 	C("net", "udp_in_bytes", n.udp_in_bytes);

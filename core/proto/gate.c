@@ -42,6 +42,7 @@ gate_config_default(struct gate_config *c)
 	c->max_half_open = 10000;
 	c->queued_bytes_max = (int64_t)1 << 30;
 	c->allow_unpinned = 1;
+	c->resets_per_s = 1000;
 }
 
 /* ---- timer heap ------------------------------------------------------- */
@@ -372,6 +373,39 @@ refuse(gate_t *g, const struct gate_path *to, const uint8_t pub[WIRE_PUB],
 		g->cb.output(to, g->buf, (size_t)len, g->user);
 }
 
+/* A session packet (or FEC frame) of len bytes came from `to` for a sid
+ * this server does not know: answer with that sid's RESET, so a client
+ * whose server restarted learns it at once (docs/PROTOCOL.md, "Stateless
+ * reset"). Always smaller than what came (a RESET never answers a RESET:
+ * it is neither a session packet nor an FEC frame, and both are larger),
+ * so the source gets fewer bytes than it sent; and at most resets_per_s a
+ * second over the server, so spoofed packets cannot aim a stream of them
+ * anywhere. */
+static void
+send_reset(gate_t *g, const struct gate_path *to, uint32_t sid, size_t len,
+           uint64_t now)
+{
+	if (g->cfg.resets_per_s <= 0 || len <= WIRE_RESET_SIZE || !sid)
+		return;
+	uint64_t window = now / 1000000;
+	if (window != g->reset_window) {
+		g->reset_window = window;
+		g->resets_sent = 0;
+	}
+	if (g->resets_sent >= (uint32_t)g->cfg.resets_per_s) {
+		g->st.resets_limited++;
+		return;
+	}
+	g->resets_sent++;
+	uint8_t token[WIRE_RESET_TOKEN];
+	wire_reset_token(token, g->cfg.secret, sid);
+	int n = wire_reset_encode(g->buf, sizeof g->buf, sid, token);
+	if (n > 0) {
+		g->st.resets++;
+		g->cb.output(to, g->buf, (size_t)n, g->user);
+	}
+}
+
 static uint32_t
 new_sid(gate_t *g)
 {
@@ -530,6 +564,7 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		return;
 	}
 	struct session_config c = g->cfg.session;
+	wire_reset_token(c.reset_token, g->cfg.secret, sid);
 	if (from->listener < 32 && (g->cfg.plain_listeners >> from->listener & 1))
 		c.encrypt = 0;
 	if (from->listener < 32 && g->cfg.fec[from->listener].data) {
@@ -743,8 +778,10 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 			g->st.bad_packets++;
 			goto out;
 		}
-		if (!(e = map_get(&g->by_sid, h.sid)) ||
-		           (from->transport == GATE_TCP &&
+		if (!(e = map_get(&g->by_sid, h.sid))) {
+			g->st.unknown_session++;
+			send_reset(g, from, h.sid, len, now);
+		} else if ((from->transport == GATE_TCP &&
 		            (owner = map_get(&g->by_conn, from->conn)) && owner != e) ||
 		           !(id = path_slot(g, e, from))) {
 			/* a TCP connection carries one session */

@@ -50,6 +50,9 @@ struct gate_config {
 	                                it, the session holding the most is
 	                                closed ("backpressure", reason "server
 	                                memory budget") until under it */
+	int resets_per_s;            /* stateless RESETs sent per second at most,
+	                                in answer to packets for sessions this
+	                                server does not know (1000; 0: none) */
 	uint32_t plain_listeners;    /* bit i set: sessions on listener i are
 	                                authenticated only, bodies in clear (0) */
 	struct {
@@ -149,6 +152,8 @@ struct gate_stats {
 	                             max_raw_per_addr or max_raw_sessions */
 	uint64_t half_open_refused; /* refused: max_half_open */
 	uint64_t budget_closed;   /* closed: queued_bytes_max */
+	uint64_t resets;          /* RESETs sent (unknown session, token known) */
+	uint64_t resets_limited;  /* RESETs not sent: resets_per_s */
 };
 void gate_stats(const gate_t *g, struct gate_stats *st);
 

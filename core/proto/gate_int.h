@@ -51,6 +51,8 @@ struct gate {
 	uint8_t epub[WIRE_PUB], esec[WIRE_SEC]; /* ephemeral e_s (v2), rotated */
 	uint32_t eph_uses;         /* sessions made with it (0: make one) */
 	uint64_t eph_born;
+	uint64_t reset_window;     /* the second resets_sent counts in */
+	uint32_t resets_sent;
 	uint8_t buf[512];          /* handshake replies */
 	struct gate_stats st;
 };

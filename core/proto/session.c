@@ -226,6 +226,19 @@ session_alloc(const struct session_config *c, const struct session_callbacks *cb
 	return s;
 }
 
+int
+session_msg_max(const session_t *s)
+{
+	if (!s->kcp)
+		return 0;
+	int max = kcp_maxmsg(s->kcp);
+	if (s->cfg.msg_max > 0 && s->cfg.msg_max < max)
+		max = s->cfg.msg_max;
+	if (s->peer_msg_max > 0 && s->peer_msg_max < (uint32_t)max)
+		max = (int)s->peer_msg_max;
+	return max;
+}
+
 static void
 send_welcome(session_t *s, uint32_t path)
 {
@@ -242,6 +255,8 @@ send_welcome(session_t *s, uint32_t path)
 	                               ? s->cfg.resume_grace_ms : 0);
 	w.fec_data = (uint8_t)(s->fec_enc ? s->cfg.fec_data : 0);
 	w.fec_parity = (uint8_t)(s->fec_enc ? s->cfg.fec_parity : 0);
+	memcpy(w.reset_token, s->cfg.reset_token, WIRE_RESET_TOKEN);
+	w.msg_max = (uint32_t)session_msg_max(s);
 	int n = wire_welcome_encode(session_txbuf, sizeof session_txbuf, &w, s->keys.tx);
 	if (n > 0) {
 		s->st.out_packets++;
@@ -554,8 +569,7 @@ session_send(session_t *s, const void *msg, size_t len, uint64_t now)
 	s->clock = now;
 	if (!may_send(s) || !s->kcp)
 		return SESSION_ECLOSED;
-	int max = s->cfg.msg_max ? s->cfg.msg_max : kcp_maxmsg(s->kcp);
-	if (len > (size_t)max || len > (size_t)kcp_maxmsg(s->kcp))
+	if (len > (size_t)session_msg_max(s))
 		return SESSION_ETOOBIG;
 	if ((int64_t)(kcp_waitbytes(s->kcp) + len) > s->cfg.watermark) {
 		session_close(s, SESSION_CLOSE_BACKPRESSURE, "backpressure", 0, now);

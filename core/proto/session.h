@@ -90,6 +90,10 @@ struct session_config {
 	                         with its secret half; 0: v1, anonymous and the
 	                         hello in clear (docs/PROTOCOL.md, "Handshake") */
 	uint8_t server_key[WIRE_PUB]; /* client: the server's static key */
+	uint8_t reset_token[WIRE_RESET_TOKEN]; /* server: this session's stateless
+	                         reset token (wire_reset_token), told to the client
+	                         in the WELCOME; client: learned from it. All zero:
+	                         none (a client then ignores every RESET) */
 };
 /* Room FEC takes from a packet: the frame's header and tag and a parity
  * shard's header (31 bytes). */
@@ -101,6 +105,10 @@ int session_dgram_max(const struct session_config *c);
 /* The same for this session's own config (a session on an FEC listener
  * takes less than the server's config says); 0 for a raw KCP session. */
 int session_dgram_room(const session_t *s);
+/* The largest reliable message session_send takes: KCP's limit (its
+ * fragment count times the segment size), the config's msg_max, and on a
+ * client the server's, told by the WELCOME. 0 before the session has KCP. */
+int session_msg_max(const session_t *s);
 
 enum session_state {
 	SESSION_HANDSHAKE, /* client: HELLO/INIT sent; server: WELCOME sent */
@@ -122,6 +130,9 @@ enum session_close_code {
 	SESSION_CLOSE_DISCONNECT = 7,   /* "disconnected": the transport ended */
 	SESSION_CLOSE_SHUTDOWN = 8,     /* "server shutdown" */
 	SESSION_CLOSE_EXPIRED = 9,      /* "expired": offline past resume_grace_ms */
+	SESSION_CLOSE_RESET = 10,       /* client: the server answered with this
+	                                   session's RESET: it does not know the
+	                                   session (it restarted); log in again */
 	SESSION_CLOSE_APP = 100,
 };
 

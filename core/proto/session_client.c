@@ -68,10 +68,36 @@ session_client_create(const struct session_config *c,
 	return s;
 }
 
-/* CHALLENGE, REFUSE and WELCOME, before the session is open. */
+/* A RESET: the server does not know this session (it restarted, or the
+ * session ended there while we were away). Believed only with the token
+ * the WELCOME told; anything else is dropped like any bad packet. */
+static int
+reset_input(session_t *s, const uint8_t *pkt, size_t len)
+{
+	static const uint8_t none[WIRE_RESET_TOKEN];
+	uint32_t sid;
+	const uint8_t *token;
+	if (!s->keyed || wire_reset_decode(pkt, len, &sid, &token) < 0 ||
+	    sid != s->sid || !memcmp(s->cfg.reset_token, none, WIRE_RESET_TOKEN)) {
+		s->st.in_malformed++;
+		return SESSION_EINPUT;
+	}
+	if (!wire_reset_equal(token, s->cfg.reset_token)) {
+		s->st.in_auth_fail++;
+		return SESSION_EAUTH;
+	}
+	session_finish(s, SESSION_CLOSE_RESET, "session reset: the server no "
+	               "longer knows this session (it restarted?): log in again", 1);
+	return 0;
+}
+
+/* CHALLENGE, REFUSE and WELCOME, before the session is open; a RESET
+ * after. */
 int
 session_client_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 {
+	if (pkt[0] == WIRE_RESET)
+		return reset_input(s, pkt, len);
 	if (s->state != SESSION_HANDSHAKE)
 		return SESSION_EAGAIN;
 	switch (pkt[0]) {
@@ -130,6 +156,8 @@ session_client_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 		                               ? 86400000u : w.resume_grace_ms);
 		s->cfg.fec_data = w.fec_data;
 		s->cfg.fec_parity = w.fec_parity;
+		memcpy(s->cfg.reset_token, w.reset_token, WIRE_RESET_TOKEN);
+		s->peer_msg_max = w.msg_max;
 		if (session_fec_make(s) < 0) {
 			session_finish(s, SESSION_CLOSE_HANDSHAKE, "bad FEC parameters", 0);
 			return SESSION_EINPUT;

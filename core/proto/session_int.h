@@ -67,6 +67,7 @@ struct session {
 	uint8_t *hello;            /* pinned: sealed (hello_len + WIRE_TAG) */
 	uint16_t hello_len;
 	uint8_t key_mismatch;      /* pinned: a WELCOME did not open */
+	uint32_t peer_msg_max;     /* client: the server's, from the WELCOME */
 	struct wire_nk nk;         /* pinned: es and the hello key */
 	uint32_t stamp;
 	uint8_t mac[WIRE_MAC];

@@ -403,6 +403,8 @@ wire_welcome_encode(uint8_t *out, size_t cap, const struct wire_welcome *w,
 	wire_put32(p + 19, w->resume_grace_ms);
 	p[23] = w->fec_data;
 	p[24] = w->fec_parity;
+	memcpy(p + 25, w->reset_token, WIRE_RESET_TOKEN);
+	wire_put32(p + 41, w->msg_max);
 	if (crypto_aead_chacha20poly1305_ietf_encrypt_detached(
 	        p, p + WIRE_WELCOME_BODY, NULL, p, WIRE_WELCOME_BODY, out,
 	        WELCOME_AD, NULL, n, key) != 0)
@@ -457,6 +459,9 @@ wire_welcome_open(const uint8_t *pkt, size_t len, struct wire_welcome *w,
 	w->resume_grace_ms = wire_get32(p + 19);
 	w->fec_data = p[23];
 	w->fec_parity = p[24];
+	memcpy(w->reset_token, p + 25, WIRE_RESET_TOKEN);
+	w->msg_max = wire_get32(p + 41);
+	wire_scrub(p, sizeof p);
 	return 0;
 }
 
@@ -495,6 +500,61 @@ wire_refuse_decode(const uint8_t *pkt, size_t len, struct wire_refuse *r)
 	r->reason_len = pkt[20];
 	r->reason = (const char *)pkt + WIRE_REFUSE_SIZE;
 	return 0;
+}
+
+/* ---- stateless reset ---------------------------------------------------- */
+
+static const char reset_label[] = "moongate reset v1";
+
+void
+wire_reset_token(uint8_t token[WIRE_RESET_TOKEN],
+                 const uint8_t secret[WIRE_SECRET], uint32_t sid)
+{
+	crypto_generichash_state st;
+	uint8_t s[4];
+
+	wire_put32(s, sid);
+	crypto_generichash_init(&st, secret, WIRE_SECRET, WIRE_RESET_TOKEN);
+	crypto_generichash_update(&st, (const uint8_t *)reset_label,
+	                          sizeof reset_label - 1);
+	crypto_generichash_update(&st, s, sizeof s);
+	crypto_generichash_final(&st, token, WIRE_RESET_TOKEN);
+}
+
+int
+wire_reset_encode(uint8_t *out, size_t cap, uint32_t sid,
+                  const uint8_t token[WIRE_RESET_TOKEN])
+{
+	if (cap < WIRE_RESET_SIZE)
+		return WIRE_ESPACE;
+	out[0] = WIRE_RESET;
+	wire_put32(out + 1, sid);
+	memcpy(out + 5, token, WIRE_RESET_TOKEN);
+	return WIRE_RESET_SIZE;
+}
+
+int
+wire_reset_decode(const uint8_t *pkt, size_t len, uint32_t *sid,
+                  const uint8_t **token)
+{
+	int e;
+
+	if (len < 1)
+		return WIRE_ETRUNC;
+	if (pkt[0] != WIRE_RESET)
+		return WIRE_ETYPE;
+	if ((e = check_len(len, WIRE_RESET_SIZE)) != 0)
+		return e;
+	*sid = wire_get32(pkt + 1);
+	*token = pkt + 5;
+	return 0;
+}
+
+int
+wire_reset_equal(const uint8_t a[WIRE_RESET_TOKEN],
+                 const uint8_t b[WIRE_RESET_TOKEN])
+{
+	return sodium_memcmp(a, b, WIRE_RESET_TOKEN) == 0;
 }
 
 void

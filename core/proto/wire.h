@@ -50,6 +50,8 @@ enum wire_type {
 	WIRE_INIT = 0x03,      /* client: HELLO plus the echoed cookie */
 	WIRE_WELCOME = 0x04,   /* server: session id, public key, sealed params */
 	WIRE_REFUSE = 0x05,    /* server: refusal code and reason */
+	/* not a handshake or session packet: no key, a token instead */
+	WIRE_RESET = 0x06,     /* server: sid u32 | token[16]: that session is gone */
 	/* session packets: header, body, tag */
 	WIRE_KCP = 0x10,       /* body: one KCP datagram (segments) */
 	WIRE_DGRAM = 0x11,     /* body: seq u32 | payload (unreliable) */
@@ -82,9 +84,11 @@ enum wire_type {
 #define WIRE_HELLO_SIZE (1 + 1 + WIRE_PUB + 2)                 /* 36 */
 #define WIRE_CHALLENGE_SIZE (1 + 1 + 4 + WIRE_MAC)             /* 22 */
 #define WIRE_INIT_SIZE (1 + 1 + WIRE_PUB + 4 + WIRE_MAC + 2)   /* 56 */
-#define WIRE_WELCOME_BODY (8 + 4 + 4 + 2 + 1 + 4 + 2)          /* 25 */
+#define WIRE_RESET_TOKEN 16 /* a session's stateless reset token */
+#define WIRE_WELCOME_BODY (8 + 4 + 4 + 2 + 1 + 4 + 2 + WIRE_RESET_TOKEN + 4) /* 45 */
 #define WIRE_WELCOME_SIZE (1 + 4 + WIRE_PUB + WIRE_WELCOME_BODY + WIRE_TAG)
 #define WIRE_REFUSE_SIZE (1 + 1 + 16 + 2 + 1)                  /* 21 */
+#define WIRE_RESET_SIZE (1 + 4 + WIRE_RESET_TOKEN)             /* 21 */
 
 enum wire_error {
 	WIRE_ETRUNC = -1,   /* shorter than its layout says */
@@ -271,7 +275,7 @@ int wire_mac_equal(const uint8_t a[WIRE_MAC], const uint8_t b[WIRE_MAC]);
 /* WELCOME: 04 | sid u32 | server_pub[32] | sealed params | tag[16]
  * params: server_time_us u64 | heartbeat_ms u32 | timeout_ms u32 |
  *         mtu u16 | flags u8 (WIRE_F_ENCRYPT) | resume_grace_ms u32 |
- *         fec_data u8 | fec_parity u8
+ *         fec_data u8 | fec_parity u8 | reset_token[16] | msg_max u32
  * Sealed with the server's tx key at nonce 0 (session packets start at
  * pn 1), associated data the first 37 bytes. Nonce 0 is used once per key:
  * a WELCOME sent again must be the same bytes (keep the packet, or encode
@@ -289,6 +293,9 @@ struct wire_welcome {
 	uint32_t resume_grace_ms; /* a lost session waits this long to resume
 	                             (0: it closes when its connection is lost) */
 	uint8_t fec_data, fec_parity; /* FEC on UDP paths, both ways (0: off) */
+	uint8_t reset_token[WIRE_RESET_TOKEN]; /* the RESET that ends this session
+	                                          (all zero: the server sends none) */
+	uint32_t msg_max; /* the largest reliable message the server takes */
 };
 int wire_welcome_encode(uint8_t *out, size_t cap, const struct wire_welcome *w,
                         const uint8_t key[WIRE_KEY]);
@@ -311,6 +318,24 @@ struct wire_refuse {
 };
 int wire_refuse_encode(uint8_t *out, size_t cap, const struct wire_refuse *r);
 int wire_refuse_decode(const uint8_t *pkt, size_t len, struct wire_refuse *r);
+
+/* RESET: 06 | sid u32 | token[16]   (docs/PROTOCOL.md, "Stateless reset")
+ * A server answers a session packet for a sid it does not know with the
+ * RESET of that sid, so a client whose server restarted learns at once that
+ * its session is gone. The token is BLAKE2b-128 keyed with the server
+ * secret over a label and the sid: any process holding the secret computes
+ * it without state, the client learned it in the (sealed) WELCOME, and
+ * nobody else can make it. Exactly WIRE_RESET_SIZE bytes. */
+void wire_reset_token(uint8_t token[WIRE_RESET_TOKEN],
+                      const uint8_t secret[WIRE_SECRET], uint32_t sid);
+int wire_reset_encode(uint8_t *out, size_t cap, uint32_t sid,
+                      const uint8_t token[WIRE_RESET_TOKEN]);
+/* sid and token (to be compared by the caller: wire_reset_equal) */
+int wire_reset_decode(const uint8_t *pkt, size_t len, uint32_t *sid,
+                      const uint8_t **token);
+/* Constant time. */
+int wire_reset_equal(const uint8_t a[WIRE_RESET_TOKEN],
+                     const uint8_t b[WIRE_RESET_TOKEN]);
 
 /* ---- v2: the server's static key (docs/PROTOCOL.md, "Handshake v2") -----
  *

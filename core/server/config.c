@@ -61,6 +61,8 @@ static const struct key keys[] = {
 	  "sessions not yet confirmed by the client; more are refused (\"server busy\"; 0: no limit)" },
 	{ "gate.queued_bytes_max", I64, G(queued_bytes_max), 0, 1ll << 40,
 	  "reliable bytes queued over all sessions; past it the biggest closes (\"server memory budget\"; 0: no limit)" },
+	{ "gate.resets_per_s", INT, G(resets_per_s), 0, 10000000,
+	  "stateless RESETs per second at most, for packets of unknown sessions (0: none)" },
 	{ "gate.cookie_slot_s", INT, G(cookie_slot_s), 1, 3600, "a handshake cookie lives 1..2 slots" },
 	{ "gate.allow_unpinned", INT, G(allow_unpinned), 0, 1,
 	  "1: clients without the server key (`moongate key`) get in, the hello in clear; 0: refused" },

@@ -91,6 +91,7 @@ struct world {
 };
 
 static struct world W;
+static int gate_dead; /* the gate was killed: nothing it sends leaves */
 
 static uint64_t
 now_us(void)
@@ -145,6 +146,8 @@ static void
 g_output(const struct gate_path *to, const uint8_t *pkt, size_t len, void *user)
 {
 	(void)user;
+	if (gate_dead)
+		return;
 	if (W.last_in_unproven && len > W.last_in_len)
 		W.amp_violations++;
 	const struct sockaddr_in *in = (const void *)&to->addr;
@@ -1905,6 +1908,128 @@ TEST(delayed_ack_rides_on_the_answer)
 	CHECK(late <= 10 + 1);      /* at the next interval flush (10 ms) */
 }
 
+/* ---- stateless reset -------------------------------------------------- */
+
+/* kill -9: the gate vanishes without a word (nothing it sends leaves) and
+ * a new one starts with the same secret, or another. */
+
+static void
+restart_gate(int same_secret)
+{
+	gate_dead = 1;
+	gate_release(W.g, now_us());
+	gate_dead = 0;
+	if (!same_secret)
+		W.gc.secret[0] ^= 0x5a;
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+}
+
+/* The new process answers the client's next packet with the session's
+ * RESET; the client believes it (the token came in its WELCOME) and
+ * closes with code 10 at once: within one heartbeat, not timeout + grace. */
+TEST(restart_resets_the_client_within_a_heartbeat)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.resume_grace_ms = 30000;
+	world_init(&sc);
+	struct client *c = add_client(NULL, NULL, "game v1", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	run_ms(500);
+	send_counter(c, 0, 100);
+	REQUIRE(RUN_UNTIL(c->rel.n == 1, 1000));
+	restart_gate(1);
+	uint32_t t0 = W.t;
+	CHECK(RUN_UNTIL(c->closed, 30000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_RESET);
+	CHECK_EQ(c->close_remote, 1);
+	CHECK(strstr(c->close_reason, "reset") != NULL);
+	CHECK(W.t - t0 <= (uint32_t)sc.heartbeat_ms + 50);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK(st.resets >= 1);
+	CHECK(st.unknown_session >= 1);
+	CHECK_EQ(st.sessions, 0);
+	world_free();
+}
+
+/* A new process with another secret makes another token: the client does
+ * not believe its RESET (counted as an authentication failure) and ends
+ * as it would have without resets. A RESET with a forged token, or for
+ * another sid, changes nothing either. */
+TEST(reset_only_with_the_token)
+{
+	world_init(NULL);
+	struct client *c = add_client(NULL, NULL, "game v1", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint8_t tok[WIRE_RESET_TOKEN], pkt[64];
+	memset(tok, 0xab, sizeof tok);
+	int n = wire_reset_encode(pkt, sizeof pkt, session_id(c->s), tok);
+	REQUIRE_EQ(n, WIRE_RESET_SIZE);
+	CHECK_EQ(session_input(c->s, 1, pkt, (size_t)n, client_now(c)), SESSION_EAUTH);
+	wire_reset_token(tok, W.gc.secret, session_id(c->s) + 1);
+	n = wire_reset_encode(pkt, sizeof pkt, session_id(c->s) + 1, tok);
+	CHECK(session_input(c->s, 1, pkt, (size_t)n, client_now(c)) < 0);
+	/* the genuine token, one byte short */
+	wire_reset_token(tok, W.gc.secret, session_id(c->s));
+	n = wire_reset_encode(pkt, sizeof pkt, session_id(c->s), tok);
+	CHECK(session_input(c->s, 1, pkt, (size_t)n - 1, client_now(c)) < 0);
+	CHECK_EQ(session_state(c->s), SESSION_OPEN);
+
+	restart_gate(0);
+	run_ms(3000);
+	CHECK(!c->closed || c->close_code != SESSION_CLOSE_RESET);
+	struct session_stats cs;
+	session_stats(c->s, &cs);
+	CHECK(cs.in_auth_fail >= 2); /* the forged one, then the new server's */
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK(st.resets >= 1);
+	CHECK(RUN_UNTIL(c->closed, 60000));
+	CHECK(c->close_code != SESSION_CLOSE_RESET);
+	/* with the genuine token it would have been believed */
+	world_free();
+}
+
+/* A RESET is never larger than what it answers (so never for a packet of
+ * 21 bytes or less: not even a RESET, which has none), and at most
+ * resets_per_s leave a second: spoofed packets aim no stream anywhere. */
+TEST(resets_are_smaller_and_bounded)
+{
+	world_init(NULL);
+	gate_release(W.g, now_us());
+	W.gc.resets_per_s = 3;
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	struct gate_path from;
+	port_addr(3001, &from);
+	uint8_t pkt[64];
+	memset(pkt, 0x33, sizeof pkt);
+	pkt[0] = WIRE_PING;
+	wire_put32(pkt + 1, 0x11223344);
+	gate_input(W.g, &from, pkt, WIRE_RESET_SIZE, now_us()); /* too small */
+	CHECK_EQ(W.to_port[1], 0);
+	uint8_t tok[WIRE_RESET_TOKEN];
+	wire_reset_token(tok, W.gc.secret, 0x11223344);
+	int n = wire_reset_encode(pkt, sizeof pkt, 0x11223344, tok);
+	gate_input(W.g, &from, pkt, (size_t)n, now_us()); /* a RESET: no answer */
+	CHECK_EQ(W.to_port[1], 0);
+	memset(pkt, 0x33, sizeof pkt);
+	pkt[0] = WIRE_PING;
+	for (int i = 0; i < 10; i++) {
+		wire_put32(pkt + 1, 0x11223344u + (uint32_t)i);
+		gate_input(W.g, &from, pkt, 40, now_us());
+	}
+	CHECK_EQ(W.to_port[1], 3 * WIRE_RESET_SIZE);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.resets, 3);
+	CHECK_EQ(st.resets_limited, 7);
+	W.t += 1000; /* the next second */
+	gate_input(W.g, &from, pkt, 40, now_us());
+	CHECK_EQ(W.to_port[1], 4 * WIRE_RESET_SIZE);
+	world_free();
+}
+
 static const struct tu_test tests[] = {
 	TU(handshake_opens_both_sides),
 	TU(handshake_survives_loss_and_duplicates),
@@ -1944,6 +2069,9 @@ static const struct tu_test tests[] = {
 	TU(fec_follows_an_address_change),
 	TU(idle_session_memory),
 	TU(delayed_ack_rides_on_the_answer),
+	TU(restart_resets_the_client_within_a_heartbeat),
+	TU(reset_only_with_the_token),
+	TU(resets_are_smaller_and_bounded),
 };
 
 int

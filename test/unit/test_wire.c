@@ -810,7 +810,7 @@ TEST(welcome_roundtrip)
 	w.fec_parity = 4;
 	memset(&sentinel, 0xa5, sizeof sentinel);
 
-	CHECK_EQ(WIRE_WELCOME_SIZE, 78);
+	CHECK_EQ(WIRE_WELCOME_SIZE, 98);
 	CHECK_EQ(wire_welcome_encode(pkt, WIRE_WELCOME_SIZE - 1, &w, p.s.tx),
 	         WIRE_ESPACE);
 	REQUIRE_EQ(wire_welcome_encode(pkt, sizeof pkt, &w, p.s.tx),
@@ -1102,8 +1102,13 @@ static const uint8_t kcp_push[29] = {
 	"04 04 03 02 01 fc 3b 33 93 67 a5 22 5d 53 a9 2d " \
 	"38 03 23 af d0 35 d7 81 7b 6d 1b e4 7d 94 6f 6b " \
 	"09 a9 cb dc 06 96 ba a4 5d b3 1a 2b 57 cd d9 53 " \
-	"eb 5f 70 2d 03 3e fa 19 e8 72 62 e7 c3 22 90 96 " \
-	"7d ad 0c c9 30 5e 33 59 77 07 51 62 23 12"
+	"eb 5f 70 2d 03 3e fa 19 e8 72 62 e7 c3 22 28 d9 " \
+	"3b 4a b2 c5 34 0b 0e 89 2e 61 09 23 35 54 75 0f " \
+	"e4 e9 36 b5 9c 06 49 f6 c2 eb 3b 4e 9c 61 bf 98 " \
+	"af 59"
+#define V2_RESET \
+	"06 04 03 02 01 1c a1 b5 39 07 21 00 c4 2e ec 05 " \
+	"f6 c9 46 ab 80"
 #define V2_KCP \
 	"10 04 03 02 01 01 00 00 00 e6 43 35 b2 f0 f2 54 " \
 	"c8 d3 ee 7d 28 49 2c 69 b7 d0 9c 0a 6e cd 2c c9 " \
@@ -1200,14 +1205,18 @@ TEST(wire_vectors)
 	w.resume_grace_ms = 30000;
 	w.fec_data = 8;
 	w.fec_parity = 2;
+	wire_reset_token(w.reset_token, secret, VSID);
+	w.msg_max = 65536;
 	n = wire_welcome_encode(pkt, sizeof pkt, &w, p.s.tx);
 	REQUIRE_EQ(n, WIRE_WELCOME_SIZE);
 	check_hex("WELCOME", pkt, (size_t)n,
 	          "04 04 03 02 01 fc 3b 33 93 67 a5 22 5d 53 a9 2d "
 	          "38 03 23 af d0 35 d7 81 7b 6d 1b e4 7d 94 6f 6b "
 	          "09 a9 cb dc 06 0e bd 9c 81 5f 22 59 c2 4d c8 55 "
-	          "c6 ec 8c 25 2b 72 6d 34 04 ec f7 8d 65 06 f1 ef "
-	          "27 16 28 5b de e5 98 88 de b6 1e 3b b4 ec");
+	          "c6 ec 8c 25 2b 72 6d 34 04 ec f7 8d 65 06 91 1b "
+	          "c1 af 9a cb a9 56 ff b7 fb 7e b1 d2 a0 eb 39 d6 "
+	          "54 5a 94 ca 0c 58 06 27 2d b7 4b d4 06 51 65 35 "
+	          "5b 1d");
 	{
 		struct wire_welcome d;
 		memset(&d, 0, sizeof d);
@@ -1367,6 +1376,43 @@ TEST(nk_handshake)
 	}
 }
 
+/* RESET: the token is the secret's and the sid's alone (a restarted
+ * process computes the same), differs for another sid or secret; the
+ * decoder takes exactly WIRE_RESET_SIZE bytes of type 0x06. */
+TEST(wire_reset)
+{
+	uint8_t secret[WIRE_SECRET], t1[WIRE_RESET_TOKEN], t2[WIRE_RESET_TOKEN];
+	uint8_t pkt[64];
+	const uint8_t *tok = NULL;
+	uint32_t sid = 0;
+	size_t len;
+
+	memset(secret, 0x03, sizeof secret);
+	wire_reset_token(t1, secret, VSID);
+	wire_reset_token(t2, secret, VSID);
+	CHECK(wire_reset_equal(t1, t2));
+	wire_reset_token(t2, secret, VSID + 1);
+	CHECK(!wire_reset_equal(t1, t2));
+	secret[31] ^= 1;
+	wire_reset_token(t2, secret, VSID);
+	CHECK(!wire_reset_equal(t1, t2));
+
+	CHECK_EQ(wire_reset_encode(pkt, WIRE_RESET_SIZE - 1, VSID, t1), WIRE_ESPACE);
+	REQUIRE_EQ(wire_reset_encode(pkt, sizeof pkt, VSID, t1), WIRE_RESET_SIZE);
+	REQUIRE_EQ(wire_reset_decode(pkt, WIRE_RESET_SIZE, &sid, &tok), 0);
+	CHECK_EQ(sid, VSID);
+	CHECK(tok == pkt + 5 && wire_reset_equal(tok, t1));
+	for (len = 0; len < WIRE_RESET_SIZE; len++)
+		CHECK_EQ(wire_reset_decode(pkt, len, &sid, &tok), WIRE_ETRUNC);
+	CHECK_EQ(wire_reset_decode(pkt, WIRE_RESET_SIZE + 1, &sid, &tok), WIRE_EINVAL);
+	pkt[0] = WIRE_REFUSE;
+	CHECK_EQ(wire_reset_decode(pkt, WIRE_RESET_SIZE, &sid, &tok), WIRE_ETYPE);
+	/* a RESET is no session packet: the session decoders refuse it */
+	pkt[0] = WIRE_RESET;
+	struct wire_hdr h;
+	CHECK(wire_peek(pkt, WIRE_RESET_SIZE, &h) < 0);
+}
+
 /* The v2 vectors of docs/PROTOCOL.md ("Handshake v2: test vectors"),
  * recomputed independently by tools/vectors/handshake_v2.py (ctest
  * vectors_v2). Server secret 32 x 0x03; client ephemeral seed 32 x 0x01,
@@ -1434,6 +1480,8 @@ TEST(wire_vectors_v2)
 	w.resume_grace_ms = 30000;
 	w.fec_data = 8;
 	w.fec_parity = 2;
+	wire_reset_token(w.reset_token, secret, VSID);
+	w.msg_max = 65536;
 	n = wire_welcome_encode(pkt, sizeof pkt, &w, ks.tx);
 	REQUIRE_EQ(n, WIRE_WELCOME_SIZE);
 	check_hex("v2 WELCOME", pkt, (size_t)n, V2_WELCOME);
@@ -1442,6 +1490,12 @@ TEST(wire_vectors_v2)
 		memset(&d, 0, sizeof d);
 		CHECK_EQ(wire_welcome_open(pkt, (size_t)n, &d, kc.rx), 0);
 		CHECK_MEM(&d, &w, sizeof d);
+	}
+	{
+		uint8_t r[WIRE_RESET_SIZE];
+		REQUIRE_EQ(wire_reset_encode(r, sizeof r, VSID, w.reset_token),
+		           WIRE_RESET_SIZE);
+		check_hex("v2 RESET", r, sizeof r, V2_RESET);
 	}
 	vector_session("v2 KCP (encrypted), pn 1", WIRE_KCP, 1, kcp_push,
 	               sizeof kcp_push, kc.tx, ks.rx, 1, V2_KCP);
@@ -1472,6 +1526,7 @@ static const struct tu_test tests[] = {
 	TU(nk_handshake),
 	TU(wire_vectors), /* last: with -v its vectors end the output */
 	TU(wire_vectors_v2),
+	TU(wire_reset),
 };
 
 int

@@ -76,10 +76,13 @@ def vectors():
     out.append(("v2 client tx = server rx", ctx))
 
     sid = struct.pack("<I", 0x01020304)
+    # the stateless reset token: BLAKE2b-128(key: secret, label | sid)
+    token = b2b(b"moongate reset v1" + sid, key=secret, size=16)
     params = struct.pack("<QIIHBIBB", 1000000000, 1000, 10000, 1200, 1,
-                         30000, 8, 2)
+                         30000, 8, 2) + token + struct.pack("<I", 65536)
     ad = bytes([0x04]) + sid + epub_s
     out.append(("v2 WELCOME", ad + aead(stx, bytes(12), ad, params)))
+    out.append(("v2 RESET", bytes([0x06]) + sid + token))
 
     # the KCP PUSH of "hello" (docs/PROTOCOL.md), client -> server, pn 1
     # conv 0x01020304, cmd 81, frg 0, wnd 128, ts 1000, sn 0, una 0, len 5
