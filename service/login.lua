@@ -11,17 +11,26 @@
 --    "expires":1795000000, "restored":false}
 -- or the session is closed with the reason (codes 4110..4113).
 --
--- The cookie is "1.<uid hex>.<issued ms>.<expires s>.<HMAC-SHA-256 hex>",
--- signed with a key derived from the server secret (moongate.sign),
--- checked in constant time (moongate.verify). A cookie still works after
--- its session is gone (grace expired, app restarted): the player comes
--- back with the same uid and id, the data the game kept in player.data,
--- and (service room) the seat held for it. {"op":"logout"} ends the
--- session and revokes every cookie issued to that uid until then.
+-- The cookie is "2.<uid hex>.<name hex>.<issued ms>.<expires s>.<HMAC-SHA-256
+-- hex>" (version 1, without the name, is still read), signed with a key
+-- derived from the server secret (moongate.sign), checked in constant time
+-- (moongate.verify). A cookie still works after its session is gone
+-- (grace expired, app restarted): the player comes back with the same uid
+-- and id, the data the game kept in player.data, and (service room) the
+-- seat held for it. After a restart of the server (a crash, a deploy:
+-- clients learn it at once from the stateless reset, close code 10) the
+-- cookie still logs in to the same uid and name, with fresh data: what
+-- was kept lived in the old process's memory. {"op":"logout"} ends the
+-- session and revokes every cookie issued to that uid until then. The
+-- revocations live in memory too: a restart forgets them (issue 16 keeps
+-- them in Redis); a deployment that must not accept a logged-out cookie
+-- after a restart sets cookies_survive_restart = false, and every cookie
+-- from before the server's start is refused, saying so.
 --
 -- settings.login (all optional):
 --   { cookie_ttl_s = 86400, keep_s = 600, players_max = 100000,
---     token_key = nil, audience = nil, token_max = 400 }
+--     token_key = nil, audience = nil, token_max = 400,
+--     cookies_survive_restart = true }
 -- keep_s: how long a player whose session closed stays in memory (its
 -- data and seat); a cookie after that logs in with fresh data.
 --
@@ -47,10 +56,11 @@ S.nplayers = S.nplayers or 0
 S.next_id = S.next_id or 0
 S.revoked = S.revoked or {}   -- uid -> logout time (ms): cookies issued before are void
 S.nrevoked = S.nrevoked or 0
--- Cookies issued before this are void: the server's start (revocations
--- live in memory, so a cookie from before a restart could be one that a
--- logout revoked), or a revocation list overflow.
-S.not_before = S.not_before or math.floor(moongate.time() * 1000)
+-- When this process started (a hot reload keeps it): with
+-- cookies_survive_restart = false, cookies issued before are refused.
+S.started = S.started or math.floor(moongate.time() * 1000)
+-- Cookies issued before this are void: a revocation list overflow.
+S.not_before = S.not_before or 0
 
 local function hex(s)
 	return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
@@ -87,6 +97,7 @@ local function config()
 		players_max = c.players_max or 100000,
 		token_max = c.token_max or 400,
 		audience = c.audience,
+		cookies_survive_restart = c.cookies_survive_restart ~= false,
 	}
 	if c.token_key ~= nil then
 		if S.token_key_text ~= c.token_key then -- decoded once per key
@@ -183,39 +194,56 @@ function M.check_token(token, cfg)
 	return uid, name or uid
 end
 
-function M.cookie(uid, now_ms, ttl_s)
+function M.cookie(uid, now_ms, ttl_s, name)
 	local expires = math.floor(moongate.time() + ttl_s)
 	-- issued strictly after any revocation of this uid (same millisecond)
 	local r = S.revoked[uid]
 	local issued = math.max(now_ms, (r and r.t or 0) + 1, S.not_before + 1)
-	local body = string.format("1.%s.%d.%d", hex(uid), issued, expires)
+	local body = string.format("2.%s.%s.%d.%d", hex(uid), hex(name or ""), issued, expires)
 	return body .. "." .. hex(moongate.sign(body, "login-cookie")), expires
 end
 
--- Check a cookie: uid, issued_ms, or nil and the reason.
-function M.check_cookie(cookie)
+-- Check a cookie: uid, issued_ms, name (nil in a version 1 cookie), or
+-- nil and the reason.
+function M.check_cookie(cookie, cfg)
+	cfg = cfg or config()
 	if type(cookie) ~= "string" or #cookie > 512 then
 		return nil, "bad cookie"
 	end
 	local body, mac = cookie:match("^(1%.%x+%.%d+%.%d+)%.(%x+)$")
+	if not body then
+		body, mac = cookie:match("^(2%.%x+%.%x*%.%d+%.%d+)%.(%x+)$")
+	end
 	local tag = mac and unhex(mac)
 	if not body or not tag or not moongate.verify(body, tag, "login-cookie") then
 		return nil, "bad cookie"
 	end
-	local uidh, issued, expires = body:match("^1%.(%x+)%.(%d+)%.(%d+)$")
-	local uid = unhex(uidh)
+	local uidh, nameh, issued, expires
+	if body:byte(1) == 49 then -- "1"
+		uidh, issued, expires = body:match("^1%.(%x+)%.(%d+)%.(%d+)$")
+	else
+		uidh, nameh, issued, expires = body:match("^2%.(%x+)%.(%x*)%.(%d+)%.(%d+)$")
+	end
+	local uid, name = unhex(uidh), nameh and unhex(nameh)
 	issued, expires = tonumber(issued), tonumber(expires)
-	if not uid then
+	if not uid or (nameh and not name) then
 		return nil, "bad cookie"
 	end
 	if moongate.time() >= expires then
 		return nil, "cookie expired: log in again"
 	end
 	local revoked = S.revoked[uid]
-	if (revoked and issued <= revoked.t) or issued <= S.not_before then
+	if revoked and issued <= revoked.t then
 		return nil, "cookie revoked (logged out): log in again"
 	end
-	return uid, issued
+	if issued <= S.not_before then
+		return nil, "cookie void (the server's revocation list overflowed): log in again"
+	end
+	if not cfg.cookies_survive_restart and issued <= S.started then
+		return nil, "cookie from before the server restarted "
+			.. "(login.cookies_survive_restart is off): log in again"
+	end
+	return uid, issued, name ~= "" and name or nil
 end
 
 local function wall_ms()
@@ -289,7 +317,7 @@ function M.connect(session, hello)
 	end
 	local uid, name, restored, err
 	if h.cookie ~= nil then
-		uid, err = M.check_cookie(h.cookie)
+		uid, err, name = M.check_cookie(h.cookie, cfg)
 		if not uid then
 			moongate.info("login: session %08x: %s", session:id(), err)
 			return false, err, M.BAD_COOKIE
@@ -348,7 +376,7 @@ function M.connect(session, hello)
 	p.closed_at = nil
 	session.player = p
 	session.uid = uid
-	local cookie, expires = M.cookie(uid, wall_ms(), cfg.cookie_ttl_s)
+	local cookie, expires = M.cookie(uid, wall_ms(), cfg.cookie_ttl_s, p.name)
 	session:send(json.encode({ op = "login", uid = uid, id = p.id, name = p.name,
 		cookie = cookie, expires = expires, restored = restored }))
 	moongate.info("login: %s (id %d) on session %08x%s%s", uid, p.id, session:id(),

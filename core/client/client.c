@@ -59,6 +59,7 @@ _Static_assert((int)MGCLIENT_CLOSE_NORMAL == (int)SESSION_CLOSE_NORMAL &&
                (int)MGCLIENT_CLOSE_DISCONNECT == (int)SESSION_CLOSE_DISCONNECT &&
                (int)MGCLIENT_CLOSE_SHUTDOWN == (int)SESSION_CLOSE_SHUTDOWN &&
                (int)MGCLIENT_CLOSE_EXPIRED == (int)SESSION_CLOSE_EXPIRED &&
+               (int)MGCLIENT_CLOSE_RESET == (int)SESSION_CLOSE_RESET &&
                (int)MGCLIENT_CLOSE_APP == (int)SESSION_CLOSE_APP, "close codes");
 _Static_assert((int)MGCLIENT_ECLOSED == (int)SESSION_ECLOSED &&
                (int)MGCLIENT_ETOOBIG == (int)SESSION_ETOOBIG &&
@@ -68,12 +69,12 @@ _Static_assert((int)MGCLIENT_ECLOSED == (int)SESSION_ECLOSED &&
 _Static_assert(MGCLIENT_HELLO_MAX == WIRE_HELLO_MAX, "hello");
 /* The ABI of version 1 (size 112 and 216): a field is only ever added at
  * the end, and these sizes stay the minimum accepted. Options version 2
- * (136) added server_key, log and log_user. */
+ * (136) added server_key, log and log_user; stats version 2 (224) msg_max. */
 #define OPTIONS_V1 112u
 #define OPTIONS_V2 136u
 #define STATS_V1 216u
 _Static_assert(sizeof(struct mgclient_options) == OPTIONS_V2, "options v2");
-_Static_assert(sizeof(struct mgclient_stats) == STATS_V1, "stats v1");
+_Static_assert(sizeof(struct mgclient_stats) == STATS_V1 + 8, "stats v2");
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -641,6 +642,7 @@ mgclient_stats(const mgclient_t *c, struct mgclient_stats *st)
 		.fec_parity_out = s.fec_parity_out,
 		.fec_recovered = s.fec_recovered,
 		.fec_dups = s.fec_dups,
+		.msg_max = session_msg_max(c->s),
 	};
 	/* an older caller's struct is shorter: fill what it has */
 	size_t n = st->size < sizeof o ? st->size : sizeof o;

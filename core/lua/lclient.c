@@ -66,7 +66,9 @@
  * c:stats() -> table: srtt_ms, rttvar_ms, offset_us, kcp_srtt_ms,
  *   waiting_bytes, in_packets, out_packets, in_bytes, out_bytes,
  *   in_auth_fail, in_replay, in_malformed, msgs_in, msgs_out, dgrams_in,
- *   dgrams_out, dgrams_stale, pings, pongs, encrypted (boolean)
+ *   dgrams_out, dgrams_stale, pings, pongs, path_changes, path_challenges,
+ *   offlines, resumes, msg_max (the largest message c:send takes),
+ *   encrypted (boolean)
  * c:fd() -> the socket in use, -1 once the session has ended
  * c:transport() -> "udp" | "tcp": the transport in use
  * c:rebind() -> true | nil, err
@@ -443,6 +445,7 @@ lstats(lua_State *L)
 	NUM(path_challenges);
 	NUM(offlines);
 	NUM(resumes);
+	NUM(msg_max);
 #undef NUM
 	lua_pushboolean(L, st.encrypted);
 	lua_setfield(L, -2, "encrypted");

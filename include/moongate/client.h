@@ -183,6 +183,10 @@ enum mgclient_close_code {
 	MGCLIENT_CLOSE_DISCONNECT = 7,   /* the transport ended */
 	MGCLIENT_CLOSE_SHUTDOWN = 8,     /* "server shutdown" */
 	MGCLIENT_CLOSE_EXPIRED = 9,      /* offline past the server's grace */
+	MGCLIENT_CLOSE_RESET = 10,       /* the server does not know the session
+	                                    any more (it restarted): connect
+	                                    again, with a login cookie to get
+	                                    the player back */
 	MGCLIENT_CLOSE_APP = 100,
 };
 
@@ -271,6 +275,10 @@ struct mgclient_stats {
 	uint64_t fec_parity_out; /* parity shards sent */
 	uint64_t fec_recovered;  /* packets rebuilt from parity */
 	uint64_t fec_dups;       /* shards that arrived twice */
+	/* version 2 (size 224): */
+	int64_t msg_max;         /* the largest message mgclient_send takes:
+	                            ours, KCP's and the server's (told by the
+	                            WELCOME); 0 before the session is open */
 };
 /* Fills the first st->size bytes at most; st->size becomes the bytes
  * filled. 0, or MGCLIENT_EINVAL when st->size is too small for the first

@@ -43,6 +43,8 @@
 -- srv:wait_log(pattern, ms)          the first log line (from the start
 --                                    of the log) matching the Lua pattern;
 --                                    raises after ms (5000)
+-- srv:restart([sig], [ms]) -> status  kill -9 (or sig "TERM") and start
+--                                    again: same config, secrets, ports
 -- srv:stop([ms]) -> status, line     SIGTERM; after ms (10000) SIGKILL.
 --   status: the exit code, or 128 + signal; line: its "stopped:" log line
 --   or nil. Steps every live test client meanwhile (so they see the
@@ -417,6 +419,51 @@ local start_keys = { services = true, service_path = true, inline = true,
 	config = true, args = true, transports = true, ready_ms = true,
 	admin = true }
 
+-- Start srv.argv and read its stdout until "moongate: ready" (ports, key,
+-- admin address): nil, or why it did not get there.
+local function launch(srv, ready_ms)
+	local ok, err = pcall(function()
+		srv.pid, srv.out = spawn(srv.argv, srv.log_path)
+	end)
+	if not ok then
+		return tostring(err), true
+	end
+	servers[srv] = true
+	srv.listening = {}
+	local first = {}
+	local ready, why = read_lines(srv.out, ready_ms, function(line)
+		local proto, host, port = line:match("^moongate: listening (%a+) (%S+) (%d+)$")
+		if proto then
+			port = tonumber(port)
+			srv.listening[#srv.listening + 1] = { proto, host, port }
+			if not first[proto] then
+				first[proto] = true
+				srv[proto] = port
+				srv.host = srv.host or host
+			end
+		end
+		srv.key = line:match("^moongate: key (%x+)$") or srv.key
+		local kind, where = line:match("^moongate: admin (%a+) (.+)$")
+		if kind == "unix" then
+			srv.admin_url = "unix:" .. where
+		elseif kind == "tcp" then
+			local host, port = where:match("^(%S+) (%d+)$")
+			srv.admin_port = tonumber(port)
+			srv.admin_url = ("tcp://%s:%s"):format(
+				host:find(":", 1, true) and "[" .. host .. "]" or host, port)
+		end
+		return line == "moongate: ready"
+	end)
+	if ready then
+		return nil
+	elseif why == "timeout" then
+		return "no \"moongate: ready\" within " .. ready_ms .. " ms"
+	elseif why == "eof" then
+		return "the server exited before \"moongate: ready\""
+	end
+	return "its stdout: " .. why
+end
+
 function T.start_server(opts)
 	opts = opts or {}
 	for k in pairs(opts) do
@@ -484,48 +531,10 @@ function T.start_server(opts)
 	argv[#argv + 1] = srv.config_path
 	srv.argv = argv
 
-	local ok, err = pcall(function()
-		srv.pid, srv.out = spawn(argv, srv.log_path)
-	end)
-	if not ok then
+	local why, spawn_failed = launch(srv, opts.ready_ms or 10000)
+	if spawn_failed then
 		srv:remove_dir()
-		error("start_server: " .. tostring(err), 2)
-	end
-	servers[srv] = true
-
-	-- its stdout until "moongate: ready", with a deadline
-	local ready_ms = opts.ready_ms or 10000
-	srv.listening = {}
-	local ready, why = read_lines(srv.out, ready_ms, function(line)
-		local proto, host, port = line:match("^moongate: listening (%a+) (%S+) (%d+)$")
-		if proto then
-			port = tonumber(port)
-			srv.listening[#srv.listening + 1] = { proto, host, port }
-			if not srv[proto] then
-				srv[proto] = port
-				srv.host = srv.host or host
-			end
-		end
-		srv.key = line:match("^moongate: key (%x+)$") or srv.key
-		local kind, where = line:match("^moongate: admin (%a+) (.+)$")
-		if kind == "unix" then
-			srv.admin_url = "unix:" .. where
-		elseif kind == "tcp" then
-			local host, port = where:match("^(%S+) (%d+)$")
-			srv.admin_port = tonumber(port)
-			srv.admin_url = ("tcp://%s:%s"):format(
-				host:find(":", 1, true) and "[" .. host .. "]" or host, port)
-		end
-		return line == "moongate: ready"
-	end)
-	if ready then
-		why = nil
-	elseif why == "timeout" then
-		why = "no \"moongate: ready\" within " .. ready_ms .. " ms"
-	elseif why == "eof" then
-		why = "the server exited before \"moongate: ready\""
-	else
-		why = "its stdout: " .. why
+		error("start_server: " .. why, 2)
 	end
 	if why then
 		srv:stop(2000)
@@ -662,6 +671,46 @@ function Server:stop(ms)
 	self.status = status
 	self:remove_dir()
 	return self.status, self.stopped_line
+end
+
+-- srv:restart([sig], [ms]) -> status: kill(2) the server with sig
+-- (default SIGKILL: a crash; "TERM" a graceful stop), reap it (ms, 10000),
+-- and start it again with the same config, secrets file and ports, as a
+-- supervisor would. Returns the old process's exit status; raises if the
+-- new one does not get ready.
+function Server:restart(sig, ms)
+	if self.stopped then
+		error("restart: the server was stopped", 2)
+	end
+	sig = sig == "TERM" and SIGTERM or sig == "HUP" and SIGHUP or SIGKILL
+	P.kill(self.pid, sig)
+	local status = reap(self.pid, ms or 10000)
+	if not status then
+		P.kill(self.pid, SIGKILL)
+		status = reap(self.pid, 5000) or -1
+	end
+	servers[self] = nil
+	if self.out then
+		P.close(self.out)
+		self.out = nil
+	end
+	-- the new process's log starts afresh; this one's is checked now
+	T.sanitizer_report(read_file(self.log_path), self.argv)
+	-- the same ports: "--listen udp://127.0.0.1:0" becomes the port it had
+	for i, a in ipairs(self.argv) do
+		local t = a:match("^(%a+)://127%.0%.0%.1:0$")
+		if t and self[t] and self.argv[i - 1] == "--listen" then
+			self.argv[i] = ("%s://127.0.0.1:%d"):format(t, self[t])
+		end
+	end
+	self.restarts = (self.restarts or 0) + 1
+	local why = launch(self, 10000)
+	if why then
+		self:stop(2000)
+		error("restart: " .. why .. "\n--- server log (tail) ---\n" ..
+			tail(self.stopped_log or "", 30), 2)
+	end
+	return status
 end
 
 function T.stop_server(srv)

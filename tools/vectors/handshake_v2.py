@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """handshake_v2.py - recompute the handshake v2 test vectors of
-docs/PROTOCOL.md ("Handshake v2: test vectors") without moongate's C code:
+docs/PROTOCOL.md ("Handshake v2: test vectors"), the RESET and the v1
+WELCOME, without moongate's C code:
 BLAKE2b from Python's hashlib, X25519 and ChaCha20-Poly1305 IETF from
 PyNaCl (Debian: python3-nacl).
 
@@ -83,6 +84,12 @@ def vectors():
     ad = bytes([0x04]) + sid + epub_s
     out.append(("v2 WELCOME", ad + aead(stx, bytes(12), ad, params)))
     out.append(("v2 RESET", bytes([0x06]) + sid + token))
+
+    # v1 (unpinned): crypto_kx, the server's pair is e_s's seed (0x02):
+    # BLAKE2b-512(X25519 | client_pub | server_pub), the first half the
+    # server's send key; the same params
+    kx = b2b(crypto_scalarmult(esec_s, cpub) + cpub + epub_s, size=64)
+    out.append(("WELCOME", ad + aead(kx[:32], bytes(12), ad, params)))
 
     # the KCP PUSH of "hello" (docs/PROTOCOL.md), client -> server, pn 1
     # conv 0x01020304, cmd 81, frg 0, wnd 128, ts 1000, sn 0, una 0, len 5
