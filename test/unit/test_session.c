@@ -2030,6 +2030,29 @@ TEST(resets_are_smaller_and_bounded)
 	world_free();
 }
 
+/* The WELCOME tells the server's msg_max: the client refuses a larger
+ * message itself (SESSION_ETOOBIG) instead of sending what the server
+ * would close the session for (code 5). */
+TEST(client_learns_the_servers_msg_max)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.msg_max = 500;
+	world_init(&sc);
+	struct client *c = add_client(NULL, NULL, "game v1", 1);
+	CHECK_EQ(session_msg_max(c->s), 0); /* not open yet */
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	CHECK_EQ(session_msg_max(c->s), 500);
+	uint8_t m[600];
+	memset(m, 7, sizeof m);
+	CHECK_EQ(session_send(c->s, m, 501, client_now(c)), SESSION_ETOOBIG);
+	send_counter(c, 0, 500);
+	CHECK(RUN_UNTIL(c->rel.n == 1, 1000));
+	CHECK_EQ(session_state(c->s), SESSION_OPEN);
+	CHECK_EQ(W.srv_close, 0);
+	world_free();
+}
+
 static const struct tu_test tests[] = {
 	TU(handshake_opens_both_sides),
 	TU(handshake_survives_loss_and_duplicates),
@@ -2072,6 +2095,7 @@ static const struct tu_test tests[] = {
 	TU(restart_resets_the_client_within_a_heartbeat),
 	TU(reset_only_with_the_token),
 	TU(resets_are_smaller_and_bounded),
+	TU(client_learns_the_servers_msg_max),
 };
 
 int
