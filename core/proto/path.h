@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 enum gate_transport { GATE_UDP = 1, GATE_TCP = 2 };
@@ -18,7 +19,11 @@ struct gate_path {
 	uint8_t raw;                  /* the listener speaks raw KCP */
 	uint32_t conn;                /* TCP: net's connection id; UDP: 0 */
 	socklen_t addrlen;
-	struct sockaddr_storage addr; /* the peer's address */
+	union {                       /* the peer's address: IPv4 or IPv6 (a */
+		struct sockaddr sa;       /* sockaddr_storage would be 128 bytes, */
+		struct sockaddr_in in;    /* 4 of them in every session) */
+		struct sockaddr_in6 in6;
+	} addr;
 };
 
 /* "127.0.0.1:50123" or "[::1]:50123" ("?" for another family), in buf. */

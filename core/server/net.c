@@ -325,7 +325,9 @@ net_create(struct ev_loop *loop, const struct net_config *c,
 	n->slot_max = 1u << n->idx_bits;
 	n->free_head = n->free_tail = NONE;
 	n->slot = malloc(n->slot_max * sizeof(*n->slot)); /* touched as used */
-	if (!n->slot || net_batch_init(&n->in, k->batch, k->dgram_max) < 0) {
+	n->rarea = malloc(TCP_READ_AREA);
+	if (!n->slot || !n->rarea ||
+	    net_batch_init(&n->in, k->batch, k->dgram_max) < 0) {
 		net_release(n);
 		return NULL;
 	}
@@ -372,6 +374,9 @@ net_release(net_t *n)
 	free(n->pend);
 	net_src_free(n);
 	net_batch_free(&n->in);
+	free(n->rarea);
+	while (n->nwspare)
+		free(n->wspare[--n->nwspare]);
 	free(n);
 }
 

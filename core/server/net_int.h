@@ -34,7 +34,10 @@
 #define ACCEPT_MAX 64       /* accepts per event on one listener */
 #define ACCEPT_PAUSE 0.1    /* seconds a listener rests after EMFILE */
 #define WRITE_EAGER 16384   /* queued bytes that make a send write now */
-#define WBUF_KEEP 65536     /* an emptied write buffer larger than this is freed */
+#define WBUF_UNIT 4096      /* a write buffer's first size: emptied, one of this
+                               size goes back to net's spares, others are freed */
+#define WBUF_SPARES 256     /* emptied write buffers net keeps for reuse */
+#define TCP_READ_AREA 65536 /* net's shared read area for framed TCP */
 #define NONE UINT32_MAX
 
 enum { CONN_OPEN, CONN_DRAIN, CONN_SHUT, CONN_DEAD };
@@ -92,9 +95,13 @@ struct conn {
 	struct conn *prev, *next;/* net->closing (DRAIN, SHUT) or net->dead */
 	uint8_t *wbuf;           /* queued bytes: wbuf[whead..wlen) unsent */
 	size_t whead, wlen, wcap;
-	size_t rlen;             /* framed: bytes in rbuf */
-	size_t rcap;             /* the size of rbuf */
-	uint8_t rbuf[];
+	/* framed: rbuf holds only a frame begun and not complete (NULL, rlen 0
+	 * otherwise: reads go to net's shared area), so an idle connection
+	 * holds no buffer; stream: rbuf is rmem, STREAM_READ bytes */
+	uint8_t *rbuf;
+	size_t rlen;             /* bytes in rbuf */
+	size_t rcap;             /* the size of rbuf when it is there */
+	uint8_t rmem[];
 };
 
 struct slot {
@@ -130,6 +137,9 @@ struct net {
 	size_t npend, pend_cap;
 	struct conn *closing;    /* DRAIN and SHUT, doubly linked */
 	struct conn *dead;       /* closed, freed at the next prepare */
+	uint8_t *rarea;          /* TCP_READ_AREA: framed TCP reads land here */
+	uint8_t *wspare[WBUF_SPARES]; /* emptied WBUF_UNIT write buffers */
+	int nwspare;
 	struct map src;          /* source key -> framed connections open */
 	uint8_t src_hashkey[16];
 	uint64_t refuse_log_us;  /* when a refusal was last logged */
@@ -173,6 +183,8 @@ int net_conn_reserve(struct conn *c, size_t need, size_t limit);
 /* need bytes were queued: write now or at the flush point. */
 void net_conn_queued(struct conn *c);
 void net_conn_free(struct conn *c, int rst);
+/* Give c's write buffer back (to net's spares or to malloc). */
+void net_conn_wbuf_release(struct conn *c);
 void net_conn_lost(struct conn *c, const char *reason, int rst);
 void net_conn_doom(struct conn *c, const char *reason, int rst);
 int net_conn_write(struct conn *c, const char **why);

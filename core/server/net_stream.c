@@ -245,6 +245,7 @@ net_stream_open(net_t *n, struct listener *l, int fd)
 	c->fd = fd;
 	c->state = CONN_OPEN;
 	c->rcap = STREAM_READ;
+	c->rbuf = c->rmem;
 	ev_io_init(&c->rio, stream_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, net_conn_write_cb, fd, EV_WRITE);
 	ev_init(&c->tm, NULL); /* net_conn_begin_close sets it */

@@ -92,13 +92,23 @@ net_conn_write(struct conn *c, const char **why)
 		}
 	}
 	c->whead = c->wlen = 0;
-	if (c->wcap > WBUF_KEEP) {
-		free(c->wbuf);
-		c->wbuf = NULL;
-		c->wcap = 0;
-	}
+	net_conn_wbuf_release(c); /* an idle connection holds no buffer */
 	ev_io_stop(n->loop, &c->wio);
 	return 0;
+}
+
+void
+net_conn_wbuf_release(struct conn *c)
+{
+	net_t *n = c->net;
+	if (!c->wbuf)
+		return;
+	if (c->wcap == WBUF_UNIT && n->nwspare < WBUF_SPARES)
+		n->wspare[n->nwspare++] = c->wbuf;
+	else
+		free(c->wbuf);
+	c->wbuf = NULL;
+	c->wcap = c->whead = c->wlen = 0;
 }
 
 /* Close the descriptor now (an RST with rst), leave every list, and put c
@@ -138,8 +148,11 @@ net_conn_free(struct conn *c, int rst)
 	c->state = CONN_DEAD;
 	if (!stream)
 		n->st.tcp_closed++;
-	free(c->wbuf);
-	c->wbuf = NULL;
+	net_conn_wbuf_release(c);
+	if (c->rbuf != c->rmem)
+		free(c->rbuf);
+	c->rbuf = NULL;
+	c->rlen = 0;
 	c->next = n->dead;
 	n->dead = c;
 }
@@ -244,8 +257,12 @@ net_conn_reserve(struct conn *c, size_t need, size_t limit)
 			c->wlen -= c->whead;
 			c->whead = 0;
 		}
+		if (!c->wbuf && need <= WBUF_UNIT && c->net->nwspare) {
+			c->wbuf = c->net->wspare[--c->net->nwspare];
+			c->wcap = WBUF_UNIT;
+		}
 		if (c->wlen + need > c->wcap) {
-			size_t cap = c->wcap ? 2 * c->wcap : 4096;
+			size_t cap = c->wcap ? 2 * c->wcap : WBUF_UNIT;
 			uint8_t *b;
 			while (cap < c->wlen + need)
 				cap *= 2;
@@ -299,17 +316,19 @@ net_tcp_send(net_t *n, uint32_t id, const uint8_t *pkt, size_t len)
 
 /* ---- reading ------------------------------------------------------------ */
 
-/* Deliver the complete frames in rbuf. 0: c is no longer open (closed by
- * a bad frame or by the packet callback): stop reading. */
+/* Deliver the complete frames of buf[0..len); *used: the bytes they took
+ * (the rest begins a frame). 0: c is no longer open (closed by a bad frame
+ * or by the packet callback): stop reading. */
 static int
-frames(struct conn *c)
+frames(struct conn *c, uint8_t *buf, size_t len, size_t *used)
 {
 	net_t *n = c->net;
 	size_t off = 0;
+	*used = 0;
 	for (;;) {
-		size_t len;
-		long got = frame_next(c->rbuf + off, c->rlen - off,
-		                      (size_t)n->cfg.frame_max, &len);
+		size_t flen;
+		long got = frame_next(buf + off, len - off,
+		                      (size_t)n->cfg.frame_max, &flen);
 		struct gate_path from;
 		if (got < 0) {
 			n->st.tcp_bad_frames++;
@@ -320,14 +339,11 @@ frames(struct conn *c)
 			break;
 		n->st.tcp_frames_in++;
 		from = c->path;  /* a copy: the callback may close c */
-		n->cb.packet(&from, c->rbuf + off + FRAME_HEADER, len, n->user);
+		n->cb.packet(&from, buf + off + FRAME_HEADER, flen, n->user);
 		if (c->state != CONN_OPEN || c->doom)
 			return 0;
 		off += (size_t)got;
-	}
-	if (off) {
-		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-		c->rlen -= off;
+		*used = off;
 	}
 	return 1;
 }
@@ -338,8 +354,10 @@ net_conn_drain(struct conn *c)
 {
 	net_t *n = c->net;
 	int round;
+	uint8_t junk[4096]; /* not net's read area: a packet callback may
+	                       close a connection while frames come from it */
 	for (round = 0; round < TCP_READ_ROUNDS; round++) {
-		ssize_t r = read(c->fd, c->rbuf, c->rcap);
+		ssize_t r = read(c->fd, junk, sizeof junk);
 		if (r > 0)
 			continue;
 		if (r < 0 && errno == EINTR)
@@ -368,8 +386,13 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	for (round = 0; round < TCP_READ_ROUNDS; round++) {
-		size_t room = c->rcap - c->rlen;
-		ssize_t r = read(c->fd, c->rbuf + c->rlen, room);
+		/* the rest of a frame begun goes after it; anything else to net's
+		 * shared area, so an idle connection holds no read buffer */
+		net_t *n = c->net;
+		uint8_t *buf = c->rbuf ? c->rbuf + c->rlen : n->rarea;
+		size_t room = c->rbuf ? c->rcap - c->rlen : TCP_READ_AREA;
+		size_t used;
+		ssize_t r = read(c->fd, buf, room);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -378,9 +401,32 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			net_conn_lost(c, r == 0 ? "eof" : net_errreason(errno), 0);
 			return;
 		}
-		c->rlen += (size_t)r;
-		if (!frames(c) || (size_t)r < room)
-			return;  /* closed, or the socket is drained */
+		if (c->rbuf) {
+			c->rlen += (size_t)r;
+			if (!frames(c, c->rbuf, c->rlen, &used))
+				return;
+			c->rlen -= used;
+			if (c->rlen == 0) {
+				free(c->rbuf);
+				c->rbuf = NULL;
+			} else if (used) {
+				memmove(c->rbuf, c->rbuf + used, c->rlen);
+			}
+		} else {
+			if (!frames(c, buf, (size_t)r, &used))
+				return;
+			if (used < (size_t)r) { /* a frame begun: keep it */
+				c->rbuf = malloc(c->rcap);
+				if (!c->rbuf) {
+					net_conn_lost(c, "out of memory", 1);
+					return;
+				}
+				c->rlen = (size_t)r - used;
+				memcpy(c->rbuf, buf + used, c->rlen);
+			}
+		}
+		if ((size_t)r < room)
+			return;  /* the socket is drained */
 	}
 }
 
@@ -425,7 +471,7 @@ net_tcp_open(net_t *n, struct listener *l, int fd,
 		close(fd);
 		return;
 	}
-	if (!(c = calloc(1, sizeof(*c) + cap)) || net_slot_take(n, c) < 0) {
+	if (!(c = calloc(1, sizeof(*c))) || net_slot_take(n, c) < 0) {
 		const char *why = c ? "no free slot" : "out of memory";
 		free(c);
 		net_src_give(n, src);
@@ -451,6 +497,8 @@ net_tcp_open(net_t *n, struct listener *l, int fd,
 	c->path.listener = (uint8_t)l->index;
 	c->path.raw = (uint8_t)l->raw;
 	c->path.conn = c->id;
+	if (alen > sizeof c->path.addr) /* not IPv4 or IPv6: no such listener */
+		alen = sizeof c->path.addr;
 	c->path.addrlen = alen;
 	memcpy(&c->path.addr, a, alen);
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
