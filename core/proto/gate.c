@@ -778,7 +778,14 @@ gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
 			continue;
 		uint32_t id = slot_id(e, i);
 		unbind(g, e, i, 0); /* gone already: nothing to close */
-		session_path_lost(e->s, id, SESSION_CLOSE_DISCONNECT, reason, now);
+		/* code 7 says "disconnected"; net's detail follows, but for a
+		 * plain EOF (docs/PROTOCOL.md, "Close codes") */
+		char why[WIRE_REASON_MAX + 1];
+		if (!reason || !*reason || !strcmp(reason, "eof"))
+			snprintf(why, sizeof why, "disconnected");
+		else
+			snprintf(why, sizeof why, "disconnected: %s", reason);
+		session_path_lost(e->s, id, SESSION_CLOSE_DISCONNECT, why, now);
 		sync(g, e);
 		reschedule(g, e, now, 0);
 		break;

@@ -105,7 +105,8 @@ void gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt,
                 size_t len, uint64_t now);
 /* net lost a TCP connection (EOF, reset, error). When its session sent
  * there, it moves to another live path, goes offline (resume_grace), or
- * ends with SESSION_CLOSE_DISCONNECT and reason. */
+ * ends with SESSION_CLOSE_DISCONNECT, "disconnected" (reason "eof" or
+ * empty) or "disconnected: " and reason. */
 void gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now);
 
 void gate_update(gate_t *g, uint64_t now);

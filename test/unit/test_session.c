@@ -1627,6 +1627,43 @@ TEST(tcp_lost_moves_to_udp_then_goes_offline)
 	world_free();
 }
 
+/* Resume off: the TCP connection the session sends on ends and no other
+ * path was heard within timeout_ms: the session ends with code 7,
+ * "disconnected", the transport's detail after a colon when there is one
+ * (docs/PROTOCOL.md, "Close codes"). */
+static void
+tcp_lost_without_resume(const char *why, const char *want)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.timeout_ms = 1000;
+	sc.resume_grace_ms = 0;
+	world_init(&sc);
+	struct client *c = add_client(NULL, &sc, "x", 1);
+	struct simnet_conf tc = { .delay_min = 5, .delay_max = 5, .in_order = 1 };
+	c->tnet = simnet_create(&tc, 4);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	session_path_use(c->s, 2, client_now(c));
+	session_ping(c->s, client_now(c));
+	REQUIRE(RUN_UNTIL(W.srv_path == 1, 1000));
+	run_ms(1500); /* heartbeats on TCP only: UDP is past timeout_ms */
+	REQUIRE_EQ(W.srv_close, 0);
+	gate_conn_lost(W.g, 500, why, now_us());
+	CHECK_EQ(W.srv_close, 1);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_DISCONNECT);
+	CHECK(strcmp(W.srv_close_reason, want) == 0);
+	if (strcmp(W.srv_close_reason, want))
+		fprintf(stderr, "reason \"%s\", want \"%s\"\n", W.srv_close_reason,
+		        want);
+	world_free();
+}
+
+TEST(tcp_lost_without_resume_says_disconnected)
+{
+	tcp_lost_without_resume("eof", "disconnected");
+	tcp_lost_without_resume("connection reset", "disconnected: connection reset");
+}
+
 /* Echo round trips of 100-byte counters sent every 5 ms (a game's pace)
  * at this loss; returns the p99 in ms and fills the client's stats. */
 static uint32_t
@@ -1938,6 +1975,7 @@ static const struct tu_test tests[] = {
 	TU(udp_to_tcp_and_back_loses_nothing),
 	TU(fec_udp_to_tcp_and_back_loses_nothing),
 	TU(tcp_lost_moves_to_udp_then_goes_offline),
+	TU(tcp_lost_without_resume_says_disconnected),
 	TU(fec_rebuilds_losses_exactly_once),
 	TU(fec_race_from_a_third_address_moves_nothing),
 	TU(forged_fec_shard_cannot_drop_the_genuine),
