@@ -877,7 +877,10 @@ gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
 		for (uint32_t i = 0; i < n; i++) {
 			if (!heap_contains(&list[i]->hn))
 				continue;
-			session_close(list[i]->s, code, reason, 1, now);
+			if (session_offline(list[i]->s)) /* no path to tell, and */
+				session_abort(list[i]->s, code, reason, now); /* no wait */
+			else
+				session_close(list[i]->s, code, reason, 1, now);
 			reschedule(g, list[i], now, 0);
 		}
 		free(list);

@@ -124,7 +124,8 @@ const struct gate_path *gate_session_path(const gate_t *g, const session_t *s);
  * OPEN event is being told (freed after it). "" and 0 otherwise. */
 const uint8_t *gate_session_hello(const gate_t *g, const session_t *s,
                                   size_t *len);
-/* Close every open session with this code and reason (graceful). */
+/* Close every open session with this code and reason (graceful); an
+ * offline one ends at once, not waiting for its client (shutdown). */
 void gate_close_all(gate_t *g, int code, const char *reason, uint64_t now);
 
 struct gate_stats {

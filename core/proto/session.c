@@ -615,12 +615,21 @@ session_close(session_t *s, int code, const char *reason, int graceful,
 		return;
 	s->clock = now;
 	set_reason(s, code, reason ? reason : "closed");
-	if (s->offline) {
-		/* no path to say it on: the client learns from the expiry, or
-		 * from the CLOSE sent below when it is the client that closes */
-		if (s->role == CLIENT)
-			send_close(s, now);
+	if (s->offline && s->role == CLIENT) {
+		send_close(s, now); /* once: the server may hear it */
 		session_finish(s, s->close_code, s->close_reason, 0);
+		return;
+	}
+	if (s->offline) {
+		/* Server: no path to say it on yet. The close waits for the
+		 * client: when it resumes, what was queued goes first (graceful),
+		 * then the CLOSE (switch_path starts the linger); at the grace's
+		 * end the session ends with this code (session_update). */
+		s->state = SESSION_CLOSING;
+		if (s->kcp && (!graceful || kcp_waitsnd(s->kcp) == 0)) {
+			kcp_release(s->kcp);
+			s->kcp = NULL;
+		}
 		return;
 	}
 	if (!s->keyed && s->role != RAW) {
@@ -664,7 +673,11 @@ session_update(session_t *s, uint64_t now)
 		return s->state;
 	}
 	if (s->offline) {
-		if (now >= s->offline_deadline)
+		if (now < s->offline_deadline)
+			return s->state;
+		if (s->state == SESSION_CLOSING) /* closed while offline */
+			session_finish(s, s->close_code, s->close_reason, 0);
+		else
 			session_finish(s, SESSION_CLOSE_EXPIRED, "expired", 0);
 		return s->state;
 	}

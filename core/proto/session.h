@@ -35,7 +35,10 @@
  * authenticates on a proven path brings it back (SESSION_EV_RESUME, then
  * SESSION_EV_PATH if the path differs) and everything in flight is
  * retransmitted at once. After resume_grace_ms offline it closes with
- * SESSION_CLOSE_EXPIRED, "expired".
+ * SESSION_CLOSE_EXPIRED, "expired". A server session closed while
+ * offline (session_close, or the watermark) is SESSION_CLOSING and stays
+ * offline: on resume, what was queued goes (graceful) and then the CLOSE;
+ * at the grace's end it ends with the close's own code and reason.
  *
  * Re-entrancy: the event callback may call session_send, session_send_
  * unreliable and session_close on the same session, never session_release.
@@ -261,13 +264,14 @@ int session_send_unreliable(session_t *s, const void *msg, size_t len,
 /* Close with a code and reason (truncated to WIRE_REASON_MAX). Reliable
  * data already sent is delivered first (up to linger_ms), then CLOSE is
  * sent until acknowledged (close_retries). graceful 0 skips the linger.
- * The CLOSE event follows, with remote = 0. Idempotent. */
+ * The CLOSE event follows, with remote = 0. Idempotent. A server session
+ * that is offline waits for its client first (see "Resume" above). */
 void session_close(session_t *s, int code, const char *reason, int graceful,
                    uint64_t now);
 
 /* End the session now without telling the peer (the transport is gone):
- * the CLOSE event fires with this code and reason. Idempotent. An offline
- * session closed with session_close ends this way too (no path to tell). */
+ * the CLOSE event fires with this code and reason (a session already
+ * closing: with its close's). Idempotent. */
 void session_abort(session_t *s, int code, const char *reason, uint64_t now);
 
 /* Run timers: heartbeat, timeout, KCP flush and resend, handshake resend,

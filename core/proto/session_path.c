@@ -91,8 +91,12 @@ switch_path(session_t *s, uint32_t path, uint64_t now)
 		s->st.resumes++;
 		s->last_recv = now;
 		s->next_ping = now; /* a fresh RTT for the new path */
+		if (s->state == SESSION_CLOSING && !s->close_sent)
+			/* closed while offline: what was queued goes now, then
+			 * the CLOSE (session_update), lingering from here */
+			s->close_deadline = now + (uint64_t)s->cfg.linger_ms * 1000;
 		emit_path(s, SESSION_EV_RESUME, path, prev);
-		if (s->state != SESSION_OPEN || s->offline || s->path != path)
+		if (s->state == SESSION_CLOSED || s->offline || s->path != path)
 			return; /* the callback closed or moved it */
 	}
 	if (path != prev) {
@@ -121,13 +125,14 @@ challenge(session_t *s, struct spath *p, uint64_t now)
 }
 
 /* Server: a proven path carries the client's newest packets: move there
- * (in the handshake, silently: the session is not open yet). */
+ * (in the handshake, silently: the session is not open yet; closing, too:
+ * the CLOSE and what lingers before it go where the client is). */
 static void
 follow(session_t *s, struct spath *p, uint64_t now)
 {
 	if (s->state == SESSION_HANDSHAKE)
 		s->path = p->id;
-	else if (s->state == SESSION_OPEN)
+	else if (s->state == SESSION_OPEN || s->state == SESSION_CLOSING)
 		switch_path(s, p->id, now);
 }
 

@@ -1540,6 +1540,146 @@ TEST(outage_past_the_grace_expires_both_sides)
 	world_free();
 }
 
+/* Offline, the client knocks every 300 ms from a new port until cond or
+ * the deadline (virtual ms), as client.c does; returns cond. */
+#define KNOCK_UNTIL(c, cond, ms) ({ \
+	uint32_t ku_i_ = 0, ku_next_ = 0; \
+	while (!(cond) && ku_i_++ < (ms)) { \
+		if (session_offline((c)->s) && W.t >= ku_next_) { \
+			ku_next_ = W.t + 300; \
+			(c)->port = (uint16_t)((c)->port + 1); \
+			session_ping((c)->s, client_now(c)); \
+		} \
+		step(); \
+	} \
+	(cond); })
+
+/* Both sides offline: the client is cut off (timeout 1 s, grace 10 s). */
+static struct client *
+offline_pair(struct session_config *sc)
+{
+	session_config_default(sc);
+	sc->timeout_ms = 1000;
+	sc->resume_grace_ms = 10000;
+	world_init(sc);
+	W.echo = 0;
+	struct simnet_conf nc = { .delay_min = 10, .delay_max = 10 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	if (!RUN_UNTIL(c->opened && W.srv_open, 1000))
+		return NULL;
+	c->cut = 1;
+	if (!RUN_UNTIL(W.srv_offline && c->offline, 3000))
+		return NULL;
+	return c;
+}
+
+static void
+server_sends(session_t *srv, uint32_t from, uint32_t n, size_t len)
+{
+	uint8_t m[2048];
+	for (uint32_t v = from; v < from + n; v++) {
+		memcpy(m, &v, 4);
+		for (size_t i = 4; i < len; i++)
+			m[i] = (uint8_t)(v + i);
+		CHECK_EQ(session_send(srv, m, len, now_us()), 0);
+	}
+	gate_touch(W.g, srv, now_us());
+}
+
+/* The service closes an offline session: the close waits for the client;
+ * the client, once back, gets what was queued and then the code and
+ * reason, and the server reports them too. */
+TEST(close_while_offline_reaches_the_client_when_it_resumes)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	session_t *srv = server_of(c);
+	REQUIRE(srv != NULL);
+	server_sends(srv, 0, 20, 300);
+	session_close(srv, SESSION_CLOSE_APP + 2, "kicked", 1, now_us());
+	gate_touch(W.g, srv, now_us());
+	CHECK_EQ(session_send(srv, "x", 1, now_us()), SESSION_ECLOSED);
+	run_ms(2000);
+	CHECK_EQ(W.srv_close, 0); /* still waiting for the client */
+	CHECK(session_offline(srv));
+	c->cut = 0;
+	CHECK(KNOCK_UNTIL(c, c->closed && W.srv_close, 5000));
+	CHECK_EQ(c->rel.n, 20);
+	CHECK_EQ(c->rel.errors, 0);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 2);
+	CHECK(strcmp(c->close_reason, "kicked") == 0);
+	CHECK_EQ(c->close_remote, 1);
+	CHECK_EQ(W.srv_close, 1);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_APP + 2);
+	CHECK(strcmp(W.srv_close_reason, "kicked") == 0);
+	CHECK_EQ(W.srv_close_remote, 0);
+	world_free();
+}
+
+/* No resume: at the grace's end the session ends with the service's code
+ * (the client, on its own, with "expired"). */
+TEST(close_while_offline_ends_at_the_grace_with_its_code)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	session_t *srv = server_of(c);
+	REQUIRE(srv != NULL);
+	uint32_t t0 = W.t;
+	uint64_t deadline = session_check(srv, now_us());
+	session_close(srv, SESSION_CLOSE_APP + 3, "away too long", 1, now_us());
+	gate_touch(W.g, srv, now_us());
+	CHECK_EQ(W.srv_close, 0);
+	CHECK(RUN_UNTIL(W.srv_close, 15000));
+	CHECK(now_us() >= deadline); /* not before the grace ended */
+	CHECK(W.t - t0 >= 8000);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_APP + 3);
+	CHECK(strcmp(W.srv_close_reason, "away too long") == 0);
+	CHECK(RUN_UNTIL(c->closed, 5000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_EXPIRED);
+	world_free();
+}
+
+/* Shutdown does not wait for offline clients: their sessions end at once. */
+TEST(shutdown_ends_offline_sessions_at_once)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	gate_close_all(W.g, SESSION_CLOSE_SHUTDOWN, "server shutdown", now_us());
+	CHECK_EQ(W.srv_close, 1);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_SHUTDOWN);
+	world_free();
+}
+
+/* Sends pile up on an offline session past the watermark: it closes with
+ * "backpressure", the client is told once it is back. */
+TEST(backpressure_while_offline_reaches_the_client)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	session_t *srv = server_of(c);
+	REQUIRE(srv != NULL);
+	uint8_t m[1000] = { 0 };
+	int rc = 0;
+	for (int i = 0; i < 10000 && rc == 0; i++)
+		rc = session_send(srv, m, sizeof m, now_us());
+	gate_touch(W.g, srv, now_us());
+	CHECK_EQ(rc, SESSION_EFULL);
+	CHECK_EQ(session_queued(srv), 0); /* the queue is freed at once */
+	run_ms(1000);
+	CHECK_EQ(W.srv_close, 0);
+	c->cut = 0;
+	CHECK(KNOCK_UNTIL(c, c->closed && W.srv_close, 5000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_BACKPRESSURE);
+	CHECK(strcmp(c->close_reason, "backpressure") == 0);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_BACKPRESSURE);
+	world_free();
+}
+
 /* UDP blocked both ways: the client moves to "TCP", then probes UDP and
  * moves back when it answers. */
 static void
@@ -1972,6 +2112,10 @@ static const struct tu_test tests[] = {
 	TU(outage_goes_offline_and_resumes_with_nothing_lost),
 	TU(fec_outage_goes_offline_and_resumes_with_nothing_lost),
 	TU(outage_past_the_grace_expires_both_sides),
+	TU(close_while_offline_reaches_the_client_when_it_resumes),
+	TU(close_while_offline_ends_at_the_grace_with_its_code),
+	TU(backpressure_while_offline_reaches_the_client),
+	TU(shutdown_ends_offline_sessions_at_once),
 	TU(udp_to_tcp_and_back_loses_nothing),
 	TU(fec_udp_to_tcp_and_back_loses_nothing),
 	TU(tcp_lost_moves_to_udp_then_goes_offline),
