@@ -244,7 +244,8 @@ void session_path_use(session_t *s, uint32_t path, uint64_t now);
  * SESSION_EV_PROBE tells when the server's answer came back on it. */
 int session_probe(session_t *s, uint32_t path, uint64_t now);
 /* Client: send a PING now on the path in use (to tell the server about a
- * new path, or to knock while offline). */
+ * new path, or to knock while offline; closing while offline, the knock
+ * is the CLOSE). */
 void session_ping(session_t *s, uint64_t now);
 /* Client in handshake: start again with a HELLO, now (after moving to a
  * path where the old cookie is worthless). */
@@ -265,7 +266,11 @@ int session_send_unreliable(session_t *s, const void *msg, size_t len,
  * data already sent is delivered first (up to linger_ms), then CLOSE is
  * sent until acknowledged (close_retries). graceful 0 skips the linger.
  * The CLOSE event follows, with remote = 0. Idempotent. A server session
- * that is offline waits for its client first (see "Resume" above). */
+ * that is offline waits for its client first (see "Resume" above). A
+ * client that is offline sends the CLOSE at once (no linger: nothing can
+ * be delivered), again every close interval up to close_retries, and on
+ * every session_ping (the owner's knocks), until the CLOSE_ACK, the last
+ * try or the grace's end. An offline server takes a CLOSE from any path. */
 void session_close(session_t *s, int code, const char *reason, int graceful,
                    uint64_t now);
 

@@ -142,7 +142,11 @@ void
 session_path_heard(session_t *s, uint32_t path, size_t len,
                    const struct wire_hdr *h, uint64_t now)
 {
-	int probe = h->type == WIRE_PATH_CHALLENGE || h->type == WIRE_PATH_RESPONSE;
+	/* a probe never moves the session; nor does a CLOSE while offline
+	 * (taken as it is: the session ends) */
+	int probe = h->type == WIRE_PATH_CHALLENGE ||
+	            h->type == WIRE_PATH_RESPONSE ||
+	            (h->type == WIRE_CLOSE && s->offline);
 	struct spath *p = session_path_get(s, path);
 	p->last_recv = now;
 	if (!p->valid)

@@ -1641,6 +1641,47 @@ TEST(close_while_offline_ends_at_the_grace_with_its_code)
 	world_free();
 }
 
+/* The client closes while offline: its CLOSE knocks (the close timer,
+ * and every knock from a new port) until the server, offline too, takes
+ * it: the server reports the client's code and reason, and the client
+ * ends on the CLOSE_ACK. */
+TEST(client_close_while_offline_reaches_the_server)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	session_close(c->s, SESSION_CLOSE_APP + 5, "quit", 1, client_now(c));
+	CHECK_EQ(c->closed, 0); /* knocking with the CLOSE */
+	CHECK_EQ(session_state(c->s), SESSION_CLOSING);
+	run_ms(100); /* the first CLOSE is lost */
+	c->cut = 0;
+	CHECK(KNOCK_UNTIL(c, c->closed && W.srv_close, 2000));
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_APP + 5);
+	CHECK(strcmp(W.srv_close_reason, "quit") == 0);
+	CHECK_EQ(W.srv_close_remote, 1);
+	CHECK_EQ(W.srv_resume, 0); /* not resumed just to be closed */
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 5);
+	CHECK_EQ(c->close_remote, 0);
+	world_free();
+}
+
+/* ... and gives up after close_retries CLOSEs when nothing answers. */
+TEST(client_close_while_offline_is_bounded)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	uint32_t t0 = W.t;
+	session_close(c->s, SESSION_CLOSE_APP + 5, "quit", 1, client_now(c));
+	CHECK(KNOCK_UNTIL(c, c->closed, 5000));
+	CHECK(W.t - t0 < 2000);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 5);
+	CHECK_EQ(c->close_remote, 0);
+	CHECK(RUN_UNTIL(W.srv_close, 15000)); /* it never heard: expired */
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_EXPIRED);
+	world_free();
+}
+
 /* Shutdown does not wait for offline clients: their sessions end at once. */
 TEST(shutdown_ends_offline_sessions_at_once)
 {
@@ -2116,6 +2157,8 @@ static const struct tu_test tests[] = {
 	TU(close_while_offline_ends_at_the_grace_with_its_code),
 	TU(backpressure_while_offline_reaches_the_client),
 	TU(shutdown_ends_offline_sessions_at_once),
+	TU(client_close_while_offline_reaches_the_server),
+	TU(client_close_while_offline_is_bounded),
 	TU(udp_to_tcp_and_back_loses_nothing),
 	TU(fec_udp_to_tcp_and_back_loses_nothing),
 	TU(tcp_lost_moves_to_udp_then_goes_offline),
