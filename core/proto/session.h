@@ -223,11 +223,16 @@ void session_rewelcome(session_t *s, uint32_t path, uint64_t now);
 
 /* The owner lost path (a TCP connection closed). If packets went there,
  * they move to the proven path heard from most recently within timeout_ms
- * (SESSION_EV_PATH); with none, the session goes offline when it may
- * resume, and otherwise ends with code and reason. */
+ * (SESSION_EV_PATH); with none, a server whose client's newest packet
+ * came within timeout_ms on another path, still being proven, waits for
+ * that proof with no path (the client left the lost path, it is not
+ * gone: session_path is 0, the session is not offline); otherwise the
+ * session goes offline when it may resume, and else ends with code and
+ * reason. A path packets did not go to changes nothing but itself. */
 void session_path_lost(session_t *s, uint32_t path, int code,
                        const char *reason, uint64_t now);
-/* Where packets go now; 0 on a server that is offline. */
+/* Where packets go now; 0 on a server that is offline, or whose path was
+ * lost while the client's new one is being proven. */
 uint32_t session_path(const session_t *s);
 /* 1 when the session knows path. */
 int session_path_known(const session_t *s, uint32_t path);

@@ -212,12 +212,22 @@ session_path_lost(session_t *s, uint32_t path, int code, const char *reason,
 		    (!best || q->last_recv > best->last_recv))
 			best = q;
 	}
-	if (best && s->state == SESSION_OPEN)
+	struct spath *d = session_path_find(s, s->data_path);
+	int live = s->state == SESSION_OPEN || s->state == SESSION_CLOSING;
+	if (best && live) {
 		switch_path(s, best->id, now);
-	else if (session_may_resume(s))
+	} else if (s->role == SERVER && live && d &&
+	           now - d->last_recv < window) {
+		/* The client's newest packets come from another path, still
+		 * being proven (a challenge is out there): the client left the
+		 * lost one, it is not gone. No path until the new one answers
+		 * (follow), or until timeout_ms of silence (offline). */
+		s->path = 0;
+	} else if (session_may_resume(s)) {
 		session_go_offline(s, now);
-	else
+	} else {
 		session_abort(s, code, reason, now);
+	}
 }
 
 uint32_t

@@ -7,7 +7,7 @@
  * client (1000 + index until a test moves it); one simnet per client (dir
  * 0 client->server, dir 1 server->client) for UDP (client path 1), and a
  * second, perfect one for "TCP" (client path 2: a gate path with transport
- * GATE_TCP and conn 500 + index) when a test opens it. Time advances 1 ms per step; session time is that in
+ * GATE_TCP and conn 500 + index, or the client's conn) when a test opens it. Time advances 1 ms per step; session time is that in
  * microseconds. The gate echoes reliable and unreliable messages unless a
  * test says otherwise.
  */
@@ -48,6 +48,7 @@ struct client {
 	uint32_t kcp_out_t;    /* ms of the last one */
 	uint16_t port;         /* its UDP source port as the gate sees it */
 	simnet_t *tnet;        /* its "TCP" link, NULL until opened */
+	uint32_t conn;         /* its TCP connection's id (0: 500 + index) */
 	int cut;               /* drop everything, both ways, both links */
 	int offline, resumed, probes;   /* session events seen */
 	uint32_t probe_path;
@@ -121,16 +122,22 @@ tcp_of(int i, struct gate_path *p)
 {
 	memset(p, 0, sizeof *p);
 	p->transport = GATE_TCP;
-	p->conn = 500 + (uint32_t)i;
+	p->conn = W.c[i].conn ? W.c[i].conn : 500 + (uint32_t)i;
 }
 
 /* The client a path leads to, or -1. */
 static int
 index_of(const struct gate_path *p)
 {
-	if (p->transport == GATE_TCP)
-		return p->conn >= 500 && p->conn < 500 + (uint32_t)W.nc &&
-		       W.c[p->conn - 500].tnet ? (int)(p->conn - 500) : -1;
+	if (p->transport == GATE_TCP) {
+		for (int i = 0; i < W.nc; i++) {
+			struct gate_path tp;
+			tcp_of(i, &tp);
+			if (W.c[i].tnet && tp.conn == p->conn)
+				return i;
+		}
+		return -1; /* a connection the client closed */
+	}
 	const struct sockaddr_in *in = (const struct sockaddr_in *)&p->addr;
 	uint16_t port = ntohs(in->sin_port);
 	for (int i = 0; i < W.nc; i++)
@@ -1845,6 +1852,64 @@ TEST(tcp_lost_without_resume_says_disconnected)
 	tcp_lost_without_resume("connection reset", "disconnected: connection reset");
 }
 
+/* Offline, the client knocks as client.c does: a new TCP connection and a
+ * new UDP port each time, a PING on each (TCP first). The links are slow
+ * (200 ms each way), so the client knocks again before the answer to the
+ * first knock comes back, closing the first knock's connection. The
+ * server resumed on that connection (its PING came first), while the
+ * client's newest packet (the UDP PING) came from elsewhere: losing the
+ * connection is losing a path the client left, not the client, and must
+ * not send the session offline again. */
+TEST(losing_a_knock_connection_after_resume_is_not_an_outage)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.timeout_ms = 1000;
+	sc.resume_grace_ms = 10000;
+	world_init(&sc);
+	struct simnet_conf nc = { .delay_min = 250, .delay_max = 250 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	struct simnet_conf tc = { .delay_min = 200, .delay_max = 200, .in_order = 1 };
+	c->tnet = simnet_create(&tc, 4);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 2000));
+	c->cut = 1;
+	REQUIRE(RUN_UNTIL(W.srv_offline && c->offline, 5000));
+	c->cut = 0;
+	uint32_t conn = 600, fin_at = 0, lost_conn = 0;
+	for (int knock = 0; knock < 2; knock++) {
+		if (knock) { /* the first knock's connection closes: its FIN */
+			lost_conn = conn;
+			fin_at = W.t + 150;
+		}
+		simnet_free(c->tnet); /* a new connection: nothing old on it */
+		c->tnet = simnet_create(&tc, 5 + (uint64_t)knock);
+		c->conn = ++conn;
+		session_path_use(c->s, 2, client_now(c));
+		session_ping(c->s, client_now(c));
+		c->port = (uint16_t)(c->port + 1);
+		session_path_use(c->s, 1, client_now(c));
+		session_ping(c->s, client_now(c));
+		for (int i = 0; i < 300; i++) {
+			if (fin_at && W.t == fin_at)
+				gate_conn_lost(W.g, lost_conn, "eof", now_us());
+			step();
+		}
+	}
+	REQUIRE(RUN_UNTIL(c->resumed && !session_offline(server_of(c)), 5000));
+	run_ms(3000);
+	CHECK_EQ(W.srv_resume, 1);
+	CHECK_EQ(W.srv_offline, 1); /* the outage, and nothing after */
+	CHECK_EQ(W.srv_close + c->closed, 0);
+	CHECK(!session_offline(server_of(c)));
+	/* and the session works */
+	uint32_t sent = 0;
+	W.echo = 1;
+	pump_counters(c, &sent, 50, 10000, NULL);
+	CHECK_EQ(c->rel.n, 50);
+	CHECK_EQ(c->rel.errors + W.srv_rel.errors, 0);
+	world_free();
+}
+
 /* Echo round trips of 100-byte counters sent every 5 ms (a game's pace)
  * at this loss; returns the p99 in ms and fills the client's stats. */
 static uint32_t
@@ -2163,6 +2228,7 @@ static const struct tu_test tests[] = {
 	TU(fec_udp_to_tcp_and_back_loses_nothing),
 	TU(tcp_lost_moves_to_udp_then_goes_offline),
 	TU(tcp_lost_without_resume_says_disconnected),
+	TU(losing_a_knock_connection_after_resume_is_not_an_outage),
 	TU(fec_rebuilds_losses_exactly_once),
 	TU(fec_race_from_a_third_address_moves_nothing),
 	TU(forged_fec_shard_cannot_drop_the_genuine),
