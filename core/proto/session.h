@@ -17,8 +17,10 @@
  * the transport proved the peer's address (TCP's handshake).
  *
  *   Server: packets go to the path the client used last, once that path is
- *   proven: a packet that authenticates from a new path (the client's NAT
- *   rebound, or it changed network) gets a PATH_CHALLENGE there, and the
+ *   proven: the newest packet (highest pn, not a probe) that authenticates
+ *   from a new path (the client's NAT rebound, or it changed network)
+ *   gets a PATH_CHALLENGE there (an older one is taken, challenges and
+ *   moves nothing), and the
  *   server moves when the PATH_RESPONSE comes back; until then it sends
  *   that path no more bytes than it received from it. "Used last" means
  *   the packet with the highest packet number, so a late packet from an
@@ -74,7 +76,10 @@ struct session_config {
 	/* KCP profile (core/proto/kcp.h): */
 	int nodelay, interval, resend, nc, sndwnd, rcvwnd;
 	int deadlink;         /* sends of one segment before the link is dead (20) */
-	int msg_max;          /* largest reliable message in bytes (0: KCP's limit) */
+	int msg_max;          /* largest reliable message in bytes (0: KCP's limit,
+	                         (mtu - 49 - FEC's 31) x min(rcvwnd, 256):
+	                         147328 by default); a larger one received
+	                         closes with SESSION_CLOSE_PROTOCOL */
 	int ack_delay;        /* 0: acks leave at once (server default); 1: an ack
 	                         waits for outgoing data to ride on, or for the next
 	                         KCP interval flush, so a reply costs one packet,

@@ -1071,6 +1071,68 @@ TEST(dead_link_closes)
 	world_free();
 }
 
+/* The largest reliable message docs/PROTOCOL.md gives ("The largest
+ * reliable message"): KCP's, (mtu - 25 - 24) x min(rcvwnd, 256) bytes,
+ * less with FEC; a message past the receiver's msg_max closes the session
+ * with code 5, "message too large". */
+static int
+largest_sendable(session_t *s, uint64_t now)
+{
+	static uint8_t m[300000];
+	int lo = 0, hi = (int)sizeof m; /* lo fits, hi does not */
+	while (hi - lo > 1) {
+		int mid = (lo + hi) / 2;
+		int rc = session_send(s, m, (size_t)mid, now);
+		if (rc == 0)
+			lo = mid;
+		else if (rc == SESSION_ETOOBIG)
+			hi = mid;
+		else
+			return -1;
+	}
+	return lo;
+}
+
+TEST(largest_reliable_message)
+{
+	for (int fec = 0; fec < 2; fec++) {
+		struct session_config sc;
+		session_config_default(&sc);
+		sc.watermark = 1 << 30; /* room for the probes */
+		sc.fec_data = fec ? 8 : 0;
+		sc.fec_parity = fec ? 2 : 0;
+		world_init(&sc);
+		struct client *c = add_client(NULL, NULL, "x", 1);
+		REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+		int want = fec ? (1200 - 25 - 31 - 24) * 128 : (1200 - 25 - 24) * 128;
+		CHECK_EQ(want, fec ? 143360 : 147328);
+		CHECK_EQ(largest_sendable(gate_session(W.g, session_id(c->s)), now_us()), want);
+		CHECK_EQ(largest_sendable(c->s, client_now(c)), want);
+		world_free();
+	}
+	/* the server's msg_max: past it, the client's message closes the
+	 * session with code 5 */
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.msg_max = 1000;
+	world_init(&sc);
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	static uint8_t big[1001];
+	CHECK_EQ(session_send(gate_session(W.g, session_id(c->s)), big, sizeof big,
+	                      now_us()), SESSION_ETOOBIG);
+	send_counter(c, 0, 1000);
+	CHECK(RUN_UNTIL(W.srv_rel.n == 1, 1000));
+	send_counter(c, 1, 1001);
+	CHECK(RUN_UNTIL(c->closed && W.srv_close, 3000));
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_PROTOCOL);
+	CHECK(strcmp(W.srv_close_reason, "message too large") == 0);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_PROTOCOL);
+	CHECK(strcmp(c->close_reason, "message too large") == 0);
+	CHECK_EQ(c->close_remote, 1);
+	world_free();
+}
+
 /* A plain KCP object, as classic clients use, against a raw listener. */
 static kcp_t *raw_client;
 static simnet_t *raw_net;
@@ -1457,6 +1519,56 @@ TEST(spoofed_packets_from_a_third_address_change_nothing)
 	CHECK_EQ(session_path(srv), path);
 	CHECK_EQ(W.srv_path, 0);
 	CHECK_EQ(W.to_port[2], to_evil);
+	world_free();
+}
+
+/* Only the newest packet challenges an unproven address (PROTOCOL.md, "A
+ * new UDP address is proven first"): an older one from there (a late
+ * copy) is delivered but sends that address nothing and moves nothing. */
+TEST(only_the_newest_packet_challenges_a_new_address)
+{
+	world_init(NULL);
+	W.echo = 0;
+	struct simnet_conf nc = { .delay_min = 5, .delay_max = 5 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint32_t sent = 0;
+	send_counter(c, sent++, 100);
+	REQUIRE(RUN_UNTIL(W.srv_msgs == 1, 1000));
+	session_t *srv = server_of(c);
+	uint32_t path = session_path(srv);
+	struct session_stats st0, st;
+	session_stats(srv, &st0);
+	/* two packets, held back */
+	c->mute_up = 1;
+	W.ncap = 0;
+	send_counter(c, sent++, 100);
+	run_ms(2);
+	send_counter(c, sent++, 100);
+	run_ms(2);
+	int k[2], nk = 0;
+	for (int i = 0; i < W.ncap && nk < 2; i++)
+		if (W.cap_type[i] == WIRE_KCP)
+			k[nk++] = i;
+	REQUIRE_EQ(nk, 2);
+	uint8_t pkt[PKT];
+	struct gate_path from, late;
+	addr_of(0, &from);
+	port_addr(3003, &late);
+	/* the newer from the client's address, then the older from elsewhere */
+	memcpy(pkt, W.cap_pkt[k[1]], W.cap_len[k[1]]);
+	gate_input(W.g, &from, pkt, W.cap_len[k[1]], now_us());
+	memcpy(pkt, W.cap_pkt[k[0]], W.cap_len[k[0]]);
+	gate_input(W.g, &late, pkt, W.cap_len[k[0]], now_us());
+	CHECK_EQ(W.to_port[3], 0);
+	session_stats(srv, &st);
+	CHECK_EQ(st.path_challenges, st0.path_challenges);
+	CHECK_EQ(session_path(srv), path);
+	c->mute_up = 0;
+	CHECK(RUN_UNTIL(W.srv_msgs == 3, 1000)); /* both delivered, in order */
+	CHECK_EQ(W.srv_rel.errors, 0);
+	CHECK_EQ(W.to_port[3], 0);
+	CHECK_EQ(W.srv_path, 0);
 	world_free();
 }
 
@@ -2208,6 +2320,7 @@ static const struct tu_test tests[] = {
 	TU(watermark_closes_with_backpressure),
 	TU(close_delivers_pending_data_then_reason),
 	TU(dead_link_closes),
+	TU(largest_reliable_message),
 	TU(raw_kcp_listener_echo),
 	TU(raw_flood_leaves_room_for_clients),
 	TU(raw_sessions_per_source_are_capped),
@@ -2215,6 +2328,7 @@ static const struct tu_test tests[] = {
 	TU(queued_bytes_budget_closes_the_biggest),
 	TU(address_change_is_proven_then_followed),
 	TU(spoofed_packets_from_a_third_address_change_nothing),
+	TU(only_the_newest_packet_challenges_a_new_address),
 	TU(outage_goes_offline_and_resumes_with_nothing_lost),
 	TU(fec_outage_goes_offline_and_resumes_with_nothing_lost),
 	TU(outage_past_the_grace_expires_both_sides),
