@@ -542,6 +542,12 @@ mgclient_close(mgclient_t *c, int code, const char *reason)
 	if (c->ended)
 		return;
 	session_close(c->s, code, reason, 1, c->now);
+	if (session_offline(c->s)) {
+		/* the CLOSE knocks at once on fresh sockets too (the old ones
+		 * may lead nowhere now), then every reconnect_ms */
+		c->next_knock = c->now;
+		steer(c);
+	}
 	settle(c);
 }
 

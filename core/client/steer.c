@@ -86,7 +86,8 @@ steer_lost(mgclient_t *c, struct tport *t)
 		steer_use(c, after);
 }
 
-/* Offline: fresh sockets on every transport, a knock on each. */
+/* Offline: fresh sockets on every transport, a knock on each (a PING, or
+ * the CLOSE of a session closed while offline: session_ping). */
 static void
 knock(mgclient_t *c)
 {
@@ -107,10 +108,12 @@ steer_due(const mgclient_t *c, uint64_t now)
 {
 	uint64_t far = now + 3600 * 1000000ull, due = far;
 	int st = session_state(c->s);
-	if (c->ended || st == SESSION_CLOSING || st == SESSION_CLOSED)
+	if (c->ended || st == SESSION_CLOSED)
 		return far;
-	if (session_offline(c->s))
+	if (session_offline(c->s)) /* closing too: the knocks carry the CLOSE */
 		return c->next_knock;
+	if (st == SESSION_CLOSING)
+		return far;
 	if (c->mode != URL_AUTO)
 		return far;
 	if (st == SESSION_HANDSHAKE)

@@ -162,7 +162,7 @@ stream_read(struct tport *t, int max_reads, size_t frame_max,
 			return;
 		}
 		if (n == 0) {
-			tport_fail(t, SESSION_CLOSE_DISCONNECT, "connection closed");
+			tport_fail(t, SESSION_CLOSE_DISCONNECT, "disconnected");
 			return;
 		}
 		t->rlen += (size_t)n;

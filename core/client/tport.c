@@ -94,9 +94,11 @@ tport_fail(struct tport *t, int code, const char *reason)
 void
 tport_fail_errno(struct tport *t, int err)
 {
-	tport_fail(t, SESSION_CLOSE_DISCONNECT, err == ECONNRESET ?
-	           "connection reset" : err == ECONNREFUSED ?
-	           "connection refused" : strerror(err));
+	char why[sizeof t->fail];
+	snprintf(why, sizeof why, "disconnected: %s", err == ECONNRESET ?
+	         "connection reset" : err == ECONNREFUSED ?
+	         "connection refused" : strerror(err));
+	tport_fail(t, SESSION_CLOSE_DISCONNECT, why);
 }
 
 void

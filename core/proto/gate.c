@@ -815,7 +815,14 @@ gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
 			continue;
 		uint32_t id = slot_id(e, i);
 		unbind(g, e, i, 0); /* gone already: nothing to close */
-		session_path_lost(e->s, id, SESSION_CLOSE_DISCONNECT, reason, now);
+		/* code 7 says "disconnected"; net's detail follows, but for a
+		 * plain EOF (docs/PROTOCOL.md, "Close codes") */
+		char why[WIRE_REASON_MAX + 1];
+		if (!reason || !*reason || !strcmp(reason, "eof"))
+			snprintf(why, sizeof why, "disconnected");
+		else
+			snprintf(why, sizeof why, "disconnected: %s", reason);
+		session_path_lost(e->s, id, SESSION_CLOSE_DISCONNECT, why, now);
 		sync(g, e);
 		reschedule(g, e, now, 0);
 		break;
@@ -907,7 +914,10 @@ gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
 		for (uint32_t i = 0; i < n; i++) {
 			if (!heap_contains(&list[i]->hn))
 				continue;
-			session_close(list[i]->s, code, reason, 1, now);
+			if (session_offline(list[i]->s)) /* no path to tell, and */
+				session_abort(list[i]->s, code, reason, now); /* no wait */
+			else
+				session_close(list[i]->s, code, reason, 1, now);
 			reschedule(g, list[i], now, 0);
 		}
 		free(list);

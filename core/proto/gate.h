@@ -108,7 +108,8 @@ void gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt,
                 size_t len, uint64_t now);
 /* net lost a TCP connection (EOF, reset, error). When its session sent
  * there, it moves to another live path, goes offline (resume_grace), or
- * ends with SESSION_CLOSE_DISCONNECT and reason. */
+ * ends with SESSION_CLOSE_DISCONNECT, "disconnected" (reason "eof" or
+ * empty) or "disconnected: " and reason. */
 void gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now);
 
 void gate_update(gate_t *g, uint64_t now);
@@ -126,7 +127,8 @@ const struct gate_path *gate_session_path(const gate_t *g, const session_t *s);
  * OPEN event is being told (freed after it). "" and 0 otherwise. */
 const uint8_t *gate_session_hello(const gate_t *g, const session_t *s,
                                   size_t *len);
-/* Close every open session with this code and reason (graceful). */
+/* Close every open session with this code and reason (graceful); an
+ * offline one ends at once, not waiting for its client (shutdown). */
 void gate_close_all(gate_t *g, int code, const char *reason, uint64_t now);
 
 struct gate_stats {

@@ -154,8 +154,9 @@ kcp_out(const char *buf, int len, kcp_t *k, void *user)
 	return 0;
 }
 
-static void
-send_close(session_t *s, uint64_t now)
+/* One CLOSE on the path in use. */
+void
+session_put_close(session_t *s)
 {
 	size_t n = strlen(s->close_reason);
 	uint8_t *b = session_txbuf + WIRE_HDR;
@@ -163,6 +164,12 @@ send_close(session_t *s, uint64_t now)
 	b[2] = (uint8_t)n;
 	memcpy(b + 3, s->close_reason, n);
 	session_send_sealed(s, WIRE_CLOSE, 3 + n);
+}
+
+static void
+send_close(session_t *s, uint64_t now)
+{
+	session_put_close(s);
 	s->close_sent = 1;
 	s->close_tries++;
 	uint64_t rto = s->have_rtt ? (uint64_t)(s->srtt * 2 + s->rttvar * 4) : 0;
@@ -424,7 +431,10 @@ on_body(session_t *s, uint8_t type, uint8_t *b, size_t n, uint64_t now)
 	case WIRE_CLOSE: {
 		if (n < 3 || n != 3u + b[2])
 			break;
-		session_send_sealed(s, WIRE_CLOSE_ACK, 0);
+		/* offline, the ack goes back where the CLOSE came from (an
+		 * unproven path: within what it sent, session_send_to) */
+		session_send_to(s, s->offline ? s->in_path : s->path,
+		                WIRE_CLOSE_ACK, 0);
 		if (s->state == SESSION_CLOSING) {
 			/* Both sides closed at once: ours was decided first. */
 			session_finish(s, s->close_code, s->close_reason, 0);
@@ -529,8 +539,9 @@ input(session_t *s, uint32_t path, uint8_t *pkt, size_t len,
 		return 0;
 	int probe = hp->type == WIRE_PATH_CHALLENGE ||
 	            hp->type == WIRE_PATH_RESPONSE;
-	if (s->offline && !probe)
-		return 0; /* nothing is taken until the path is proven */
+	if (s->offline && !probe && hp->type != WIRE_CLOSE)
+		return 0; /* nothing is taken until the path is proven, but a
+		             CLOSE: it authenticated, the peer is done */
 	if (s->state == SESSION_HANDSHAKE && s->role == SERVER) {
 		s->state = SESSION_OPEN;
 		s->next_ping = now + (uint64_t)s->cfg.heartbeat_ms * 1000;
@@ -629,12 +640,29 @@ session_close(session_t *s, int code, const char *reason, int graceful,
 		return;
 	s->clock = now;
 	set_reason(s, code, reason ? reason : "closed");
+	if (s->offline && s->role == CLIENT) {
+		/* Client: nothing can be delivered before the CLOSE, which
+		 * knocks: sent now and close_retries times in all (and on every
+		 * session_ping, the owner's knock on fresh sockets), until the
+		 * server acknowledges or the grace ends (session_update). */
+		s->state = SESSION_CLOSING;
+		if (s->kcp) {
+			kcp_release(s->kcp);
+			s->kcp = NULL;
+		}
+		send_close(s, now);
+		return;
+	}
 	if (s->offline) {
-		/* no path to say it on: the client learns from the expiry, or
-		 * from the CLOSE sent below when it is the client that closes */
-		if (s->role == CLIENT)
-			send_close(s, now);
-		session_finish(s, s->close_code, s->close_reason, 0);
+		/* Server: no path to say it on yet. The close waits for the
+		 * client: when it resumes, what was queued goes first (graceful),
+		 * then the CLOSE (switch_path starts the linger); at the grace's
+		 * end the session ends with this code (session_update). */
+		s->state = SESSION_CLOSING;
+		if (s->kcp && (!graceful || kcp_waitsnd(s->kcp) == 0)) {
+			kcp_release(s->kcp);
+			s->kcp = NULL;
+		}
 		return;
 	}
 	if (!s->keyed && s->role != RAW) {
@@ -678,8 +706,19 @@ session_update(session_t *s, uint64_t now)
 		return s->state;
 	}
 	if (s->offline) {
-		if (now >= s->offline_deadline)
-			session_finish(s, SESSION_CLOSE_EXPIRED, "expired", 0);
+		if (now >= s->offline_deadline) {
+			if (s->state == SESSION_CLOSING) /* closed while offline */
+				session_finish(s, s->close_code, s->close_reason, 0);
+			else
+				session_finish(s, SESSION_CLOSE_EXPIRED, "expired", 0);
+		} else if (s->state == SESSION_CLOSING && s->close_sent &&
+		           now >= s->close_next) {
+			/* the client's CLOSE knocking */
+			if (s->close_tries >= s->cfg.close_retries)
+				session_finish(s, s->close_code, s->close_reason, 0);
+			else
+				send_close(s, now);
+		}
 		return s->state;
 	}
 	if (now >= s->last_recv &&
@@ -745,7 +784,9 @@ session_check(const session_t *s, uint64_t now)
 	if (s->role == CLIENT && s->state == SESSION_HANDSHAKE)
 		return earlier(s->hs_next, s->hs_deadline);
 	if (s->offline)
-		return s->offline_deadline;
+		return s->state == SESSION_CLOSING && s->close_sent
+		       ? earlier(s->offline_deadline, s->close_next)
+		       : s->offline_deadline;
 	uint64_t due0 = s->fec_enc ? fec_enc_check(s->fec_enc, now) : UINT64_MAX;
 	uint64_t due = s->last_recv + (uint64_t)s->cfg.timeout_ms * 1000;
 	if (s->state == SESSION_OPEN && s->keyed) /* raw KCP: no heartbeat */

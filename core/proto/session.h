@@ -17,8 +17,10 @@
  * the transport proved the peer's address (TCP's handshake).
  *
  *   Server: packets go to the path the client used last, once that path is
- *   proven: a packet that authenticates from a new path (the client's NAT
- *   rebound, or it changed network) gets a PATH_CHALLENGE there, and the
+ *   proven: the newest packet (highest pn, not a probe) that authenticates
+ *   from a new path (the client's NAT rebound, or it changed network)
+ *   gets a PATH_CHALLENGE there (an older one is taken, challenges and
+ *   moves nothing), and the
  *   server moves when the PATH_RESPONSE comes back; until then it sends
  *   that path no more bytes than it received from it. "Used last" means
  *   the packet with the highest packet number, so a late packet from an
@@ -35,7 +37,10 @@
  * authenticates on a proven path brings it back (SESSION_EV_RESUME, then
  * SESSION_EV_PATH if the path differs) and everything in flight is
  * retransmitted at once. After resume_grace_ms offline it closes with
- * SESSION_CLOSE_EXPIRED, "expired".
+ * SESSION_CLOSE_EXPIRED, "expired". A server session closed while
+ * offline (session_close, or the watermark) is SESSION_CLOSING and stays
+ * offline: on resume, what was queued goes (graceful) and then the CLOSE;
+ * at the grace's end it ends with the close's own code and reason.
  *
  * Re-entrancy: the event callback may call session_send, session_send_
  * unreliable and session_close on the same session, never session_release.
@@ -71,7 +76,10 @@ struct session_config {
 	/* KCP profile (core/proto/kcp.h): */
 	int nodelay, interval, resend, nc, sndwnd, rcvwnd;
 	int deadlink;         /* sends of one segment before the link is dead (20) */
-	int msg_max;          /* largest reliable message in bytes (0: KCP's limit) */
+	int msg_max;          /* largest reliable message in bytes (0: KCP's limit,
+	                         (mtu - 49 - FEC's 31) x min(rcvwnd, 256):
+	                         147328 by default); a larger one received
+	                         closes with SESSION_CLOSE_PROTOCOL */
 	int ack_delay;        /* 0: acks leave at once (server default); 1: an ack
 	                         waits for outgoing data to ride on, or for the next
 	                         KCP interval flush, so a reply costs one packet,
@@ -231,11 +239,16 @@ void session_rewelcome(session_t *s, uint32_t path, uint64_t now);
 
 /* The owner lost path (a TCP connection closed). If packets went there,
  * they move to the proven path heard from most recently within timeout_ms
- * (SESSION_EV_PATH); with none, the session goes offline when it may
- * resume, and otherwise ends with code and reason. */
+ * (SESSION_EV_PATH); with none, a server whose client's newest packet
+ * came within timeout_ms on another path, still being proven, waits for
+ * that proof with no path (the client left the lost path, it is not
+ * gone: session_path is 0, the session is not offline); otherwise the
+ * session goes offline when it may resume, and else ends with code and
+ * reason. A path packets did not go to changes nothing but itself. */
 void session_path_lost(session_t *s, uint32_t path, int code,
                        const char *reason, uint64_t now);
-/* Where packets go now; 0 on a server that is offline. */
+/* Where packets go now; 0 on a server that is offline, or whose path was
+ * lost while the client's new one is being proven. */
 uint32_t session_path(const session_t *s);
 /* 1 when the session knows path. */
 int session_path_known(const session_t *s, uint32_t path);
@@ -252,7 +265,8 @@ void session_path_use(session_t *s, uint32_t path, uint64_t now);
  * SESSION_EV_PROBE tells when the server's answer came back on it. */
 int session_probe(session_t *s, uint32_t path, uint64_t now);
 /* Client: send a PING now on the path in use (to tell the server about a
- * new path, or to knock while offline). */
+ * new path, or to knock while offline; closing while offline, the knock
+ * is the CLOSE). */
 void session_ping(session_t *s, uint64_t now);
 /* Client in handshake: start again with a HELLO, now (after moving to a
  * path where the old cookie is worthless). */
@@ -272,13 +286,18 @@ int session_send_unreliable(session_t *s, const void *msg, size_t len,
 /* Close with a code and reason (truncated to WIRE_REASON_MAX). Reliable
  * data already sent is delivered first (up to linger_ms), then CLOSE is
  * sent until acknowledged (close_retries). graceful 0 skips the linger.
- * The CLOSE event follows, with remote = 0. Idempotent. */
+ * The CLOSE event follows, with remote = 0. Idempotent. A server session
+ * that is offline waits for its client first (see "Resume" above). A
+ * client that is offline sends the CLOSE at once (no linger: nothing can
+ * be delivered), again every close interval up to close_retries, and on
+ * every session_ping (the owner's knocks), until the CLOSE_ACK, the last
+ * try or the grace's end. An offline server takes a CLOSE from any path. */
 void session_close(session_t *s, int code, const char *reason, int graceful,
                    uint64_t now);
 
 /* End the session now without telling the peer (the transport is gone):
- * the CLOSE event fires with this code and reason. Idempotent. An offline
- * session closed with session_close ends this way too (no path to tell). */
+ * the CLOSE event fires with this code and reason (a session already
+ * closing: with its close's). Idempotent. */
 void session_abort(session_t *s, int code, const char *reason, uint64_t now);
 
 /* Run timers: heartbeat, timeout, KCP flush and resend, handshake resend,

@@ -55,4 +55,7 @@ session_ping(session_t *s, uint64_t now)
 	s->clock = now;
 	if (s->keyed && s->state == SESSION_OPEN && s->role != RAW)
 		session_send_ping(s, now);
+	else if (s->role == CLIENT && s->state == SESSION_CLOSING &&
+	         s->close_sent && s->offline)
+		session_put_close(s); /* a closing client knocks with its CLOSE */
 }

@@ -163,6 +163,8 @@ void session_finish(session_t *s, int code, const char *reason, int remote);
 void session_send_to(session_t *s, uint32_t path, uint8_t type, size_t blen);
 void session_send_sealed(session_t *s, uint8_t type, size_t blen);
 void session_send_plain(session_t *s, const uint8_t *pkt, size_t len);
+/* One CLOSE (the session's code and reason) on the path in use. */
+void session_put_close(session_t *s);
 void session_drain(session_t *s);
 
 /* session_path.c */

@@ -91,8 +91,12 @@ switch_path(session_t *s, uint32_t path, uint64_t now)
 		s->st.resumes++;
 		s->last_recv = now;
 		s->next_ping = now; /* a fresh RTT for the new path */
+		if (s->state == SESSION_CLOSING && !s->close_sent)
+			/* closed while offline: what was queued goes now, then
+			 * the CLOSE (session_update), lingering from here */
+			s->close_deadline = now + (uint64_t)s->cfg.linger_ms * 1000;
 		emit_path(s, SESSION_EV_RESUME, path, prev);
-		if (s->state != SESSION_OPEN || s->offline || s->path != path)
+		if (s->state == SESSION_CLOSED || s->offline || s->path != path)
 			return; /* the callback closed or moved it */
 	}
 	if (path != prev) {
@@ -121,13 +125,14 @@ challenge(session_t *s, struct spath *p, uint64_t now)
 }
 
 /* Server: a proven path carries the client's newest packets: move there
- * (in the handshake, silently: the session is not open yet). */
+ * (in the handshake, silently: the session is not open yet; closing, too:
+ * the CLOSE and what lingers before it go where the client is). */
 static void
 follow(session_t *s, struct spath *p, uint64_t now)
 {
 	if (s->state == SESSION_HANDSHAKE)
 		s->path = p->id;
-	else if (s->state == SESSION_OPEN)
+	else if (s->state == SESSION_OPEN || s->state == SESSION_CLOSING)
 		switch_path(s, p->id, now);
 }
 
@@ -137,7 +142,11 @@ void
 session_path_heard(session_t *s, uint32_t path, size_t len,
                    const struct wire_hdr *h, uint64_t now)
 {
-	int probe = h->type == WIRE_PATH_CHALLENGE || h->type == WIRE_PATH_RESPONSE;
+	/* a probe never moves the session; nor does a CLOSE while offline
+	 * (taken as it is: the session ends) */
+	int probe = h->type == WIRE_PATH_CHALLENGE ||
+	            h->type == WIRE_PATH_RESPONSE ||
+	            (h->type == WIRE_CLOSE && s->offline);
 	struct spath *p = session_path_get(s, path);
 	p->last_recv = now;
 	if (!p->valid)
@@ -203,12 +212,22 @@ session_path_lost(session_t *s, uint32_t path, int code, const char *reason,
 		    (!best || q->last_recv > best->last_recv))
 			best = q;
 	}
-	if (best && s->state == SESSION_OPEN)
+	struct spath *d = session_path_find(s, s->data_path);
+	int live = s->state == SESSION_OPEN || s->state == SESSION_CLOSING;
+	if (best && live) {
 		switch_path(s, best->id, now);
-	else if (session_may_resume(s))
+	} else if (s->role == SERVER && live && d &&
+	           now - d->last_recv < window) {
+		/* The client's newest packets come from another path, still
+		 * being proven (a challenge is out there): the client left the
+		 * lost one, it is not gone. No path until the new one answers
+		 * (follow), or until timeout_ms of silence (offline). */
+		s->path = 0;
+	} else if (session_may_resume(s)) {
 		session_go_offline(s, now);
-	else
+	} else {
 		session_abort(s, code, reason, now);
+	}
 }
 
 uint32_t

@@ -231,7 +231,10 @@ MGCLIENT_API int mgclient_next_event(mgclient_t *c, struct mgclient_event *ev);
 MGCLIENT_API int mgclient_send(mgclient_t *c, const void *msg, size_t len);
 MGCLIENT_API int mgclient_send_unreliable(mgclient_t *c, const void *msg,
                                           size_t len);
-/* Graceful close; MGCLIENT_CLOSE follows through poll. */
+/* Graceful close; MGCLIENT_CLOSE follows through poll. Offline, the
+ * CLOSE goes out at once on fresh sockets and again (close_retries in
+ * all, and with every reconnect attempt) until the server acknowledges
+ * it or the tries run out. */
 MGCLIENT_API void mgclient_close(mgclient_t *c, int code, const char *reason);
 
 /* enum mgclient_state */

@@ -428,7 +428,7 @@ TEST(tcp_refused_connect)
 	struct rec r = { 0 };
 	CHECK(pump(c, &r, is_closed, 3000));
 	CHECK_EQ(r.code, MGCLIENT_CLOSE_DISCONNECT);
-	CHECK(!strcmp(r.reason, "connection refused"));
+	CHECK(!strcmp(r.reason, "disconnected: connection refused"));
 	mgclient_release(c);
 }
 

@@ -230,15 +230,19 @@ describe("moongate-netem", function()
 		cl:wait_open()
 		assert.equal("before cut", echo(cl, "before cut"))
 		assert.equal(1, n0:cut())
-		assert.same({ code = 7, reason = "connection closed", remote = false },
+		-- code 7 "disconnected" on both sides (PROTOCOL.md, "Close codes")
+		assert.same({ code = 7, reason = "disconnected", remote = false },
 			cl:wait_close())
+		s0:wait_log('closed by server: code 7, "disconnected"', 5000)
 		T.wait(function() return n0:stats().tcp_conns == 0 end, 5000)
 
 		local c2 = assert(T.connect(n0, "tcp"))
 		c2:wait_open()
 		assert.equal(1, n0:reset())
-		assert.same({ code = 7, reason = "connection reset", remote = false },
-			c2:wait_close())
+		-- the detail after a colon
+		assert.same({ code = 7, reason = "disconnected: connection reset",
+			remote = false }, c2:wait_close())
+		s0:wait_log('closed by server: code 7, "disconnected: connection reset"', 5000)
 		local st = n0:stats()
 		assert.equal(1, st.tcp_cut)
 		assert.equal(1, st.tcp_reset)

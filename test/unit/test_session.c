@@ -7,7 +7,7 @@
  * client (1000 + index until a test moves it); one simnet per client (dir
  * 0 client->server, dir 1 server->client) for UDP (client path 1), and a
  * second, perfect one for "TCP" (client path 2: a gate path with transport
- * GATE_TCP and conn 500 + index) when a test opens it. Time advances 1 ms per step; session time is that in
+ * GATE_TCP and conn 500 + index, or the client's conn) when a test opens it. Time advances 1 ms per step; session time is that in
  * microseconds. The gate echoes reliable and unreliable messages unless a
  * test says otherwise.
  */
@@ -48,6 +48,7 @@ struct client {
 	uint32_t kcp_out_t;    /* ms of the last one */
 	uint16_t port;         /* its UDP source port as the gate sees it */
 	simnet_t *tnet;        /* its "TCP" link, NULL until opened */
+	uint32_t conn;         /* its TCP connection's id (0: 500 + index) */
 	int cut;               /* drop everything, both ways, both links */
 	int offline, resumed, probes;   /* session events seen */
 	uint32_t probe_path;
@@ -122,16 +123,22 @@ tcp_of(int i, struct gate_path *p)
 {
 	memset(p, 0, sizeof *p);
 	p->transport = GATE_TCP;
-	p->conn = 500 + (uint32_t)i;
+	p->conn = W.c[i].conn ? W.c[i].conn : 500 + (uint32_t)i;
 }
 
 /* The client a path leads to, or -1. */
 static int
 index_of(const struct gate_path *p)
 {
-	if (p->transport == GATE_TCP)
-		return p->conn >= 500 && p->conn < 500 + (uint32_t)W.nc &&
-		       W.c[p->conn - 500].tnet ? (int)(p->conn - 500) : -1;
+	if (p->transport == GATE_TCP) {
+		for (int i = 0; i < W.nc; i++) {
+			struct gate_path tp;
+			tcp_of(i, &tp);
+			if (W.c[i].tnet && tp.conn == p->conn)
+				return i;
+		}
+		return -1; /* a connection the client closed */
+	}
 	const struct sockaddr_in *in = (const struct sockaddr_in *)&p->addr;
 	uint16_t port = ntohs(in->sin_port);
 	for (int i = 0; i < W.nc; i++)
@@ -1067,6 +1074,68 @@ TEST(dead_link_closes)
 	world_free();
 }
 
+/* The largest reliable message docs/PROTOCOL.md gives ("The largest
+ * reliable message"): KCP's, (mtu - 25 - 24) x min(rcvwnd, 256) bytes,
+ * less with FEC; a message past the receiver's msg_max closes the session
+ * with code 5, "message too large". */
+static int
+largest_sendable(session_t *s, uint64_t now)
+{
+	static uint8_t m[300000];
+	int lo = 0, hi = (int)sizeof m; /* lo fits, hi does not */
+	while (hi - lo > 1) {
+		int mid = (lo + hi) / 2;
+		int rc = session_send(s, m, (size_t)mid, now);
+		if (rc == 0)
+			lo = mid;
+		else if (rc == SESSION_ETOOBIG)
+			hi = mid;
+		else
+			return -1;
+	}
+	return lo;
+}
+
+TEST(largest_reliable_message)
+{
+	for (int fec = 0; fec < 2; fec++) {
+		struct session_config sc;
+		session_config_default(&sc);
+		sc.watermark = 1 << 30; /* room for the probes */
+		sc.fec_data = fec ? 8 : 0;
+		sc.fec_parity = fec ? 2 : 0;
+		world_init(&sc);
+		struct client *c = add_client(NULL, NULL, "x", 1);
+		REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+		int want = fec ? (1200 - 25 - 31 - 24) * 128 : (1200 - 25 - 24) * 128;
+		CHECK_EQ(want, fec ? 143360 : 147328);
+		CHECK_EQ(largest_sendable(gate_session(W.g, session_id(c->s)), now_us()), want);
+		CHECK_EQ(largest_sendable(c->s, client_now(c)), want);
+		world_free();
+	}
+	/* the server's msg_max: past it, the client's message closes the
+	 * session with code 5 */
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.msg_max = 1000;
+	world_init(&sc);
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	static uint8_t big[1001];
+	CHECK_EQ(session_send(gate_session(W.g, session_id(c->s)), big, sizeof big,
+	                      now_us()), SESSION_ETOOBIG);
+	send_counter(c, 0, 1000);
+	CHECK(RUN_UNTIL(W.srv_rel.n == 1, 1000));
+	send_counter(c, 1, 1001);
+	CHECK(RUN_UNTIL(c->closed && W.srv_close, 3000));
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_PROTOCOL);
+	CHECK(strcmp(W.srv_close_reason, "message too large") == 0);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_PROTOCOL);
+	CHECK(strcmp(c->close_reason, "message too large") == 0);
+	CHECK_EQ(c->close_remote, 1);
+	world_free();
+}
+
 /* A plain KCP object, as classic clients use, against a raw listener. */
 static kcp_t *raw_client;
 static simnet_t *raw_net;
@@ -1456,6 +1525,56 @@ TEST(spoofed_packets_from_a_third_address_change_nothing)
 	world_free();
 }
 
+/* Only the newest packet challenges an unproven address (PROTOCOL.md, "A
+ * new UDP address is proven first"): an older one from there (a late
+ * copy) is delivered but sends that address nothing and moves nothing. */
+TEST(only_the_newest_packet_challenges_a_new_address)
+{
+	world_init(NULL);
+	W.echo = 0;
+	struct simnet_conf nc = { .delay_min = 5, .delay_max = 5 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint32_t sent = 0;
+	send_counter(c, sent++, 100);
+	REQUIRE(RUN_UNTIL(W.srv_msgs == 1, 1000));
+	session_t *srv = server_of(c);
+	uint32_t path = session_path(srv);
+	struct session_stats st0, st;
+	session_stats(srv, &st0);
+	/* two packets, held back */
+	c->mute_up = 1;
+	W.ncap = 0;
+	send_counter(c, sent++, 100);
+	run_ms(2);
+	send_counter(c, sent++, 100);
+	run_ms(2);
+	int k[2], nk = 0;
+	for (int i = 0; i < W.ncap && nk < 2; i++)
+		if (W.cap_type[i] == WIRE_KCP)
+			k[nk++] = i;
+	REQUIRE_EQ(nk, 2);
+	uint8_t pkt[PKT];
+	struct gate_path from, late;
+	addr_of(0, &from);
+	port_addr(3003, &late);
+	/* the newer from the client's address, then the older from elsewhere */
+	memcpy(pkt, W.cap_pkt[k[1]], W.cap_len[k[1]]);
+	gate_input(W.g, &from, pkt, W.cap_len[k[1]], now_us());
+	memcpy(pkt, W.cap_pkt[k[0]], W.cap_len[k[0]]);
+	gate_input(W.g, &late, pkt, W.cap_len[k[0]], now_us());
+	CHECK_EQ(W.to_port[3], 0);
+	session_stats(srv, &st);
+	CHECK_EQ(st.path_challenges, st0.path_challenges);
+	CHECK_EQ(session_path(srv), path);
+	c->mute_up = 0;
+	CHECK(RUN_UNTIL(W.srv_msgs == 3, 1000)); /* both delivered, in order */
+	CHECK_EQ(W.srv_rel.errors, 0);
+	CHECK_EQ(W.to_port[3], 0);
+	CHECK_EQ(W.srv_path, 0);
+	world_free();
+}
+
 /* The test plays client.c's part: offline, knock every second from a new
  * port (a new socket) until something answers. */
 static uint32_t next_knock;
@@ -1543,6 +1662,187 @@ TEST(outage_past_the_grace_expires_both_sides)
 	world_free();
 }
 
+/* Offline, the client knocks every 300 ms from a new port until cond or
+ * the deadline (virtual ms), as client.c does; returns cond. */
+#define KNOCK_UNTIL(c, cond, ms) ({ \
+	uint32_t ku_i_ = 0, ku_next_ = 0; \
+	while (!(cond) && ku_i_++ < (ms)) { \
+		if (session_offline((c)->s) && W.t >= ku_next_) { \
+			ku_next_ = W.t + 300; \
+			(c)->port = (uint16_t)((c)->port + 1); \
+			session_ping((c)->s, client_now(c)); \
+		} \
+		step(); \
+	} \
+	(cond); })
+
+/* Both sides offline: the client is cut off (timeout 1 s, grace 10 s). */
+static struct client *
+offline_pair(struct session_config *sc)
+{
+	session_config_default(sc);
+	sc->timeout_ms = 1000;
+	sc->resume_grace_ms = 10000;
+	world_init(sc);
+	W.echo = 0;
+	struct simnet_conf nc = { .delay_min = 10, .delay_max = 10 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	if (!RUN_UNTIL(c->opened && W.srv_open, 1000))
+		return NULL;
+	c->cut = 1;
+	if (!RUN_UNTIL(W.srv_offline && c->offline, 3000))
+		return NULL;
+	return c;
+}
+
+static void
+server_sends(session_t *srv, uint32_t from, uint32_t n, size_t len)
+{
+	uint8_t m[2048];
+	for (uint32_t v = from; v < from + n; v++) {
+		memcpy(m, &v, 4);
+		for (size_t i = 4; i < len; i++)
+			m[i] = (uint8_t)(v + i);
+		CHECK_EQ(session_send(srv, m, len, now_us()), 0);
+	}
+	gate_touch(W.g, srv, now_us());
+}
+
+/* The service closes an offline session: the close waits for the client;
+ * the client, once back, gets what was queued and then the code and
+ * reason, and the server reports them too. */
+TEST(close_while_offline_reaches_the_client_when_it_resumes)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	session_t *srv = server_of(c);
+	REQUIRE(srv != NULL);
+	server_sends(srv, 0, 20, 300);
+	session_close(srv, SESSION_CLOSE_APP + 2, "kicked", 1, now_us());
+	gate_touch(W.g, srv, now_us());
+	CHECK_EQ(session_send(srv, "x", 1, now_us()), SESSION_ECLOSED);
+	run_ms(2000);
+	CHECK_EQ(W.srv_close, 0); /* still waiting for the client */
+	CHECK(session_offline(srv));
+	c->cut = 0;
+	CHECK(KNOCK_UNTIL(c, c->closed && W.srv_close, 5000));
+	CHECK_EQ(c->rel.n, 20);
+	CHECK_EQ(c->rel.errors, 0);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 2);
+	CHECK(strcmp(c->close_reason, "kicked") == 0);
+	CHECK_EQ(c->close_remote, 1);
+	CHECK_EQ(W.srv_close, 1);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_APP + 2);
+	CHECK(strcmp(W.srv_close_reason, "kicked") == 0);
+	CHECK_EQ(W.srv_close_remote, 0);
+	world_free();
+}
+
+/* No resume: at the grace's end the session ends with the service's code
+ * (the client, on its own, with "expired"). */
+TEST(close_while_offline_ends_at_the_grace_with_its_code)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	session_t *srv = server_of(c);
+	REQUIRE(srv != NULL);
+	uint32_t t0 = W.t;
+	uint64_t deadline = session_check(srv, now_us());
+	session_close(srv, SESSION_CLOSE_APP + 3, "away too long", 1, now_us());
+	gate_touch(W.g, srv, now_us());
+	CHECK_EQ(W.srv_close, 0);
+	CHECK(RUN_UNTIL(W.srv_close, 15000));
+	CHECK(now_us() >= deadline); /* not before the grace ended */
+	CHECK(W.t - t0 >= 8000);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_APP + 3);
+	CHECK(strcmp(W.srv_close_reason, "away too long") == 0);
+	CHECK(RUN_UNTIL(c->closed, 5000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_EXPIRED);
+	world_free();
+}
+
+/* The client closes while offline: its CLOSE knocks (the close timer,
+ * and every knock from a new port) until the server, offline too, takes
+ * it: the server reports the client's code and reason, and the client
+ * ends on the CLOSE_ACK. */
+TEST(client_close_while_offline_reaches_the_server)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	session_close(c->s, SESSION_CLOSE_APP + 5, "quit", 1, client_now(c));
+	CHECK_EQ(c->closed, 0); /* knocking with the CLOSE */
+	CHECK_EQ(session_state(c->s), SESSION_CLOSING);
+	run_ms(100); /* the first CLOSE is lost */
+	c->cut = 0;
+	CHECK(KNOCK_UNTIL(c, c->closed && W.srv_close, 2000));
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_APP + 5);
+	CHECK(strcmp(W.srv_close_reason, "quit") == 0);
+	CHECK_EQ(W.srv_close_remote, 1);
+	CHECK_EQ(W.srv_resume, 0); /* not resumed just to be closed */
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 5);
+	CHECK_EQ(c->close_remote, 0);
+	world_free();
+}
+
+/* ... and gives up after close_retries CLOSEs when nothing answers. */
+TEST(client_close_while_offline_is_bounded)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	uint32_t t0 = W.t;
+	session_close(c->s, SESSION_CLOSE_APP + 5, "quit", 1, client_now(c));
+	CHECK(KNOCK_UNTIL(c, c->closed, 5000));
+	CHECK(W.t - t0 < 2000);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 5);
+	CHECK_EQ(c->close_remote, 0);
+	CHECK(RUN_UNTIL(W.srv_close, 15000)); /* it never heard: expired */
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_EXPIRED);
+	world_free();
+}
+
+/* Shutdown does not wait for offline clients: their sessions end at once. */
+TEST(shutdown_ends_offline_sessions_at_once)
+{
+	struct session_config sc;
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	gate_close_all(W.g, SESSION_CLOSE_SHUTDOWN, "server shutdown", now_us());
+	CHECK_EQ(W.srv_close, 1);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_SHUTDOWN);
+	world_free();
+}
+
+/* Sends pile up on an offline session past the watermark: it closes with
+ * "backpressure", the client is told once it is back. */
+TEST(backpressure_while_offline_reaches_the_client)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	struct client *c = offline_pair(&sc);
+	REQUIRE(c != NULL);
+	session_t *srv = server_of(c);
+	REQUIRE(srv != NULL);
+	uint8_t m[1000] = { 0 };
+	int rc = 0;
+	for (int i = 0; i < 10000 && rc == 0; i++)
+		rc = session_send(srv, m, sizeof m, now_us());
+	gate_touch(W.g, srv, now_us());
+	CHECK_EQ(rc, SESSION_EFULL);
+	CHECK_EQ(session_queued(srv), 0); /* the queue is freed at once */
+	run_ms(1000);
+	CHECK_EQ(W.srv_close, 0);
+	c->cut = 0;
+	CHECK(KNOCK_UNTIL(c, c->closed && W.srv_close, 5000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_BACKPRESSURE);
+	CHECK(strcmp(c->close_reason, "backpressure") == 0);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_BACKPRESSURE);
+	world_free();
+}
+
 /* UDP blocked both ways: the client moves to "TCP", then probes UDP and
  * moves back when it answers. */
 static void
@@ -1627,6 +1927,101 @@ TEST(tcp_lost_moves_to_udp_then_goes_offline)
 	CHECK_EQ(W.srv_offline, 1);
 	CHECK_EQ(W.srv_close, 0);
 	CHECK(session_offline(server_of(c)));
+	world_free();
+}
+
+/* Resume off: the TCP connection the session sends on ends and no other
+ * path was heard within timeout_ms: the session ends with code 7,
+ * "disconnected", the transport's detail after a colon when there is one
+ * (docs/PROTOCOL.md, "Close codes"). */
+static void
+tcp_lost_without_resume(const char *why, const char *want)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.timeout_ms = 1000;
+	sc.resume_grace_ms = 0;
+	world_init(&sc);
+	struct client *c = add_client(NULL, &sc, "x", 1);
+	struct simnet_conf tc = { .delay_min = 5, .delay_max = 5, .in_order = 1 };
+	c->tnet = simnet_create(&tc, 4);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	session_path_use(c->s, 2, client_now(c));
+	session_ping(c->s, client_now(c));
+	REQUIRE(RUN_UNTIL(W.srv_path == 1, 1000));
+	run_ms(1500); /* heartbeats on TCP only: UDP is past timeout_ms */
+	REQUIRE_EQ(W.srv_close, 0);
+	gate_conn_lost(W.g, 500, why, now_us());
+	CHECK_EQ(W.srv_close, 1);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_DISCONNECT);
+	CHECK(strcmp(W.srv_close_reason, want) == 0);
+	if (strcmp(W.srv_close_reason, want))
+		fprintf(stderr, "reason \"%s\", want \"%s\"\n", W.srv_close_reason,
+		        want);
+	world_free();
+}
+
+TEST(tcp_lost_without_resume_says_disconnected)
+{
+	tcp_lost_without_resume("eof", "disconnected");
+	tcp_lost_without_resume("connection reset", "disconnected: connection reset");
+}
+
+/* Offline, the client knocks as client.c does: a new TCP connection and a
+ * new UDP port each time, a PING on each (TCP first). The links are slow
+ * (200 ms each way), so the client knocks again before the answer to the
+ * first knock comes back, closing the first knock's connection. The
+ * server resumed on that connection (its PING came first), while the
+ * client's newest packet (the UDP PING) came from elsewhere: losing the
+ * connection is losing a path the client left, not the client, and must
+ * not send the session offline again. */
+TEST(losing_a_knock_connection_after_resume_is_not_an_outage)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.timeout_ms = 1000;
+	sc.resume_grace_ms = 10000;
+	world_init(&sc);
+	struct simnet_conf nc = { .delay_min = 250, .delay_max = 250 };
+	struct client *c = add_client(&nc, NULL, "x", 1);
+	struct simnet_conf tc = { .delay_min = 200, .delay_max = 200, .in_order = 1 };
+	c->tnet = simnet_create(&tc, 4);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 2000));
+	c->cut = 1;
+	REQUIRE(RUN_UNTIL(W.srv_offline && c->offline, 5000));
+	c->cut = 0;
+	uint32_t conn = 600, fin_at = 0, lost_conn = 0;
+	for (int knock = 0; knock < 2; knock++) {
+		if (knock) { /* the first knock's connection closes: its FIN */
+			lost_conn = conn;
+			fin_at = W.t + 150;
+		}
+		simnet_free(c->tnet); /* a new connection: nothing old on it */
+		c->tnet = simnet_create(&tc, 5 + (uint64_t)knock);
+		c->conn = ++conn;
+		session_path_use(c->s, 2, client_now(c));
+		session_ping(c->s, client_now(c));
+		c->port = (uint16_t)(c->port + 1);
+		session_path_use(c->s, 1, client_now(c));
+		session_ping(c->s, client_now(c));
+		for (int i = 0; i < 300; i++) {
+			if (fin_at && W.t == fin_at)
+				gate_conn_lost(W.g, lost_conn, "eof", now_us());
+			step();
+		}
+	}
+	REQUIRE(RUN_UNTIL(c->resumed && !session_offline(server_of(c)), 5000));
+	run_ms(3000);
+	CHECK_EQ(W.srv_resume, 1);
+	CHECK_EQ(W.srv_offline, 1); /* the outage, and nothing after */
+	CHECK_EQ(W.srv_close + c->closed, 0);
+	CHECK(!session_offline(server_of(c)));
+	/* and the session works */
+	uint32_t sent = 0;
+	W.echo = 1;
+	pump_counters(c, &sent, 50, 10000, NULL);
+	CHECK_EQ(c->rel.n, 50);
+	CHECK_EQ(c->rel.errors + W.srv_rel.errors, 0);
 	world_free();
 }
 
@@ -2073,6 +2468,7 @@ static const struct tu_test tests[] = {
 	TU(watermark_closes_with_backpressure),
 	TU(close_delivers_pending_data_then_reason),
 	TU(dead_link_closes),
+	TU(largest_reliable_message),
 	TU(raw_kcp_listener_echo),
 	TU(raw_flood_leaves_room_for_clients),
 	TU(raw_sessions_per_source_are_capped),
@@ -2080,12 +2476,21 @@ static const struct tu_test tests[] = {
 	TU(queued_bytes_budget_closes_the_biggest),
 	TU(address_change_is_proven_then_followed),
 	TU(spoofed_packets_from_a_third_address_change_nothing),
+	TU(only_the_newest_packet_challenges_a_new_address),
 	TU(outage_goes_offline_and_resumes_with_nothing_lost),
 	TU(fec_outage_goes_offline_and_resumes_with_nothing_lost),
 	TU(outage_past_the_grace_expires_both_sides),
+	TU(close_while_offline_reaches_the_client_when_it_resumes),
+	TU(close_while_offline_ends_at_the_grace_with_its_code),
+	TU(backpressure_while_offline_reaches_the_client),
+	TU(shutdown_ends_offline_sessions_at_once),
+	TU(client_close_while_offline_reaches_the_server),
+	TU(client_close_while_offline_is_bounded),
 	TU(udp_to_tcp_and_back_loses_nothing),
 	TU(fec_udp_to_tcp_and_back_loses_nothing),
 	TU(tcp_lost_moves_to_udp_then_goes_offline),
+	TU(tcp_lost_without_resume_says_disconnected),
+	TU(losing_a_knock_connection_after_resume_is_not_an_outage),
 	TU(fec_rebuilds_losses_exactly_once),
 	TU(fec_race_from_a_third_address_moves_nothing),
 	TU(forged_fec_shard_cannot_drop_the_genuine),
