@@ -21,6 +21,7 @@
 #include "gate.h"
 #include "kcp.h"
 #include "session.h"
+#include "session_int.h" /* one test plays an older client */
 #include "simnet.h"
 #include "testutil.h"
 #include "wire.h"
@@ -1126,6 +1127,10 @@ TEST(largest_reliable_message)
 	                      now_us()), SESSION_ETOOBIG);
 	send_counter(c, 0, 1000);
 	CHECK(RUN_UNTIL(W.srv_rel.n == 1, 1000));
+	/* the WELCOME told the client: it refuses a larger one itself */
+	CHECK_EQ(session_send(c->s, big, sizeof big, client_now(c)), SESSION_ETOOBIG);
+	/* a client that ignores it (older, or not ours) is closed */
+	c->s->peer_msg_max = 0;
 	send_counter(c, 1, 1001);
 	CHECK(RUN_UNTIL(c->closed && W.srv_close, 3000));
 	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_PROTOCOL);
