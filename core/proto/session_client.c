@@ -86,6 +86,13 @@ reset_input(session_t *s, const uint8_t *pkt, size_t len)
 		s->st.in_auth_fail++;
 		return SESSION_EAUTH;
 	}
+	if (s->state == SESSION_CLOSING && s->close_sent) {
+		/* we were closing: the server forgot the session because it
+		 * took our CLOSE (its CLOSE_ACK went astray), so this is the
+		 * end we asked for, with our code */
+		session_finish(s, s->close_code, s->close_reason, 0);
+		return 0;
+	}
 	session_finish(s, SESSION_CLOSE_RESET, "session reset: the server no "
 	               "longer knows this session (it restarted?): log in again", 1);
 	return 0;

@@ -2453,6 +2453,29 @@ TEST(client_learns_the_servers_msg_max)
 	world_free();
 }
 
+/* The server took the client's CLOSE and forgot the session, but its
+ * CLOSE_ACK went astray: the RESET that answers the client's next CLOSE
+ * ends the client with its own code, not "session reset". */
+TEST(reset_after_our_close_ends_with_our_code)
+{
+	world_init(NULL);
+	struct client *c = add_client(NULL, NULL, "game v1", 1);
+	REQUIRE(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	c->mute_down = 1;
+	session_close(c->s, 4100, "quit", 1, client_now(c));
+	REQUIRE(RUN_UNTIL(W.srv_close, 2000));
+	CHECK_EQ(W.srv_close_code, 4100);
+	c->mute_down = 0;
+	CHECK(RUN_UNTIL(c->closed, 5000));
+	CHECK_EQ(c->close_code, 4100);
+	CHECK(strcmp(c->close_reason, "quit") == 0);
+	CHECK_EQ(c->close_remote, 0);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK(st.resets >= 1);
+	world_free();
+}
+
 static const struct tu_test tests[] = {
 	TU(handshake_opens_both_sides),
 	TU(handshake_survives_loss_and_duplicates),
@@ -2506,6 +2529,7 @@ static const struct tu_test tests[] = {
 	TU(reset_only_with_the_token),
 	TU(resets_are_smaller_and_bounded),
 	TU(client_learns_the_servers_msg_max),
+	TU(reset_after_our_close_ends_with_our_code),
 };
 
 int
