@@ -96,7 +96,9 @@ init_once(void)
 	}
 	free(text);
 	CHECK(nkeys > 10);
-	snprintf(lua_path, sizeof lua_path, "/tmp/fuzz_config.%d.lua",
+	/* in memory when there is a tmpfs: written for every input */
+	snprintf(lua_path, sizeof lua_path, "%s/fuzz_config.%d.lua",
+	         access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp",
 	         (int)getpid());
 	atexit(remove_lua);
 }

@@ -9,7 +9,8 @@
  * sessions, resumes and path changes, not only the first byte checks.
  *
  * Keys and cookies come from a seeded generator (fuzz_rand.h) and a fixed
- * secret: an input always takes the same path.
+ * secret: an input always takes the same path. The X25519 results are
+ * remembered across inputs (fuzz_memo.h): the same keys come back.
  *
  * Built two ways (see CMakeLists.txt): with clang -fsanitize=fuzzer,
  * address,undefined (MOONGATE_FUZZ), and with -DFUZZ_REPLAY_MAIN as a
@@ -59,6 +60,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "fuzz_memo.h"
 #include "fuzz_rand.h"
 #include "gate.h"
 #include "session.h"

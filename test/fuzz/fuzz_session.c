@@ -15,7 +15,8 @@
  *           sealed for real with fuzzed parameters), and raw packets.
  *
  * Keys come from a seeded generator (fuzz_rand.h), so an input always
- * takes the same path.
+ * takes the same path; the X25519 results are remembered across inputs
+ * (fuzz_memo.h): the same keys come back.
  *
  * Built two ways (see CMakeLists.txt): with clang -fsanitize=fuzzer,
  * address,undefined (MOONGATE_FUZZ), and with -DFUZZ_REPLAY_MAIN as a
@@ -52,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_memo.h"
 #include "fuzz_rand.h"
 #include "session.h"
 #include "wire.h"
@@ -104,10 +106,10 @@ on_output(session_t *s, uint32_t path, const uint8_t *pkt, size_t len,
 	if (!(path & PROVEN))
 		CHECK(len <= (size_t)F.mtu || len <= 1200);
 	CHECK(len <= 65535);
-	volatile uint8_t sum = 0;
-	for (size_t i = 0; i < len; i++)
-		sum ^= pkt[i];
-	(void)sum;
+	/* every byte readable: ASan checks the whole range of a memcpy
+	 * (a loop over the bytes did the same at a traced comparison each) */
+	static uint8_t readable[65536];
+	memcpy(readable, pkt, len);
 	if (pkt[0] == WIRE_WELCOME && len == WIRE_WELCOME_SIZE) {
 		memcpy(F.welcome, pkt, len);
 		F.have_welcome = 1;
