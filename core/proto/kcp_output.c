@@ -388,6 +388,16 @@ eager_work(const struct kcp *k)
 	        diff(k->snd_nxt, k->snd_una + send_window(k)) < 0);
 }
 
+/* With KCP_EAGER_RESEND: a timeout or fast retransmission is due at
+ * current (next_resend is a lower bound of the timers: at worst the scan
+ * finds nothing due and makes it exact). */
+static int
+resend_due(const struct kcp *k, uint32_t current)
+{
+	return (k->eager & KCP_EAGER_RESEND) && k->snd_una != k->snd_nxt &&
+	       !k->dead && (k->fast_due || diff(current, k->next_resend) >= 0);
+}
+
 int
 kcp_idle(const kcp_t *k)
 {
@@ -399,7 +409,7 @@ kcp_idle(const kcp_t *k)
 static uint32_t
 next_due(const struct kcp *k, uint32_t current)
 {
-	if (!k->updated || (k->eager && eager_work(k)))
+	if (!k->updated || (k->eager && (eager_work(k) || resend_due(k, current))))
 		return current;
 	uint32_t ts_flush = k->ts_flush;
 	int32_t d = diff(current, ts_flush);
@@ -409,9 +419,11 @@ next_due(const struct kcp *k, uint32_t current)
 		return current;
 	uint32_t minimal = ts_flush - current;
 	if (k->snd_una != k->snd_nxt) {
-		/* Resends are made only by the flush at ts_flush: one already
-		 * due waits for it. (Returning current here, as classic KCP
-		 * does, makes a caller that trusts check spin until ts_flush.) */
+		/* Without KCP_EAGER_RESEND, resends are made only by the flush
+		 * at ts_flush: one already due waits for it. (Returning current
+		 * here, as classic KCP does, makes a caller that trusts check
+		 * spin until ts_flush.) With it, a due one returned current
+		 * above, and kcp_update's flush moves next_resend on. */
 		int32_t r = diff(k->next_resend, current);
 		if (r > 0 && (uint32_t)r < minimal)
 			minimal = (uint32_t)r;
@@ -447,6 +459,10 @@ kcp_update(kcp_t *k, uint32_t current)
 		} else {
 			k->idle_flushes = 0;
 		}
+	} else if (resend_due(k, current)) {
+		/* a retransmission is due before the next flush: a full one
+		 * now (the probe timer keeps its own time), ts_flush stays */
+		flush(k, 1);
 	} else if (k->eager && eager_work(k)) {
 		flush(k, 0);
 	}

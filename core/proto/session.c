@@ -56,6 +56,7 @@ session_config_default(struct session_config *c)
 	c->sndwnd = 128;
 	c->rcvwnd = 128;
 	c->deadlink = 20;
+	c->minrto = 5;
 	c->msg_max = 0;
 	c->ack_delay = 0;
 }
@@ -195,7 +196,9 @@ session_make_kcp(session_t *s, uint32_t conv, int mtu)
 	if (kcp_setmtu(k, mtu) < 0)
 		kcp_setmtu(k, KCP_MTU_MIN);
 	kcp_setdeadlink(k, c->deadlink);
-	kcp_seteager(k, c->ack_delay ? KCP_EAGER_DATA : KCP_EAGER_ACK | KCP_EAGER_DATA);
+	kcp_seteager(k, c->ack_delay ? KCP_EAGER_DATA | KCP_EAGER_RESEND : KCP_EAGER_ALL);
+	if (c->minrto > 0) /* after kcp_nodelay, which sets its own floor */
+		kcp_setminrto(k, c->minrto);
 	return k;
 }
 
@@ -381,7 +384,9 @@ on_body(session_t *s, uint8_t type, uint8_t *b, size_t n, uint64_t now)
 	case WIRE_KCP:
 		if (!s->kcp)
 			return 0; /* closing without KCP: acks no longer matter */
-		if (kcp_input(s->kcp, (const char *)b, (long)n) < 0) {
+		/* timed at arrival: the RTT samples, and so the RTO, are not
+		 * inflated by how long ago KCP was last updated */
+		if (kcp_input_at(s->kcp, (const char *)b, (long)n, ms(now)) < 0) {
 			s->st.in_malformed++;
 			return SESSION_EINPUT;
 		}

@@ -71,6 +71,10 @@ struct session_config {
 	/* KCP profile (core/proto/kcp.h): */
 	int nodelay, interval, resend, nc, sndwnd, rcvwnd;
 	int deadlink;         /* sends of one segment before the link is dead (20) */
+	int minrto;           /* KCP's smallest retransmission timeout in ms (5;
+	                         0: KCP's own, 100 or 30 with nodelay): the RTO
+	                         is srtt + max(4 x rttvar, 2 ms), at least this
+	                         (docs/PROTOCOL.md, "Retransmission timeout") */
 	int msg_max;          /* largest reliable message in bytes (0: KCP's limit) */
 	int ack_delay;        /* 0: acks leave at once (server default); 1: an ack
 	                         waits for outgoing data to ride on, or for the next

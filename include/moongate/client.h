@@ -133,6 +133,10 @@ struct mgclient_options {
 	void (*log)(const char *line, void *user); /* warnings of the library,
 	                          one line each, no newline; NULL: stderr */
 	void *log_user;
+	/* version 3 (size 144): */
+	int32_t minrto;        /* KCP's smallest retransmission timeout in ms
+	                          (5; <= 0: 5): the RTO follows the measured RTT,
+	                          srtt + max(4 x rttvar, 2 ms), down to this */
 };
 /* Every field to its default, size to sizeof *o. */
 MGCLIENT_API void mgclient_options_default(struct mgclient_options *o);
