@@ -180,6 +180,13 @@ kcp_seteager(kcp_t *k, int flags)
 }
 
 void
+kcp_setackdelay(kcp_t *k, int ms)
+{
+	k->due_ok = 0;
+	k->ackdelay = ms > 0 ? (uint32_t)(ms < 5000 ? ms : 5000) : 0;
+}
+
+void
 kcp_setstream(kcp_t *k, int on)
 {
 	k->stream = on != 0;

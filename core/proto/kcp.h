@@ -20,6 +20,8 @@
  *  - acks, new data and retransmissions leave at the next kcp_update when
  *    due, not at the next flush interval (kcp_seteager; 0 restores the
  *    classic timing), and the RTO follows a short RTT (kcp_setminrto);
+ *  - a delayed ack waits a fixed time, not until the next flush
+ *    (kcp_setackdelay), so the peer's RTO does not pay for its spread;
  *  - congestion control grows per segment acknowledged, and one lost
  *    segment while acks keep arriving halves the window instead of
  *    collapsing it to 1 (a silent path still collapses it);
@@ -174,6 +176,14 @@ int kcp_nodelay(kcp_t *kcp, int nodelay, int interval, int resend, int nc);
 #define KCP_EAGER_RESEND 4
 #define KCP_EAGER_ALL (KCP_EAGER_ACK | KCP_EAGER_DATA | KCP_EAGER_RESEND)
 void kcp_seteager(kcp_t *kcp, int flags);
+/* Without KCP_EAGER_ACK, when acks leave. 0 (the classic timing): at the
+ * next flush, so an ack waits anywhere from 0 to `interval` ms, and the
+ * peer's RTT samples, hence its RTO, carry that spread. ms > 0: an ack
+ * rides on any datagram that leaves first (data, a retransmission, a
+ * probe), else leaves exactly ms after the oldest queued ack arrived
+ * (kcp_input_at's clock), whatever the flush clock: a constant delay,
+ * which the peer's RTO absorbs as srtt, not as 4 x rttvar. At most 5000. */
+void kcp_setackdelay(kcp_t *kcp, int ms);
 
 void kcp_setstream(kcp_t *kcp, int on);
 /* The retransmission timeout (RTO) is measured as in RFC 6298 and the

@@ -188,6 +188,8 @@ ack_push(struct kcp *k, uint32_t sn, uint32_t ts)
 		k->st.acks_dropped++;
 		return;
 	}
+	if (k->nack == 0)
+		k->ack_since = k->current;
 	k->acks[k->nack].sn = sn;
 	k->acks[k->nack].ts = ts;
 	k->nack++;

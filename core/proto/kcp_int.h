@@ -81,6 +81,8 @@ struct kcp {
 	uint32_t idle_flushes;
 	uint32_t newly_acked;                /* segments acked by this input */
 	uint32_t ts_lastack;                 /* when an ack last advanced */
+	uint32_t ackdelay;                   /* kcp_setackdelay (0: classic) */
+	uint32_t ack_since;                  /* when the oldest queued ack came */
 	uint32_t recover_sn;                 /* snd_nxt at the last cwnd cut */
 	uint8_t recovering;                  /* una has not passed recover_sn */
 	uint8_t updated, stream, dead, used;

@@ -197,6 +197,10 @@ session_make_kcp(session_t *s, uint32_t conv, int mtu)
 		kcp_setmtu(k, KCP_MTU_MIN);
 	kcp_setdeadlink(k, c->deadlink);
 	kcp_seteager(k, c->ack_delay ? KCP_EAGER_DATA | KCP_EAGER_RESEND : KCP_EAGER_ALL);
+	/* a delayed ack waits exactly one interval, not until the next flush
+	 * (0..interval): the peer's RTO then pays the delay, not its spread */
+	if (c->ack_delay)
+		kcp_setackdelay(k, c->interval);
 	if (c->minrto > 0) /* after kcp_nodelay, which sets its own floor */
 		kcp_setminrto(k, c->minrto);
 	return k;

@@ -77,9 +77,10 @@ struct session_config {
 	                         (docs/PROTOCOL.md, "Retransmission timeout") */
 	int msg_max;          /* largest reliable message in bytes (0: KCP's limit) */
 	int ack_delay;        /* 0: acks leave at once (server default); 1: an ack
-	                         waits for outgoing data to ride on, or for the next
-	                         KCP interval flush, so a reply costs one packet,
-	                         not two (client default, see moongate/client.h) */
+	                         waits for outgoing data to ride on, or one KCP
+	                         interval after it arrived (kcp_setackdelay), so a
+	                         reply costs one packet, not two (client default,
+	                         see moongate/client.h) */
 	int resume_grace_ms;  /* server: an offline session waits this long for
 	                         its client (0: a lost connection closes it; the
 	                         client takes the server's from the WELCOME) */

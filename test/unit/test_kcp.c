@@ -1741,6 +1741,112 @@ TEST(eager_timing)
 	}
 }
 
+/* kcp_setackdelay: without KCP_EAGER_ACK, an ack leaves exactly the delay
+ * after it arrived, whatever the flush clock, or earlier on a datagram
+ * that leaves anyway. */
+TEST(ackdelay_timing)
+{
+	struct capture ca, cb;
+	struct kw_seg sg[4];
+	memset(&ca, 0, sizeof(ca));
+	memset(&cb, 0, sizeof(cb));
+	kcp_t *a = kcp_create(12, &ca), *b = kcp_create(12, &cb);
+	REQUIRE(a && b);
+	kcp_setoutput(a, capture_cb);
+	kcp_setoutput(b, capture_cb);
+	kcp_nodelay(a, 1, 10, 2, 1);
+	kcp_nodelay(b, 1, 10, 2, 1);
+	kcp_seteager(b, KCP_EAGER_DATA | KCP_EAGER_RESEND);
+	kcp_setackdelay(b, 10);
+	kcp_update(a, 0);
+	kcp_update(b, 3); /* B's flushes at 13, 23, ... */
+	CHECK_EQ(kcp_send(a, "x", 1), 0);
+	kcp_update(a, 5);
+	REQUIRE_EQ(ca.n, 1);
+	CHECK_EQ(kcp_input_at(b, (const char *)ca.buf[0], ca.len[0], 6), 0);
+	/* due at 6 + 10; the flush at 13 does not send it */
+	CHECK_EQ(kcp_check(b, 6), 13u);
+	kcp_update(b, 13);
+	CHECK_EQ(cb.n, 0);
+	CHECK_EQ(kcp_check(b, 13), 16u);
+	kcp_update(b, 15);
+	CHECK_EQ(cb.n, 0);
+	kcp_update(b, 16);
+	REQUIRE_EQ(cb.n, 1);
+	CHECK_EQ(kw_parse(cb.buf[0], cb.len[0], sg, 4), 1);
+	CHECK_EQ(sg[0].cmd, KCP_CMD_ACK);
+	CHECK_EQ(kcp_input_at(a, (const char *)cb.buf[0], cb.len[0], 17), 0);
+	CHECK_EQ(kcp_srtt(a), 12); /* sent at 5, acked at 17 */
+	/* a reply within the delay carries the ack: one datagram */
+	CHECK_EQ(kcp_send(a, "y", 1), 0);
+	kcp_update(a, 20);
+	REQUIRE_EQ(ca.n, 2);
+	CHECK_EQ(kcp_input_at(b, (const char *)ca.buf[1], ca.len[1], 21), 0);
+	kcp_update(b, 22);
+	CHECK_EQ(cb.n, 1);
+	CHECK_EQ(kcp_send(b, "z", 1), 0);
+	kcp_update(b, 24);
+	REQUIRE_EQ(cb.n, 2);
+	CHECK_EQ(kw_parse(cb.buf[1], cb.len[1], sg, 4), 2);
+	CHECK_EQ(sg[0].cmd, KCP_CMD_PUSH);
+	CHECK_EQ(sg[1].cmd, KCP_CMD_ACK);
+	kcp_update(b, 40);
+	CHECK_EQ(cb.n, 2); /* nothing left to ack */
+	kcp_release(a);
+	kcp_release(b);
+}
+
+/* The peer delays its acks (a client with ack_delay): by up to a flush
+ * interval at random (the classic timing), or by exactly one interval
+ * (kcp_setackdelay). The sender's RTO pays 4 x the spread of the first,
+ * only the length of the second. A sends a message every 20..36 ms, out
+ * of phase with B's flushes, over a 2 ms RTT; B sends nothing, so no ack
+ * rides. */
+static int
+run_peer_ack_delay(int ackdelay, uint64_t seed)
+{
+	struct simnet_conf c = { 0, 1, 1, 0, 0, 0, 0, 0, 0 };
+	struct pair p;
+	struct kcp_stats st;
+	pair_init(&p, &c, seed, 34, 0);
+	p.input_at = 1;
+	p.fine = 1;
+	pair_nodelay(&p, 1, 10, 2, 1);
+	kcp_setminrto(p.k[0], 5);
+	kcp_seteager(p.k[1], KCP_EAGER_DATA | KCP_EAGER_RESEND);
+	kcp_setackdelay(p.k[1], ackdelay);
+	int sent = 0, got = 0;
+	uint32_t next = p.now + 5;
+	while (got < 400 && p.now < 60000) {
+		if (sent < 400 && !less(p.now, next)) {
+			CHECK_EQ(kcp_send(p.k[0], "tick", 4), 0);
+			sent++;
+			next = p.now + 20 + (uint32_t)(simnet_rand(p.net) % 17);
+		}
+		pair_step(&p);
+		while (kcp_recv(p.k[1], (char *)rbuf, (int)sizeof(rbuf)) >= 0)
+			got++;
+	}
+	CHECK_EQ(got, 400);
+	kcp_getstats(p.k[0], &st);
+	VERBOSE("    peer ack delay %d: srtt %d rto %d, %llu of %llu PUSH "
+	        "resent\n", ackdelay, kcp_srtt(p.k[0]), kcp_rto(p.k[0]),
+	        (unsigned long long)(st.retrans_timeout + st.retrans_fast),
+	        (unsigned long long)st.out_push);
+	if (ackdelay)
+		CHECK_EQ(st.retrans_timeout, 0);
+	int rto = kcp_rto(p.k[0]);
+	pair_free(&p);
+	return rto;
+}
+
+TEST(rto_peer_ack_delay)
+{
+	int spread = run_peer_ack_delay(0, 1906), fixed = run_peer_ack_delay(10, 1906);
+	CHECK(fixed >= 12 && fixed <= 15); /* 2 + 10, + G, rounded up */
+	CHECK(fixed < spread);
+}
+
 /* A check that answers "now" must be one that update acts on: a caller
  * that polls at check (every event loop does) would spin otherwise. The
  * peer is gone, so the segment is resent again and again; in the default
@@ -2419,6 +2525,8 @@ static const struct tu_test tests[] = {
 	TU(window_overrun),
 	TU(soak_random),
 	TU(eager_timing),
+	TU(ackdelay_timing),
+	TU(rto_peer_ack_delay),
 	TU(check_no_spin),
 	TU(cwnd_random_loss),
 	TU(pool_trim),
