@@ -39,6 +39,8 @@ return {
 		nc = 1,        -- 1 disables congestion control
 		sndwnd = 128,  -- send window, in segments
 		rcvwnd = 128,  -- receive window, in segments
+		minrto = 5,    -- smallest retransmission timeout, ms: the RTO follows
+		               -- the RTT (srtt + max(4 x rttvar, 2 ms)) down to it
 	},
 
 	net = {

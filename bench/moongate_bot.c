@@ -6,6 +6,7 @@
  *                --seconds 10 --mode echo [--size 32] [--server-pid PID]
  *                [--connect-rate 500] [--window W] [--drain 2]
  *                [--ack-delay 0|1] [--kcp NODELAY,INTERVAL,RESEND,NC]
+ *                [--warmup S]
  *
  * Phases, each bounded in time:
  *   connect  clients connect at --connect-rate per second; the phase ends
@@ -18,7 +19,10 @@
  *            --rate 0: the clients connect and stay idle (heartbeats
  *            only) for --seconds. --window W (saturating mode, --rate
  *            ignored): each client keeps W messages in flight, sending
- *            the next one as soon as an echo arrives;
+ *            the next one as soon as an echo arrives. --warmup S: the run
+ *            phase starts with S seconds (0) of the same traffic whose
+ *            echoes are checked but kept out of the latency histogram (a
+ *            peer's RTT estimate settles first; --seconds are measured);
  *   drain    up to --drain seconds (2) for the echoes still on the way
  *            (a lossy link needs more: TCP's backoff reaches seconds);
  *   close    every client closes gracefully; up to 2 s for the CLOSEs.
@@ -41,7 +45,7 @@
  *          p99_ms=... max_ms=... connected=... failed=... [server_cpu=...]
  *          bot_cpu=... ooo=... closed=... transport=... rate=... seconds=...
  *          window=... rtt_per_s=... [server_rss_before_kb=... server_rss_kb=...]
- *          client_ack_delay=... client_kcp=NODELAY,INTERVAL,RESEND,NC
+ *          client_ack_delay=... client_kcp=NODELAY,INTERVAL,RESEND,NC warmup=...
  * server_cpu and bot_cpu are fractions of one core over the run phase
  * (utime + stime from /proc/PID/stat). rtt_per_s: echoes received during
  * the run phase / its length. server_rss_before_kb: the server's VmRSS
@@ -85,7 +89,8 @@ static struct {
 	double drain;
 	int ack_delay;        /* -1: the library's default */
 	int kcp[4];           /* nodelay, interval, resend, nc; kcp[1] 0: default */
-} opt = { NULL, 10, 32, 500, 20, 10, 0, 0, 2, -1, { 0, 0, 0, 0 } };
+	double warmup;        /* seconds of traffic before the measured ones */
+} opt = { NULL, 10, 32, 500, 20, 10, 0, 0, 2, -1, { 0, 0, 0, 0 }, 0 };
 static struct mgclient_options copts;
 
 enum { CONNECT, RUN, DRAIN, CLOSE, END };
@@ -94,6 +99,7 @@ static struct ev_loop *loop;
 static struct bot *bots;
 static int phase = CONNECT;
 static uint64_t phase_start, phase_deadline, last_progress;
+static uint64_t measure_from;  /* echoes of messages sent before: not timed */
 static int started;          /* clients whose connect was attempted */
 static uint64_t issued;      /* send slots walked in the run phase */
 static uint64_t sent, received, dups, ooo, bad, send_err, dgrams;
@@ -129,7 +135,8 @@ message(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 	else
 		b->top = seq;
 	received++;
-	hist_add(&hist, now > t ? now - t : 0);
+	if (t >= measure_from)
+		hist_add(&hist, now > t ? now - t : 0);
 	return 1;
 }
 
@@ -252,7 +259,8 @@ next_phase(int p, uint64_t now)
 	progress(now);
 	switch (p) {
 	case RUN:
-		phase_deadline = now + (uint64_t)(opt.seconds * 1e6);
+		measure_from = now + (uint64_t)(opt.warmup * 1e6);
+		phase_deadline = measure_from + (uint64_t)(opt.seconds * 1e6);
 		bot_usage_start(&run_usage, opt.server_pid);
 		run_recv0 = received;
 		if (opt.window > 0) /* fill every window */
@@ -295,8 +303,8 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 	}
 	case RUN: {
 		double el = (now - phase_start) / 1e6;
-		if (el > opt.seconds)
-			el = opt.seconds;
+		if (el > opt.warmup + opt.seconds)
+			el = opt.warmup + opt.seconds;
 		uint64_t due = opt.window > 0 ? 0 :
 		               (uint64_t)(el * opt.rate * opt.clients);
 		for (; issued < due; issued++) {
@@ -337,7 +345,7 @@ usage(void)
 	        "[--mode echo]\n"
 	        "       [--size BYTES] [--server-pid PID] [--connect-rate N]\n"
 	        "       [--window W] [--drain S] [--ack-delay 0|1]\n"
-	        "       [--kcp NODELAY,INTERVAL,RESEND,NC]\n");
+	        "       [--kcp NODELAY,INTERVAL,RESEND,NC] [--warmup S]\n");
 	return 2;
 }
 
@@ -382,6 +390,7 @@ main(int argc, char **argv)
 		{ "--window", BOT_INT, &opt.window, 0 },
 		{ "--ack-delay", BOT_FN, &opt.ack_delay, arg_ack_delay },
 		{ "--kcp", BOT_FN, opt.kcp, arg_kcp },
+		{ "--warmup", BOT_DOUBLE, &opt.warmup, 0 },
 		{ NULL, 0, NULL, 0 },
 	};
 	int r = bot_args(argc, argv, args);
@@ -393,7 +402,8 @@ main(int argc, char **argv)
 	    opt.rate < 0 || opt.rate > 100000 || !(opt.seconds > 0) ||
 	    opt.seconds > 86400 || opt.size < HDR || opt.size > 65536 ||
 	    opt.connect_rate < 1 || opt.window < 0 || opt.window > 4096 ||
-	    !(opt.drain >= 0) || opt.drain > 3600)
+	    !(opt.drain >= 0) || opt.drain > 3600 || !(opt.warmup >= 0) ||
+	    opt.warmup > 3600)
 		return usage();
 	mgclient_options_default(&copts);
 	if (opt.ack_delay >= 0)
@@ -456,8 +466,9 @@ main(int argc, char **argv)
 	if (opt.server_pid)
 		printf(" server_rss_before_kb=%ld server_rss_kb=%ld", rss_before,
 		       run_usage.rss_kb);
-	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d\n", copts.ack_delay,
-	       copts.nodelay, copts.interval, copts.resend, copts.nc);
+	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d warmup=%g\n",
+	       copts.ack_delay, copts.nodelay, copts.interval, copts.resend,
+	       copts.nc, opt.warmup);
 	ev_loop_destroy(loop);
 	free(bots);
 	free(msg);

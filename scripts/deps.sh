@@ -6,7 +6,8 @@
 #         login token signer's spec and the handshake v2 vectors
 #         (tools/vectors) (the default)
 #   fuzz  clang and its runtimes (libFuzzer, sanitizers), for `make fuzz`
-#   nft   nftables, for the packet-loss benchmark (bench/loss_bench.sh)
+#   nft   nftables and ENet (libenet-dev: bench/enet_echo.c, built only when
+#         it is found), for the packet-loss benchmark (bench/loss_bench.sh)
 #
 # Only packages that are not installed are installed, and `apt-get update`
 # runs only then, so a second run changes nothing. Not root and something
@@ -19,7 +20,7 @@ base=(build-essential cmake pkg-config luajit libluajit-5.1-dev libev-dev
       lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev
       python3-nacl)
 fuzz=(make cmake clang libclang-rt-14-dev)
-nft=(nftables)
+nft=(nftables libenet-dev)
 
 if [ "${MOONGATE_SKIP_DEPS:-0}" = 1 ]; then
 	exit 0

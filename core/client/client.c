@@ -69,11 +69,13 @@ _Static_assert((int)MGCLIENT_ECLOSED == (int)SESSION_ECLOSED &&
 _Static_assert(MGCLIENT_HELLO_MAX == WIRE_HELLO_MAX, "hello");
 /* The ABI of version 1 (size 112 and 216): a field is only ever added at
  * the end, and these sizes stay the minimum accepted. Options version 2
- * (136) added server_key, log and log_user; stats version 2 (224) msg_max. */
+ * (136) added server_key, log and log_user; version 3 (144) minrto; stats
+ * version 2 (224) msg_max. */
 #define OPTIONS_V1 112u
 #define OPTIONS_V2 136u
+#define OPTIONS_V3 144u
 #define STATS_V1 216u
-_Static_assert(sizeof(struct mgclient_options) == OPTIONS_V2, "options v2");
+_Static_assert(sizeof(struct mgclient_options) == OPTIONS_V3, "options v3");
 _Static_assert(sizeof(struct mgclient_stats) == STATS_V1 + 8, "stats v2");
 
 /* ---- options ------------------------------------------------------------ */
@@ -103,6 +105,7 @@ mgclient_options_default(struct mgclient_options *o)
 	o->sndwnd = s.sndwnd;
 	o->rcvwnd = s.rcvwnd;
 	o->deadlink = s.deadlink;
+	o->minrto = s.minrto;
 	o->frame_max = 65535;
 	o->event_queue_max = 65536;
 	o->buffer_max = 4 << 20;
@@ -159,6 +162,7 @@ take_options(mgclient_t *c, const struct mgclient_options *in, char *err,
 	s->sndwnd = o.sndwnd;
 	s->rcvwnd = o.rcvwnd;
 	s->deadlink = o.deadlink;
+	s->minrto = o.minrto > 0 ? o.minrto : d.minrto;
 	struct client_config *k = &c->o;
 	k->frame_max = o.frame_max > 0 && o.frame_max <= FRAME_MAX ?
 	               o.frame_max : d.frame_max;

@@ -17,7 +17,7 @@
  *     mtu, heartbeat_ms, timeout_ms, linger_ms, close_retries,
  *     handshake_retry_ms, handshake_retry_max, handshake_timeout_ms,
  *     watermark, msg_max, ack_delay, deadlink      (the session)
- *     nodelay, interval, resend, nc, sndwnd, rcvwnd (the KCP profile)
+ *     nodelay, interval, resend, nc, sndwnd, rcvwnd, minrto (the KCP profile)
  *     frame_max, event_queue_max, buffer_max, fallback_ms,
  *     path_timeout_ms, probe_ms, reconnect_ms, tcp_linger_ms
  *                                 (the client; struct mgclient_options)
@@ -121,6 +121,7 @@ static const struct option {
 	{ "msg_max", S(msg_max), OPT_INT },
 	{ "ack_delay", S(ack_delay), OPT_INT },
 	{ "deadlink", S(deadlink), OPT_INT },
+	{ "minrto", S(minrto), OPT_INT },
 	{ "nodelay", S(nodelay), OPT_INT },
 	{ "interval", S(interval), OPT_INT },
 	{ "resend", S(resend), OPT_INT },

@@ -51,7 +51,7 @@ kcp_create(uint32_t conv, void *user)
 	k->ts_flush = INTERVAL_DEF;
 	k->dead_link = DEADLINK_DEF;
 	k->fastlimit = FASTACK_LIMIT;
-	k->eager = KCP_EAGER_ACK | KCP_EAGER_DATA;
+	k->eager = KCP_EAGER_ALL;
 	return k;
 }
 
@@ -91,6 +91,28 @@ kcp_setoutput(kcp_t *k, kcp_output_fn output)
 }
 
 /* ---- settings --------------------------------------------------------- */
+
+/* RFC 6298's rto = srtt + max(G, 4 x rttvar), G the granularity of the
+ * retransmission timer: the flush interval when retransmissions wait for
+ * the flush (the classic library's term, which also covered its acks'
+ * timestamps, up to an interval stale: see kcp_input_at), RTO_GRAN when
+ * they leave at their due time. Bounded by [rx_minrto, RTO_MAX]. */
+void
+kcp_rto_refresh(struct kcp *k)
+{
+	if (k->rx_srtt == 0)
+		return; /* no sample yet: RTO_DEF */
+	uint32_t g = (k->eager & KCP_EAGER_RESEND) ? RTO_GRAN : k->interval;
+	/* whole ms, rounded up */
+	uint32_t srtt = ((uint32_t)k->srtt8 + 7) >> 3;
+	uint32_t var = ((uint32_t)k->rttvar8 + 1) >> 1; /* 4 x rttvar */
+	uint32_t rto = srtt + (var > g ? var : g);
+	if (rto < k->rx_minrto)
+		rto = k->rx_minrto;
+	if (rto > RTO_MAX)
+		rto = RTO_MAX;
+	k->rx_rto = rto;
+}
 
 int
 kcp_setmtu(kcp_t *k, int mtu)
@@ -145,6 +167,7 @@ kcp_nodelay(kcp_t *k, int nodelay, int interval, int resend, int nc)
 		k->fastresend = (uint32_t)resend;
 	if (nc >= 0)
 		k->nocwnd = (uint32_t)nc;
+	kcp_rto_refresh(k);
 	return 0;
 }
 
@@ -152,7 +175,15 @@ void
 kcp_seteager(kcp_t *k, int flags)
 {
 	k->due_ok = 0;
-	k->eager = (uint8_t)(flags & (KCP_EAGER_ACK | KCP_EAGER_DATA));
+	k->eager = (uint8_t)(flags & KCP_EAGER_ALL);
+	kcp_rto_refresh(k);
+}
+
+void
+kcp_setackdelay(kcp_t *k, int ms)
+{
+	k->due_ok = 0;
+	k->ackdelay = ms > 0 ? (uint32_t)(ms < 5000 ? ms : 5000) : 0;
 }
 
 void
@@ -165,6 +196,9 @@ void
 kcp_setminrto(kcp_t *k, int ms)
 {
 	k->rx_minrto = ms > 0 ? (uint32_t)ms : 1;
+	if (k->rx_minrto > RTO_MAX)
+		k->rx_minrto = RTO_MAX;
+	kcp_rto_refresh(k);
 }
 
 void

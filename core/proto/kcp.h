@@ -17,8 +17,11 @@
  *  - kcp_input() validates the whole datagram before applying any of it:
  *    wrong conv, truncated or oversized segments, unknown commands and an
  *    una or ack beyond what was sent are rejected with no effect;
- *  - acks and new data leave at the next kcp_update, not the next flush
- *    interval (kcp_seteager; 0 restores the classic timing);
+ *  - acks, new data and retransmissions leave at the next kcp_update when
+ *    due, not at the next flush interval (kcp_seteager; 0 restores the
+ *    classic timing), and the RTO follows a short RTT (kcp_setminrto);
+ *  - a delayed ack waits a fixed time, not until the next flush
+ *    (kcp_setackdelay), so the peer's RTO does not pay for its spread;
  *  - congestion control grows per segment acknowledged, and one lost
  *    segment while acks keep arriving halves the window instead of
  *    collapsing it to 1 (a silent path still collapses it);
@@ -110,8 +113,14 @@ int kcp_peeksize(const kcp_t *kcp);
 
 /* Feed one datagram received from the peer. Returns 0, or a negative code
  * (KCP_ETRUNC, KCP_ECONV, KCP_ECMD, KCP_EUNA, KCP_ELEN, KCP_ENOMEM); on an
- * error the datagram has no effect at all and the object stays usable. */
+ * error the datagram has no effect at all and the object stays usable.
+ * Its acks are timed (the RTT samples) against the clock of the last
+ * kcp_update, as in the classic library: up to a flush interval stale. */
 int kcp_input(kcp_t *kcp, const char *data, long size);
+/* The same, with the clock first advanced to current (never moved back):
+ * the RTT samples are what they are at arrival. Use it when the RTO is to
+ * follow a short RTT (the session layer does). */
+int kcp_input_at(kcp_t *kcp, const char *data, long size, uint32_t current);
 
 /* Advance time to current (ms) and flush when due. Call it at kcp_check()
  * time or more often. Returns 0, or KCP_EDEAD once the link is dead. */
@@ -157,14 +166,34 @@ int kcp_nodelay(kcp_t *kcp, int nodelay, int interval, int resend, int nc);
  * long. moongate, by default, sends acks (KCP_EAGER_ACK) and new data the
  * window lets out (KCP_EAGER_DATA) at the next kcp_update, and kcp_check
  * says so by returning `current`: 4x lower latency in bench/kcp_throughput,
- * for more, smaller datagrams. kcp_seteager(kcp, 0) restores the classic
- * timing; retransmissions and window probes always keep the interval. */
+ * for more, smaller datagrams. KCP_EAGER_RESEND (also a default): a
+ * retransmission (timeout or fast) leaves at the kcp_update of its due
+ * time, which kcp_check returns, instead of waiting for the next flush, so
+ * the RTO needs no `interval` term (kcp_setminrto). kcp_seteager(kcp, 0)
+ * restores the classic timing; window probes always keep the interval. */
 #define KCP_EAGER_ACK 1
 #define KCP_EAGER_DATA 2
+#define KCP_EAGER_RESEND 4
+#define KCP_EAGER_ALL (KCP_EAGER_ACK | KCP_EAGER_DATA | KCP_EAGER_RESEND)
 void kcp_seteager(kcp_t *kcp, int flags);
+/* Without KCP_EAGER_ACK, when acks leave. 0 (the classic timing): at the
+ * next flush, so an ack waits anywhere from 0 to `interval` ms, and the
+ * peer's RTT samples, hence its RTO, carry that spread. ms > 0: an ack
+ * rides on any datagram that leaves first (data, a retransmission, a
+ * probe), else leaves exactly ms after the oldest queued ack arrived
+ * (kcp_input_at's clock), whatever the flush clock: a constant delay,
+ * which the peer's RTO absorbs as srtt, not as 4 x rttvar. At most 5000. */
+void kcp_setackdelay(kcp_t *kcp, int ms);
 
 void kcp_setstream(kcp_t *kcp, int on);
-/* Minimum retransmission timeout in ms (classic: 100, or 30 with nodelay). */
+/* The retransmission timeout (RTO) is measured as in RFC 6298 and the
+ * classic library: srtt and rttvar from the acks' echoed timestamps
+ * (gains 1/8 and 1/4), rto = srtt + max(4 x rttvar, G), within
+ * [minrto, 60000] ms, and each segment's own timer backs off from it
+ * (2x, or 1.5x with nodelay). G is the timer's granularity: `interval`
+ * when retransmissions wait for the flush (the classic timing), 1 ms with
+ * KCP_EAGER_RESEND. minrto in ms, >= 1 (classic: 100, or 30 with nodelay;
+ * kcp_nodelay sets it back to those). Call it after kcp_nodelay. */
 void kcp_setminrto(kcp_t *kcp, int ms);
 /* A segment sent this many times without an ack kills the link (20). */
 void kcp_setdeadlink(kcp_t *kcp, int xmit);

@@ -94,28 +94,31 @@ kcp_recv(kcp_t *k, char *buf, int len)
 
 /* ---- input ------------------------------------------------------------ */
 
+/* RFC 6298's estimator (gains 1/8 and 1/4, as the classic library), kept
+ * in 1/8 ms as BSD and Linux keep theirs: the classic library's whole-ms
+ * arithmetic truncates at every step and so drifts low, by up to a ms in
+ * srtt and more in 4 x rttvar, which on a short RTT is the whole margin.
+ * rx_srtt and rx_rttval are the ms values kcp_srtt reports (srtt at least
+ * 1: 0 means no sample yet); kcp_rto_refresh makes the RTO. */
 static void
 update_rtt(struct kcp *k, int32_t rtt)
 {
+	int32_t r8 = rtt * 8;
 	if (k->rx_srtt == 0) {
-		k->rx_srtt = rtt;
-		k->rx_rttval = rtt / 2;
+		k->srtt8 = r8;
+		k->rttvar8 = r8 / 2;
 	} else {
-		int32_t delta = rtt - k->rx_srtt;
-		if (delta < 0)
-			delta = -delta;
-		k->rx_rttval = (3 * k->rx_rttval + delta) / 4;
-		k->rx_srtt = (7 * k->rx_srtt + rtt) / 8;
-		if (k->rx_srtt < 1)
-			k->rx_srtt = 1;
+		int32_t err = r8 - k->srtt8;
+		k->srtt8 += err / 8;
+		if (err < 0)
+			err = -err;
+		k->rttvar8 += (err - k->rttvar8) / 4;
 	}
-	uint32_t var = 4 * (uint32_t)k->rx_rttval;
-	uint32_t rto = (uint32_t)k->rx_srtt + (var > k->interval ? var : k->interval);
-	if (rto < k->rx_minrto)
-		rto = k->rx_minrto;
-	if (rto > RTO_MAX)
-		rto = RTO_MAX;
-	k->rx_rto = rto;
+	k->rx_srtt = (k->srtt8 + 4) / 8;
+	if (k->rx_srtt < 1)
+		k->rx_srtt = 1;
+	k->rx_rttval = (k->rttvar8 + 4) / 8;
+	kcp_rto_refresh(k);
 }
 
 /* Drop acked records from the front of the send ring. */
@@ -185,6 +188,8 @@ ack_push(struct kcp *k, uint32_t sn, uint32_t ts)
 		k->st.acks_dropped++;
 		return;
 	}
+	if (k->nack == 0)
+		k->ack_since = k->current;
 	k->acks[k->nack].sn = sn;
 	k->acks[k->nack].ts = ts;
 	k->nack++;
@@ -274,6 +279,14 @@ ack_reserve(struct kcp *k, uint32_t n)
 }
 
 int
+kcp_input_at(kcp_t *k, const char *data, long size, uint32_t current)
+{
+	if (!k->updated || diff(current, k->current) > 0)
+		k->current = current;
+	return kcp_input(k, data, size);
+}
+
+int
 kcp_input(kcp_t *k, const char *data, long size)
 {
 	k->due_ok = 0;
@@ -296,6 +309,7 @@ kcp_input(kcp_t *k, const char *data, long size)
 	uint32_t maxack = 0;
 	k->newly_acked = 0;
 	int have_ack = 0;
+	int32_t rtt_max = -1;  /* the datagram's RTT sample: its oldest ack */
 	while (size > 0) {
 		uint8_t cmd = (uint8_t)data[4];
 		uint8_t frg = (uint8_t)data[5];
@@ -315,8 +329,8 @@ kcp_input(kcp_t *k, const char *data, long size)
 		switch (cmd) {
 		case KCP_CMD_ACK: {
 			int32_t rtt = diff(k->current, ts);
-			if (rtt >= 0 && rtt <= RTO_MAX)
-				update_rtt(k, rtt);
+			if (rtt >= 0 && rtt <= RTO_MAX && rtt > rtt_max)
+				rtt_max = rtt;
 			parse_ack(k, sn);
 			if (!have_ack || diff(sn, maxack) > 0)
 				maxack = sn;
@@ -343,6 +357,14 @@ kcp_input(kcp_t *k, const char *data, long size)
 	}
 	if (have_ack)
 		parse_fastack(k, maxack);
+	/* One RTT sample per datagram, not one per ack: the acks of a burst
+	 * travel together with equal or near timestamps, and fed one by one
+	 * they would count the same delay many times, draining rttvar (here
+	 * 4 x rttvar is most of the RTO) until jitter looks like loss. The
+	 * oldest ack's is kept: it waited longest for its ack, and the RTO
+	 * must cover what the peer's ack timing costs the segments. */
+	if (rtt_max >= 0)
+		update_rtt(k, rtt_max);
 
 	if (k->newly_acked)
 		k->ts_lastack = k->current;

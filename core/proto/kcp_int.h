@@ -19,6 +19,11 @@
 #define RTO_MIN 100         /* min RTO, normal */
 #define RTO_DEF 200         /* initial RTO */
 #define RTO_MAX 60000
+#define RTO_GRAN 2          /* the timer's granularity when retransmissions
+                               leave at their due time (KCP_EAGER_RESEND):
+                               1 ms of truncation in an RTT sample (both ends
+                               of it are whole ms), 1 ms in the timer (a
+                               segment sent late in ms t is due from t + rto) */
 #define ASK_SEND 1          /* need to send WASK */
 #define ASK_TELL 2          /* need to send WINS */
 #define INTERVAL_DEF 100
@@ -65,7 +70,8 @@ struct kcp {
 	uint32_t rcv_head, rcv_nxt;          /* see the recv ring above */
 	uint32_t snd_wnd, rcv_wnd, rmt_wnd, cwnd, ssthresh, incr;
 	uint32_t nsacked;                    /* acked records in flight */
-	int32_t rx_srtt, rx_rttval;
+	int32_t rx_srtt, rx_rttval;          /* ms, for kcp_srtt (0: no sample) */
+	int32_t srtt8, rttvar8;              /* the estimator's, in 1/8 ms */
 	uint32_t rx_rto, rx_minrto;
 	uint32_t current, interval, ts_flush;
 	uint32_t next_resend;                /* lower bound of resendts */
@@ -75,6 +81,8 @@ struct kcp {
 	uint32_t idle_flushes;
 	uint32_t newly_acked;                /* segments acked by this input */
 	uint32_t ts_lastack;                 /* when an ack last advanced */
+	uint32_t ackdelay;                   /* kcp_setackdelay (0: classic) */
+	uint32_t ack_since;                  /* when the oldest queued ack came */
 	uint32_t recover_sn;                 /* snd_nxt at the last cwnd cut */
 	uint8_t recovering;                  /* una has not passed recover_sn */
 	uint8_t updated, stream, dead, used;
@@ -94,6 +102,10 @@ struct kcp {
 	kcp_output_fn output;
 	struct kcp_stats st;
 };
+
+/* rx_rto from srtt, rttvar and the settings (kcp.c); no-op before the
+ * first RTT sample. */
+void kcp_rto_refresh(struct kcp *k);
 
 static inline int32_t
 diff(uint32_t later, uint32_t earlier)

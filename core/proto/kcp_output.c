@@ -220,6 +220,26 @@ send_push(struct kcp *k, struct outbuf *o, struct snd_rec *r, uint32_t sn,
 		k->dead = 1;
 }
 
+/* Acks wait (kcp_setackdelay): queued, not eager, and not yet due. */
+static int
+ack_held(const struct kcp *k, uint32_t now)
+{
+	return k->nack > 0 && !(k->eager & KCP_EAGER_ACK) && k->ackdelay > 0 &&
+	       diff(now, k->ack_since + k->ackdelay) < 0;
+}
+
+static void
+put_acks(struct kcp *k, struct outbuf *o, uint16_t wnd)
+{
+	for (uint32_t i = 0; i < k->nack; i++) {
+		out_room(o, KCP_OVERHEAD);
+		o->p = encode(o->p, k->conv, KCP_CMD_ACK, 0, wnd, k->acks[i].ts,
+		              k->acks[i].sn, k->rcv_nxt, 0);
+		k->st.out_segments++;
+	}
+	k->nack = 0;
+}
+
 /* Send acks, window messages and data. A full flush (at the flush
  * interval) also retransmits and runs the window-probe timer; a light one
  * (in between, see kcp_update) sends only acks and new segments. */
@@ -231,13 +251,12 @@ flush(struct kcp *k, int full)
 	uint16_t wnd = wnd_unused(k);
 	uint32_t now = k->current;
 
-	for (uint32_t i = 0; i < k->nack; i++) {
-		out_room(&o, KCP_OVERHEAD);
-		o.p = encode(o.p, k->conv, KCP_CMD_ACK, 0, wnd, k->acks[i].ts,
-		             k->acks[i].sn, k->rcv_nxt, 0);
-		k->st.out_segments++;
-	}
-	k->nack = 0;
+	/* Held acks (kcp_setackdelay) go last, and only with other segments
+	 * or once due; the others first, as classic. */
+	int hold = ack_held(k, now);
+	if (!hold)
+		put_acks(k, &o, wnd);
+	uint64_t segs0 = k->st.out_segments;
 
 	/* Zero remote window: probe it with a growing interval. The classic
 	 * library waits 7 s first, so one lost WINS stalls the stream for 7 s;
@@ -273,6 +292,8 @@ flush(struct kcp *k, int full)
 	k->probe = 0;
 
 	if (k->dead) {
+		if (hold && k->st.out_segments != segs0)
+			put_acks(k, &o, wnd);
 		out_flush(&o);
 		return;
 	}
@@ -341,6 +362,8 @@ flush(struct kcp *k, int full)
 			next_resend = r->resendts;
 	}
 	k->next_resend = next_resend;
+	if (hold && k->st.out_segments != segs0)
+		put_acks(k, &o, wnd); /* they ride */
 	out_flush(&o);
 
 	if (change) {
@@ -388,6 +411,24 @@ eager_work(const struct kcp *k)
 	        diff(k->snd_nxt, k->snd_una + send_window(k)) < 0);
 }
 
+/* With KCP_EAGER_RESEND: a timeout or fast retransmission is due at
+ * current (next_resend is a lower bound of the timers: at worst the scan
+ * finds nothing due and makes it exact). */
+static int
+resend_due(const struct kcp *k, uint32_t current)
+{
+	return (k->eager & KCP_EAGER_RESEND) && k->snd_una != k->snd_nxt &&
+	       !k->dead && (k->fast_due || diff(current, k->next_resend) >= 0);
+}
+
+/* Held acks whose delay is over (kcp_setackdelay). */
+static int
+ack_due(const struct kcp *k, uint32_t current)
+{
+	return k->nack > 0 && !(k->eager & KCP_EAGER_ACK) && k->ackdelay > 0 &&
+	       diff(current, k->ack_since + k->ackdelay) >= 0;
+}
+
 int
 kcp_idle(const kcp_t *k)
 {
@@ -399,7 +440,8 @@ kcp_idle(const kcp_t *k)
 static uint32_t
 next_due(const struct kcp *k, uint32_t current)
 {
-	if (!k->updated || (k->eager && eager_work(k)))
+	if (!k->updated || (k->eager && (eager_work(k) || resend_due(k, current))) ||
+	    ack_due(k, current))
 		return current;
 	uint32_t ts_flush = k->ts_flush;
 	int32_t d = diff(current, ts_flush);
@@ -408,10 +450,17 @@ next_due(const struct kcp *k, uint32_t current)
 	if (diff(current, ts_flush) >= 0)
 		return current;
 	uint32_t minimal = ts_flush - current;
+	if (ack_held(k, current)) {
+		uint32_t a = k->ack_since + k->ackdelay - current;
+		if (a < minimal)
+			minimal = a;
+	}
 	if (k->snd_una != k->snd_nxt) {
-		/* Resends are made only by the flush at ts_flush: one already
-		 * due waits for it. (Returning current here, as classic KCP
-		 * does, makes a caller that trusts check spin until ts_flush.) */
+		/* Without KCP_EAGER_RESEND, resends are made only by the flush
+		 * at ts_flush: one already due waits for it. (Returning current
+		 * here, as classic KCP does, makes a caller that trusts check
+		 * spin until ts_flush.) With it, a due one returned current
+		 * above, and kcp_update's flush moves next_resend on. */
 		int32_t r = diff(k->next_resend, current);
 		if (r > 0 && (uint32_t)r < minimal)
 			minimal = (uint32_t)r;
@@ -447,7 +496,11 @@ kcp_update(kcp_t *k, uint32_t current)
 		} else {
 			k->idle_flushes = 0;
 		}
-	} else if (k->eager && eager_work(k)) {
+	} else if (resend_due(k, current)) {
+		/* a retransmission is due before the next flush: a full one
+		 * now (the probe timer keeps its own time), ts_flush stays */
+		flush(k, 1);
+	} else if ((k->eager && eager_work(k)) || ack_due(k, current)) {
 		flush(k, 0);
 	}
 	k->due = next_due(k, current);

@@ -56,6 +56,7 @@ session_config_default(struct session_config *c)
 	c->sndwnd = 128;
 	c->rcvwnd = 128;
 	c->deadlink = 20;
+	c->minrto = 5;
 	c->msg_max = 0;
 	c->ack_delay = 0;
 }
@@ -202,7 +203,13 @@ session_make_kcp(session_t *s, uint32_t conv, int mtu)
 	if (kcp_setmtu(k, mtu) < 0)
 		kcp_setmtu(k, KCP_MTU_MIN);
 	kcp_setdeadlink(k, c->deadlink);
-	kcp_seteager(k, c->ack_delay ? KCP_EAGER_DATA : KCP_EAGER_ACK | KCP_EAGER_DATA);
+	kcp_seteager(k, c->ack_delay ? KCP_EAGER_DATA | KCP_EAGER_RESEND : KCP_EAGER_ALL);
+	/* a delayed ack waits exactly one interval, not until the next flush
+	 * (0..interval): the peer's RTO then pays the delay, not its spread */
+	if (c->ack_delay)
+		kcp_setackdelay(k, c->interval);
+	if (c->minrto > 0) /* after kcp_nodelay, which sets its own floor */
+		kcp_setminrto(k, c->minrto);
 	return k;
 }
 
@@ -388,7 +395,9 @@ on_body(session_t *s, uint8_t type, uint8_t *b, size_t n, uint64_t now)
 	case WIRE_KCP:
 		if (!s->kcp)
 			return 0; /* closing without KCP: acks no longer matter */
-		if (kcp_input(s->kcp, (const char *)b, (long)n) < 0) {
+		/* timed at arrival: the RTT samples, and so the RTO, are not
+		 * inflated by how long ago KCP was last updated */
+		if (kcp_input_at(s->kcp, (const char *)b, (long)n, ms(now)) < 0) {
 			s->st.in_malformed++;
 			return SESSION_EINPUT;
 		}

@@ -76,14 +76,19 @@ struct session_config {
 	/* KCP profile (core/proto/kcp.h): */
 	int nodelay, interval, resend, nc, sndwnd, rcvwnd;
 	int deadlink;         /* sends of one segment before the link is dead (20) */
+	int minrto;           /* KCP's smallest retransmission timeout in ms (5;
+	                         0: KCP's own, 100 or 30 with nodelay): the RTO
+	                         is srtt + max(4 x rttvar, 2 ms), at least this
+	                         (docs/PROTOCOL.md, "Retransmission timeout") */
 	int msg_max;          /* largest reliable message in bytes (0: KCP's limit,
 	                         (mtu - 49 - FEC's 31) x min(rcvwnd, 256):
 	                         147328 by default); a larger one received
 	                         closes with SESSION_CLOSE_PROTOCOL */
 	int ack_delay;        /* 0: acks leave at once (server default); 1: an ack
-	                         waits for outgoing data to ride on, or for the next
-	                         KCP interval flush, so a reply costs one packet,
-	                         not two (client default, see moongate/client.h) */
+	                         waits for outgoing data to ride on, or one KCP
+	                         interval after it arrived (kcp_setackdelay), so a
+	                         reply costs one packet, not two (client default,
+	                         see moongate/client.h) */
 	int resume_grace_ms;  /* server: an offline session waits this long for
 	                         its client (0: a lost connection closes it; the
 	                         client takes the server's from the WELCOME) */

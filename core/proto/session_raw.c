@@ -46,7 +46,7 @@ session_raw_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 	s->st.in_bytes += len;
 	if (!s->kcp)
 		return SESSION_ECLOSED;
-	if (kcp_input(s->kcp, (const char *)pkt, (long)len) < 0) {
+	if (kcp_input_at(s->kcp, (const char *)pkt, (long)len, ms(now)) < 0) {
 		s->st.in_malformed++;
 		return SESSION_EINPUT;
 	}

@@ -52,6 +52,8 @@ static const struct key keys[] = {
 	{ "kcp.sndwnd", INT, S(sndwnd), 1, 65535, "send window, segments" },
 	{ "kcp.rcvwnd", INT, S(rcvwnd), 1, 65535, "receive window, segments (at least 128)" },
 	{ "kcp.deadlink", INT, S(deadlink), 2, 1000, "sends of one segment before the link is dead" },
+	{ "kcp.minrto", INT, S(minrto), 0, 60000,
+	  "smallest retransmission timeout in ms; the RTO is srtt + max(4 x rttvar, 2 ms), at least this (0: KCP's, 100 or 30 with nodelay)" },
 	{ "gate.max_sessions", INT, G(max_sessions), 1, 10000000, "sessions at once; more are refused (\"server full\")" },
 	{ "gate.max_raw_per_addr", INT, G(max_raw_per_addr), 0, 10000000,
 	  "raw KCP sessions from one IPv4 address or IPv6 /64 (0: no limit)" },

@@ -44,8 +44,10 @@
  * retransmitted. After the grace it closes with "expired".
  *
  * Acknowledgements of what poll received wait for the game's next send and
- * ride on it, or leave at the next KCP interval flush (10 ms, run by poll)
- * when the game sends nothing: an answer costs one packet instead of two.
+ * ride on it, or leave one KCP interval (10 ms) after they arrived, at the
+ * poll that mgclient_check asks for, when the game sends nothing: an
+ * answer costs one packet instead of two. The wait is always the same, so
+ * the server's retransmission timeout absorbs it as RTT, not as jitter.
  * opts->ack_delay = 0 sends every ack at once.
  *
  * Server key. "udp://host:port?key=HEX" (or opts->server_key) pins the
@@ -99,8 +101,9 @@ struct mgclient_options {
 	int32_t handshake_retry_max;  /* resend interval cap (2000) */
 	int32_t handshake_timeout_ms; /* give up after (10000) */
 	int32_t msg_max;       /* largest reliable message in bytes (0: KCP's) */
-	int32_t ack_delay;     /* 1: an ack waits for data to ride on, or the next
-	                          KCP interval flush (1); 0: acks leave at once */
+	int32_t ack_delay;     /* 1: an ack waits for data to ride on, or one KCP
+	                          interval after it arrived (1); 0: acks leave
+	                          at once */
 	/* KCP's profile (nodelay 0..2, interval ms, fast resend, no congestion
 	 * control) and windows in segments */
 	int32_t nodelay, interval, resend, nc, sndwnd, rcvwnd;
@@ -133,6 +136,10 @@ struct mgclient_options {
 	void (*log)(const char *line, void *user); /* warnings of the library,
 	                          one line each, no newline; NULL: stderr */
 	void *log_user;
+	/* version 3 (size 144): */
+	int32_t minrto;        /* KCP's smallest retransmission timeout in ms
+	                          (5; <= 0: 5): the RTO follows the measured RTT,
+	                          srtt + max(4 x rttvar, 2 ms), down to this */
 };
 /* Every field to its default, size to sizeof *o. */
 MGCLIENT_API void mgclient_options_default(struct mgclient_options *o);

@@ -121,6 +121,7 @@ struct pair {
 	int fine;            /* 0: jump to the next event; 1: step 1 ms;
 	                        2: step a random 1..gap ms (updates at odd times) */
 	int allow_oversize;  /* datagrams > the current mtu are expected */
+	int input_at;        /* 1: kcp_input_at(now), as the session layer does */
 	struct flow f[2];
 	struct dirseg ds[2];
 	tap_fn tap;
@@ -217,7 +218,9 @@ pair_deliver(struct pair *p)
 	for (d = 0; d < 2; d++) {
 		while ((n = simnet_recv(p->net, d, p->pkt, (int)sizeof(p->pkt),
 		                        p->now)) >= 0) {
-			int rc = kcp_input(p->k[1 - d], (const char *)p->pkt, n);
+			int rc = p->input_at ?
+			         kcp_input_at(p->k[1 - d], (const char *)p->pkt, n, p->now) :
+			         kcp_input(p->k[1 - d], (const char *)p->pkt, n);
 			if (rc != 0) {
 				p->input_errors++;
 				p->last_input_rc = rc;
@@ -921,6 +924,181 @@ TEST(minrto)
 	pair_free(&p);
 }
 
+/* ---- the RTO on short and jittery links (issue 15) ---- */
+
+/* The times A sent PUSH segments with sn (run_short_rtt's last message). */
+struct snlog {
+	uint32_t sn;
+	int n;
+	uint32_t t[64];
+};
+
+static void
+tap_snlog(struct pair *p, int dir, const struct kw_seg *s, int n)
+{
+	struct snlog *l = p->tapctx;
+	for (int i = 0; i < n; i++)
+		if (dir == 0 && s[i].cmd == KCP_CMD_PUSH && s[i].sn == l->sn &&
+		    l->n < 64)
+			l->t[l->n++] = p->now;
+}
+
+/* A 2 ms RTT (1 ms each way), the session's profile (nodelay 1, interval
+ * 10, resend 2, nc 1), acks timed at arrival (kcp_input_at): the RTO
+ * follows the RTT down to srtt + 2 ms, or down to minrto. Then the link
+ * goes silent: the first retransmission leaves one RTO after the send, not
+ * at the next 10 ms flush, the timer backs off 1.5x per send and stays
+ * under RTO_MAX, and the link dies after deadlink sends. */
+static void
+run_short_rtt(int minrto, int lo, int hi, uint64_t seed)
+{
+	struct simnet_conf c = { 0, 1, 1, 0, 0, 0, 0, 0, 0 };
+	struct pair p;
+	struct snlog log;
+	pair_init(&p, &c, seed, 31, 1000);
+	p.input_at = 1;
+	pair_nodelay(&p, 1, 10, 2, 1);
+	if (minrto > 0) {
+		kcp_setminrto(p.k[0], minrto);
+		kcp_setminrto(p.k[1], minrto);
+	}
+	for (int d = 0; d < 2; d++) {
+		p.f[d].total = 300;
+		p.f[d].sendq = 2; /* a trickle: every message waits for acks */
+		p.f[d].maxlen = 100;
+	}
+	CHECK(pair_run(&p, flows_quiet, 60000));
+	check_flows(&p, "short rtt");
+	for (int d = 0; d < 2; d++) {
+		VERBOSE("    minrto %d: side %d srtt %d rto %d\n", minrto, d,
+		        kcp_srtt(p.k[d]), kcp_rto(p.k[d]));
+		CHECK(kcp_srtt(p.k[d]) >= 1 && kcp_srtt(p.k[d]) <= 3);
+		CHECK(kcp_rto(p.k[d]) >= lo && kcp_rto(p.k[d]) <= hi);
+	}
+	struct kcp_stats st;
+	kcp_getstats(p.k[0], &st);
+	CHECK_EQ(st.retrans_timeout + st.retrans_fast, 0); /* a steady link */
+
+	/* silence: one message, never acked */
+	int rto = kcp_rto(p.k[0]);
+	struct simnet_conf dead = c;
+	dead.loss = 1.0;
+	simnet_setconf(p.net, &dead);
+	memset(&log, 0, sizeof log);
+	log.sn = 300; /* A's next sn: 300 messages of one segment went before */
+	p.tap = tap_snlog;
+	p.tapctx = &log;
+	p.f[0].total = 301;
+	kcp_setdeadlink(p.k[0], 12);
+	uint32_t t0 = p.now;
+	while (!kcp_isdead(p.k[0]) && p.now - t0 < 600000)
+		pair_step(&p);
+	CHECK(kcp_isdead(p.k[0]));
+	REQUIRE_EQ(log.n, 12);
+	VERBOSE("    silent: rto %d, sends at +%u +%u +%u +%u ... +%u\n", rto,
+	        log.t[1] - log.t[0], log.t[2] - log.t[0], log.t[3] - log.t[0],
+	        log.t[4] - log.t[0], log.t[11] - log.t[0]);
+	CHECK_EQ(log.t[1] - log.t[0], (uint32_t)rto);
+	uint32_t gap = log.t[1] - log.t[0];
+	for (int i = 2; i < log.n; i++) {
+		uint32_t g = log.t[i] - log.t[i - 1];
+		/* nodelay 1: rto += rto / 2 (integer), capped at RTO_MAX */
+		CHECK(g >= gap + gap / 2 - 1 && g <= gap + gap / 2 + 1);
+		CHECK(g <= 60000);
+		gap = g;
+	}
+	pair_free(&p);
+}
+
+TEST(rto_short_rtt_minrto1) { run_short_rtt(1, 3, 6, 1901); }
+TEST(rto_short_rtt_minrto5) { run_short_rtt(5, 5, 6, 1902); }
+/* kcp_nodelay's own floor, as classic: 30 ms whatever the RTT */
+TEST(rto_short_rtt_nodelay_floor) { run_short_rtt(0, 30, 30, 1903); }
+
+/* The classic timing (kcp_seteager 0) keeps the interval in the RTO: a
+ * retransmission waits for a flush, so the RTO must cover one. */
+TEST(rto_classic_interval)
+{
+	struct simnet_conf c = { 0, 1, 1, 0, 0, 0, 0, 0, 0 };
+	struct pair p;
+	pair_init(&p, &c, 1904, 32, 0);
+	p.input_at = 1;
+	pair_nodelay(&p, 1, 10, 2, 1);
+	for (int d = 0; d < 2; d++) {
+		kcp_seteager(p.k[d], 0);
+		kcp_setminrto(p.k[d], 1);
+		p.f[d].total = 100;
+		p.f[d].sendq = 2;
+	}
+	CHECK(pair_run(&p, flows_quiet, 60000));
+	check_flows(&p, "classic interval");
+	for (int d = 0; d < 2; d++)
+		CHECK(kcp_rto(p.k[d]) >= kcp_srtt(p.k[d]) + 10);
+	/* the same object, eager again: the interval term goes at once (the
+	 * acks waited for the peer's flush, so srtt and rttvar are larger
+	 * than the link's 2 ms) */
+	int before = kcp_rto(p.k[0]);
+	kcp_seteager(p.k[0], KCP_EAGER_ALL);
+	VERBOSE("    classic: srtt %d rto %d, eager: rto %d\n", kcp_srtt(p.k[0]),
+	        before, kcp_rto(p.k[0]));
+	CHECK(kcp_rto(p.k[0]) < before);
+	pair_free(&p);
+}
+
+/* A jittery link: each way 1..8 ms plus up to 6 ms of jitter (RTT 2..28
+ * ms, reordered at times), no loss, minrto 1 so that nothing but the
+ * estimator stands between jitter and a spurious retransmission. Every
+ * retransmission here is spurious: they stay a small fraction of the
+ * segments (no storm: a spurious resend neither shrinks the estimate nor
+ * leads to another), and the RTO stays within the link's RTT range plus
+ * 4 x rttvar. The same with acks timed at the last update (kcp_input, the
+ * classic clock: samples up to a step short) resends more: what timing
+ * them at arrival (kcp_input_at) is for. */
+/* Returns the fraction of PUSH segments resent, both sides together. */
+static double
+run_jitter(int input_at, uint64_t seed)
+{
+	struct simnet_conf c = { 0, 1, 8, 6, 0, 0, 0, 0, 0 };
+	struct pair p;
+	uint64_t resent = 0, push = 0;
+	pair_init(&p, &c, seed, 33, 0);
+	p.input_at = input_at;
+	pair_nodelay(&p, 1, 10, 2, 1);
+	for (int d = 0; d < 2; d++) {
+		kcp_setminrto(p.k[d], 1);
+		p.f[d].total = 3000;
+		p.f[d].sendq = 4;
+		p.f[d].maxlen = 200;
+	}
+	CHECK(pair_run(&p, flows_quiet, 600000));
+	check_flows(&p, "jitter");
+	for (int d = 0; d < 2; d++) {
+		struct kcp_stats st;
+		kcp_getstats(p.k[d], &st);
+		VERBOSE("    jitter (input_at %d): side %d srtt %d rto %d, %llu of "
+		        "%llu PUSH resent (%llu timeout, %llu fast)\n", input_at, d,
+		        kcp_srtt(p.k[d]), kcp_rto(p.k[d]),
+		        (unsigned long long)(st.retrans_timeout + st.retrans_fast),
+		        (unsigned long long)st.out_push,
+		        (unsigned long long)st.retrans_timeout,
+		        (unsigned long long)st.retrans_fast);
+		resent += st.retrans_timeout + st.retrans_fast;
+		push += st.out_push;
+		CHECK(kcp_rto(p.k[d]) >= 2 && kcp_rto(p.k[d]) <= 120);
+	}
+	pair_free(&p);
+	return (double)resent / (double)push;
+}
+
+TEST(rto_jitter_no_storm)
+{
+	double at = run_jitter(1, 1905), stale = run_jitter(0, 1905);
+	VERBOSE("    resent: %.2f%% timed at arrival, %.2f%% at the last update\n",
+	        100 * at, 100 * stale);
+	CHECK(at <= 0.01);
+	CHECK(at < stale);
+}
+
 /* ---- a full receive window ---- */
 
 static int
@@ -1561,6 +1739,112 @@ TEST(eager_timing)
 		kcp_release(a);
 		kcp_release(b);
 	}
+}
+
+/* kcp_setackdelay: without KCP_EAGER_ACK, an ack leaves exactly the delay
+ * after it arrived, whatever the flush clock, or earlier on a datagram
+ * that leaves anyway. */
+TEST(ackdelay_timing)
+{
+	struct capture ca, cb;
+	struct kw_seg sg[4];
+	memset(&ca, 0, sizeof(ca));
+	memset(&cb, 0, sizeof(cb));
+	kcp_t *a = kcp_create(12, &ca), *b = kcp_create(12, &cb);
+	REQUIRE(a && b);
+	kcp_setoutput(a, capture_cb);
+	kcp_setoutput(b, capture_cb);
+	kcp_nodelay(a, 1, 10, 2, 1);
+	kcp_nodelay(b, 1, 10, 2, 1);
+	kcp_seteager(b, KCP_EAGER_DATA | KCP_EAGER_RESEND);
+	kcp_setackdelay(b, 10);
+	kcp_update(a, 0);
+	kcp_update(b, 3); /* B's flushes at 13, 23, ... */
+	CHECK_EQ(kcp_send(a, "x", 1), 0);
+	kcp_update(a, 5);
+	REQUIRE_EQ(ca.n, 1);
+	CHECK_EQ(kcp_input_at(b, (const char *)ca.buf[0], ca.len[0], 6), 0);
+	/* due at 6 + 10; the flush at 13 does not send it */
+	CHECK_EQ(kcp_check(b, 6), 13u);
+	kcp_update(b, 13);
+	CHECK_EQ(cb.n, 0);
+	CHECK_EQ(kcp_check(b, 13), 16u);
+	kcp_update(b, 15);
+	CHECK_EQ(cb.n, 0);
+	kcp_update(b, 16);
+	REQUIRE_EQ(cb.n, 1);
+	CHECK_EQ(kw_parse(cb.buf[0], cb.len[0], sg, 4), 1);
+	CHECK_EQ(sg[0].cmd, KCP_CMD_ACK);
+	CHECK_EQ(kcp_input_at(a, (const char *)cb.buf[0], cb.len[0], 17), 0);
+	CHECK_EQ(kcp_srtt(a), 12); /* sent at 5, acked at 17 */
+	/* a reply within the delay carries the ack: one datagram */
+	CHECK_EQ(kcp_send(a, "y", 1), 0);
+	kcp_update(a, 20);
+	REQUIRE_EQ(ca.n, 2);
+	CHECK_EQ(kcp_input_at(b, (const char *)ca.buf[1], ca.len[1], 21), 0);
+	kcp_update(b, 22);
+	CHECK_EQ(cb.n, 1);
+	CHECK_EQ(kcp_send(b, "z", 1), 0);
+	kcp_update(b, 24);
+	REQUIRE_EQ(cb.n, 2);
+	CHECK_EQ(kw_parse(cb.buf[1], cb.len[1], sg, 4), 2);
+	CHECK_EQ(sg[0].cmd, KCP_CMD_PUSH);
+	CHECK_EQ(sg[1].cmd, KCP_CMD_ACK);
+	kcp_update(b, 40);
+	CHECK_EQ(cb.n, 2); /* nothing left to ack */
+	kcp_release(a);
+	kcp_release(b);
+}
+
+/* The peer delays its acks (a client with ack_delay): by up to a flush
+ * interval at random (the classic timing), or by exactly one interval
+ * (kcp_setackdelay). The sender's RTO pays 4 x the spread of the first,
+ * only the length of the second. A sends a message every 20..36 ms, out
+ * of phase with B's flushes, over a 2 ms RTT; B sends nothing, so no ack
+ * rides. */
+static int
+run_peer_ack_delay(int ackdelay, uint64_t seed)
+{
+	struct simnet_conf c = { 0, 1, 1, 0, 0, 0, 0, 0, 0 };
+	struct pair p;
+	struct kcp_stats st;
+	pair_init(&p, &c, seed, 34, 0);
+	p.input_at = 1;
+	p.fine = 1;
+	pair_nodelay(&p, 1, 10, 2, 1);
+	kcp_setminrto(p.k[0], 5);
+	kcp_seteager(p.k[1], KCP_EAGER_DATA | KCP_EAGER_RESEND);
+	kcp_setackdelay(p.k[1], ackdelay);
+	int sent = 0, got = 0;
+	uint32_t next = p.now + 5;
+	while (got < 400 && p.now < 60000) {
+		if (sent < 400 && !less(p.now, next)) {
+			CHECK_EQ(kcp_send(p.k[0], "tick", 4), 0);
+			sent++;
+			next = p.now + 20 + (uint32_t)(simnet_rand(p.net) % 17);
+		}
+		pair_step(&p);
+		while (kcp_recv(p.k[1], (char *)rbuf, (int)sizeof(rbuf)) >= 0)
+			got++;
+	}
+	CHECK_EQ(got, 400);
+	kcp_getstats(p.k[0], &st);
+	VERBOSE("    peer ack delay %d: srtt %d rto %d, %llu of %llu PUSH "
+	        "resent\n", ackdelay, kcp_srtt(p.k[0]), kcp_rto(p.k[0]),
+	        (unsigned long long)(st.retrans_timeout + st.retrans_fast),
+	        (unsigned long long)st.out_push);
+	if (ackdelay)
+		CHECK_EQ(st.retrans_timeout, 0);
+	int rto = kcp_rto(p.k[0]);
+	pair_free(&p);
+	return rto;
+}
+
+TEST(rto_peer_ack_delay)
+{
+	int spread = run_peer_ack_delay(0, 1906), fixed = run_peer_ack_delay(10, 1906);
+	CHECK(fixed >= 12 && fixed <= 15); /* 2 + 10, + G, rounded up */
+	CHECK(fixed < spread);
 }
 
 /* A check that answers "now" must be one that update acts on: a caller
@@ -2217,6 +2501,11 @@ static const struct tu_test tests[] = {
 	TU(wraparound),
 	TU(timer_wrap),
 	TU(minrto),
+	TU(rto_short_rtt_minrto1),
+	TU(rto_short_rtt_minrto5),
+	TU(rto_short_rtt_nodelay_floor),
+	TU(rto_classic_interval),
+	TU(rto_jitter_no_storm),
 	TU(window_full_recovers),
 	TU(window_probe),
 	TU(deadlink_default),
@@ -2236,6 +2525,8 @@ static const struct tu_test tests[] = {
 	TU(window_overrun),
 	TU(soak_random),
 	TU(eager_timing),
+	TU(ackdelay_timing),
+	TU(rto_peer_ack_delay),
 	TU(check_no_spin),
 	TU(cwnd_random_loss),
 	TU(pool_trim),

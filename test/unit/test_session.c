@@ -2308,6 +2308,47 @@ TEST(delayed_ack_rides_on_the_answer)
 	CHECK(late <= 10 + 1);      /* at the next interval flush (10 ms) */
 }
 
+/* A lost message costs one RTO, and the RTO follows a 2 ms RTT down to
+ * kcp.minrto (5 ms) instead of KCP's classic 30 ms floor (minrto 0). The
+ * client's first send of message 50 is lost; the echo comes back one RTO
+ * (plus a round trip) later. */
+static uint32_t
+loss_cost_ms(int minrto)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.minrto = minrto;
+	world_init(NULL);
+	struct simnet_conf nc = { .delay_min = 1, .delay_max = 1 };
+	struct client *c = add_client(&nc, &sc, "x", 1);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	for (uint32_t i = 0; i < 50; i++) {
+		send_counter(c, i, 16);
+		CHECK(RUN_UNTIL(c->rel.n == i + 1, 1000));
+		run_ms(3);
+	}
+	c->mute_up = 1;
+	uint32_t t0 = W.t;
+	send_counter(c, 50, 16);
+	step();
+	c->mute_up = 0;
+	CHECK(RUN_UNTIL(c->rel.n == 51, 5000));
+	uint32_t cost = W.t - t0;
+	CHECK_EQ(c->rel.errors, 0);
+	world_free();
+	return cost;
+}
+
+TEST(loss_costs_a_short_rto)
+{
+	uint32_t fast = loss_cost_ms(5), classic = loss_cost_ms(0);
+	if (tu_verbose)
+		printf("a lost message echoed after %u ms (minrto 5), %u ms "
+		       "(minrto 0: KCP's 30)\n", fast, classic);
+	CHECK(fast >= 5 && fast <= 5 + 4); /* the RTO, then a round trip */
+	CHECK(classic >= 30 && classic <= 30 + 4);
+}
+
 /* ---- stateless reset -------------------------------------------------- */
 
 /* kill -9: the gate vanishes without a word (nothing it sends leaves) and
@@ -2525,6 +2566,7 @@ static const struct tu_test tests[] = {
 	TU(fec_follows_an_address_change),
 	TU(idle_session_memory),
 	TU(delayed_ack_rides_on_the_answer),
+	TU(loss_costs_a_short_rto),
 	TU(restart_resets_the_client_within_a_heartbeat),
 	TU(reset_only_with_the_token),
 	TU(resets_are_smaller_and_bounded),
