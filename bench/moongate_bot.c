@@ -1,6 +1,7 @@
 /*
  * moongate_bot.c - moongate-bot: many client sessions in one process and
- * one libev loop, against a running server that echoes reliable messages.
+ * one libev loop (or over --procs worker processes, a loop each), against
+ * a running server that echoes reliable messages.
  *
  *   moongate-bot --server udp://127.0.0.1:7777 --clients 1000 --rate 20
  *                --seconds 10 --mode echo [--size 32] [--server-pid PID]
