@@ -1,12 +1,20 @@
 /*
  * botlib.c - what the bots share (botlib.h).
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "botlib.h"
 #include "procstat.h"
@@ -136,4 +144,274 @@ bot_print_server_cpu(const struct bot_usage *u)
 {
 	if (u->server_pid)
 		printf(" server_cpu=%.2f", u->srv_cpu);
+}
+
+/* ---- a bot over several processes --------------------------------------- */
+
+int
+bot_arg_cpus(const char *v, void *dst)
+{
+	struct bot_cpus *c = dst;
+	c->n = 0;
+	while (*v) {
+		char *end;
+		long a = strtol(v, &end, 10), b = a;
+		if (end == v || a < 0 || a >= CPU_SETSIZE)
+			return -1;
+		v = end;
+		if (*v == '-') {
+			b = strtol(v + 1, &end, 10);
+			if (end == v + 1 || b < a || b >= CPU_SETSIZE)
+				return -1;
+			v = end;
+		}
+		for (long k = a; k <= b; k++) {
+			if (c->n >= BOT_PROCS_MAX)
+				return -1;
+			c->cpu[c->n++] = (int)k;
+		}
+		if (*v == ',')
+			v++;
+		else if (*v)
+			return -1;
+	}
+	return c->n > 0 ? 0 : -1;
+}
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+kill_all(struct bot_procs *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (p->pid[i] > 0) {
+			kill(p->pid[i], SIGKILL);
+			waitpid(p->pid[i], NULL, 0);
+			p->pid[i] = 0;
+		}
+}
+
+int
+bot_pin_cpu(const char *name, int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set) < 0) {
+		fprintf(stderr, "%s: pinning to CPU %d: %s\n", name, cpu,
+		        strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+bot_procs_fork(struct bot_procs *p, const char *name, int n,
+               const struct bot_cpus *cpus, struct bot_worker *w)
+{
+	pid_t parent = getpid();
+	memset(p, 0, sizeof *p);
+	p->name = name;
+	fflush(stdout);
+	fflush(stderr);
+	for (int i = 0; i < n; i++) {
+		int rp[2], gp[2];
+		if (pipe(rp) < 0) {
+			fprintf(stderr, "%s: pipe: %s\n", name, strerror(errno));
+			kill_all(p);
+			exit(1);
+		}
+		if (pipe(gp) < 0) {
+			fprintf(stderr, "%s: pipe: %s\n", name, strerror(errno));
+			close(rp[0]), close(rp[1]);
+			kill_all(p);
+			exit(1);
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			fprintf(stderr, "%s: fork: %s\n", name, strerror(errno));
+			close(rp[0]), close(rp[1]), close(gp[0]), close(gp[1]);
+			kill_all(p);
+			exit(1);
+		}
+		if (pid == 0) {
+			/* the parent's death kills us; it may have died already */
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+				_exit(1);
+			for (int k = 0; k < i; k++)
+				close(p->rfd[k]), close(p->gfd[k]);
+			close(rp[0]);
+			close(gp[1]);
+			char who[64];
+			snprintf(who, sizeof who, "%s[%d]", name, i);
+			if (cpus && cpus->n > 0 &&
+			    bot_pin_cpu(who, cpus->cpu[i % cpus->n]) < 0)
+				_exit(1);
+			w->idx = i;
+			w->report_fd = rp[1];
+			w->go_fd = gp[0];
+			return i;
+		}
+		close(rp[1]);
+		close(gp[0]);
+		p->pid[i] = pid;
+		p->rfd[i] = rp[0];
+		p->gfd[i] = gp[1];
+		p->n = i + 1;
+	}
+	return -1;
+}
+
+int
+bot_worker_report(const struct bot_worker *w, char tag, const void *data,
+                  size_t len)
+{
+	const uint8_t *d = data;
+	if (write(w->report_fd, &tag, 1) != 1)
+		return -1;
+	while (len > 0) {
+		ssize_t r = write(w->report_fd, d, len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		d += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+bot_worker_go(const struct bot_worker *w)
+{
+	char c;
+	ssize_t r = read(w->go_fd, &c, 1);
+	if (r == 1)
+		return c == 'G' ? 1 : -1;
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	return -1;
+}
+
+/* Worker i failed: how, on stderr. */
+static void
+worker_failed(struct bot_procs *p, int i, const char *what, const char *how)
+{
+	int st = 0;
+	pid_t r = 0;
+	/* its pipe closes as it exits, just before it can be reaped */
+	for (int k = 0; k < 100 && r == 0; k++) {
+		r = waitpid(p->pid[i], &st, WNOHANG);
+		if (r == 0)
+			usleep(10000);
+	}
+	if (r == p->pid[i]) {
+		p->pid[i] = 0;
+		if (WIFSIGNALED(st))
+			snprintf(p->err, sizeof p->err, "worker %d (pid %d) killed by "
+			         "signal %d (%s) before its %s report", i, (int)r,
+			         WTERMSIG(st), strsignal(WTERMSIG(st)), what);
+		else
+			snprintf(p->err, sizeof p->err, "worker %d (pid %d) exited with "
+			         "status %d before its %s report", i, (int)r,
+			         WEXITSTATUS(st), what);
+	} else
+		snprintf(p->err, sizeof p->err, "worker %d (pid %d) %s before its "
+		         "%s report", i, p->pid[i], how, what);
+}
+
+int
+bot_procs_expect(struct bot_procs *p, char tag, const char *what, void *recs,
+                 size_t len, double timeout)
+{
+	double deadline = mono_s() + timeout;
+	for (int i = 0; i < p->n; i++)
+		p->got[i] = 0;
+	for (;;) {
+		struct pollfd pf[BOT_PROCS_MAX];
+		int who[BOT_PROCS_MAX], m = 0;
+		for (int i = 0; i < p->n; i++)
+			if (p->got[i] < 1 + len) {
+				pf[m].fd = p->rfd[i];
+				pf[m].events = POLLIN;
+				who[m++] = i;
+			}
+		if (m == 0)
+			return 0;
+		double left = deadline - mono_s();
+		if (left <= 0) {
+			snprintf(p->err, sizeof p->err, "worker %d (pid %d) sent no %s "
+			         "report within %.0f s (%d of %d workers late)", who[0],
+			         p->pid[who[0]], what, timeout, m, p->n);
+			return -1;
+		}
+		int r = poll(pf, (nfds_t)m, (int)(left * 1000) + 1);
+		if (r < 0 && errno != EINTR) {
+			snprintf(p->err, sizeof p->err, "poll: %s", strerror(errno));
+			return -1;
+		}
+		for (int k = 0; r > 0 && k < m; k++) {
+			if (!pf[k].revents)
+				continue;
+			int i = who[k];
+			ssize_t n;
+			if (p->got[i] == 0) {
+				char c;
+				n = read(p->rfd[i], &c, 1);
+				if (n == 1 && c != tag) {
+					snprintf(p->err, sizeof p->err, "worker %d (pid %d) sent "
+					         "'%c' where its %s report was due", i, p->pid[i],
+					         c, what);
+					return -1;
+				}
+			} else
+				n = read(p->rfd[i], (uint8_t *)recs + (size_t)i * len +
+				         (p->got[i] - 1), 1 + len - p->got[i]);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				worker_failed(p, i, what, n < 0 ? strerror(errno) :
+				              "closed its pipe");
+				return -1;
+			}
+			p->got[i] += (size_t)n;
+		}
+	}
+}
+
+int
+bot_procs_go(struct bot_procs *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (write(p->gfd[i], "G", 1) != 1) {
+			snprintf(p->err, sizeof p->err, "worker %d (pid %d): go: %s", i,
+			         p->pid[i], strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+void
+bot_procs_reap(struct bot_procs *p, double timeout)
+{
+	double deadline = mono_s() + timeout;
+	for (int i = 0; i < p->n; i++) {
+		while (p->pid[i] > 0 && mono_s() < deadline) {
+			if (waitpid(p->pid[i], NULL, WNOHANG) != 0)
+				p->pid[i] = 0;
+			else
+				usleep(10000);
+		}
+	}
+	kill_all(p);
+	for (int i = 0; i < p->n; i++) {
+		close(p->rfd[i]);
+		close(p->gfd[i]);
+	}
 }

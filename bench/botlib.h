@@ -121,4 +121,64 @@ void bot_usage_stop(struct bot_usage *u, double seconds);
 void bot_print_latency(const struct hist *h);
 void bot_print_server_cpu(const struct bot_usage *u);
 
+/* ---- a bot over several processes (--procs) ----------------------------- */
+
+/* The parent forks N workers, each running its share of the clients on
+ * its own loop. A worker reports on its pipe a tag byte, optionally
+ * followed by a fixed-size record (a struct: the workers are forks of the
+ * same binary); the parent reads every worker's report with a deadline.
+ * A worker that dies, closes its pipe, sends something else or misses the
+ * deadline fails the run: the parent says which and why on stderr. The
+ * parent's death kills the workers (PR_SET_PDEATHSIG). */
+#define BOT_PROCS_MAX 64
+
+/* --cpus LIST: "1", "0,1", "0-3,6": worker i is pinned to cpu[i % n]. */
+struct bot_cpus {
+	int n;
+	int cpu[BOT_PROCS_MAX];
+};
+int bot_arg_cpus(const char *v, void *dst); /* dst: struct bot_cpus * */
+
+struct bot_procs {
+	const char *name;             /* prefixes the messages */
+	int n;
+	int pid[BOT_PROCS_MAX];       /* 0: reaped */
+	int rfd[BOT_PROCS_MAX];       /* the worker's reports */
+	int gfd[BOT_PROCS_MAX];       /* the parent's word to the worker */
+	size_t got[BOT_PROCS_MAX];    /* bytes of the report being read */
+	char err[512];                /* why the last call failed */
+};
+/* In a worker: its index, its pipes. */
+struct bot_worker {
+	int idx;
+	int report_fd;                /* to the parent */
+	int go_fd;                    /* from the parent (readable: see go) */
+};
+
+/* Forks n workers (stdout and stderr flushed first). Returns -1 in the
+ * parent; in worker i returns i with *w filled, pinned to a CPU of cpus
+ * (NULL or n 0: not pinned), killed by SIGKILL when the parent dies. A
+ * pipe or fork that fails: the message, the workers started killed,
+ * exit(1). */
+int bot_procs_fork(struct bot_procs *p, const char *name, int n,
+                   const struct bot_cpus *cpus, struct bot_worker *w);
+/* This process pinned to cpu: 0, or -1 after saying why on stderr. */
+int bot_pin_cpu(const char *name, int cpu);
+/* Worker: tag, then len bytes of data (len 0: the tag alone). 0, -1. */
+int bot_worker_report(const struct bot_worker *w, char tag, const void *data,
+                      size_t len);
+/* Worker: 1 when the parent said go, 0 when not yet, -1 when its pipe
+ * closed (the parent is gone or gave up). */
+int bot_worker_go(const struct bot_worker *w);
+/* Parent: every worker's report tagged tag, its len bytes into
+ * recs + i * len, within timeout seconds. 0; -1 with p->err saying which
+ * worker failed and how (what names the report). */
+int bot_procs_expect(struct bot_procs *p, char tag, const char *what,
+                     void *recs, size_t len, double timeout);
+/* Parent: tells every worker to go. 0; -1 (p->err says why). */
+int bot_procs_go(struct bot_procs *p);
+/* Parent: waits up to timeout seconds for the workers to exit, kills
+ * those left (SIGKILL) and reaps them. */
+void bot_procs_reap(struct bot_procs *p, double timeout);
+
 #endif

@@ -34,6 +34,16 @@ hist_add(struct hist *h, uint64_t us)
 		h->max = us;
 }
 
+void
+hist_merge(struct hist *dst, const struct hist *src)
+{
+	for (int i = 0; i < HIST_BUCKETS; i++)
+		dst->n[i] += src->n[i];
+	dst->count += src->count;
+	if (src->max > dst->max)
+		dst->max = src->max;
+}
+
 double
 hist_ms(const struct hist *h, double p)
 {

@@ -17,6 +17,9 @@ struct hist {
 };
 
 void hist_add(struct hist *h, uint64_t us);
+/* Adds every sample of src to dst (the buckets, the count, the max): the
+ * quantiles of the merge are those of one histogram fed every sample. */
+void hist_merge(struct hist *dst, const struct hist *src);
 /* The p-quantile (0 < p <= 1) in milliseconds; 0 with no samples. */
 double hist_ms(const struct hist *h, double p);
 

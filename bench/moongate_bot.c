@@ -1,12 +1,13 @@
 /*
  * moongate_bot.c - moongate-bot: many client sessions in one process and
- * one libev loop, against a running server that echoes reliable messages.
+ * one libev loop (or over --procs worker processes, a loop each), against
+ * a running server that echoes reliable messages.
  *
  *   moongate-bot --server udp://127.0.0.1:7777 --clients 1000 --rate 20
  *                --seconds 10 --mode echo [--size 32] [--server-pid PID]
  *                [--connect-rate 500] [--window W] [--drain 2]
  *                [--ack-delay 0|1] [--kcp NODELAY,INTERVAL,RESEND,NC]
- *                [--warmup S]
+ *                [--procs N] [--cpus LIST] [--warmup S]
  *
  * Phases, each bounded in time:
  *   connect  clients connect at --connect-rate per second; the phase ends
@@ -26,6 +27,20 @@
  *   drain    up to --drain seconds (2) for the echoes still on the way
  *            (a lossy link needs more: TCP's backoff reaches seconds);
  *   close    every client closes gracefully; up to 2 s for the CLOSEs.
+ *
+ * --procs N (1): the clients are spread over N worker processes forked by
+ * this one (clients/N each, the remainder one more to the first ones;
+ * --connect-rate likewise), each with its own loop, so that the load
+ * generator is not the limit (issue 15). --cpus LIST ("0,1", "0-3") pins
+ * worker i to the (i mod len)-th CPU of LIST. The workers' phases are held
+ * together: each reports when its clients are connected, the parent tells
+ * them all to start the run at once, reads the server's CPU and memory
+ * over it, and gathers each worker's totals over a pipe when it ends
+ * (counts, its latency histogram in full, so the percentiles are those of
+ * every echo, and its CPU). A worker that dies or misses a deadline fails
+ * the run (exit 1, which worker and how on stderr, no RESULT line); the
+ * parent's death kills the workers. Progress lines come from each worker,
+ * prefixed "bot[I]:".
  *
  * A message is idx u32 | seq u32 | sent_us u64 | filler up to --size. The
  * echo is checked: its client index, a seq never seen before (dup) and
@@ -52,7 +67,19 @@
  * before the first connect; server_rss_kb: at the end of the run phase,
  * every client still connected. Exit 0 on a clean run, 1 when a
  * message was lost, duplicated or out of order, or a connect failed.
+ *
+ * With --procs N > 1 the keys are the same, bot_cpu is the sum over the
+ * workers (a fraction of one core: 1.3 is 1.3 cores), rtt_per_s the sum
+ * of theirs, and three keys follow:
+ *   procs=N bot_cpu_max=... rtt_per_server_cpu_s=...
+ * bot_cpu_max: the busiest worker's share of one core (near 1.00: that
+ * worker is the limit); rtt_per_server_cpu_s: rtt_per_s / server_cpu
+ * (with --server-pid only).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,11 +116,23 @@ static struct {
 	double drain;
 	int ack_delay;        /* -1: the library's default */
 	int kcp[4];           /* nodelay, interval, resend, nc; kcp[1] 0: default */
+	int procs;
+	struct bot_cpus cpus;
 	double warmup;        /* seconds of traffic before the measured ones */
-} opt = { NULL, 10, 32, 500, 20, 10, 0, 0, 2, -1, { 0, 0, 0, 0 }, 0 };
+} opt = { NULL, 10, 32, 500, 20, 10, 0, 0, 2, -1, { 0, 0, 0, 0 }, 1, { 0, { 0 } }, 0 };
 static struct mgclient_options copts;
 
-enum { CONNECT, RUN, DRAIN, CLOSE, END };
+/* WAIT: a worker's clients are connected, the parent's go is due */
+enum { CONNECT, WAIT, RUN, DRAIN, CLOSE, END };
+
+/* A worker's totals, sent to the parent at its end. */
+struct total {
+	uint64_t sent, received, lost, dups, ooo, bad, send_err, dgrams, bytes;
+	uint64_t run_recv;
+	int32_t connected, failed, closed_early, open_left;
+	double run_el, cpu;
+	struct hist hist;
+};
 
 static struct ev_loop *loop;
 static struct bot *bots;
@@ -110,6 +149,11 @@ static uint64_t run_recv0, run_recv;   /* received at the run's start, in it */
 static double run_el;                  /* length of the run phase, s */
 static long rss_before = -1;           /* server VmRSS before, kB */
 static struct bot_usage run_usage = { 0, -1, -1, -1, -1, -1 };
+static uint64_t bytes;                 /* payload bytes of the echoes counted */
+static int idx0;                       /* the first client's index */
+static char name[32] = "bot";          /* "bot[I]" in worker I */
+static struct bot_worker *worker;      /* NULL: no parent to report to */
+static ev_io go_w;
 
 /* An echo: 1 when it counts as received. */
 static int
@@ -135,6 +179,7 @@ message(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 	else
 		b->top = seq;
 	received++;
+	bytes += len;
 	if (t >= measure_from)
 		hist_add(&hist, now > t ? now - t : 0);
 	return 1;
@@ -165,7 +210,7 @@ on_event(struct evclient *e, const struct mgclient_event *ev, uint64_t now)
 		dgrams++;
 		break;
 	case MGCLIENT_CLOSE:
-		switch (bot_closed("bot", b->idx, b->open, phase < CLOSE, ev)) {
+		switch (bot_closed(name, b->idx, b->open, phase < CLOSE, ev)) {
 		case BOT_CONNECT_FAILED: failed++; break;
 		case BOT_CLOSED_EARLY: closed_early++; break;
 		}
@@ -201,7 +246,7 @@ start_client(struct bot *b)
 	b->ec.data = b;
 	if (evclient_start(&b->ec, loop, opt.server, "bot", 3, &copts, err,
 	                   sizeof err) < 0) {
-		fprintf(stderr, "bot: client %d: %s\n", b->idx, err);
+		fprintf(stderr, "%s: client %d: %s\n", name, b->idx, err);
 		failed++;
 		done_count++;
 	}
@@ -237,9 +282,10 @@ send_one(struct bot *b, uint64_t now)
 static void
 progress(uint64_t now)
 {
-	static const char *names[] = { "connect", "run", "drain", "close", "end" };
-	fprintf(stderr, "bot: %-7s %5.1fs started=%d connected=%d failed=%d "
-	        "sent=%llu received=%llu\n", names[phase],
+	static const char *names[] = { "connect", "wait", "run", "drain", "close",
+	                               "end" };
+	fprintf(stderr, "%s: %-7s %5.1fs started=%d connected=%d failed=%d "
+	        "sent=%llu received=%llu\n", name, names[phase],
 	        (now - phase_start) / 1e6, started, connected, failed,
 	        (unsigned long long)sent, (unsigned long long)received);
 	last_progress = now;
@@ -253,6 +299,8 @@ next_phase(int p, uint64_t now)
 		run_el = el;
 		run_recv = received - run_recv0;
 		bot_usage_stop(&run_usage, el);
+		if (worker && bot_worker_report(worker, 'E', NULL, 0) < 0)
+			exit(1); /* the parent is gone */
 	}
 	phase = p;
 	phase_start = now;
@@ -295,12 +343,19 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 			start_client(&bots[started]);
 			started++;
 		}
-		if (started == opt.clients && connected + failed >= opt.clients)
-			next_phase(RUN, now);
-		else if (now >= phase_deadline)
-			next_phase(RUN, now); /* the stragglers count as failed */
+		if ((started == opt.clients && connected + failed >= opt.clients) ||
+		    now >= phase_deadline) { /* the stragglers count as failed */
+			if (!worker)
+				next_phase(RUN, now);
+			else if (bot_worker_report(worker, 'R', NULL, 0) < 0)
+				exit(1); /* the parent is gone */
+			else
+				next_phase(WAIT, now);
+		}
 		break;
 	}
+	case WAIT: /* on_go starts the run */
+		break;
 	case RUN: {
 		double el = (now - phase_start) / 1e6;
 		if (el > opt.warmup + opt.seconds)
@@ -336,6 +391,23 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 		progress(now);
 }
 
+/* A worker: the parent's go (or its end) */
+static void
+on_go(struct ev_loop *l, ev_io *w, int revents)
+{
+	(void)l, (void)revents;
+	int r = bot_worker_go(worker);
+	if (r == 0)
+		return;
+	ev_io_stop(loop, w);
+	if (r < 0) {
+		fprintf(stderr, "%s: the parent is gone\n", name);
+		exit(1);
+	}
+	if (phase == WAIT)
+		next_phase(RUN, mgclient_now());
+}
+
 static int
 usage(void)
 {
@@ -345,7 +417,8 @@ usage(void)
 	        "[--mode echo]\n"
 	        "       [--size BYTES] [--server-pid PID] [--connect-rate N]\n"
 	        "       [--window W] [--drain S] [--ack-delay 0|1]\n"
-	        "       [--kcp NODELAY,INTERVAL,RESEND,NC] [--warmup S]\n");
+	        "       [--kcp NODELAY,INTERVAL,RESEND,NC] [--warmup S] [--procs N] "
+	        "[--cpus LIST]\n");
 	return 2;
 }
 
@@ -381,52 +454,23 @@ arg_kcp(const char *v, void *dst)
 	return 0;
 }
 
-int
-main(int argc, char **argv)
+/* The clients of this process (opt.clients of them, indexes from idx0):
+ * the phases, then their release. The count of those that did not finish
+ * closing, or -1 when out of memory. */
+static int
+run_clients(void)
 {
-	static const struct bot_arg args[] = {
-		BOT_COMMON_ARGS(opt),
-		{ "--mode", BOT_FN, NULL, arg_mode },
-		{ "--window", BOT_INT, &opt.window, 0 },
-		{ "--ack-delay", BOT_FN, &opt.ack_delay, arg_ack_delay },
-		{ "--kcp", BOT_FN, opt.kcp, arg_kcp },
-		{ "--warmup", BOT_DOUBLE, &opt.warmup, 0 },
-		{ NULL, 0, NULL, 0 },
-	};
-	int r = bot_args(argc, argv, args);
-	if (r == -2)
-		return 2;
-	if (r < 0)
-		return usage();
-	if (!opt.server || opt.clients < 1 || opt.clients > 1000000 ||
-	    opt.rate < 0 || opt.rate > 100000 || !(opt.seconds > 0) ||
-	    opt.seconds > 86400 || opt.size < HDR || opt.size > 65536 ||
-	    opt.connect_rate < 1 || opt.window < 0 || opt.window > 4096 ||
-	    !(opt.drain >= 0) || opt.drain > 3600 || !(opt.warmup >= 0) ||
-	    opt.warmup > 3600)
-		return usage();
-	mgclient_options_default(&copts);
-	if (opt.ack_delay >= 0)
-		copts.ack_delay = opt.ack_delay;
-	if (opt.kcp[1] > 0) {
-		copts.nodelay = opt.kcp[0];
-		copts.interval = opt.kcp[1];
-		copts.resend = opt.kcp[2];
-		copts.nc = opt.kcp[3];
-	}
-	bot_setup();
-
 	bots = calloc((size_t)opt.clients, sizeof *bots);
 	msg = calloc(1, (size_t)opt.size);
 	loop = ev_loop_new(EVFLAG_AUTO);
 	if (!bots || !msg || !loop) {
-		fprintf(stderr, "moongate-bot: out of memory\n");
-		return 1;
+		fprintf(stderr, "%s: out of memory\n", name);
+		return -1;
 	}
 	for (int i = HDR; i < opt.size; i++)
 		msg[i] = (uint8_t)i;
 	for (int i = 0; i < opt.clients; i++) {
-		bots[i].idx = i;
+		bots[i].idx = idx0 + i;
 		bots[i].ec.fd = -1;
 		bots[i].top = -1;
 	}
@@ -439,20 +483,36 @@ main(int argc, char **argv)
 	ev_timer tick;
 	ev_timer_init(&tick, on_tick, 0, TICK);
 	ev_timer_start(loop, &tick);
+	if (worker) {
+		fcntl(worker->go_fd, F_SETFL,
+		      fcntl(worker->go_fd, F_GETFL) | O_NONBLOCK);
+		ev_io_init(&go_w, on_go, worker->go_fd, EV_READ);
+		ev_io_start(loop, &go_w);
+	}
 	ev_run(loop, 0);
 
-	uint64_t lost = sent > received ? sent - received : 0;
 	int open_left = 0;
 	for (int i = 0; i < opt.clients; i++) {
 		bot_release(&bots[i].ec, bots[i].open, &open_left, &failed);
 		free(bots[i].seen);
 	}
 	if (open_left)
-		fprintf(stderr, "bot: %d clients did not finish closing\n", open_left);
+		fprintf(stderr, "%s: %d clients did not finish closing\n", name,
+		        open_left);
 	if (send_err || bad)
-		fprintf(stderr, "bot: send errors %llu, bad echoes %llu\n",
+		fprintf(stderr, "%s: send errors %llu, bad echoes %llu\n", name,
 		        (unsigned long long)send_err, (unsigned long long)bad);
+	ev_loop_destroy(loop);
+	free(bots);
+	free(msg);
+	return open_left;
+}
 
+/* The RESULT line of today's bot, without its newline; the counts are in
+ * the globals (this process's, or the workers' merged). */
+static void
+print_result(uint64_t lost, double rtt_per_s)
+{
 	printf("RESULT clients=%d sent=%llu received=%llu lost=%llu dup=%llu",
 	       opt.clients, (unsigned long long)sent, (unsigned long long)received,
 	       (unsigned long long)lost, (unsigned long long)dups);
@@ -462,15 +522,184 @@ main(int argc, char **argv)
 	printf(" bot_cpu=%.2f ooo=%llu closed=%d transport=%.3s rate=%g "
 	       "seconds=%g window=%d rtt_per_s=%.0f", run_usage.bot_cpu,
 	       (unsigned long long)ooo, closed_early, opt.server, opt.rate,
-	       opt.seconds, opt.window, run_el > 0 ? run_recv / run_el : 0);
+	       opt.seconds, opt.window, rtt_per_s);
 	if (opt.server_pid)
 		printf(" server_rss_before_kb=%ld server_rss_kb=%ld", rss_before,
 		       run_usage.rss_kb);
-	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d warmup=%g\n",
+	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d warmup=%g",
 	       copts.ack_delay, copts.nodelay, copts.interval, copts.resend,
 	       copts.nc, opt.warmup);
-	ev_loop_destroy(loop);
-	free(bots);
-	free(msg);
+}
+
+/* Worker i of n: its share of the clients, its totals to the parent. */
+static void
+run_worker(struct bot_worker *w, int i, int n)
+{
+	static struct total t; /* a histogram is 16 kB */
+	int all = opt.clients, rate = opt.connect_rate;
+	opt.clients = all / n + (i < all % n);
+	idx0 = i * (all / n) + (i < all % n ? i : all % n);
+	opt.connect_rate = rate / n + (i < rate % n);
+	if (opt.connect_rate < 1)
+		opt.connect_rate = 1;
+	opt.server_pid = 0; /* the parent watches the server */
+	snprintf(name, sizeof name, "bot[%d]", i);
+	worker = w;
+	int open_left = run_clients();
+	if (open_left < 0)
+		_exit(1);
+	t.sent = sent;
+	t.received = received;
+	t.lost = sent > received ? sent - received : 0;
+	t.dups = dups;
+	t.ooo = ooo;
+	t.bad = bad;
+	t.send_err = send_err;
+	t.dgrams = dgrams;
+	t.bytes = bytes;
+	t.run_recv = run_recv;
+	t.connected = connected;
+	t.failed = failed;
+	t.closed_early = closed_early;
+	t.open_left = open_left;
+	t.run_el = run_el;
+	t.cpu = run_usage.bot_cpu;
+	t.hist = hist;
+	fflush(stderr);
+	_exit(bot_worker_report(w, 'F', &t, sizeof t) < 0 ? 1 : 0);
+}
+
+static double
+now_s(void)
+{
+	return mgclient_now() / 1e6;
+}
+
+/* --procs N > 1: fork the workers, hold their phases together, merge. */
+static int
+run_procs(void)
+{
+	int n = opt.procs;
+	struct bot_procs P;
+	struct bot_worker w;
+	if (opt.server_pid)
+		rss_before = procstat_rss_kb(opt.server_pid);
+	int i = bot_procs_fork(&P, "bot", n, &opt.cpus, &w);
+	if (i >= 0)
+		run_worker(&w, i, n); /* does not return */
+
+	struct total *t = calloc((size_t)n, sizeof *t);
+	if (!t) {
+		fprintf(stderr, "moongate-bot: out of memory\n");
+		bot_procs_reap(&P, 0);
+		return 1;
+	}
+	/* each worker's connect phase ends by its ramp plus 15 s */
+	double ready_s = (double)opt.clients / opt.connect_rate + 15 + 10;
+	if (bot_procs_expect(&P, 'R', "ready", NULL, 0, ready_s) < 0)
+		goto fail;
+	if (bot_procs_go(&P) < 0)
+		goto fail;
+	double t0 = now_s();
+	bot_usage_start(&run_usage, opt.server_pid);
+	if (bot_procs_expect(&P, 'E', "end of run", NULL, 0, opt.warmup + opt.seconds + 10) < 0)
+		goto fail;
+	bot_usage_stop(&run_usage, now_s() - t0);
+	/* drain, close (2 s), release */
+	if (bot_procs_expect(&P, 'F', "totals", t, sizeof *t,
+	                     opt.drain + CLOSE_US / 1e6 + 15) < 0)
+		goto fail;
+	bot_procs_reap(&P, 5);
+
+	uint64_t lost = 0, nbytes = 0;
+	double bot_cpu = 0, bot_cpu_max = 0, rtt = 0;
+	for (int k = 0; k < n; k++) {
+		sent += t[k].sent;
+		received += t[k].received;
+		lost += t[k].lost;
+		dups += t[k].dups;
+		ooo += t[k].ooo;
+		bad += t[k].bad;
+		send_err += t[k].send_err;
+		dgrams += t[k].dgrams;
+		nbytes += t[k].bytes;
+		connected += t[k].connected;
+		failed += t[k].failed;
+		closed_early += t[k].closed_early;
+		hist_merge(&hist, &t[k].hist);
+		if (t[k].run_el > 0)
+			rtt += t[k].run_recv / t[k].run_el;
+		if (t[k].cpu < 0 || bot_cpu < 0)
+			bot_cpu = -1; /* unknown */
+		else
+			bot_cpu += t[k].cpu;
+		if (t[k].cpu > bot_cpu_max)
+			bot_cpu_max = t[k].cpu;
+	}
+	run_usage.bot_cpu = bot_cpu;
+	fprintf(stderr, "bot: %d workers: %llu echo bytes received\n", n,
+	        (unsigned long long)nbytes);
+	print_result(lost, rtt);
+	printf(" procs=%d bot_cpu_max=%.2f", n, bot_cpu_max);
+	if (opt.server_pid && run_usage.srv_cpu > 0)
+		printf(" rtt_per_server_cpu_s=%.0f", rtt / run_usage.srv_cpu);
+	printf("\n");
+	free(t);
+	return lost || dups || ooo || bad || failed || closed_early ? 1 : 0;
+fail:
+	bot_procs_reap(&P, 0); /* kills the workers left */
+	fprintf(stderr, "moongate-bot: run failed: %s\n", P.err);
+	free(t);
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct bot_arg args[] = {
+		BOT_COMMON_ARGS(opt),
+		{ "--mode", BOT_FN, NULL, arg_mode },
+		{ "--window", BOT_INT, &opt.window, 0 },
+		{ "--ack-delay", BOT_FN, &opt.ack_delay, arg_ack_delay },
+		{ "--kcp", BOT_FN, opt.kcp, arg_kcp },
+		{ "--warmup", BOT_DOUBLE, &opt.warmup, 0 },
+		{ "--procs", BOT_INT, &opt.procs, 0 },
+		{ "--cpus", BOT_FN, &opt.cpus, bot_arg_cpus },
+		{ NULL, 0, NULL, 0 },
+	};
+	int r = bot_args(argc, argv, args);
+	if (r == -2)
+		return 2;
+	if (r < 0)
+		return usage();
+	if (!opt.server || opt.clients < 1 || opt.clients > 1000000 ||
+	    opt.rate < 0 || opt.rate > 100000 || !(opt.seconds > 0) ||
+	    opt.seconds > 86400 || opt.size < HDR || opt.size > 65536 ||
+	    opt.connect_rate < 1 || opt.window < 0 || opt.window > 4096 ||
+	    !(opt.drain >= 0) || opt.drain > 3600 || !(opt.warmup >= 0) ||
+	    opt.warmup > 3600 || opt.procs < 1 ||
+	    opt.procs > BOT_PROCS_MAX || opt.procs > opt.clients)
+		return usage();
+	mgclient_options_default(&copts);
+	if (opt.ack_delay >= 0)
+		copts.ack_delay = opt.ack_delay;
+	if (opt.kcp[1] > 0) {
+		copts.nodelay = opt.kcp[0];
+		copts.interval = opt.kcp[1];
+		copts.resend = opt.kcp[2];
+		copts.nc = opt.kcp[3];
+	}
+	bot_setup();
+	if (opt.procs > 1)
+		return run_procs();
+	if (opt.cpus.n > 0 && bot_pin_cpu("bot", opt.cpus.cpu[0]) < 0)
+		return 1;
+
+	int open_left = run_clients();
+	if (open_left < 0)
+		return 1;
+	uint64_t lost = sent > received ? sent - received : 0;
+	print_result(lost, run_el > 0 ? run_recv / run_el : 0);
+	printf("\n");
 	return lost || dups || ooo || bad || failed || closed_early ? 1 : 0;
 }

@@ -7,9 +7,13 @@
 #   bench/session_bench.sh            # full: 3 runs per figure, medians
 #   QUICK=1 bench/session_bench.sh    # 1 run each, shorter, fewer counts
 #   BUILD=build COUNTS="3000 4000" bench/session_bench.sh
+#   BOT_PROCS=2 bench/session_bench.sh           # the bot over 2 processes
+#   BOT_PROCS=2 BOT_CPUS=0,1 bench/session_bench.sh  # ... worker i on CPU i
 #
 # The server is pinned to CPU 0, the bot to CPU 1 (udp_echo pins itself
-# the same way). Every run is bounded by timeout(1); everything started
+# the same way); BOT_PROCS (1) is the bot's --procs: its clients spread
+# over that many worker processes, all on CPU 1 unless BOT_CPUS (its
+# --cpus) pins them elsewhere. Every run is bounded by timeout(1); everything started
 # here is killed on exit. Needs 2 CPUs.
 set -euo pipefail
 
@@ -30,6 +34,8 @@ WINDOW=${WINDOW:-16}
 # 208 KiB, overflows above ~2000 sessions at 20 Hz: KCP retransmits,
 # p99 > 100 ms)
 BUF=${BUF:-4194304}
+BOT_PROCS=${BOT_PROCS:-1}
+BOT_CPUS=${BOT_CPUS:-}
 
 for b in moongate moongate-bot udp_echo; do
 	[ -x "$BUILD/$b" ] || { echo "session_bench: $BUILD/$b missing (cmake --build $BUILD --target moongate moongate_bot udp_echo)" >&2; exit 1; }
@@ -50,7 +56,8 @@ start_server() {
 bot() {
 	local bound=$1; shift
 	timeout -k 5 "$bound" taskset -c 1 "$BUILD/moongate-bot" \
-		--server-pid "$SRV_PID" "$@" 2>"$TMP/bot.err" | grep '^RESULT' || {
+		--server-pid "$SRV_PID" --procs "$BOT_PROCS" \
+		${BOT_CPUS:+--cpus "$BOT_CPUS"} "$@" 2>"$TMP/bot.err" | grep '^RESULT' || {
 		echo "RESULT none (bot failed or timed out; last stderr line: $(tail -1 "$TMP/bot.err"))"
 	}
 }
