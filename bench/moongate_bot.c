@@ -641,8 +641,11 @@ run_procs(void)
 	        (unsigned long long)nbytes);
 	print_result(lost, rtt);
 	printf(" procs=%d bot_cpu_max=%.2f", n, bot_cpu_max);
+	/* n/a: no --server-pid, or too little server CPU to divide by */
 	if (opt.server_pid && run_usage.srv_cpu > 0)
 		printf(" rtt_per_server_cpu_s=%.0f", rtt / run_usage.srv_cpu);
+	else
+		printf(" rtt_per_server_cpu_s=n/a");
 	printf("\n");
 	free(t);
 	return lost || dups || ooo || bad || failed || closed_early ? 1 : 0;
