@@ -3,6 +3,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -111,9 +115,79 @@ bot_release(struct evclient *e, int opened, int *open_left, int *failed)
 	mgclient_release(e->c);
 }
 
+const char *bot_server_admin;
+
+/* One `stats net` from the admin console at bot_server_admin ("unix:PATH"
+ * or "tcp://127.0.0.1:PORT"), 2 s at most: 0 and v filled, or -1. */
+static int
+admin_io(unsigned long long v[BOT_IO_N])
+{
+	static const char *keys[BOT_IO_N] = {
+		"net.syscalls", "net.waits", "net.udp_in", "net.udp_out",
+		"net.tcp_frames_in", "net.tcp_frames_out" };
+	const char *a = bot_server_admin;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, got = 0;
+	memset(&ss, 0, sizeof ss);
+	if (!strncmp(a, "unix:", 5)) {
+		struct sockaddr_un *u = (struct sockaddr_un *)&ss;
+		if (strlen(a + 5) >= sizeof u->sun_path)
+			return -1;
+		u->sun_family = AF_UNIX;
+		strcpy(u->sun_path, a + 5);
+		sl = sizeof *u;
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		char host[64];
+		int port;
+		if (sscanf(a, "tcp://%63[^:]:%d", host, &port) != 2 ||
+		    inet_pton(AF_INET, host, &in->sin_addr) != 1)
+			return -1;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		sl = sizeof *in;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct timeval tv = { 2, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	char buf[16384];
+	size_t len = 0;
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 ||
+	    write(fd, "stats net\n", 10) != 10) {
+		close(fd);
+		return -1;
+	}
+	while (len < sizeof buf - 1) { /* the reply ends with an empty line */
+		ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		buf[len] = 0;
+		if (strstr(buf, "\n\n"))
+			break;
+	}
+	close(fd);
+	buf[len] = 0;
+	for (int k = 0; k < BOT_IO_N; k++) {
+		size_t kl = strlen(keys[k]);
+		for (char *p = buf; (p = strstr(p, keys[k])); p += kl)
+			if ((p == buf || p[-1] == '\n') && p[kl] == ' ') {
+				v[k] = strtoull(p + kl + 1, NULL, 10);
+				got++;
+				break;
+			}
+	}
+	return got == BOT_IO_N ? 0 : -1;
+}
+
 void
 bot_usage_start(struct bot_usage *u, int server_pid)
 {
+	u->io_ok = bot_server_admin && admin_io(u->io0) == 0;
 	u->server_pid = server_pid;
 	u->srv_t0 = server_pid ? procstat_cpu_ticks(server_pid) : -1;
 	u->bot_t0 = procstat_cpu_ticks(0);
@@ -130,6 +204,35 @@ bot_usage_stop(struct bot_usage *u, double seconds)
 		             procstat_cpu_ticks(u->server_pid), seconds);
 	}
 	u->bot_cpu = procstat_cpu_share(u->bot_t0, procstat_cpu_ticks(0), seconds);
+	u->seconds = seconds;
+	if (u->io_ok) {
+		unsigned long long v[BOT_IO_N];
+		u->io_ok = admin_io(v) == 0;
+		for (int k = 0; u->io_ok && k < BOT_IO_N; k++)
+			u->io[k] = v[k] - u->io0[k];
+	}
+}
+
+void
+bot_print_server_io(const struct bot_usage *u, double msgs)
+{
+	if (u->server_pid && u->srv_cpu > 0 && u->seconds > 0)
+		printf(" msgs_per_server_cpu_s=%.0f", msgs / (u->srv_cpu * u->seconds));
+	else if (u->server_pid)
+		printf(" msgs_per_server_cpu_s=n/a");
+	if (!u->io_ok || msgs <= 0) {
+		if (bot_server_admin)
+			printf(" server_syscalls_per_msg=n/a");
+		return;
+	}
+	double w = (double)u->io[BOT_IO_WAITS];
+	printf(" server_syscalls_per_msg=%.3f server_dgrams_per_msg=%.3f "
+	       "server_frames_per_msg=%.3f server_wakeups_per_s=%.0f "
+	       "server_msgs_per_wakeup=%.2f",
+	       (double)u->io[BOT_IO_SYSCALLS] / msgs,
+	       (double)(u->io[BOT_IO_UDP_IN] + u->io[BOT_IO_UDP_OUT]) / msgs,
+	       (double)(u->io[BOT_IO_TCP_IN] + u->io[BOT_IO_TCP_OUT]) / msgs,
+	       u->seconds > 0 ? w / u->seconds : 0, w > 0 ? msgs / w : 0);
 }
 
 void

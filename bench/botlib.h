@@ -107,11 +107,22 @@ void bot_release(struct evclient *e, int opened, int *open_left, int *failed);
 
 /* CPU (a fraction of one core, -1: unknown) and the server's VmRSS (kB,
  * -1: unknown) over the run phase. */
+/* The server's net counters over the run, read from its admin console
+ * (`stats net`) when --server-admin names it: syscalls of the data path,
+ * loop wakeups, datagrams and TCP frames in and out. */
+enum { BOT_IO_SYSCALLS, BOT_IO_WAITS, BOT_IO_UDP_IN, BOT_IO_UDP_OUT,
+       BOT_IO_TCP_IN, BOT_IO_TCP_OUT, BOT_IO_N };
+extern const char *bot_server_admin; /* --server-admin ADDR, or NULL */
+#define BOT_ADMIN_ARG { "--server-admin", BOT_STR, &bot_server_admin, 0 }
+
 struct bot_usage {
 	int server_pid;       /* 0: no server to watch */
 	long long srv_t0, bot_t0;
 	double srv_cpu, bot_cpu;
 	long rss_kb;
+	int io_ok;            /* the counters were read at start and stop */
+	double seconds;
+	unsigned long long io0[BOT_IO_N], io[BOT_IO_N]; /* at start; deltas */
 };
 void bot_usage_start(struct bot_usage *u, int server_pid);
 void bot_usage_stop(struct bot_usage *u, double seconds);
@@ -120,6 +131,10 @@ void bot_usage_stop(struct bot_usage *u, double seconds);
  * when a server is watched. */
 void bot_print_latency(const struct hist *h);
 void bot_print_server_cpu(const struct bot_usage *u);
+/* " server_syscalls_per_msg=... server_dgrams_per_msg=... server_wakeups_per_s=...
+ * server_msgs_per_wakeup=..." over msgs messages echoed or relayed (n/a
+ * without --server-admin); with a server pid, " msgs_per_server_cpu_s=...". */
+void bot_print_server_io(const struct bot_usage *u, double msgs);
 
 /* ---- a bot over several processes (--procs) ----------------------------- */
 

@@ -292,7 +292,8 @@ run_clients(void)
 	for (int i = 0; i < opt.clients; i++)
 		cl[i].top = -1;
 
-	struct bot_usage usage = { 0, -1, -1, -1, -1, -1 };
+	struct bot_usage usage = { .srv_t0 = -1, .bot_t0 = -1, .srv_cpu = -1,
+	                                     .bot_cpu = -1, .rss_kb = -1 };
 	uint64_t start = now_us(), phase_start = start, last_progress = start;
 	uint64_t deadline = bot_connect_deadline(start, opt.clients, opt.connect_rate);
 	uint64_t issued = 0, run_recv0 = 0, run_recv = 0;

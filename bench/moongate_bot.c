@@ -7,6 +7,7 @@
  *                --seconds 10 --mode echo [--size 32] [--server-pid PID]
  *                [--connect-rate 500] [--window W] [--drain 2]
  *                [--ack-delay 0|1] [--kcp NODELAY,INTERVAL,RESEND,NC]
+ *                [--manual-flush 0|1] [--server-admin ADDR]
  *                [--procs N] [--cpus LIST] [--warmup S]
  *
  * Phases, each bounded in time:
@@ -53,7 +54,17 @@
  * except: --ack-delay sets ack_delay (the library's default is 1: acks
  * wait for data or the next interval flush), --kcp the client's KCP
  * profile (nodelay, interval, resend, nc; the server's comes from its own
- * config, `--set kcp.*`).
+ * config, `--set kcp.*`), --manual-flush 1 makes each client's sends of one
+ * frame (a poll's echoes answered, a --rate send) leave together at
+ * mgclient_flush instead of one packet per mgclient_send.
+ *
+ * --server-admin ADDR (the server's `admin`, unix:PATH or
+ * tcp://127.0.0.1:PORT): the server's net counters are read before and
+ * after the run phase and the line gets server_syscalls_per_msg (epoll
+ * waits, recvmmsg, sendmmsg, TCP reads and writes per echo),
+ * server_dgrams_per_msg, server_frames_per_msg, server_wakeups_per_s and
+ * server_msgs_per_wakeup. With --server-pid, msgs_per_server_cpu_s is the
+ * echoes per second of server CPU.
  *
  * Output: progress on stderr each second, then
  *   RESULT clients=... sent=... received=... lost=... dup=... p50_ms=...
@@ -115,11 +126,14 @@ static struct {
 	int window;
 	double drain;
 	int ack_delay;        /* -1: the library's default */
+	int manual_flush;     /* -1: the library's default (0) */
 	int kcp[4];           /* nodelay, interval, resend, nc; kcp[1] 0: default */
 	int procs;
 	struct bot_cpus cpus;
 	double warmup;        /* seconds of traffic before the measured ones */
-} opt = { NULL, 10, 32, 500, 20, 10, 0, 0, 2, -1, { 0, 0, 0, 0 }, 1, { 0, { 0 } }, 0 };
+} opt = { .clients = 10, .size = 32, .connect_rate = 500, .rate = 20,
+            .seconds = 10, .drain = 2, .ack_delay = -1, .manual_flush = -1,
+            .procs = 1 };
 static struct mgclient_options copts;
 
 /* WAIT: a worker's clients are connected, the parent's go is due */
@@ -148,7 +162,8 @@ static uint8_t *msg;
 static uint64_t run_recv0, run_recv;   /* received at the run's start, in it */
 static double run_el;                  /* length of the run phase, s */
 static long rss_before = -1;           /* server VmRSS before, kB */
-static struct bot_usage run_usage = { 0, -1, -1, -1, -1, -1 };
+static struct bot_usage run_usage = { .srv_t0 = -1, .bot_t0 = -1, .srv_cpu = -1,
+	                                     .bot_cpu = -1, .rss_kb = -1 };
 static uint64_t bytes;                 /* payload bytes of the echoes counted */
 static int idx0;                       /* the first client's index */
 static char name[32] = "bot";          /* "bot[I]" in worker I */
@@ -226,9 +241,12 @@ after(struct evclient *e, uint64_t now)
 	struct bot *b = e->data;
 	uint64_t k = b->got;
 	b->got = 0;
-	if (opt.window > 0 && phase == RUN && b->open)
+	if (opt.window > 0 && phase == RUN && b->open) {
 		for (; k > 0; k--)
 			send_one(b, now);
+		if (copts.manual_flush) /* the end of this client's frame */
+			mgclient_flush(b->ec.c);
+	}
 }
 
 static void
@@ -311,11 +329,15 @@ next_phase(int p, uint64_t now)
 		phase_deadline = measure_from + (uint64_t)(opt.seconds * 1e6);
 		bot_usage_start(&run_usage, opt.server_pid);
 		run_recv0 = received;
-		if (opt.window > 0) /* fill every window */
+		if (opt.window > 0) { /* fill every window */
 			for (int i = 0; i < opt.clients; i++)
 				for (int k = 0; k < opt.window; k++)
 					if (bots[i].open && !bots[i].ec.done)
 						send_one(&bots[i], now);
+			for (int i = 0; i < opt.clients && copts.manual_flush; i++)
+				if (bots[i].open && !bots[i].ec.done)
+					mgclient_flush(bots[i].ec.c);
+		}
 		break;
 	case DRAIN:
 		phase_deadline = now + (uint64_t)(opt.drain * 1e6);
@@ -371,8 +393,11 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 			 * read again: the polls before it took time. */
 			if (b->open && !b->ec.done)
 				service(b);
-			if (b->open && !b->ec.done)
+			if (b->open && !b->ec.done) {
 				send_one(b, mgclient_now());
+				if (copts.manual_flush)
+					mgclient_flush(b->ec.c);
+			}
 		}
 		if (now >= phase_deadline)
 			next_phase(DRAIN, now);
@@ -418,7 +443,8 @@ usage(void)
 	        "       [--size BYTES] [--server-pid PID] [--connect-rate N]\n"
 	        "       [--window W] [--drain S] [--ack-delay 0|1]\n"
 	        "       [--kcp NODELAY,INTERVAL,RESEND,NC] [--warmup S] [--procs N] "
-	        "[--cpus LIST]\n");
+	        "[--cpus LIST]\n"
+	        "       [--manual-flush 0|1] [--server-admin ADDR]\n");
 	return 2;
 }
 
@@ -526,9 +552,11 @@ print_result(uint64_t lost, double rtt_per_s)
 	if (opt.server_pid)
 		printf(" server_rss_before_kb=%ld server_rss_kb=%ld", rss_before,
 		       run_usage.rss_kb);
-	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d warmup=%g",
+	printf(" client_ack_delay=%d client_kcp=%d,%d,%d,%d warmup=%g "
+	       "client_manual_flush=%d",
 	       copts.ack_delay, copts.nodelay, copts.interval, copts.resend,
-	       copts.nc, opt.warmup);
+	       copts.nc, opt.warmup, copts.manual_flush);
+	bot_print_server_io(&run_usage, rtt_per_s * run_usage.seconds);
 }
 
 /* Worker i of n: its share of the clients, its totals to the parent. */
@@ -664,6 +692,8 @@ main(int argc, char **argv)
 		{ "--mode", BOT_FN, NULL, arg_mode },
 		{ "--window", BOT_INT, &opt.window, 0 },
 		{ "--ack-delay", BOT_FN, &opt.ack_delay, arg_ack_delay },
+		{ "--manual-flush", BOT_FN, &opt.manual_flush, arg_ack_delay },
+		BOT_ADMIN_ARG,
 		{ "--kcp", BOT_FN, opt.kcp, arg_kcp },
 		{ "--warmup", BOT_DOUBLE, &opt.warmup, 0 },
 		{ "--procs", BOT_INT, &opt.procs, 0 },
@@ -686,6 +716,8 @@ main(int argc, char **argv)
 	mgclient_options_default(&copts);
 	if (opt.ack_delay >= 0)
 		copts.ack_delay = opt.ack_delay;
+	if (opt.manual_flush >= 0)
+		copts.manual_flush = opt.manual_flush;
 	if (opt.kcp[1] > 0) {
 		copts.nodelay = opt.kcp[0];
 		copts.interval = opt.kcp[1];

@@ -147,7 +147,8 @@ static uint64_t sent, expected, received, dups, self, bad, send_err;
 static uint64_t bundles, frames, other;
 static struct hist hist;
 static uint8_t *msg;         /* "I" | payload */
-static struct bot_usage run_usage = { 0, -1, -1, -1, -1, -1 };
+static struct bot_usage run_usage = { .srv_t0 = -1, .bot_t0 = -1, .srv_cpu = -1,
+	                                     .bot_cpu = -1, .rss_kb = -1 };
 static double run_el;
 static uint64_t in_bytes, out_bytes, in_pkts, out_pkts;
 static int seated;           /* bots seated at the run's start */
@@ -615,6 +616,7 @@ main(int argc, char **argv)
 {
 	static const struct bot_arg args[] = {
 		BOT_COMMON_ARGS(opt),
+		BOT_ADMIN_ARG,
 		{ "--mode", BOT_STR, &opt.mode, 0 },
 		{ "--sync", BOT_FN, &opt.sync, arg_sync },
 		{ "--room-size", BOT_INT, &opt.room_size, 0 },
@@ -707,6 +709,10 @@ main(int argc, char **argv)
 	printf("RESULT bench=rooms mode=%s rooms=%d bots=%d rate=%g seconds=%g",
 	       opt.mode, nrooms, opt.clients, opt.rate, opt.seconds);
 	bot_print_server_cpu(&run_usage);
+	if (run_usage.server_pid && sent > 0 && run_usage.srv_cpu >= 0)
+		printf(" server_us_per_update=%.2f",
+		       run_usage.srv_cpu * run_el * 1e6 / (double)sent);
+	bot_print_server_io(&run_usage, (double)sent);
 	bot_print_latency(&hist);
 	printf(" in_bytes_per_s_per_player=%.0f"
 	       " out_bytes_per_s_per_player=%.0f delivered=%.4f lost=%llu dup=%llu"

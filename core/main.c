@@ -312,6 +312,16 @@ on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	uint64_t now = net_now(sv->net);
 	trim_memory(sv, now);
+	/* The one flush of this wakeup: sessions that received packets or
+	 * were given messages since the loop woke are due now (batch_flush);
+	 * each sends all of it in as few datagrams as the mtu allows, then
+	 * the net layer sends every datagram of the wakeup (one sendmmsg per
+	 * listener, one write per connection). Without this the loop would
+	 * go round once more, through epoll_wait, to find them due. */
+	if (gate_check(sv->gate, now) <= now) {
+		gate_update(sv->gate, now);
+		net_flush(sv->net);
+	}
 	uint64_t due = gate_check(sv->gate, now), t = script_check(sv->script, now);
 	net_timer(sv->net, t < due ? t : due);
 	if (sv->stopping) {
@@ -408,6 +418,10 @@ server_counters(struct script_counter *c, size_t max, void *user)
 	C("net", "udp_out_bytes", n.udp_out_bytes);
 	C("net", "udp_recv_calls", n.udp_recv_calls);
 	C("net", "udp_send_calls", n.udp_send_calls);
+	C("net", "tcp_read_calls", n.tcp_read_calls);
+	C("net", "tcp_write_calls", n.tcp_write_calls);
+	C("net", "waits", n.waits);
+	C("net", "syscalls", n.syscalls);
 	C("net", "udp_send_errors", n.udp_send_errors);
 	C("net", "udp_truncated", n.udp_truncated);
 	C("net", "tcp_accepted", n.tcp_accepted);
@@ -511,14 +525,52 @@ on_watch(struct ev_loop *loop, ev_timer *w, int revents)
 	reload(w->data, "watch", 1);
 }
 
-/* One console line: the Lua runtime's commands (lualib/moongate/admin.lua). */
+/* `stats [GROUP]` of the built-in echo, which has no Lua runtime: the
+ * counters as the Lua console prints them ("group.name value" a line, in
+ * server_counters' order, which groups them). */
+static int
+echo_stats(struct server *sv, const char *group, char *out, size_t outlen)
+{
+	struct script_counter c[SCRIPT_COUNTERS_MAX];
+	size_t n = server_counters(c, SCRIPT_COUNTERS_MAX, sv), o = 0;
+	int any = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (*group && strcmp(group, c[i].group))
+			continue;
+		int w = snprintf(out + o, outlen - o, "%s%s.%s %llu", any ? "\n" : "",
+		                 c[i].group, c[i].name, (unsigned long long)c[i].value);
+		if (w < 0 || (size_t)w >= outlen - o)
+			break;
+		o += (size_t)w;
+		any = 1;
+	}
+	if (!any) {
+		snprintf(out, outlen, "no counters in group '%s' (groups: admin, "
+		         "gate, log, net)", group);
+		return -1;
+	}
+	return 0;
+}
+
+/* One console line: the Lua runtime's commands (lualib/moongate/admin.lua);
+ * without one, the built-in echo's `stats`. */
 static int
 on_admin_command(const char *line, char *out, size_t outlen, void *user)
 {
 	struct server *sv = user;
 	if (!sv->script) {
-		snprintf(out, outlen, "the built-in echo has no commands (start "
-		         "with a CONFIG for the Lua runtime)");
+		const char *p = line + strspn(line, " \t");
+		if (!strncmp(p, "stats", 5) && (!p[5] || p[5] == ' ' || p[5] == '\t')) {
+			char group[32];
+			p += 5;
+			p += strspn(p, " \t");
+			size_t gl = strcspn(p, " \t");
+			snprintf(group, sizeof group, "%.*s", (int)gl, p);
+			return echo_stats(sv, group, out, outlen);
+		}
+		snprintf(out, outlen, "the built-in echo has only `stats [GROUP]` "
+		         "(start with a CONFIG for the Lua runtime's commands)");
 		return -1;
 	}
 	return script_command(sv->script, line, out, outlen, net_now(sv->net));

@@ -70,7 +70,9 @@ _Static_assert(MGCLIENT_HELLO_MAX == WIRE_HELLO_MAX, "hello");
 /* The ABI of version 1 (size 112 and 216): a field is only ever added at
  * the end, and these sizes stay the minimum accepted. Options version 2
  * (136) added server_key, log and log_user; version 3 (144) minrto; stats
- * version 2 (224) msg_max. */
+ * version 2 (224) msg_max. manual_flush took version 3's 4 bytes of
+ * padding: 0 (what mgclient_options_default left there) keeps the
+ * behaviour of before. */
 #define OPTIONS_V1 112u
 #define OPTIONS_V2 136u
 #define OPTIONS_V3 144u
@@ -163,6 +165,9 @@ take_options(mgclient_t *c, const struct mgclient_options *in, char *err,
 	s->rcvwnd = o.rcvwnd;
 	s->deadlink = o.deadlink;
 	s->minrto = o.minrto > 0 ? o.minrto : d.minrto;
+	/* what arrives in one poll is answered together (mgclient_poll runs
+	 * session_update at its end) */
+	s->batch_flush = 1;
 	struct client_config *k = &c->o;
 	k->frame_max = o.frame_max > 0 && o.frame_max <= FRAME_MAX ?
 	               o.frame_max : d.frame_max;
@@ -173,6 +178,7 @@ take_options(mgclient_t *c, const struct mgclient_options *in, char *err,
 	k->path_timeout_ms = o.path_timeout_ms > 0 ? o.path_timeout_ms
 	                                           : d.path_timeout_ms;
 	k->probe_ms = o.probe_ms > 0 ? o.probe_ms : d.probe_ms;
+	k->autoflush = o.manual_flush == 0;
 	k->reconnect_ms = o.reconnect_ms > 0 ? o.reconnect_ms : d.reconnect_ms;
 	k->tcp_linger_ms = o.tcp_linger_ms > 0 ? o.tcp_linger_ms : 0;
 	if (o.server_key) {
@@ -524,10 +530,21 @@ mgclient_send(mgclient_t *c, const void *msg, size_t len)
 	int r = session_send(c->s, msg, len, c->now);
 	/* KCP sends new data at its next update: make that now, so that
 	 * the message does not wait for the next poll */
-	if (r == 0 && session_check(c->s, c->now) <= c->now)
+	if (r == 0 && c->o.autoflush && session_check(c->s, c->now) <= c->now)
 		session_update(c->s, c->now);
 	settle(c);
 	return r;
+}
+
+int
+mgclient_flush(mgclient_t *c)
+{
+	if (c->ended)
+		return SESSION_ECLOSED;
+	if (session_check(c->s, c->now) <= c->now)
+		session_update(c->s, c->now);
+	settle(c);
+	return 0;
 }
 
 int

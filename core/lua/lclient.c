@@ -18,6 +18,7 @@
  *     handshake_retry_ms, handshake_retry_max, handshake_timeout_ms,
  *     watermark, msg_max, ack_delay, deadlink      (the session)
  *     nodelay, interval, resend, nc, sndwnd, rcvwnd, minrto (the KCP profile)
+ *     manual_flush (1: c:send waits for c:flush or the next poll)
  *     frame_max, event_queue_max, buffer_max, fallback_ms,
  *     path_timeout_ms, probe_ms, reconnect_ms, tcp_linger_ms
  *                                 (the client; struct mgclient_options)
@@ -55,6 +56,8 @@
  *   When poll is next due (absolute, in client.now() time; now_us when
  *   events are waiting).
  * c:send(str) -> true | nil, err
+ * c:flush() -> true | nil, "closed"
+ *   What c:send queued goes on the wire now (opts.manual_flush = 1).
  * c:send_unreliable(str) -> true | nil, err
  *   err: "closed" (handshake not done, closing or closed), "too big",
  *   "backpressure" (the session is now closing), "out of memory", or
@@ -122,6 +125,7 @@ static const struct option {
 	{ "ack_delay", S(ack_delay), OPT_INT },
 	{ "deadlink", S(deadlink), OPT_INT },
 	{ "minrto", S(minrto), OPT_INT },
+	{ "manual_flush", S(manual_flush), OPT_INT },
 	{ "nodelay", S(nodelay), OPT_INT },
 	{ "interval", S(interval), OPT_INT },
 	{ "resend", S(resend), OPT_INT },
@@ -384,6 +388,13 @@ lsend(lua_State *L)
 }
 
 static int
+lflush(lua_State *L)
+{
+	mgclient_t *c = check(L);
+	return send_result(L, mgclient_flush(c));
+}
+
+static int
 lsend_unreliable(lua_State *L)
 {
 	mgclient_t *c = check(L);
@@ -510,6 +521,7 @@ static const luaL_Reg methods[] = {
 	{ "step", lstep },
 	{ "check", lcheck },
 	{ "send", lsend },
+	{ "flush", lflush },
 	{ "send_unreliable", lsend_unreliable },
 	{ "close", lclose },
 	{ "state", lstate },

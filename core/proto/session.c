@@ -402,7 +402,7 @@ on_body(session_t *s, uint8_t type, uint8_t *b, size_t n, uint64_t now)
 			return SESSION_EINPUT;
 		}
 		session_drain(s);
-		if (s->kcp)
+		if (s->kcp && !s->cfg.batch_flush)
 			kcp_update(s->kcp, ms(now));
 		return 0;
 	case WIRE_DGRAM: {

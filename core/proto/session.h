@@ -89,6 +89,15 @@ struct session_config {
 	                         interval after it arrived (kcp_setackdelay), so a
 	                         reply costs one packet, not two (client default,
 	                         see moongate/client.h) */
+	int batch_flush;      /* 1: session_input leaves what KCP has to send
+	                         (acks, answers queued by the message events)
+	                         to the next session_update, which session_check
+	                         says is due at once: a caller that updates once
+	                         per loop wakeup answers every packet of that
+	                         session in the wakeup together, in as few
+	                         packets as the mtu allows; 0: KCP flushes after
+	                         each packet (default; the server and the
+	                         client library set 1) */
 	int resume_grace_ms;  /* server: an offline session waits this long for
 	                         its client (0: a lost connection closes it; the
 	                         client takes the server's from the WELCOME) */

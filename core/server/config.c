@@ -121,6 +121,8 @@ config_default(struct config *c)
 	memset(c, 0, sizeof *c);
 	gate_config_default(&c->gate);
 	c->gate.session.resume_grace_ms = 30000;
+	/* what a session sends in one loop wakeup leaves together, at on_arm */
+	c->gate.session.batch_flush = 1;
 	net_config_default(&c->net);
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_TEXT;

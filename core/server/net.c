@@ -198,6 +198,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	net_t *n = w->data;
 	(void)loop, (void)revents;
+	n->st.waits++;  /* the loop blocks in epoll_wait after this */
 	net_tcp_flush(n, 1);
 	net_udp_flush_all(n);  /* last: conn_lost callbacks may have sent */
 	reap(n);
@@ -266,6 +267,8 @@ void
 net_stats(const net_t *n, struct net_stats *st)
 {
 	*st = n->st;
+	st->syscalls = st->waits + st->udp_recv_calls + st->udp_send_calls +
+	               st->tcp_read_calls + st->tcp_write_calls;
 	st->tcp_open = n->open;
 	st->udp_rcvbuf = n->udp_rcvbuf;
 	st->udp_sndbuf = n->udp_sndbuf;

@@ -187,6 +187,10 @@ void net_timer(net_t *n, uint64_t due);
 struct net_stats {
 	uint64_t udp_in, udp_out, udp_in_bytes, udp_out_bytes;
 	uint64_t udp_recv_calls, udp_send_calls; /* syscalls: batching at work */
+	uint64_t waits;          /* loop iterations: one epoll_wait each */
+	uint64_t tcp_read_calls, tcp_write_calls;
+	uint64_t syscalls;       /* of the data path: waits + the four above
+	                            (not counted: epoll_ctl, accept, close) */
 	uint64_t udp_send_errors, udp_truncated;
 	uint64_t tcp_accepted, tcp_open, tcp_closed, tcp_frames_in, tcp_frames_out;
 	uint64_t tcp_bad_frames, tcp_backpressure, tcp_dropped;

@@ -78,6 +78,7 @@ net_conn_write(struct conn *c, const char **why)
 	while (c->whead < c->wlen) {
 		ssize_t r = send(c->fd, c->wbuf + c->whead, c->wlen - c->whead,
 		                 MSG_NOSIGNAL);
+		n->st.tcp_write_calls++;
 		if (r > 0) {
 			c->whead += (size_t)r;
 		} else if (r < 0 && errno == EINTR) {
@@ -393,6 +394,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		size_t room = c->rbuf ? c->rcap - c->rlen : TCP_READ_AREA;
 		size_t used;
 		ssize_t r = read(c->fd, buf, room);
+		n->st.tcp_read_calls++;
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

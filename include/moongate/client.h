@@ -140,6 +140,12 @@ struct mgclient_options {
 	int32_t minrto;        /* KCP's smallest retransmission timeout in ms
 	                          (5; <= 0: 5): the RTO follows the measured RTT,
 	                          srtt + max(4 x rttvar, 2 ms), down to this */
+	int32_t manual_flush;  /* 0: mgclient_send puts the message on the wire
+	                          at once (0); 1: messages wait for
+	                          mgclient_flush or the next mgclient_poll, so
+	                          what a frame sends leaves together, in as few
+	                          packets as the mtu allows, with the acks.
+	                          (In version 3's padding: 0 there, as before.) */
 };
 /* Every field to its default, size to sizeof *o. */
 MGCLIENT_API void mgclient_options_default(struct mgclient_options *o);
@@ -236,6 +242,10 @@ MGCLIENT_API int mgclient_poll(mgclient_t *c, uint64_t now);
 MGCLIENT_API int mgclient_next_event(mgclient_t *c, struct mgclient_event *ev);
 
 MGCLIENT_API int mgclient_send(mgclient_t *c, const void *msg, size_t len);
+/* Put what mgclient_send queued on the wire now (with manual_flush: call it
+ * at the end of a frame; mgclient_poll does it too). 0, or
+ * MGCLIENT_ECLOSED once the session ended. */
+MGCLIENT_API int mgclient_flush(mgclient_t *c);
 MGCLIENT_API int mgclient_send_unreliable(mgclient_t *c, const void *msg,
                                           size_t len);
 /* Graceful close; MGCLIENT_CLOSE follows through poll. Offline, the

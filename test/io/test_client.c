@@ -335,6 +335,55 @@ echo(const char *proto)
 TEST(udp_echo) { echo("udp"); }
 TEST(tcp_echo) { echo("tcp"); }
 
+/* manual_flush: 20 messages sent in one frame leave in one packet at
+ * mgclient_flush (none before it); with the default each send is a packet
+ * of its own. Both echo all 20. */
+static uint64_t
+packets_for_a_frame(int manual)
+{
+	struct mgclient_options o;
+	mgclient_options_default(&o);
+	CHECK_EQ(o.manual_flush, 0);
+	o.manual_flush = manual;
+	struct rec r = { 0 };
+	mgclient_t *c = connect_to("udp", "echo", &o);
+	CHECK(c != NULL);
+	if (!c)
+		return 0;
+	CHECK(pump(c, &r, is_open, 3000));
+	struct mgclient_stats a = { .size = sizeof a }, b = { .size = sizeof b };
+	mgclient_stats(c, &a);
+	want_msgs = 20;
+	for (uint32_t i = 0; i < want_msgs; i++)
+		send_counter(c, i, 32);
+	mgclient_stats(c, &b);
+	if (manual) {
+		CHECK_EQ(b.out_packets, a.out_packets); /* nothing left yet */
+		CHECK_EQ(mgclient_flush(c), 0);
+		mgclient_stats(c, &b);
+	}
+	uint64_t pkts = b.out_packets - a.out_packets;
+	CHECK(pump(c, &r, got_all, 5000));
+	CHECK_EQ(r.msgs, want_msgs);
+	CHECK_EQ(r.errors, 0);
+	mgclient_close(c, MGCLIENT_CLOSE_NORMAL, "bye");
+	CHECK(pump(c, &r, is_closed, 3000));
+	CHECK_EQ(mgclient_flush(c), MGCLIENT_ECLOSED);
+	mgclient_release(c);
+	return pkts;
+}
+
+TEST(manual_flush_sends_a_frame_in_one_packet)
+{
+	uint64_t manual = packets_for_a_frame(1), each = packets_for_a_frame(0);
+	if (tu_verbose)
+		printf("20 messages of a frame: %llu packets with manual_flush, "
+		       "%llu without\n", (unsigned long long)manual,
+		       (unsigned long long)each);
+	CHECK_EQ(manual, 1);
+	CHECK_EQ(each, 20);
+}
+
 static void
 kick(const char *proto)
 {
@@ -593,7 +642,8 @@ TEST(server_key)
 }
 
 static const struct tu_test tests[] = {
-	TU(udp_echo), TU(tcp_echo), TU(udp_kick), TU(tcp_kick), TU(udp_refused),
+	TU(udp_echo), TU(tcp_echo),
+	TU(manual_flush_sends_a_frame_in_one_packet), TU(udp_kick), TU(tcp_kick), TU(udp_refused),
 	TU(tcp_refused), TU(tcp_frame_too_large), TU(event_queue_full),
 	TU(tcp_refused_connect), TU(bad_urls), TU(options_and_stats_sizes),
 	TU(server_key),

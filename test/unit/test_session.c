@@ -46,6 +46,7 @@ struct client {
 	int mute_up;           /* drop everything client->server */
 	int mute_down;         /* drop everything server->client */
 	uint32_t kcp_out;      /* KCP packets this client sent */
+	uint32_t kcp_in;       /* KCP packets the gate sent to this client */
 	uint32_t kcp_out_t;    /* ms of the last one */
 	uint16_t port;         /* its UDP source port as the gate sees it */
 	simnet_t *tnet;        /* its "TCP" link, NULL until opened */
@@ -170,6 +171,8 @@ g_output(const struct gate_path *to, const uint8_t *pkt, size_t len, void *user)
 	}
 	if (W.c[i].cut)
 		return;
+	if (pkt[0] == WIRE_KCP)
+		W.c[i].kcp_in++;
 	if (to->transport == GATE_TCP)
 		simnet_send(W.c[i].tnet, 1, pkt, (int)len, W.t);
 	else if (!W.c[i].mute_down)
@@ -2308,6 +2311,46 @@ TEST(delayed_ack_rides_on_the_answer)
 	CHECK(late <= 10 + 1);      /* at the next interval flush (10 ms) */
 }
 
+/* batch_flush (the server's default, core/server/config.c): the messages
+ * of 8 client packets that arrive in one wakeup (one step: the gate is
+ * updated once, after every packet was input) are answered in one packet,
+ * their acks with them; without it, one packet each. The client sends
+ * each message in its own packet (an update after each send), as a
+ * client library with autoflush does. */
+static uint32_t
+answers_of_one_wakeup(int batch_flush)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.batch_flush = batch_flush;
+	world_init(&sc);
+	struct simnet_conf nc = { .delay_min = 2, .delay_max = 2 };
+	struct client *c = add_client(&nc, NULL, "x", 3);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	run_ms(50);
+	uint32_t out0 = c->kcp_out, in0 = c->kcp_in;
+	for (uint32_t i = 0; i < 8; i++) {
+		send_counter(c, i, 16);
+		session_update(c->s, client_now(c));
+	}
+	CHECK_EQ(c->kcp_out - out0, 8);
+	CHECK(RUN_UNTIL(c->rel.n == 8, 100));
+	uint32_t answers = c->kcp_in - in0;
+	CHECK_EQ(c->rel.errors, 0);
+	world_free();
+	return answers;
+}
+
+TEST(one_wakeup_is_answered_in_one_packet)
+{
+	uint32_t batched = answers_of_one_wakeup(1), each = answers_of_one_wakeup(0);
+	if (tu_verbose)
+		printf("8 packets in one wakeup answered in %u packets with "
+		       "batch_flush, %u without\n", batched, each);
+	CHECK_EQ(batched, 1);
+	CHECK_EQ(each, 8);
+}
+
 /* A lost message costs one RTO, and the RTO follows a 2 ms RTT down to
  * kcp.minrto (5 ms) instead of KCP's classic 30 ms floor (minrto 0). The
  * client's first send of message 50 is lost; the echo comes back one RTO
@@ -2567,6 +2610,7 @@ static const struct tu_test tests[] = {
 	TU(idle_session_memory),
 	TU(delayed_ack_rides_on_the_answer),
 	TU(loss_costs_a_short_rto),
+	TU(one_wakeup_is_answered_in_one_packet),
 	TU(restart_resets_the_client_within_a_heartbeat),
 	TU(reset_only_with_the_token),
 	TU(resets_are_smaller_and_bounded),
