@@ -70,7 +70,7 @@ _Static_assert(MGCLIENT_HELLO_MAX == WIRE_HELLO_MAX, "hello");
 /* The ABI of version 1 (size 112 and 216): a field is only ever added at
  * the end, and these sizes stay the minimum accepted. Options version 2
  * (136) added server_key, log and log_user; version 3 (144) minrto; stats
- * version 2 (224) msg_max. manual_flush took version 3's 4 bytes of
+ * version 2 (224) msg_max, version 3 (232) cipher. manual_flush took version 3's 4 bytes of
  * padding: 0 (what mgclient_options_default left there) keeps the
  * behaviour of before. */
 #define OPTIONS_V1 112u
@@ -78,7 +78,7 @@ _Static_assert(MGCLIENT_HELLO_MAX == WIRE_HELLO_MAX, "hello");
 #define OPTIONS_V3 144u
 #define STATS_V1 216u
 _Static_assert(sizeof(struct mgclient_options) == OPTIONS_V3, "options v3");
-_Static_assert(sizeof(struct mgclient_stats) == STATS_V1 + 8, "stats v2");
+_Static_assert(sizeof(struct mgclient_stats) == STATS_V1 + 16, "stats v3");
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -670,6 +670,7 @@ mgclient_stats(const mgclient_t *c, struct mgclient_stats *st)
 		.fec_recovered = s.fec_recovered,
 		.fec_dups = s.fec_dups,
 		.msg_max = session_msg_max(c->s),
+		.cipher = !s.keyed ? "" : s.aesgcm ? "AES-256-GCM" : "ChaCha20-Poly1305",
 	};
 	/* an older caller's struct is shorter: fill what it has */
 	size_t n = st->size < sizeof o ? st->size : sizeof o;

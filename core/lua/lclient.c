@@ -71,7 +71,8 @@
  *   in_auth_fail, in_replay, in_malformed, msgs_in, msgs_out, dgrams_in,
  *   dgrams_out, dgrams_stale, pings, pongs, path_changes, path_challenges,
  *   offlines, resumes, msg_max (the largest message c:send takes),
- *   encrypted (boolean)
+ *   encrypted (boolean), cipher ("AES-256-GCM", "ChaCha20-Poly1305", or
+ *   "" before the session opened)
  * c:fd() -> the socket in use, -1 once the session has ended
  * c:transport() -> "udp" | "tcp": the transport in use
  * c:rebind() -> true | nil, err
@@ -461,6 +462,8 @@ lstats(lua_State *L)
 #undef NUM
 	lua_pushboolean(L, st.encrypted);
 	lua_setfield(L, -2, "encrypted");
+	lua_pushstring(L, st.cipher);
+	lua_setfield(L, -2, "cipher");
 	return 1;
 }
 

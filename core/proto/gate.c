@@ -539,8 +539,9 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		return;
 	}
 	if (h->version == WIRE_V2) {
-		if (wire_nk_server(&nk, g->spub, g->ssec, h->pub) < 0 ||
-		    wire_hello_open(hello, h->hello, h->hello_len, &nk) < 0) {
+		int r = wire_nk_server(&nk, g->spub, g->ssec, h->pub);
+		nk.caps = h->caps;
+		if (r < 0 || wire_hello_open(hello, h->hello, h->hello_len, &nk) < 0) {
 			wire_scrub(&nk, sizeof nk);
 			g->st.auth_failures++;
 			refuse(g, from, h->pub, SESSION_CLOSE_REFUSED, "server key "

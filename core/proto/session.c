@@ -41,6 +41,7 @@ session_config_default(struct session_config *c)
 	memset(c, 0, sizeof *c);
 	c->mtu = 1200;
 	c->encrypt = 1;
+	c->aes = 1;
 	c->heartbeat_ms = 1000;
 	c->timeout_ms = 10000;
 	c->watermark = 4 << 20;
@@ -264,7 +265,8 @@ send_welcome(session_t *s, uint32_t path)
 	w.heartbeat_ms = (uint32_t)s->cfg.heartbeat_ms;
 	w.timeout_ms = (uint32_t)s->cfg.timeout_ms;
 	w.mtu = (uint16_t)(s->cfg.mtu > 65535 ? 65535 : s->cfg.mtu);
-	w.flags = s->encrypt ? WIRE_F_ENCRYPT : 0;
+	w.flags = (s->encrypt & WIRE_SUITE_ENCRYPT ? WIRE_F_ENCRYPT : 0) |
+	          (s->encrypt & WIRE_SUITE_AESGCM ? WIRE_F_AESGCM : 0);
 	w.resume_grace_ms = (uint32_t)(s->cfg.resume_grace_ms > 0
 	                               ? s->cfg.resume_grace_ms : 0);
 	w.fec_data = (uint8_t)(s->fec_enc ? s->cfg.fec_data : 0);
@@ -293,6 +295,11 @@ session_server_create(const struct session_config *c,
 	memcpy(s->peer_pub, client_pub, WIRE_PUB);
 	int r;
 	if (v2) {
+		/* the cipher: AES-256-GCM when the client offered it and both
+		 * this config and this CPU allow it */
+		if ((v2->nk->caps & WIRE_CAP_AESGCM) && c->aes &&
+		    wire_aesgcm_available())
+			s->encrypt |= WIRE_SUITE_AESGCM;
 		memcpy(s->pub, v2->eph_pub, WIRE_PUB);
 		r = wire_nk_server_keys(&s->keys, v2->nk, v2->eph_sec, v2->eph_pub,
 		                        v2->sealed, v2->sealed_len);
@@ -858,7 +865,9 @@ session_stats(const session_t *s, struct session_stats *st)
 	st->offset_us = s->offset;
 	st->kcp_srtt_ms = s->kcp ? kcp_srtt(s->kcp) : 0;
 	st->waiting_bytes = s->kcp ? (int64_t)kcp_waitbytes(s->kcp) : 0;
-	st->encrypted = s->keyed && s->encrypt;
+	st->encrypted = s->keyed && (s->encrypt & WIRE_SUITE_ENCRYPT);
+	st->aesgcm = s->keyed && (s->encrypt & WIRE_SUITE_AESGCM);
+	st->keyed = s->keyed;
 }
 
 size_t

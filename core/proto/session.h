@@ -65,6 +65,11 @@ typedef struct session session_t;
 struct session_config {
 	int mtu;              /* bytes of one UDP packet (1200; 100..65000) */
 	int encrypt;          /* 1: encrypt bodies (default); 0: authenticate */
+	int aes;              /* 1: AES-256-GCM for session packets where both
+	                         sides have it (wire_aesgcm_available): a
+	                         pinned client offers it in its HELLO, a server
+	                         takes it when offered (default); 0:
+	                         ChaCha20-Poly1305 (docs/PROTOCOL.md, "Ciphers") */
 	int heartbeat_ms;     /* ping interval (1000) */
 	int timeout_ms;       /* no packet from the peer this long: close (10000) */
 	int64_t watermark;    /* bytes queued + unacked before "backpressure" (4 MiB) */
@@ -346,6 +351,9 @@ struct session_stats {
 	uint64_t fec_parity_out;  /* parity shards sent */
 	uint64_t fec_recovered;   /* packets rebuilt from parity */
 	uint64_t fec_dups;        /* shards that arrived twice (in in_replay too) */
+	int keyed;             /* 1: keys agreed (the WELCOME was made or opened) */
+	int aesgcm;            /* 1: the session's AEAD is AES-256-GCM; 0:
+	                          ChaCha20-Poly1305 */
 	int encrypted;         /* 1: bodies encrypted; 0: authenticated only
 	                          (the listener's choice, told by the WELCOME) */
 };

@@ -20,6 +20,7 @@ send_hs(session_t *s, uint64_t now)
 	memset(&h, 0, sizeof h);
 	h.type = s->hs_type;
 	h.version = s->cfg.pinned ? WIRE_V2 : WIRE_V1;
+	h.caps = s->nk.caps;
 	memcpy(h.pub, s->pub, WIRE_PUB);
 	h.stamp = s->stamp;
 	memcpy(h.mac, s->mac, WIRE_MAC);
@@ -54,11 +55,14 @@ session_client_create(const struct session_config *c,
 	}
 	s->hello_len = (uint16_t)hello_len;
 	wire_keypair(s->pub, s->sec);
-	if (c->pinned &&
-	    (wire_nk_client(&s->nk, c->server_key, s->pub, s->sec) < 0 ||
-	     wire_hello_seal(s->hello, s->hello, hello_len, &s->nk) < 0)) {
-		session_release(s); /* a degenerate server key */
-		return NULL;
+	if (c->pinned) {
+		int r = wire_nk_client(&s->nk, c->server_key, s->pub, s->sec);
+		/* offered in the HELLO, bound to it (the hello's associated data) */
+		s->nk.caps = c->aes && wire_aesgcm_available() ? WIRE_CAP_AESGCM : 0;
+		if (r < 0 || wire_hello_seal(s->hello, s->hello, hello_len, &s->nk) < 0) {
+			session_release(s); /* a degenerate server key */
+			return NULL;
+		}
 	}
 	s->hs_type = WIRE_HELLO;
 	s->hs_interval = (uint32_t)c->handshake_retry_ms;
@@ -150,11 +154,19 @@ session_client_input(session_t *s, uint8_t *pkt, size_t len, uint64_t now)
 		}
 		if (w.sid == 0 || w.mtu < 100 || w.heartbeat_ms == 0 || w.timeout_ms == 0)
 			break;
+		if ((w.flags & WIRE_F_AESGCM) && !(s->nk.caps & WIRE_CAP_AESGCM)) {
+			/* authentic (it opened under our keys), so the server
+			 * broke the rule: a cipher we did not offer */
+			session_finish(s, SESSION_CLOSE_PROTOCOL, "the server chose "
+			               "AES-256-GCM, which this client did not offer", 0);
+			return SESSION_EINPUT;
+		}
 		s->keys = k;
 		s->keyed = 1;
 		s->sid = w.sid;
 		memcpy(s->peer_pub, w.pub, WIRE_PUB);
-		s->encrypt = (w.flags & WIRE_F_ENCRYPT) ? 1 : 0;
+		s->encrypt = (uint8_t)(((w.flags & WIRE_F_ENCRYPT) ? WIRE_SUITE_ENCRYPT : 0) |
+		             ((w.flags & WIRE_F_AESGCM) ? WIRE_SUITE_AESGCM : 0));
 		if (w.mtu < s->cfg.mtu)
 			s->cfg.mtu = w.mtu;
 		s->cfg.heartbeat_ms = (int)w.heartbeat_ms;

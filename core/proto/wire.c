@@ -99,6 +99,43 @@ wire_peek(const uint8_t *pkt, size_t len, struct wire_hdr *h)
 }
 
 int
+wire_aesgcm_available(void)
+{
+	static int known = -1;
+	if (known < 0)
+		known = crypto_aead_aes256gcm_is_available() ? 1 : 0;
+	return known;
+}
+
+/* Detached AEAD encryption with the suite's cipher. */
+static int
+aead_seal(int aes, uint8_t *c, uint8_t *tag, const uint8_t *m, size_t mlen,
+          const uint8_t *ad, size_t adlen, const uint8_t *n, const uint8_t *k)
+{
+	if (aes)
+		return wire_aesgcm_available()
+		       ? crypto_aead_aes256gcm_encrypt_detached(c, tag, NULL, m,
+		             mlen, ad, adlen, NULL, n, k)
+		       : -1;
+	return crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, tag, NULL,
+	           m, mlen, ad, adlen, NULL, n, k);
+}
+
+static int
+aead_open(int aes, uint8_t *m, const uint8_t *c, size_t clen,
+          const uint8_t *tag, const uint8_t *ad, size_t adlen,
+          const uint8_t *n, const uint8_t *k)
+{
+	if (aes)
+		return wire_aesgcm_available()
+		       ? crypto_aead_aes256gcm_decrypt_detached(m, NULL, c, clen,
+		             tag, ad, adlen, n, k)
+		       : -1;
+	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(m, NULL, c,
+	           clen, tag, ad, adlen, n, k);
+}
+
+int
 wire_seal(uint8_t *out, size_t cap, uint8_t type, uint32_t sid,
           uint32_t pn, const uint8_t *body, size_t blen,
           const uint8_t key[WIRE_KEY], int encrypt)
@@ -121,13 +158,12 @@ wire_seal(uint8_t *out, size_t cap, uint8_t type, uint32_t sid,
 	wire_put32(out + 1, sid);
 	wire_put32(out + 5, pn);
 	make_nonce(n, pn);
-	if (encrypt)
-		r = crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-		    b, b + blen, NULL, b, blen, out, WIRE_HDR, NULL, n, key);
+	if (encrypt & WIRE_SUITE_ENCRYPT)
+		r = aead_seal(encrypt & WIRE_SUITE_AESGCM, b, b + blen, b, blen,
+		              out, WIRE_HDR, n, key);
 	else
-		r = crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-		    b + blen, b + blen, NULL, NULL, 0, out, WIRE_HDR + blen,
-		    NULL, n, key);
+		r = aead_seal(encrypt & WIRE_SUITE_AESGCM, b + blen, b + blen,
+		              NULL, 0, out, WIRE_HDR + blen, n, key);
 	if (r != 0)
 		return WIRE_ECRYPTO;
 	return (int)(blen + WIRE_OVERHEAD);
@@ -167,14 +203,13 @@ wire_open_peeked(uint8_t *pkt, size_t len, const uint8_t key[WIRE_KEY],
 	make_nonce(n, h->pn);
 	/* One pass: the tag is checked before plaintext is written; when it
 	 * fails libsodium clears the body, which the caller drops anyway. */
-	if (encrypt) {
-		if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-		        b, NULL, b, blen, tag, pkt, WIRE_HDR, n, key) != 0)
+	if (encrypt & WIRE_SUITE_ENCRYPT) {
+		if (aead_open(encrypt & WIRE_SUITE_AESGCM, b, b, blen, tag, pkt,
+		              WIRE_HDR, n, key) != 0)
 			return WIRE_EAUTH;
 	} else {
-		if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-		        NULL, NULL, tag, 0, tag, pkt, WIRE_HDR + blen, n,
-		        key) != 0)
+		if (aead_open(encrypt & WIRE_SUITE_AESGCM, NULL, tag, 0, tag, pkt,
+		              WIRE_HDR + blen, n, key) != 0)
 			return WIRE_EAUTH;
 	}
 	if (body)
@@ -265,6 +300,8 @@ wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h)
 		fixed = WIRE_INIT_SIZE;
 	else
 		return WIRE_EINVAL;
+	if (version == WIRE_V2)
+		fixed++; /* caps */
 	/* v2: the sealed hello is the ciphertext and its tag */
 	body = h->hello_len + (version == WIRE_V2 ? WIRE_TAG : 0);
 	if (h->hello_len > WIRE_HELLO_MAX || (body > 0 && !h->hello))
@@ -278,6 +315,8 @@ wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h)
 	out[1] = version;
 	memcpy(out + 2, h->pub, WIRE_PUB);
 	p = out + 2 + WIRE_PUB;
+	if (version == WIRE_V2)
+		*p++ = h->caps;
 	if (h->type == WIRE_INIT) {
 		wire_put32(p, h->stamp);
 		memcpy(p + 4, h->mac, WIRE_MAC);
@@ -314,9 +353,13 @@ wire_hello_decode(const uint8_t *pkt, size_t len, struct wire_hello *h)
 		*h = d;
 		return WIRE_EVERSION;
 	}
+	if (d.version == WIRE_V2)
+		fixed++; /* caps */
 	if (len < fixed)
 		return WIRE_ETRUNC;
 	p = pkt + 2 + WIRE_PUB;
+	if (d.version == WIRE_V2)
+		d.caps = *p++;
 	if (d.type == WIRE_INIT) {
 		d.stamp = wire_get32(p);
 		memcpy(d.mac, p + 4, WIRE_MAC);
@@ -616,7 +659,7 @@ wire_fec_open(const uint8_t *frame, size_t len, const uint8_t fkey[WIRE_KEY])
 static const uint8_t LABEL_SKEY[16] = "moongate/2 s-key";
 static const uint8_t LABEL_HELLO[16] = "moongate/2 hello";
 static const uint8_t LABEL_SPLIT[16] = "moongate/2 split";
-#define HELLO_AD (1 + WIRE_PUB) /* version 2 | e */
+#define HELLO_AD (1 + WIRE_PUB + 1) /* version 2 | e | caps */
 
 void
 wire_static_keypair(uint8_t pub[WIRE_PUB], uint8_t sec[WIRE_SEC],
@@ -646,6 +689,7 @@ wire_nk_client(struct wire_nk *n, const uint8_t spub[WIRE_PUB],
 {
 	memcpy(n->spub, spub, WIRE_PUB);
 	memcpy(n->epub, epub, WIRE_PUB);
+	n->caps = 0;
 	if (crypto_scalarmult(n->es, esec, spub) != 0) {
 		sodium_memzero(n, sizeof *n);
 		return WIRE_ECRYPTO;
@@ -660,6 +704,7 @@ wire_nk_server(struct wire_nk *n, const uint8_t spub[WIRE_PUB],
 {
 	memcpy(n->spub, spub, WIRE_PUB);
 	memcpy(n->epub, epub, WIRE_PUB);
+	n->caps = 0;
 	if (crypto_scalarmult(n->es, ssec, epub) != 0) {
 		sodium_memzero(n, sizeof *n);
 		return WIRE_ECRYPTO;
@@ -673,6 +718,7 @@ hello_ad(uint8_t ad[HELLO_AD], const struct wire_nk *n)
 {
 	ad[0] = WIRE_V2;
 	memcpy(ad + 1, n->epub, WIRE_PUB);
+	ad[1 + WIRE_PUB] = n->caps;
 }
 
 int

@@ -82,8 +82,10 @@ enum wire_type {
 /* Fixed sizes of the handshake packets (plus hello_len or reason_len; a
  * v2 HELLO or INIT also has the sealed hello's WIRE_TAG). */
 #define WIRE_HELLO_SIZE (1 + 1 + WIRE_PUB + 2)                 /* 36 */
+#define WIRE_HELLO_V2_SIZE (WIRE_HELLO_SIZE + 1)               /* 37: caps */
 #define WIRE_CHALLENGE_SIZE (1 + 1 + 4 + WIRE_MAC)             /* 22 */
 #define WIRE_INIT_SIZE (1 + 1 + WIRE_PUB + 4 + WIRE_MAC + 2)   /* 56 */
+#define WIRE_INIT_V2_SIZE (WIRE_INIT_SIZE + 1)                 /* 57: caps */
 #define WIRE_RESET_TOKEN 16 /* a session's stateless reset token */
 #define WIRE_WELCOME_BODY (8 + 4 + 4 + 2 + 1 + 4 + 2 + WIRE_RESET_TOKEN + 4) /* 45 */
 #define WIRE_WELCOME_SIZE (1 + 4 + WIRE_PUB + WIRE_WELCOME_BODY + WIRE_TAG)
@@ -182,6 +184,15 @@ int wire_peek(const uint8_t *pkt, size_t len, struct wire_hdr *h);
 int wire_seal(uint8_t *out, size_t cap, uint8_t type, uint32_t sid,
               uint32_t pn, const uint8_t *body, size_t blen,
               const uint8_t key[WIRE_KEY], int encrypt);
+/* The encrypt argument of wire_seal and wire_open is a suite: bit 0, the
+ * body is encrypted (else authenticated only); bit 1, the AEAD is
+ * AES-256-GCM (else ChaCha20-Poly1305-IETF). Both take the same 32-byte
+ * key, 12-byte nonce and 16-byte tag, so a packet's layout is the same. */
+#define WIRE_SUITE_ENCRYPT 1
+#define WIRE_SUITE_AESGCM 2
+/* 1 when this CPU runs libsodium's AES-256-GCM (x86-64 with AES-NI and
+ * PCLMUL); without it a WIRE_SUITE_AESGCM seal or open is WIRE_ECRYPTO. */
+int wire_aesgcm_available(void);
 
 /* Verify and decrypt, in place and in one pass (libsodium checks the tag
  * before it writes plaintext), a session packet. On success fills h,
@@ -242,6 +253,8 @@ struct wire_hello {
 	uint8_t type;               /* WIRE_HELLO or WIRE_INIT */
 	uint8_t version;
 	uint8_t pub[WIRE_PUB];
+	uint8_t caps;               /* v2 only: what the client can do
+	                               (WIRE_CAP_*); 0 in v1 */
 	uint32_t stamp;             /* INIT only: the challenge's stamp */
 	uint8_t mac[WIRE_MAC];      /* INIT only: the challenge's MAC */
 	const uint8_t *hello;       /* points into the packet when decoded; v2:
@@ -255,6 +268,9 @@ struct wire_hello {
  * client_pub, so on WIRE_EVERSION type, version and pub are filled (the
  * rest zero) for a REFUSE's echo. */
 int wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h);
+/* caps of a v2 HELLO or INIT: the client can seal and open AES-256-GCM and
+ * would take it for the session (the server says in the WELCOME) */
+#define WIRE_CAP_AESGCM 0x01
 int wire_hello_decode(const uint8_t *pkt, size_t len, struct wire_hello *h);
 
 /* CHALLENGE: 02 | 1 u8 | stamp u32 | mac[16] (the same for v1 and v2) */
@@ -282,6 +298,8 @@ int wire_mac_equal(const uint8_t a[WIRE_MAC], const uint8_t b[WIRE_MAC]);
  * the same params again), and the server's key pair is fresh per session.
  * Exactly WIRE_WELCOME_SIZE bytes; flags are passed through as they are. */
 #define WIRE_F_ENCRYPT 1
+#define WIRE_F_AESGCM 2   /* session packets use AES-256-GCM (only when the
+                             client's caps offered it) */
 struct wire_welcome {
 	uint32_t sid;
 	uint8_t pub[WIRE_PUB];
@@ -350,6 +368,8 @@ struct wire_nk {
 	uint8_t epub[WIRE_PUB]; /* e: the client's ephemeral key */
 	uint8_t es[WIRE_KEY];   /* X25519(e, S) = X25519(s, e) */
 	uint8_t hkey[WIRE_KEY]; /* seals the hello */
+	uint8_t caps;           /* the HELLO's caps: in the hello's associated
+	                           data (set before wire_hello_seal/open) */
 };
 /* The server's static key pair from its secret: sec = BLAKE2b-256(key:
  * secret, "moongate/2 s-key"), pub = X25519 base point times sec. Servers

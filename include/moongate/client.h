@@ -299,6 +299,11 @@ struct mgclient_stats {
 	int64_t msg_max;         /* the largest message mgclient_send takes:
 	                            ours, KCP's and the server's (told by the
 	                            WELCOME); 0 before the session is open */
+	/* version 3 (size 232): */
+	const char *cipher;      /* the session's AEAD, "AES-256-GCM" or
+	                            "ChaCha20-Poly1305" (the server's choice
+	                            among what the client offered: AES where
+	                            both CPUs have it); "" before the WELCOME */
 };
 /* Fills the first st->size bytes at most; st->size becomes the bytes
  * filled. 0, or MGCLIENT_EINVAL when st->size is too small for the first

@@ -624,6 +624,53 @@ TEST(pinned_handshake_hides_the_hello)
 	world_free();
 }
 
+/* The cipher (docs/PROTOCOL.md, "Ciphers"): AES-256-GCM when the client
+ * offers it (caps in its HELLO) and the server takes it, ChaCha20-Poly1305
+ * when either side says no (session_config.aes 0) and for an unpinned
+ * (v1) client, which has no caps. Both sides agree (the client learns it
+ * from the WELCOME's flags) and messages go both ways. */
+static int
+cipher_of(int client_aes, int server_aes, int pinned)
+{
+	struct session_config ss, sc;
+	session_config_default(&ss);
+	ss.aes = server_aes;
+	world_init(&ss);
+	W.gc.allow_unpinned = 1;
+	gate_release(W.g, now_us());
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	if (pinned)
+		pinned_config(&sc, NULL);
+	else
+		session_config_default(&sc);
+	sc.aes = client_aes;
+	struct client *c = add_client(NULL, &sc, "x", 1);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	send_counter(c, 0, 100);
+	CHECK(RUN_UNTIL(c->rel.n == 1, 1000));
+	CHECK_EQ(c->rel.errors, 0);
+	struct session_stats a, b;
+	session_stats(c->s, &a);
+	session_stats(gate_session(W.g, session_id(c->s)), &b);
+	CHECK_EQ(a.aesgcm, b.aesgcm);
+	CHECK(a.encrypted && b.encrypted);
+	world_free();
+	return a.aesgcm;
+}
+
+TEST(cipher_is_negotiated)
+{
+	if (!wire_aesgcm_available()) {
+		printf("    (no AES-NI here: only ChaCha20-Poly1305 is tried)\n");
+		CHECK_EQ(cipher_of(1, 1, 1), 0);
+		return;
+	}
+	CHECK_EQ(cipher_of(1, 1, 1), 1);
+	CHECK_EQ(cipher_of(0, 1, 1), 0);
+	CHECK_EQ(cipher_of(1, 0, 1), 0);
+	CHECK_EQ(cipher_of(1, 1, 0), 0); /* v1: no caps */
+}
+
 TEST(pinned_client_refused_by_a_server_with_another_key)
 {
 	world_init(NULL);
@@ -2610,6 +2657,7 @@ static const struct tu_test tests[] = {
 	TU(idle_session_memory),
 	TU(delayed_ack_rides_on_the_answer),
 	TU(loss_costs_a_short_rto),
+	TU(cipher_is_negotiated),
 	TU(one_wakeup_is_answered_in_one_packet),
 	TU(restart_resets_the_client_within_a_heartbeat),
 	TU(reset_only_with_the_token),

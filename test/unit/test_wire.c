@@ -358,6 +358,22 @@ TEST(open_wrong_key_or_mode)
 		CHECK_EQ(wire_open(pkt, (size_t)n, p.s.rx, enc, NULL, NULL),
 		         (int)sizeof body);
 	}
+	/* the other cipher: AES-256-GCM and ChaCha20-Poly1305 under one key
+	 * never open each other's packets */
+	if (wire_aesgcm_available()) {
+		for (enc = 0; enc < 2; enc++) {
+			n = wire_seal(pkt, sizeof pkt, WIRE_DGRAM, 1, 9, body, sizeof body,
+			              p.c.tx, enc | WIRE_SUITE_AESGCM);
+			REQUIRE(n == (int)(sizeof body + WIRE_OVERHEAD));
+			memcpy(cp, pkt, (size_t)n);
+			CHECK_EQ(wire_open(pkt, (size_t)n, p.s.rx, enc, NULL, NULL),
+			         WIRE_EAUTH);
+			memcpy(pkt, cp, (size_t)n);
+			CHECK_EQ(wire_open(pkt, (size_t)n, p.s.rx, enc | WIRE_SUITE_AESGCM,
+			                   NULL, NULL), (int)sizeof body);
+			CHECK(memcmp(pkt + WIRE_HDR, body, sizeof body) == 0);
+		}
+	}
 	/* pn 0 never opens, whatever the tag */
 	n = wire_seal(pkt, sizeof pkt, WIRE_DGRAM, 1, 1, body, 4, p.c.tx, 1);
 	REQUIRE(n > 0);
@@ -1084,36 +1100,43 @@ static const uint8_t kcp_push[29] = {
 #define V2_HELLO \
 	"01 02 ab 2f ca 32 89 83 22 c2 08 fb 2d ab 50 48 " \
 	"bd 43 c3 55 c6 43 0f 58 88 97 cb 57 49 61 cf a9 " \
-	"80 6f 08 00 3c 27 56 d3 69 59 cd 2f 90 27 0a c7 " \
-	"a8 82 d2 05 11 f4 24 bc d9 24 81 43"
+	"80 6f 01 08 00 3c 27 56 d3 69 59 cd 2f 42 c8 0d " \
+	"71 a2 aa 17 f3 03 7f 64 6e 89 3a 34 96"
 #define V2_INIT \
 	"03 02 ab 2f ca 32 89 83 22 c2 08 fb 2d ab 50 48 " \
 	"bd 43 c3 55 c6 43 0f 58 88 97 cb 57 49 61 cf a9 " \
-	"80 6f 40 e2 01 00 e3 d5 b9 e7 fd 9a 13 4c 86 3b " \
-	"6d 3f b9 01 83 57 08 00 3c 27 56 d3 69 59 cd 2f " \
-	"90 27 0a c7 a8 82 d2 05 11 f4 24 bc d9 24 81 43"
+	"80 6f 01 40 e2 01 00 e3 d5 b9 e7 fd 9a 13 4c 86 " \
+	"3b 6d 3f b9 01 83 57 08 00 3c 27 56 d3 69 59 cd " \
+	"2f 42 c8 0d 71 a2 aa 17 f3 03 7f 64 6e 89 3a 34 " \
+	"96"
 #define V2_STX \
-	"94 b4 52 aa fb a2 85 8d f0 0d 26 3b e9 70 94 0c " \
-	"67 5d ed f7 bd 89 93 15 8d 66 c7 08 00 14 39 bf"
+	"4d 69 44 5e 51 20 00 58 30 ee ad 03 b2 34 83 2f " \
+	"6a 81 24 e5 cb 1e 9d 5c 31 16 cc bb f3 47 8b bf"
 #define V2_CTX \
-	"6a 4a 84 3d e6 18 49 9a a8 87 b2 5b c0 41 e6 02 " \
-	"18 ae 96 25 68 e1 52 15 40 50 f6 e8 24 bf c5 1a"
+	"78 2c a9 31 54 09 92 9d 82 14 57 88 dd 35 82 54 " \
+	"4d 2b 09 aa f4 86 70 33 e6 41 ab 55 19 f8 bf dd"
 #define V2_WELCOME \
 	"04 04 03 02 01 fc 3b 33 93 67 a5 22 5d 53 a9 2d " \
 	"38 03 23 af d0 35 d7 81 7b 6d 1b e4 7d 94 6f 6b " \
-	"09 a9 cb dc 06 96 ba a4 5d b3 1a 2b 57 cd d9 53 " \
-	"eb 5f 70 2d 03 3e fa 19 e8 72 62 e7 c3 22 28 d9 " \
-	"3b 4a b2 c5 34 0b 0e 89 2e 61 09 23 35 54 75 0f " \
-	"e4 e9 36 b5 9c 06 49 f6 c2 eb 3b 4e 9c 61 bf 98 " \
-	"af 59"
+	"09 a9 cb dc 06 03 42 86 5b 14 d7 21 6b 64 6f 43 " \
+	"b1 14 cc 6e 5c 34 77 b4 87 6b 0f 0a 07 b7 c0 1e " \
+	"25 08 13 a7 57 d5 36 3c 02 88 ac 7f 32 9e 81 bf " \
+	"61 e5 4d 06 e4 08 eb d2 01 51 9c 11 47 f7 97 19 " \
+	"32 1e"
 #define V2_RESET \
 	"06 04 03 02 01 1c a1 b5 39 07 21 00 c4 2e ec 05 " \
 	"f6 c9 46 ab 80"
 #define V2_KCP \
-	"10 04 03 02 01 01 00 00 00 e6 43 35 b2 f0 f2 54 " \
-	"c8 d3 ee 7d 28 49 2c 69 b7 d0 9c 0a 6e cd 2c c9 " \
-	"63 07 83 5a 12 6c 32 df 69 34 bc e5 3d c0 d6 48 " \
-	"38 c9 66 a8 24 3f"
+	"10 04 03 02 01 01 00 00 00 d1 e3 a8 30 2c f2 7c " \
+	"b2 9f 0d 71 3a 2b d9 22 04 2e 3e 68 dd bf 3d 24 " \
+	"0c de bc 40 36 9d e0 c5 68 f6 aa e2 f2 04 67 d7 " \
+	"d9 1e 40 4f 71 ed"
+
+#define V2_KCP_AES \
+	"10 04 03 02 01 01 00 00 00 49 68 53 e8 60 ad 7f " \
+	"21 2a 0c 0f 60 ea aa d5 29 73 af 7d cf 23 c9 56 " \
+	"45 be b2 74 43 83 62 5c 87 2c af 79 c7 b2 59 c3 " \
+	"fb d1 70 69 d6 d3"
 
 static void
 vector_session(const char *name, uint8_t type, uint32_t pn,
@@ -1360,19 +1383,21 @@ TEST(nk_handshake)
 		memcpy(h.pub, epub, WIRE_PUB);
 		h.hello = sealed;
 		h.hello_len = 8;
+		h.caps = 0x81;
 		REQUIRE_EQ(wire_hello_encode(pkt, sizeof pkt, &h),
-		           WIRE_INIT_SIZE + 8 + WIRE_TAG);
-		REQUIRE_EQ(wire_hello_decode(pkt, WIRE_INIT_SIZE + 8 + WIRE_TAG, &d), 0);
+		           WIRE_INIT_V2_SIZE + 8 + WIRE_TAG);
+		REQUIRE_EQ(wire_hello_decode(pkt, WIRE_INIT_V2_SIZE + 8 + WIRE_TAG, &d), 0);
 		CHECK_EQ(d.version, WIRE_V2);
+		CHECK_EQ(d.caps, 0x81); /* unknown bits travel; a server ignores them */
 		CHECK_EQ(d.hello_len, 8);
-		CHECK(d.hello == pkt + WIRE_INIT_SIZE);
-		CHECK_EQ(wire_hello_decode(pkt, WIRE_INIT_SIZE + 8, &d), WIRE_ETRUNC);
-		CHECK_EQ(wire_hello_decode(pkt, WIRE_INIT_SIZE + 8 + WIRE_TAG - 1, &d),
+		CHECK(d.hello == pkt + WIRE_INIT_V2_SIZE);
+		CHECK_EQ(wire_hello_decode(pkt, WIRE_INIT_V2_SIZE + 8, &d), WIRE_ETRUNC);
+		CHECK_EQ(wire_hello_decode(pkt, WIRE_INIT_V2_SIZE + 8 + WIRE_TAG - 1, &d),
 		         WIRE_ETRUNC);
 		/* the smallest v2 packets still outweigh any reply before the
 		 * address is proven (no amplification) */
-		CHECK(WIRE_HELLO_SIZE + WIRE_TAG >= WIRE_CHALLENGE_SIZE);
-		CHECK(WIRE_HELLO_SIZE + WIRE_TAG >= WIRE_REFUSE_SIZE);
+		CHECK(WIRE_HELLO_V2_SIZE + WIRE_TAG >= WIRE_CHALLENGE_SIZE);
+		CHECK(WIRE_HELLO_V2_SIZE + WIRE_TAG >= WIRE_REFUSE_SIZE);
 	}
 }
 
@@ -1438,17 +1463,19 @@ TEST(wire_vectors_v2)
 	REQUIRE_EQ(wire_nk_server(&s, spub, ssec, p.cpub), 0);
 	check_hex("v2 es", c.es, WIRE_KEY, V2_ES);
 	check_hex("v2 hello key", c.hkey, WIRE_KEY, V2_HKEY);
+	c.caps = s.caps = WIRE_CAP_AESGCM; /* offered, in the associated data */
 	REQUIRE_EQ(wire_hello_seal(sealed, (const uint8_t *)"moongate", 8, &c),
 	           (int)sizeof sealed);
 
 	memset(&h, 0, sizeof h);
 	h.type = WIRE_HELLO;
 	h.version = WIRE_V2;
+	h.caps = WIRE_CAP_AESGCM;
 	memcpy(h.pub, p.cpub, WIRE_PUB);
 	h.hello = sealed;
 	h.hello_len = 8;
 	n = wire_hello_encode(pkt, sizeof pkt, &h);
-	REQUIRE_EQ(n, WIRE_HELLO_SIZE + 8 + WIRE_TAG);
+	REQUIRE_EQ(n, WIRE_HELLO_V2_SIZE + 8 + WIRE_TAG);
 	check_hex("v2 HELLO", pkt, (size_t)n, V2_HELLO);
 
 	wire_cookie(mac, secret, addr, sizeof addr, 123456, p.cpub);
@@ -1456,10 +1483,14 @@ TEST(wire_vectors_v2)
 	h.stamp = 123456;
 	memcpy(h.mac, mac, WIRE_MAC);
 	n = wire_hello_encode(pkt, sizeof pkt, &h);
-	REQUIRE_EQ(n, WIRE_INIT_SIZE + 8 + WIRE_TAG);
+	REQUIRE_EQ(n, WIRE_INIT_V2_SIZE + 8 + WIRE_TAG);
 	check_hex("v2 INIT", pkt, (size_t)n, V2_INIT);
 	REQUIRE_EQ(wire_hello_open(back, sealed, 8, &s), 0);
 	CHECK(memcmp(back, "moongate", 8) == 0);
+	/* the caps are bound to the hello: changed on the way, it does not open */
+	s.caps = 0;
+	CHECK_EQ(wire_hello_open(back, sealed, 8, &s), WIRE_EAUTH);
+	s.caps = WIRE_CAP_AESGCM;
 
 	REQUIRE_EQ(wire_nk_server_keys(&ks, &s, p.ssec, p.spub, sealed,
 	                               sizeof sealed), 0);
@@ -1476,7 +1507,7 @@ TEST(wire_vectors_v2)
 	w.heartbeat_ms = 1000;
 	w.timeout_ms = 10000;
 	w.mtu = 1200;
-	w.flags = WIRE_F_ENCRYPT;
+	w.flags = WIRE_F_ENCRYPT | WIRE_F_AESGCM; /* the server took the offer */
 	w.resume_grace_ms = 30000;
 	w.fec_data = 8;
 	w.fec_parity = 2;
@@ -1498,7 +1529,13 @@ TEST(wire_vectors_v2)
 		check_hex("v2 RESET", r, sizeof r, V2_RESET);
 	}
 	vector_session("v2 KCP (encrypted), pn 1", WIRE_KCP, 1, kcp_push,
-	               sizeof kcp_push, kc.tx, ks.rx, 1, V2_KCP);
+	               sizeof kcp_push, kc.tx, ks.rx, WIRE_SUITE_ENCRYPT, V2_KCP);
+	if (wire_aesgcm_available())
+		vector_session("v2 KCP (AES-256-GCM), pn 1", WIRE_KCP, 1, kcp_push,
+		               sizeof kcp_push, kc.tx, ks.rx,
+		               WIRE_SUITE_ENCRYPT | WIRE_SUITE_AESGCM, V2_KCP_AES);
+	else
+		printf("    (no AES-NI here: the AES-256-GCM vector is not checked)\n");
 }
 
 static const struct tu_test tests[] = {

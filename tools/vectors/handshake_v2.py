@@ -3,7 +3,8 @@
 docs/PROTOCOL.md ("Handshake v2: test vectors"), the RESET and the v1
 WELCOME, without moongate's C code:
 BLAKE2b from Python's hashlib, X25519 and ChaCha20-Poly1305 IETF from
-PyNaCl (Debian: python3-nacl).
+PyNaCl (Debian: python3-nacl), AES-256-GCM from python3-cryptography
+(the AES vector is left out, and said so, without it).
 
     handshake_v2.py                 print the vectors
     handshake_v2.py --check TEST    run TEST -v (build/test_wire) and compare
@@ -24,6 +25,12 @@ except ImportError:
     print("handshake_v2.py: skipped: PyNaCl is missing "
           "(apt-get install python3-nacl)", file=sys.stderr)
     sys.exit(77)
+
+
+try:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+except ImportError:
+    AESGCM = None
 
 
 def b2b(data, key=b"", size=32):
@@ -57,15 +64,16 @@ def vectors():
     out.append(("v2 es", es))
     hkey = b2b(b"moongate/2 hello" + spub + cpub, key=es)
     out.append(("v2 hello key", hkey))
-    sealed = aead(hkey, bytes(12), bytes([2]) + cpub, hello)
+    caps = bytes([0x01])  # the client offers AES-256-GCM
+    sealed = aead(hkey, bytes(12), bytes([2]) + cpub + caps, hello)
 
-    hdr = bytes([0x01, 0x02]) + cpub
+    hdr = bytes([0x01, 0x02]) + cpub + caps
     out.append(("v2 HELLO", hdr + struct.pack("<H", len(hello)) + sealed))
 
     addr = bytes([0x02, 0x30, 0x39, 0xc0, 0x00, 0x02, 0x01])
     stamp = struct.pack("<I", 123456)
     mac = b2b(addr + stamp + cpub, key=secret, size=16)
-    out.append(("v2 INIT", bytes([0x03, 0x02]) + cpub + stamp + mac +
+    out.append(("v2 INIT", bytes([0x03, 0x02]) + cpub + caps + stamp + mac +
                 struct.pack("<H", len(hello)) + sealed))
 
     ee = crypto_scalarmult(csec, epub_s)
@@ -79,17 +87,19 @@ def vectors():
     sid = struct.pack("<I", 0x01020304)
     # the stateless reset token: BLAKE2b-128(key: secret, label | sid)
     token = b2b(b"moongate reset v1" + sid, key=secret, size=16)
-    params = struct.pack("<QIIHBIBB", 1000000000, 1000, 10000, 1200, 1,
+    # flags 3: encrypted, AES-256-GCM (the server took the offer)
+    params = struct.pack("<QIIHBIBB", 1000000000, 1000, 10000, 1200, 3,
                          30000, 8, 2) + token + struct.pack("<I", 65536)
     ad = bytes([0x04]) + sid + epub_s
     out.append(("v2 WELCOME", ad + aead(stx, bytes(12), ad, params)))
+    params1 = params[:18] + bytes([1]) + params[19:]  # v1: ChaCha, flags 1
     out.append(("v2 RESET", bytes([0x06]) + sid + token))
 
     # v1 (unpinned): crypto_kx, the server's pair is e_s's seed (0x02):
     # BLAKE2b-512(X25519 | client_pub | server_pub), the first half the
     # server's send key; the same params
     kx = b2b(crypto_scalarmult(esec_s, cpub) + cpub + epub_s, size=64)
-    out.append(("WELCOME", ad + aead(kx[:32], bytes(12), ad, params)))
+    out.append(("WELCOME", ad + aead(kx[:32], bytes(12), ad, params1)))
 
     # the KCP PUSH of "hello" (docs/PROTOCOL.md), client -> server, pn 1
     # conv 0x01020304, cmd 81, frg 0, wnd 128, ts 1000, sn 0, una 0, len 5
@@ -98,6 +108,14 @@ def vectors():
     head = bytes([0x10]) + sid + struct.pack("<I", 1)
     nonce = struct.pack("<Q", 1) + bytes(4)
     out.append(("v2 KCP (encrypted), pn 1", head + aead(ctx, nonce, head, push)))
+    if AESGCM is None:
+        print("handshake_v2.py: python3-cryptography is missing: the "
+              "AES-256-GCM vector is not checked", file=sys.stderr)
+    else:
+        # the same packet under the cipher the WELCOME chose: AES-256-GCM,
+        # the same key, nonce and associated data (ciphertext then tag)
+        out.append(("v2 KCP (AES-256-GCM), pn 1",
+                    head + AESGCM(ctx).encrypt(nonce, push, head)))
     return out
 
 
