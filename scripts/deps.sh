@@ -2,7 +2,8 @@
 # scripts/deps.sh [base] [fuzz] [nft] - install what the build needs on Debian 12.
 #
 #   base  compilers, cmake, LuaJIT, libev, libsodium, lua-cjson, busted, Go
-#         with xtaci/kcp-go for the interop test, and python3-nacl for the
+#         with xtaci/kcp-go for the interop test, python3-nacl (and
+#         python3-cryptography, for the AES-256-GCM vector) for the
 #         login token signer's spec and the handshake v2 vectors
 #         (tools/vectors) (the default)
 #   fuzz  clang and its runtimes (libFuzzer, sanitizers), for `make fuzz`
@@ -18,7 +19,7 @@ set -euo pipefail
 
 base=(build-essential cmake pkg-config luajit libluajit-5.1-dev libev-dev
       lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev
-      python3-nacl)
+      python3-nacl python3-cryptography)
 fuzz=(make cmake clang libclang-rt-14-dev)
 nft=(nftables libenet-dev)
 
