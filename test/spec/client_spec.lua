@@ -44,6 +44,26 @@ describe("moongate.client", function()
 		assert.equal(0, srv.status, srv:log())
 	end)
 
+	it("sends a frame's messages in one packet with manual_flush, and " ..
+		"names its cipher", function()
+		local cl = assert(T.connect(srv, "udp", "v1", { manual_flush = 1 }))
+		cl:wait_open()
+		local cipher = cl:stats().cipher
+		assert.is_true(cipher == "AES-256-GCM" or cipher == "ChaCha20-Poly1305", cipher)
+		local before = cl:stats().out_packets
+		for i = 1, 10 do assert.is_true(cl:send(payload(i, 40))) end
+		assert.equal(before, cl:stats().out_packets) -- nothing left yet
+		assert.is_true(cl.c:flush())
+		assert.equal(before + 1, cl:stats().out_packets)
+		T.wait(function() return #cl.messages >= 10 end, 5000, cl)
+		for i = 1, 10 do assert.equal(payload(i, 40), cl.messages[i]) end
+		cl:close(0, "bye")
+		cl:wait_close()
+		local ok, err = cl.c:flush()
+		assert.is_nil(ok)
+		assert.equal("closed", err)
+	end)
+
 	for _, transport in ipairs{ "udp", "tcp" } do
 		it("echoes 200 messages of varied sizes over " .. transport ..
 			", each once and in order", function()
