@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # session_bench.sh - the session layer's figures (docs/BENCHMARKS.md,
-# "Sessions (issue 3)"): bare UDP echo, saturated session round trips with
-# batching on and off, 2000 sessions at 20 Hz, the largest session count
-# that holds p99 < 5 ms at 20 Hz, memory per idle session.
+# "Sessions (issue 3)", "One flush per wakeup (issue 15)"): bare UDP echo,
+# saturated session round trips (the library's default client, the server
+# on ChaCha20-Poly1305, and a client with manual_flush), 2000 sessions at
+# 20 Hz over UDP and TCP, the largest session count that holds p99 < 5 ms
+# at 20 Hz, memory per idle session. Every session figure comes with the
+# server's CPU, echoes per server CPU-second and the server's system calls
+# per echo (read from its admin console: moongate-bot --server-admin).
 #
 #   bench/session_bench.sh            # full: 3 runs per figure, medians
 #   QUICK=1 bench/session_bench.sh    # 1 run each, shorter, fewer counts
@@ -44,11 +48,15 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 bench_setup session_bench
 
-# start_server [--set K=V ...]: sets SRV_PID, UDP_PORT, TCP_PORT
+# start_server [--set K=V ...]: sets SRV_PID, UDP_PORT, TCP_PORT, SRV_KEY;
+# its admin console (the built-in echo answers `stats`) at $TMP/admin
 start_server() {
+	rm -f "$TMP/admin"
 	bench_start_server "$BUILD/moongate" --listen udp://127.0.0.1:0 \
 		--listen tcp://127.0.0.1:0 --set log_level=warn \
-		--set net.max_conns=20000 "$@"
+		--set net.max_conns=20000 --set net.max_conns_per_addr=0 \
+		--set admin="unix:$TMP/admin" "$@"
+	SRV_KEY=$(awk '/^moongate: key/ {print $3}' "$TMP/srv.out")
 }
 
 
@@ -56,7 +64,7 @@ start_server() {
 bot() {
 	local bound=$1; shift
 	timeout -k 5 "$bound" taskset -c 1 "$BUILD/moongate-bot" \
-		--server-pid "$SRV_PID" --procs "$BOT_PROCS" \
+		--server-pid "$SRV_PID" --server-admin "unix:$TMP/admin" --procs "$BOT_PROCS" \
 		${BOT_CPUS:+--cpus "$BOT_CPUS"} "$@" 2>"$TMP/bot.err" | grep '^RESULT' || {
 		echo "RESULT none (bot failed or timed out; last stderr line: $(tail -1 "$TMP/bot.err"))"
 	}
@@ -64,55 +72,62 @@ bot() {
 
 
 field() { grep -o " $1=[-0-9.]*" | head -1 | cut -d= -f2; }
+# url TRANSPORT PORT: the server's url, pinned to its key (as clients are)
+url() { echo "$1://127.0.0.1:$2?key=$SRV_KEY"; }
 
 echo "== 1. bare UDP echo (udp_echo pins server to CPU 0, client to CPU 1)"
-for batch in 32 1; do
-	: >"$TMP/echo"
-	for _ in $(seq "$RUNS"); do
-		timeout -k 5 $((ECHO_S + 30)) "$BUILD/udp_echo" --seconds "$ECHO_S" --batch "$batch" | grep '^RESULT' | tee -a "$TMP/echo"
-	done
-	m=$(median rtt_per_s <"$TMP/echo")
-	echo "MEDIAN udp_echo batch=$batch rtt_per_s=$m"
-	[ "$batch" = 32 ] && ECHO32=$m
-	[ "$batch" = 1 ] && ECHO1=$m
+: >"$TMP/echo"
+for _ in $(seq "$RUNS"); do
+	timeout -k 5 $((ECHO_S + 30)) "$BUILD/udp_echo" --seconds "$ECHO_S" --batch 32 | grep '^RESULT' | tee -a "$TMP/echo"
 done
+ECHO=$(median rtt_per_s <"$TMP/echo")
+ECHO_CPU=$(median server_cpu <"$TMP/echo")
+ECHO_PER_CPU=$(awk -v r="$ECHO" -v c="$ECHO_CPU" 'BEGIN { printf "%.0f", r / c }')
+echo "MEDIAN udp_echo batch=32 rtt_per_s=$ECHO server_cpu=$ECHO_CPU rtt_per_server_cpu_s=$ECHO_PER_CPU"
 
-echo "== 2. saturated sessions: $CLIENTS_SAT clients, window $WINDOW, UDP"
-for batch in 32 1; do
+echo "== 2. saturated sessions: $CLIENTS_SAT clients, window $WINDOW, UDP, pinned"
+# variant NAME "BOT ARGS" "SERVER ARGS"
+sat() {
+	local name=$1 botargs=$2; shift 2
 	: >"$TMP/sat"
 	for _ in $(seq "$RUNS"); do
-		start_server --set net.batch="$batch"
-		bot $((SAT_S + 40)) --server udp://127.0.0.1:"$UDP_PORT" \
-			--clients "$CLIENTS_SAT" --window "$WINDOW" --seconds "$SAT_S" | tee -a "$TMP/sat"
+		start_server "$@"
+		bot $((SAT_S + 40)) --server "$(url udp "$UDP_PORT")" \
+			--clients "$CLIENTS_SAT" --window "$WINDOW" --seconds "$SAT_S" $botargs | tee -a "$TMP/sat"
 		stop_server
 	done
-	m=$(median rtt_per_s <"$TMP/sat")
-	echo "MEDIAN sessions net.batch=$batch rtt_per_s=$m server_cpu=$(median server_cpu <"$TMP/sat") bot_cpu=$(median bot_cpu <"$TMP/sat")"
-	[ "$batch" = 32 ] && SAT32=$m
-	[ "$batch" = 1 ] && SAT1=$m
-done
-awk -v s="$SAT32" -v e="$ECHO32" 'BEGIN { printf "RATIO sessions/bare (batch 32) = %.1f%% (target >= 40%%)\n", 100 * s / e }'
-awk -v s="$SAT1" -v e="$ECHO1" 'BEGIN { printf "RATIO sessions/bare (batch 1)  = %.1f%%\n", 100 * s / e }'
+	local per
+	per=$(median msgs_per_server_cpu_s <"$TMP/sat")
+	echo "MEDIAN sessions $name rtt_per_s=$(median rtt_per_s <"$TMP/sat") server_cpu=$(median server_cpu <"$TMP/sat") bot_cpu=$(median bot_cpu <"$TMP/sat") msgs_per_server_cpu_s=$per server_syscalls_per_msg=$(median server_syscalls_per_msg <"$TMP/sat") server_dgrams_per_msg=$(median server_dgrams_per_msg <"$TMP/sat")"
+	awk -v s="$per" -v e="$ECHO_PER_CPU" -v n="$name" 'BEGIN { printf "RATIO sessions %s / bare echo, per server CPU-second = %.2f (target >= 0.5)\n", n, s / e }'
+}
+sat default ""
+sat chacha "" --set session.aes=0
+sat manual_flush "--manual-flush 1"
 
-echo "== 3. 2000 sessions at 20 Hz for ${LOAD_S} s (targets: server_cpu < 0.50, p99 < 5 ms, lost 0)"
+echo "== 3. 2000 sessions at 20 Hz for ${LOAD_S} s (targets: server_cpu <= 0.35, p99 < 5 ms, lost 0)"
 : >"$TMP/load"
 for _ in $(seq "$RUNS"); do
 	start_server
-	bot $((LOAD_S + 60)) --server udp://127.0.0.1:"$UDP_PORT" --clients 2000 \
+	bot $((LOAD_S + 60)) --server "$(url udp "$UDP_PORT")" --clients 2000 \
 		--rate 20 --seconds "$LOAD_S" --connect-rate 2000 | tee -a "$TMP/load"
 	stop_server
 done
-echo "MEDIAN 2000@20Hz udp server_cpu=$(median server_cpu <"$TMP/load") p99_ms=$(median p99_ms <"$TMP/load") lost_max=$(grep -o ' lost=[0-9]*' "$TMP/load" | cut -d= -f2 | sort -n | tail -1)"
-start_server
-bot $((LOAD_S + 60)) --server tcp://127.0.0.1:"$TCP_PORT" --clients 2000 \
-	--rate 20 --seconds "$LOAD_S" --connect-rate 2000
-stop_server
+echo "MEDIAN 2000@20Hz udp server_cpu=$(median server_cpu <"$TMP/load") p99_ms=$(median p99_ms <"$TMP/load") bot_cpu=$(median bot_cpu <"$TMP/load") server_syscalls_per_msg=$(median server_syscalls_per_msg <"$TMP/load") lost_max=$(grep -o ' lost=[0-9]*' "$TMP/load" | cut -d= -f2 | sort -n | tail -1)"
+: >"$TMP/load"
+for _ in $(seq "$RUNS"); do
+	start_server
+	bot $((LOAD_S + 60)) --server "$(url tcp "$TCP_PORT")" --clients 2000 \
+		--rate 20 --seconds "$LOAD_S" --connect-rate 2000 | tee -a "$TMP/load"
+	stop_server
+done
+echo "MEDIAN 2000@20Hz tcp server_cpu=$(median server_cpu <"$TMP/load") p99_ms=$(median p99_ms <"$TMP/load") bot_cpu=$(median bot_cpu <"$TMP/load") server_syscalls_per_msg=$(median server_syscalls_per_msg <"$TMP/load") lost_max=$(grep -o ' lost=[0-9]*' "$TMP/load" | cut -d= -f2 | sort -n | tail -1)"
 
 echo "== 3b. scaling at 20 Hz, UDP, ${SCALE_S} s each, net.udp_rcvbuf=net.udp_sndbuf=$BUF: largest count with p99 < 5 ms and lost 0"
 best=2000
 for n in $COUNTS; do
 	start_server --set net.udp_rcvbuf="$BUF" --set net.udp_sndbuf="$BUF"
-	line=$(bot $((SCALE_S + 60)) --server udp://127.0.0.1:"$UDP_PORT" --clients "$n" \
+	line=$(bot $((SCALE_S + 60)) --server "$(url udp "$UDP_PORT")" --clients "$n" \
 		--rate 20 --seconds "$SCALE_S" --connect-rate 4000)
 	stop_server
 	echo "$line"
@@ -130,7 +145,7 @@ echo "LARGEST at 20 Hz with p99 < 5 ms, lost 0: $best sessions (of: 2000 $COUNTS
 echo "== 4. memory per idle session (server VmRSS before and with N idle sessions)"
 for n in $IDLE; do
 	start_server
-	line=$(bot 90 --server udp://127.0.0.1:"$UDP_PORT" --clients "$n" --rate 0 \
+	line=$(bot 90 --server "$(url udp "$UDP_PORT")" --clients "$n" --rate 0 \
 		--seconds 3 --connect-rate 4000)
 	stop_server
 	echo "$line"
