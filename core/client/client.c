@@ -474,7 +474,8 @@ mgclient_poll(mgclient_t *c, uint64_t now)
 			stream_read(&c->tcp, TCP_READS, (size_t)c->o.frame_max,
 			            tcp_input, c);
 		if (c->udp.fd >= 0 && !c->ended)
-			tport_recv_datagrams(&c->udp, UDP_READS, udp_input, c);
+			tport_recv_datagrams(&c->udp, UDP_READS, c->scfg.mtu,
+			                     udp_input, c);
 	}
 	settle(c);
 	if (!c->ended) {

@@ -108,11 +108,58 @@ tport_send_datagram(struct tport *t, const uint8_t *pkt, size_t len)
 		send(t->fd, pkt, len, MSG_NOSIGNAL);
 }
 
+/* Datagrams of at most BATCH_SLOT bytes (every mtu up to it) are read
+ * BATCH at a time with recvmmsg: one system call reads what waits and, by
+ * returning fewer than asked, says the socket is empty, where recv needs
+ * one call per datagram and one more for EAGAIN. */
+#define BATCH 16
+#define BATCH_SLOT 2048
+
+static void
+recv_batched(struct tport *t, int max, tport_input_fn *input, void *user)
+{
+	static _Thread_local uint8_t buf[BATCH][BATCH_SLOT];
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	for (int i = 0; i < BATCH; i++) {
+		iov[i].iov_base = buf[i];
+		iov[i].iov_len = BATCH_SLOT;
+		memset(&m[i].msg_hdr, 0, sizeof m[i].msg_hdr);
+		m[i].msg_hdr.msg_iov = &iov[i];
+		m[i].msg_hdr.msg_iovlen = 1;
+	}
+	int done = 0;
+	while (done < max && t->fd >= 0) {
+		int want = max - done < BATCH ? max - done : BATCH;
+		int n = recvmmsg(t->fd, m, (unsigned)want, 0, NULL);
+		if (n < 0) {
+			if (errno == EINTR || errno == ECONNREFUSED)
+				continue; /* ICMP: the server is not there (yet) */
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			if (m[i].msg_hdr.msg_flags & MSG_TRUNC)
+				continue; /* larger than any packet of this session */
+			if (input(user, buf[i], m[i].msg_len))
+				return;
+			if (t->fd < 0)
+				return;
+		}
+		done += n;
+		if (n < want)
+			return; /* drained */
+	}
+}
+
 void
-tport_recv_datagrams(struct tport *t, int max, tport_input_fn *input,
-                     void *user)
+tport_recv_datagrams(struct tport *t, int max, int dgram_max,
+                     tport_input_fn *input, void *user)
 {
 	static _Thread_local uint8_t buf[65536];
+	if (dgram_max > 0 && dgram_max <= BATCH_SLOT) {
+		recv_batched(t, max, input, user);
+		return;
+	}
 	for (int i = 0; i < max && t->fd >= 0; i++) {
 		ssize_t n = recv(t->fd, buf, sizeof buf, 0);
 		if (n < 0) {

@@ -60,8 +60,9 @@ void tport_fail_errno(struct tport *t, int err);
  * handshake resend). */
 void tport_send_datagram(struct tport *t, const uint8_t *pkt, size_t len);
 /* UDP: read up to max datagrams, each to input, until the socket is empty
- * or input says stop. */
-void tport_recv_datagrams(struct tport *t, int max, tport_input_fn *input,
-                          void *user);
+ * or input says stop. dgram_max: the largest packet the session may get
+ * (its mtu); up to 2048, 16 are read per system call (recvmmsg). */
+void tport_recv_datagrams(struct tport *t, int max, int dgram_max,
+                          tport_input_fn *input, void *user);
 
 #endif
