@@ -10,11 +10,26 @@ on_io(struct ev_loop *l, ev_io *w, int revents)
 	evclient_service(w->data);
 }
 
+/* A timer, not readiness: with one socket, watched by e->io, there is
+ * nothing to read (libev would have called on_io first in this loop
+ * iteration), so the poll need not ask the kernel. */
+void
+evclient_refresh(struct evclient *e)
+{
+	int fds[2];
+	if (e->done)
+		return;
+	e->tick = e->fd >= 0 && !ev_is_pending(&e->io) &&
+	          mgclient_fds(e->c, fds) == 1 && fds[0] == e->fd;
+	evclient_service(e);
+	e->tick = 0;
+}
+
 static void
 on_timer(struct ev_loop *l, ev_timer *w, int revents)
 {
 	(void)l, (void)revents;
-	evclient_service(w->data);
+	evclient_refresh(w->data);
 }
 
 int
@@ -60,7 +75,10 @@ evclient_service(struct evclient *e)
 	if (e->done)
 		return;
 	uint64_t now = mgclient_now();
-	mgclient_poll(e->c, now);
+	if (e->tick)
+		mgclient_tick(e->c, now);
+	else
+		mgclient_poll(e->c, now);
 	struct mgclient_event ev;
 	while (!e->done && mgclient_next_event(e->c, &ev))
 		e->on_event(e, &ev, now);

@@ -32,6 +32,7 @@ struct evclient {
 	int fd;                /* the socket watched, -1 when none */
 	int done;              /* stopped: no more watching, no more events */
 	uint64_t due;          /* when tm fires (mgclient_now clock) */
+	int tick;              /* this service needs no read (mgclient_tick) */
 	ev_io io;
 	ev_timer tm;
 	evclient_event_fn *on_event;
@@ -41,6 +42,11 @@ struct evclient {
 
 /* Connect (mgclient_connect) and start watching. 0, or -1 with err filled
  * and e->done set. */
+/* evclient_service when nothing is known to be readable (a timer, a
+ * frame's send): with one socket, watched and not pending readable, the
+ * client's clock and timers advance without a read (mgclient_tick). */
+void evclient_refresh(struct evclient *e);
+
 int evclient_start(struct evclient *e, struct ev_loop *loop, const char *url,
                    const void *hello, size_t hello_len,
                    const struct mgclient_options *opts, char *err,

@@ -249,11 +249,6 @@ after(struct evclient *e, uint64_t now)
 	}
 }
 
-static void
-service(struct bot *b)
-{
-	evclient_service(&b->ec);
-}
 
 static void
 start_client(struct bot *b)
@@ -392,7 +387,7 @@ on_tick(struct ev_loop *l, ev_timer *w, int revents)
 			 * its retransmission timeout) by as much. The send time is
 			 * read again: the polls before it took time. */
 			if (b->open && !b->ec.done)
-				service(b);
+				evclient_refresh(&b->ec);
 			if (b->open && !b->ec.done) {
 				send_one(b, mgclient_now());
 				if (copts.manual_flush)

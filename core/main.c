@@ -421,6 +421,8 @@ server_counters(struct script_counter *c, size_t max, void *user)
 	C("net", "tcp_read_calls", n.tcp_read_calls);
 	C("net", "tcp_write_calls", n.tcp_write_calls);
 	C("net", "waits", n.waits);
+	C("net", "poll_enter", n.poll_enter);
+	C("net", "polls", n.polls);
 	C("net", "syscalls", n.syscalls);
 	C("net", "udp_send_errors", n.udp_send_errors);
 	C("net", "udp_truncated", n.udp_truncated);

@@ -461,15 +461,16 @@ mgclient_release(mgclient_t *c)
 	free_client(c);
 }
 
-int
-mgclient_poll(mgclient_t *c, uint64_t now)
+/* mgclient_poll, reading the sockets or not (mgclient_tick). */
+static int
+poll_at(mgclient_t *c, uint64_t now, int read)
 {
 	free(c->cur_ev);
 	c->cur_ev = NULL;
 	if (c->closed_taken)
 		return SESSION_ECLOSED;
 	c->now = now;
-	if (!c->fail_code) {
+	if (read && !c->fail_code) {
 		if (c->tcp.fd >= 0 && !c->tcp.fail_code && !c->ended)
 			stream_read(&c->tcp, TCP_READS, (size_t)c->o.frame_max,
 			            tcp_input, c);
@@ -487,6 +488,18 @@ mgclient_poll(mgclient_t *c, uint64_t now)
 		settle(c);
 	}
 	return waiting(c);
+}
+
+int
+mgclient_poll(mgclient_t *c, uint64_t now)
+{
+	return poll_at(c, now, 1);
+}
+
+int
+mgclient_tick(mgclient_t *c, uint64_t now)
+{
+	return poll_at(c, now, 0);
 }
 
 int

@@ -71,6 +71,8 @@ static const struct key keys[] = {
 	{ "gate.allow_unpinned", INT, G(allow_unpinned), 0, 1,
 	  "1: clients without the server key (`moongate key`) get in, the hello in clear; 0: refused" },
 	{ "net.batch", INT, N(batch), 1, 1024, "datagrams per recvmmsg/sendmmsg (1: no batching)" },
+	{ "net.poll_us", INT, N(poll_us), 0, 100000,
+	  "under load, read UDP every poll_us on a timer instead of on every datagram's wakeup (0: never); a datagram waits at most this long more" },
 	{ "net.tos", INT, N(tos), -1, 255, "IP_TOS of UDP sockets (16: low delay; -1: leave)" },
 	{ "net.priority", INT, N(priority), -1, 6, "SO_PRIORITY of sockets (-1: leave)" },
 	{ "net.dgram_max", INT, N(dgram_max), 64, 65535,

@@ -281,6 +281,7 @@ net_config_default(struct net_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->batch = 32;
+	c->poll_us = 500;
 	c->tos = 0x10;
 	c->priority = -1;
 	c->backlog = 511;
@@ -362,6 +363,8 @@ net_release(net_t *n)
 	for (i = 0; i < n->nlis; i++) {
 		struct listener *l = n->lis[i];
 		ev_io_stop(n->loop, &l->io);
+		if (l->transport != NET_TCP)
+			ev_timer_stop(n->loop, &l->poll);
 		close(l->fd);
 		net_batch_free(&l->out);
 		free(l);
@@ -524,6 +527,8 @@ net_listen(net_t *n, int transport, const char *host, int port, int raw,
 		ev_io_init(&l->io, net_udp_read_cb, fd, EV_READ);
 		l->io.data = l;
 		ev_io_start(n->loop, &l->io);
+		ev_timer_init(&l->poll, net_udp_poll_cb, 0., 0.);
+		l->poll.data = l;
 	}
 	return l->index;
 out:

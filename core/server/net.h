@@ -42,6 +42,11 @@ typedef struct net net_t;
 
 struct net_config {
 	int batch;          /* datagrams per recvmmsg/sendmmsg (32; 1: none) */
+	int poll_us;        /* UDP under load: a listener woken again within
+	                       poll_us of its last wakeup is read every poll_us
+	                       on a timer instead of on each datagram's
+	                       readiness, until NET_POLL_IDLE polls find nothing
+	                       (0: never; a datagram then waits up to poll_us) */
 	int tos;            /* IP_TOS on UDP sockets (0x10 low delay; -1 leave) */
 	int priority;       /* SO_PRIORITY on every socket (-1 leave) */
 	int backlog;        /* listen backlog (511) */
@@ -188,6 +193,7 @@ struct net_stats {
 	uint64_t udp_in, udp_out, udp_in_bytes, udp_out_bytes;
 	uint64_t udp_recv_calls, udp_send_calls; /* syscalls: batching at work */
 	uint64_t waits;          /* loop iterations: one epoll_wait each */
+	uint64_t poll_enter, polls; /* UDP polling mode: times entered, timer reads */
 	uint64_t tcp_read_calls, tcp_write_calls;
 	uint64_t syscalls;       /* of the data path: waits + the four above
 	                            (not counted: epoll_ctl, accept, close) */

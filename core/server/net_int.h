@@ -74,6 +74,11 @@ struct listener {
 	int raw;
 	int paused;              /* accept stopped after EMFILE/ENFILE */
 	struct batch out;        /* UDP with batch > 1: the pending sends */
+	ev_timer poll;           /* UDP polling mode (net.poll_us): the socket
+	                            is read on this timer, not on readiness */
+	int polling;
+	int idle_polls;          /* polls in a row that found nothing */
+	uint64_t last_wake;      /* the last readiness wakeup (us) */
 	struct stream_lis s;     /* LIS_STREAM only */
 };
 
@@ -170,6 +175,7 @@ void net_udp_send(net_t *n, struct listener *l, const struct gate_path *to,
                   const uint8_t *pkt, size_t len);
 void net_udp_flush_all(net_t *n);
 void net_udp_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+void net_udp_poll_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* net_tcp.c */
 void net_tcp_open(net_t *n, struct listener *l, int fd,

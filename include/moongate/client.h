@@ -238,6 +238,11 @@ MGCLIENT_API void mgclient_release(mgclient_t *c);
 /* Read what the socket has, run timers. Returns the number of events
  * waiting, or MGCLIENT_ECLOSED once the CLOSE event was taken. */
 MGCLIENT_API int mgclient_poll(mgclient_t *c, uint64_t now);
+/* mgclient_poll without reading the sockets: the clock, timers, sends
+ * due. For an event loop that knows no socket of mgclient_fds is readable
+ * (a timer at mgclient_check fired, or a frame that sends): it saves the
+ * system call that would find nothing. */
+MGCLIENT_API int mgclient_tick(mgclient_t *c, uint64_t now);
 /* 1 and fills ev when an event was waiting, else 0. */
 MGCLIENT_API int mgclient_next_event(mgclient_t *c, struct mgclient_event *ev);
 

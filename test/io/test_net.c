@@ -469,6 +469,78 @@ udp_roundtrip(int batch)
 TEST(udp_batched) { udp_roundtrip(32); }
 TEST(udp_unbatched) { udp_roundtrip(1); }
 
+/* net.poll_us: wakeups closer together than poll_us move the listener to
+ * polling mode (read on a timer); every datagram is still delivered and
+ * answered, in order, bursts and ping-pong alike; once traffic stops, a
+ * few empty polls move it back to readiness, so an idle server makes no
+ * timer wakeups. */
+TEST(udp_polling_mode)
+{
+	struct net_config c;
+	struct ctx t;
+	struct sockaddr_in to;
+	int port, fd, i, replies = 0, bad = 0;
+	uint8_t pkt[64];
+
+	net_config_default(&c);
+	/* long, so that two ping-pong wakeups fall within it however loaded
+	 * the machine; the polls then pace the ping-pongs */
+	c.poll_us = 40000;
+	REQUIRE(setup(&t, &c) == 0);
+	port = listen_on(&t, NET_UDP, 0);
+	REQUIRE(port > 0);
+	fd = udp_client();
+	REQUIRE(fd >= 0);
+	to = loopback(port);
+	t.echo = 1;
+	/* 10 ping-pongs, then 2 bursts of 40 */
+	for (i = 0; i < 90; i++) {
+		uint32_t k = (uint32_t)i;
+		memset(pkt, (int)(i & 0xff), sizeof pkt);
+		memcpy(pkt, &k, 4);
+		sendto(fd, pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to);
+		if (i >= 10 && (i - 10) % 40 != 39)
+			continue;
+		double end = mono() + WAIT_S;
+		while (replies <= i && mono() < end) {
+			ssize_t r;
+			ev_run(t.loop, EVRUN_ONCE);
+			while ((r = recv(fd, pkt, sizeof pkt, MSG_DONTWAIT)) > 0) {
+				uint32_t k2;
+				memcpy(&k2, pkt, 4);
+				bad += k2 != (uint32_t)replies || r != (ssize_t)sizeof pkt;
+				replies++;
+			}
+		}
+	}
+	struct net_stats st = stats(&t);
+	CHECK_EQ(replies, 90);
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(st.udp_in, 90);
+	CHECK(st.poll_enter >= 1);
+	CHECK(st.polls >= 1);
+	/* idle: back to readiness within NET_POLL_IDLE (8) empty polls */
+	double end = mono() + 4 * WAIT_S, changed = mono();
+	uint64_t polls = st.polls;
+	while (mono() < end && mono() - changed < 0.2) {
+		ev_run(t.loop, EVRUN_ONCE); /* no poll for 200 ms: 5 periods */
+		st = stats(&t);
+		if (st.polls != polls) {
+			polls = st.polls;
+			changed = mono();
+		}
+	}
+	uint64_t settled = stats(&t).polls;
+	for (i = 0; i < 20; i++)
+		ev_run(t.loop, EVRUN_ONCE); /* the test's 5 ms tick wakes it:
+		                               100 ms, more than two polls */
+	VERBOSE("polling mode: entered %llu times, %llu polls\n",
+	        (unsigned long long)st.poll_enter, (unsigned long long)settled);
+	CHECK_EQ(stats(&t).polls, settled);
+	close(fd);
+	teardown(&t);
+}
+
 /* Datagrams over dgram_max are dropped and counted; a second listener
  * reports its index and raw flag, and replies leave from its socket. */
 TEST(udp_oversize_and_listeners)
@@ -1419,6 +1491,7 @@ static const struct tu_test tests[] = {
 	TU(udp_buffers),
 	TU(udp_batched),
 	TU(udp_unbatched),
+	TU(udp_polling_mode),
 	TU(udp_oversize_and_listeners),
 	TU(tcp_frames_split_and_coalesced),
 	TU(tcp_bad_frames),
