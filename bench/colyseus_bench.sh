@@ -5,9 +5,9 @@
 # a second, the room sending every member the newest state of the others
 # 20 times a second. Server CPU per state update, bytes per player, relay
 # latency. 400 bots (50 rooms) by default, not room_bench's 800: the node
-# load generator needs 0.8-0.95 of its core for 800 (over the 0.7 a load
+# load generator needs 0.70-0.97 of its core for 800 (over the 0.7 a load
 # generator may use; a second process on the same core adds nothing, and
-# the other core is the server's), 0.46 for 400. CLIENTS=800 runs the
+# the other core is the server's), 0.52-0.60 for 400. CLIENTS=800 runs the
 # room_bench size, with the bot as a limit.
 #
 #   bench/colyseus_bench.sh                  # 3 interleaved runs each, medians
