@@ -72,14 +72,18 @@ lua_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
 	echo "} },"
 	echo "	},"
 	echo "	lua = { budget_ms = 50 },"
+	printf '	admin = %s,\n' "$(lua_str "unix:$TMP/admin")"
 	echo "	log = { level = \"warn\" },"
 	echo "}"
 } >"$TMP/config.lua"
 
-# start_server: sets SRV_PID and UDP_PORT
+# start_server: sets SRV_PID, UDP_PORT and SRV_KEY (the bots pin it, as
+# players do: handshake v2, AES-256-GCM where the CPU has it)
 start_server() {
+	rm -f "$TMP/admin"
 	bench_start_server "$BUILD/moongate" --listen udp://127.0.0.1:0 \
 		"$TMP/config.lua"
+	SRV_KEY=$(awk '/^moongate: key/ {print $3}' "$TMP/srv.out")
 }
 
 # the run's bound: connect (< 1 s at 1000/s) + join + run + drain + close,
@@ -103,7 +107,8 @@ for m in $MODES; do
 		start_server
 		rc=0
 		timeout -k 5 "$BOUND" taskset -c 1 "$BUILD/moongate-room-bot" \
-			--server udp://127.0.0.1:"$UDP_PORT" --server-pid "$SRV_PID" \
+			--server "udp://127.0.0.1:$UDP_PORT?key=$SRV_KEY" --server-pid "$SRV_PID" \
+			--server-admin "unix:$TMP/admin" \
 			--mode "$name" ${sync[@]+"${sync[@]}"} --clients "$CLIENTS" --room-size "$ROOM_SIZE" \
 			--rate "$RATE" --seconds "$SECONDS_RUN" --size "$SIZE" \
 			--connect-rate 1000 >"$TMP/bot.out" 2>"$TMP/bot.err" || rc=$?
