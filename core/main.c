@@ -449,6 +449,7 @@ server_counters(struct script_counter *c, size_t max, void *user)
 		C("lua", "objects", sc.objects);
 		C("lua", "sessions", sc.sessions);
 		C("lua", "memory_kb", sc.memory_kb);
+		C("lua", "routed", sc.routed);
 	}
 	C("log", "lines", l.lines);
 	C("log", "suppressed", l.suppressed);

@@ -40,7 +40,11 @@
 -- settings.room (all optional):
 --   { modes = { relay = "room_relay", lockstep = "room_lockstep" },
 --     rooms_max = 10000, capacity_max = 64, hold_ms = 60000,
---     client_create = true, meta_max = 1024, history = 256, list_max = 50 }
+--     client_create = true, meta_max = 1024, history = 256, list_max = 50,
+--     route = true }
+--   route: a member's datagrams in a state-sync room go into the room's
+--   relay in C (relay:route), without a Lua callback per state; false:
+--   through M.message (services listed before "room" then see them too)
 local moongate = require "moongate"
 local json = require "moongate.json"
 
@@ -71,6 +75,7 @@ local function config()
 		meta_max = c.meta_max or 1024,
 		history = c.history or 256,
 		list_max = c.list_max or 50,
+		route = c.route ~= false,
 	}
 end
 
@@ -317,6 +322,9 @@ function M.join(player, room, meta)
 	player.room, player.seat, player.away = room, seat, nil
 	if room.relay then
 		room.relay:add(player.id, player.session)
+		if player.session and config().route then
+			room.relay:route(player.id, player.session)
+		end
 	end
 	if room.frames then
 		room.frames:add(player.id, player.session)
@@ -409,6 +417,9 @@ local function back(player, session, from_frame)
 	end
 	if room.relay then
 		room.relay:add(player.id, session)
+		if config().route then
+			room.relay:route(player.id, session)
+		end
 	end
 	if room.frames then
 		local f = room.frames

@@ -577,6 +577,7 @@ script_release(script_t *sc)
 		return;
 	lua_close(sc->L); /* first: a timer's data is a handle in it */
 	timers_release(sc->timers);
+	map_clear(&sc->routes); /* emptied by the relays' __gc */
 	sodium_memzero(sc->secret, sizeof sc->secret);
 	free(sc);
 }

@@ -67,6 +67,8 @@ struct script_stats {
 	uint64_t sessions;    /* sessions with a live object */
 	uint64_t timers;      /* timers pending */
 	uint64_t memory_kb;   /* Lua heap */
+	uint64_t routed;      /* datagrams put into a relay by relay:route,
+	                         without a callback */
 };
 void script_stats(const script_t *sc, struct script_stats *st);
 

@@ -18,6 +18,7 @@
 #include <lua.h>
 
 #include "script.h"
+#include "map.h"
 #include "timers.h"
 
 #define SESSION_MT "moongate.session"
@@ -63,7 +64,20 @@ struct script {
 	uint32_t cur_sid;
 	script_counters_fn counters; /* moongate.server_stats (script.h) */
 	void *counters_user;
+	struct map routes;       /* sid -> struct script_route: relay:route */
 };
+
+/* relay:route(id, session): the session's unreliable datagrams go into
+ * the relay as member id's states without a Lua callback. */
+struct lrelay;
+struct script_route {
+	struct lrelay *relay;
+	uint32_t id;
+};
+/* 1 when the datagram ev of s was taken by its route (core/lua/script_sync.c). */
+int script_sync_routed(script_t *sc, session_t *s, const struct session_event *ev);
+/* Forget every route of s (its session closed). */
+void script_sync_unroute(script_t *sc, uint32_t sid);
 
 /* The script of a function of "moongate.core" (its upvalue 1). */
 static inline script_t *

@@ -215,6 +215,8 @@ on_message(script_t *sc, session_t *s, const struct session_event *ev)
 {
 	lua_State *L = sc->L;
 	int reliable = ev->type == SESSION_EV_MESSAGE;
+	if (!reliable && script_sync_routed(sc, s, ev))
+		return; /* a state, straight into its room's relay */
 	script_session_push(sc, s);
 	lua_pushlstring(L, (const char *)ev->data, ev->len);
 	for (int i = 0; i < sc->nsvc; i++) {
@@ -295,6 +297,7 @@ on_close(script_t *sc, session_t *s, const struct session_event *ev)
 		script_pcall(sc, 4, 0, sc->names[i], "close", session_id(s));
 	}
 	u->dead = 1;
+	script_sync_unroute(sc, session_id(s));
 	lua_pop(L, 1);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
 	lua_pushnil(L);

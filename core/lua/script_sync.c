@@ -18,6 +18,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <stdlib.h>
+
 #include "log.h"
 #include "script_int.h"
 #include "sync.h"
@@ -28,6 +30,7 @@
 struct lrelay {
 	sync_relay_t *r;     /* NULL once collected */
 	int busy;            /* in flush: the filter may not change it */
+	uint32_t routes;     /* sessions routed into it (sc->routes) */
 };
 
 struct lframes {
@@ -166,12 +169,109 @@ l_relay_add(lua_State *L)
 	return ok_or_fail(L, sync_relay_add(u->r, id, sid));
 }
 
+/* Drop the route of sid if it leads into u (any member of u when id is
+ * UINT64_MAX, else only member id). */
+static void
+unroute_sid(script_t *sc, uint32_t sid, struct lrelay *u, uint64_t id)
+{
+	struct script_route *rt = map_get(&sc->routes, sid);
+	if (!rt || (u && rt->relay != u) || (id != UINT64_MAX && rt->id != id))
+		return;
+	map_del(&sc->routes, sid);
+	rt->relay->routes--;
+	free(rt);
+}
+
+void
+script_sync_unroute(script_t *sc, uint32_t sid)
+{
+	unroute_sid(sc, sid, NULL, UINT64_MAX);
+}
+
+/* The route into member id of u, if any. */
+static void
+unroute_member(script_t *sc, struct lrelay *u, uint32_t id)
+{
+	uint32_t tag;
+	if (u->routes && sync_relay_member_tag(u->r, id, &tag) == 0)
+		unroute_sid(sc, tag, u, id);
+}
+
+/* Every route into u (it is being collected): a walk over the routes,
+ * once per relay's end, and only when it has routes. */
+static void
+unroute_relay(script_t *sc, struct lrelay *u)
+{
+	for (uint32_t i = 0; u->routes && i < sc->routes.cap; i++) {
+		struct script_route *rt = sc->routes.slots[i].val;
+		if (rt && rt->relay == u)
+			unroute_sid(sc, (uint32_t)sc->routes.slots[i].key, u, UINT64_MAX);
+	}
+}
+
+int
+script_sync_routed(script_t *sc, session_t *s, const struct session_event *ev)
+{
+	if (ev->type != SESSION_EV_DATAGRAM || !sc->routes.count)
+		return 0;
+	uint32_t sid = session_id(s);
+	struct script_route *rt = map_get(&sc->routes, sid);
+	if (!rt)
+		return 0;
+	int r = sync_relay_put_tagged(rt->relay->r, rt->id, sid, ev->seq,
+	                              ev->data, ev->len);
+	if (r == SYNC_ENOMEMBER) { /* no longer its member, or not this session */
+		unroute_sid(sc, sid, NULL, UINT64_MAX);
+		return 0;              /* the services' message callbacks decide */
+	}
+	sc->st.routed++;
+	return 1; /* taken, stale or too big: as r:put would have it */
+}
+
+/* r:route(id, session) -> true | false, "not a member": the session's
+ * unreliable datagrams become member id's states in this relay without a
+ * call of the services' message (the session must be the member's,
+ * r:add(id, session)); r:route(id) ends it. A session has one route at
+ * most; r:remove(id), the member's session changing, the session's close
+ * and the relay's end end it too. */
+static int
+l_relay_route(lua_State *L)
+{
+	script_t *sc = script_self(L);
+	struct lrelay *u = check_relay(L, 1);
+	uint32_t id = check_u32(L, 2);
+	uint32_t sid = opt_session(L, 3), tag;
+	if (!sid) {
+		unroute_member(sc, u, id);
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	if (sync_relay_member_tag(u->r, id, &tag) < 0 || tag != sid) {
+		lua_pushboolean(L, 0);
+		lua_pushliteral(L, "not a member");
+		return 2;
+	}
+	unroute_sid(sc, sid, NULL, UINT64_MAX);
+	struct script_route *rt = malloc(sizeof *rt);
+	if (!rt || map_put(&sc->routes, sid, rt) < 0) {
+		free(rt);
+		return luaL_error(L, "relay:route: out of memory");
+	}
+	rt->relay = u;
+	rt->id = id;
+	u->routes++;
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* r:remove(id) -> true when it was a member */
 static int
 l_relay_remove(lua_State *L)
 {
 	struct lrelay *u = check_relay(L, 1);
-	lua_pushboolean(L, sync_relay_remove(u->r, check_u32(L, 2)) == 0);
+	uint32_t id = check_u32(L, 2);
+	unroute_member(script_self(L), u, id); /* its route ends with it */
+	lua_pushboolean(L, sync_relay_remove(u->r, id) == 0);
 	return 1;
 }
 
@@ -350,6 +450,7 @@ static int
 l_relay_gc(lua_State *L)
 {
 	struct lrelay *u = luaL_checkudata(L, 1, RELAY_MT);
+	unroute_relay(script_self(L), u);
 	sync_relay_release(u->r);
 	u->r = NULL;
 	return 0;
@@ -359,6 +460,7 @@ static const luaL_Reg relay_methods[] = {
 	{ "add", l_relay_add },
 	{ "remove", l_relay_remove },
 	{ "put", l_relay_put },
+	{ "route", l_relay_route },
 	{ "position", l_relay_position },
 	{ "flush", l_relay_flush },
 	{ "stats", l_relay_stats },

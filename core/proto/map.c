@@ -16,16 +16,14 @@ slot(uint64_t key, uint32_t cap)
 void
 map_init(struct map *m)
 {
-	m->keys = NULL;
-	m->vals = NULL;
+	m->slots = NULL;
 	m->cap = m->count = m->used = 0;
 }
 
 void
 map_clear(struct map *m)
 {
-	free(m->keys);
-	free(m->vals);
+	free(m->slots);
 	map_init(m);
 }
 
@@ -36,10 +34,10 @@ map_get(const struct map *m, uint64_t key)
 		return NULL;
 	for (uint32_t i = slot(key, m->cap), n = 0; n < m->cap;
 	     i = (i + 1) & (m->cap - 1), n++) {
-		if (m->keys[i] == 0)
+		if (m->slots[i].key == 0)
 			return NULL;
-		if (m->keys[i] == key && m->vals[i])
-			return m->vals[i];
+		if (m->slots[i].key == key && m->slots[i].val)
+			return m->slots[i].val;
 	}
 	return NULL;
 }
@@ -52,26 +50,19 @@ grow(struct map *m)
 		cap *= 2;
 	if (cap == m->cap && m->used * 2 + 2 <= cap)
 		return 0;
-	uint64_t *keys = calloc(cap, sizeof *keys);
-	void **vals = calloc(cap, sizeof *vals);
-	if (!keys || !vals) {
-		free(keys);
-		free(vals);
+	struct map_slot *slots = calloc(cap, sizeof *slots);
+	if (!slots)
 		return -1;
-	}
 	for (uint32_t i = 0; i < m->cap; i++) {
-		if (!m->keys[i] || !m->vals[i])
+		if (!m->slots[i].key || !m->slots[i].val)
 			continue;
-		uint32_t j = slot(m->keys[i], cap);
-		while (keys[j])
+		uint32_t j = slot(m->slots[i].key, cap);
+		while (slots[j].key)
 			j = (j + 1) & (cap - 1);
-		keys[j] = m->keys[i];
-		vals[j] = m->vals[i];
+		slots[j] = m->slots[i];
 	}
-	free(m->keys);
-	free(m->vals);
-	m->keys = keys;
-	m->vals = vals;
+	free(m->slots);
+	m->slots = slots;
 	m->cap = cap;
 	m->used = m->count;
 	return 0;
@@ -87,13 +78,13 @@ map_put(struct map *m, uint64_t key, void *val)
 	uint32_t tomb = UINT32_MAX;
 	uint32_t i = slot(key, m->cap);
 	for (;; i = (i + 1) & (m->cap - 1)) {
-		if (m->keys[i] == 0)
+		if (m->slots[i].key == 0)
 			break;
-		if (m->keys[i] == key && m->vals[i]) {
-			m->vals[i] = val;
+		if (m->slots[i].key == key && m->slots[i].val) {
+			m->slots[i].val = val;
 			return 0;
 		}
-		if (!m->vals[i] && tomb == UINT32_MAX)
+		if (!m->slots[i].val && tomb == UINT32_MAX)
 			tomb = i;
 	}
 	if (tomb != UINT32_MAX) {
@@ -101,8 +92,8 @@ map_put(struct map *m, uint64_t key, void *val)
 	} else {
 		m->used++;
 	}
-	m->keys[i] = key;
-	m->vals[i] = val;
+	m->slots[i].key = key;
+	m->slots[i].val = val;
 	m->count++;
 	return 0;
 }
@@ -114,10 +105,10 @@ map_replace(struct map *m, uint64_t key, void *val)
 		return -1;
 	for (uint32_t i = slot(key, m->cap), n = 0; n < m->cap;
 	     i = (i + 1) & (m->cap - 1), n++) {
-		if (m->keys[i] == 0)
+		if (m->slots[i].key == 0)
 			return -1;
-		if (m->keys[i] == key && m->vals[i]) {
-			m->vals[i] = val;
+		if (m->slots[i].key == key && m->slots[i].val) {
+			m->slots[i].val = val;
 			return 0;
 		}
 	}
@@ -131,11 +122,11 @@ map_del(struct map *m, uint64_t key)
 		return NULL;
 	for (uint32_t i = slot(key, m->cap), n = 0; n < m->cap;
 	     i = (i + 1) & (m->cap - 1), n++) {
-		if (m->keys[i] == 0)
+		if (m->slots[i].key == 0)
 			return NULL;
-		if (m->keys[i] == key && m->vals[i]) {
-			void *v = m->vals[i];
-			m->vals[i] = NULL; /* tombstone; the key stays */
+		if (m->slots[i].key == key && m->slots[i].val) {
+			void *v = m->slots[i].val;
+			m->slots[i].val = NULL; /* tombstone; the key stays */
 			m->count--;
 			return v;
 		}
@@ -146,5 +137,5 @@ map_del(struct map *m, uint64_t key)
 size_t
 map_memsize(const struct map *m)
 {
-	return (size_t)m->cap * (sizeof *m->keys + sizeof *m->vals);
+	return (size_t)m->cap * sizeof *m->slots;
 }

@@ -14,9 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A key and its value side by side: a lookup touches one cache line. */
+struct map_slot {
+	uint64_t key;   /* 0: empty */
+	void *val;      /* NULL with a nonzero key: tombstone */
+};
+
 struct map {
-	uint64_t *keys; /* 0: empty */
-	void **vals;    /* NULL with a nonzero key: tombstone */
+	struct map_slot *slots;
 	uint32_t cap;   /* power of two, or 0 before the first insert */
 	uint32_t count; /* live entries */
 	uint32_t used;  /* live entries plus tombstones */

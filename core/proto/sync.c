@@ -212,6 +212,29 @@ sync_relay_remove(sync_relay_t *r, uint32_t id)
 	return 0;
 }
 
+static int relay_put_m(sync_relay_t *r, struct rmember *m, uint32_t seq,
+                       const void *data, size_t len);
+
+int
+sync_relay_member_tag(const sync_relay_t *r, uint32_t id, uint32_t *tag)
+{
+	const struct rmember *m = rmember(r, id);
+	if (!m)
+		return SYNC_ENOMEMBER;
+	*tag = m->tag;
+	return 0;
+}
+
+int
+sync_relay_put_tagged(sync_relay_t *r, uint32_t id, uint32_t tag,
+                      uint32_t seq, const void *data, size_t len)
+{
+	struct rmember *m = rmember(r, id);
+	if (!m || m->tag != tag)
+		return SYNC_ENOMEMBER;
+	return relay_put_m(r, m, seq, data, len);
+}
+
 int
 sync_relay_put(sync_relay_t *r, uint32_t id, uint32_t seq, const void *data,
                size_t len)
@@ -219,6 +242,13 @@ sync_relay_put(sync_relay_t *r, uint32_t id, uint32_t seq, const void *data,
 	struct rmember *m = rmember(r, id);
 	if (!m)
 		return SYNC_ENOMEMBER;
+	return relay_put_m(r, m, seq, data, len);
+}
+
+static int
+relay_put_m(sync_relay_t *r, struct rmember *m, uint32_t seq,
+            const void *data, size_t len)
+{
 	if (len > r->cfg.entry_max) {
 		r->st.too_big++;
 		return SYNC_ETOOBIG;

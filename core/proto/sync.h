@@ -85,6 +85,12 @@ int sync_relay_remove(sync_relay_t *r, uint32_t id);
  * SYNC_ESTALE, SYNC_ETOOBIG, SYNC_ENOMEMBER. */
 int sync_relay_put(sync_relay_t *r, uint32_t id, uint32_t seq,
                    const void *data, size_t len);
+/* The member's tag: 0 and *tag set, or SYNC_ENOMEMBER. */
+int sync_relay_member_tag(const sync_relay_t *r, uint32_t id, uint32_t *tag);
+/* sync_relay_put from the member's own session: SYNC_ENOMEMBER also when
+ * the member's tag (its session) is not tag (it moved to another). */
+int sync_relay_put_tagged(sync_relay_t *r, uint32_t id, uint32_t tag,
+                          uint32_t seq, const void *data, size_t len);
 /* Place the member on the grid (0, SYNC_EINVAL, SYNC_ENOMEMBER), or take
  * it off: a member without a position sees everyone and is seen by all. */
 int sync_relay_position(sync_relay_t *r, uint32_t id, double x, double y);
