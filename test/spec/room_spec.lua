@@ -299,3 +299,77 @@ describe("sync", function()
 		assert.is_number(m.frame)
 	end)
 end)
+
+-- relay:route (docs/LUA_API.md): a state-sync member's datagrams go into
+-- the relay in C, so a service listed before "room" does not see them;
+-- once the member leaves, its datagrams reach the services again.
+local spy = [[
+local moongate = require "moongate"
+local M = { seen = 0 }
+function M.message(session, data, reliable)
+	if reliable and data == "seen?" then
+		session:send("seen " .. M.seen)
+		return true
+	end
+	if not reliable then M.seen = M.seen + 1 end
+end
+return M
+]]
+
+describe("routed states", function()
+	local srv
+	lazy_setup(function()
+		srv = T.start_server{
+			services = { "spy", "login", "room" }, admin = true,
+			inline = { spy = spy, fast_relay = [[ return { tick_rate = 20, sync = "state" } ]] },
+			config = { settings = { room = { modes = { fast_relay = "fast_relay" } } } },
+		}
+	end)
+	lazy_teardown(T.stop_all)
+
+	local function seen(cl)
+		local n0 = #cl.messages
+		assert(cl:send("seen?"))
+		cl:wait(function()
+			for i = n0 + 1, #cl.messages do
+				if cl.messages[i]:match("^seen ") then return true end
+			end
+		end, 5000, "the spy's count")
+		for i = #cl.messages, n0 + 1, -1 do
+			local n = cl.messages[i]:match("^seen (%d+)$")
+			if n then return tonumber(n) end
+		end
+	end
+
+	it("skips the Lua callbacks while routed, and stops with the member", function()
+		local a, b = login(srv, "ra"), login(srv, "rb")
+		assert(a:send(json.encode{ op = "create", mode = "fast_relay" }))
+		local room = a:wait_op("created").room
+		a:wait_op("joined")
+		assert(b:send(json.encode{ op = "join", room = room }))
+		b:wait_op("joined")
+		for k = 1, 5 do
+			assert(a:send_unreliable("state " .. k))
+		end
+		T.wait(function()
+			for _, d in ipairs(b.datagrams) do
+				local _, entries = sync.decode_states(d.data)
+				for _, e in ipairs(entries or {}) do
+					if e.data == "state 5" then return true end
+				end
+			end
+		end, 5000, a, b)
+		assert.are.equal(0, seen(a))
+		local ok, reply = srv:admin("stats lua")
+		assert(ok, reply)
+		local routed = tonumber(reply:match("lua%.routed (%d+)"))
+		assert(routed and routed >= 5, reply)
+		-- leaving ends the route: the spy sees what a sends now
+		assert(a:send(json.encode{ op = "leave" }))
+		a:wait_op("left")
+		for k = 1, 3 do
+			assert(a:send_unreliable("after " .. k))
+		end
+		a:wait(function() return seen(a) == 3 end, 5000, "3 datagrams seen by the spy")
+	end)
+end)
