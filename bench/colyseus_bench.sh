@@ -7,14 +7,28 @@
 # latency. 400 bots (50 rooms) by default, not room_bench's 800: the node
 # load generator needs 0.70-0.97 of its core for 800 (over the 0.7 a load
 # generator may use; a second process on the same core adds nothing, and
-# the other core is the server's), 0.52-0.60 for 400. CLIENTS=800 runs the
-# room_bench size, with the bot as a limit.
+# the other core is the server's), 0.52-0.60 for 400 over ws:// and
+# 0.60-0.72 over wss:// (TLS adds a record to encrypt or decrypt per
+# message). CLIENTS=800 runs the room_bench size, with the bot as a limit.
 #
 #   bench/colyseus_bench.sh                  # 3 interleaved runs each, medians
 #   QUICK=1 bench/colyseus_bench.sh          # 1 run each, 5 s
 #   ROOMS="state bcast" bench/colyseus_bench.sh   # both Colyseus rooms
+#   TRANSPORTS=wss bench/colyseus_bench.sh   # Colyseus over TLS only
+#                                            # (default "ws wss": both)
 #   MOONGATE=0 bench/colyseus_bench.sh       # Colyseus only
 #   BOT_PROCS=2 CLIENTS=400 RUNS=5 SECONDS_RUN=30 bench/colyseus_bench.sh
+#
+# TRANSPORTS: ws, Colyseus over plain ws:// (its default, neither
+# encrypted nor authenticated); wss, the same server behind Node's https
+# server (TLS 1.3, the suite Node and OpenSSL negotiate by default:
+# TLS_AES_256_GCM_SHA384 here) and the bots over wss://, what a production
+# Colyseus runs and the like-for-like peer of moongate's sealed packets
+# (confidentiality and integrity both). The certificate: self-signed for
+# IP 127.0.0.1 (ECDSA P-256), made once per invocation with `openssl req`
+# into the temp dir (removed on exit; no key is committed); the bots trust
+# it as an extra CA (bot.js --ca: NODE_EXTRA_CA_CERTS), verification on.
+# No openssl: wss is skipped with a message.
 #
 # Colyseus (the versions pinned in bench/colyseus/package.json and
 # package-lock.json) is installed with `npm ci` into $BUILD/colyseus, from
@@ -38,11 +52,13 @@
 # CPU seconds (utime + stime from /proc/PID/stat over the run phase) x 1e6
 # / sent. Bytes per player per second: moongate, the client sessions' UDP
 # payloads (sealed packets, no IP/UDP header); Colyseus, what each client's
-# TCP socket read and wrote (WebSocket frames, no TCP/IP header).
+# TCP socket read and wrote (ws: WebSocket frames; wss: TLS records, the
+# TCP stream under the TLS socket; no TCP/IP header either way).
 #
-# Output: each run's RESULT line, then per Colyseus room one RESULT line
-# of medians (each figure's median on its own), the same for moongate, and
-# RESULT bench=rooms_vs_colyseus with the ratios (moongate / Colyseus).
+# Output: each run's RESULT line, then per Colyseus room and transport one
+# RESULT line of medians (each figure's median on its own), the same for
+# moongate, and RESULT bench=rooms_vs_colyseus per room and transport with
+# the ratios (moongate / Colyseus).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -55,6 +71,7 @@ else
 	RUNS=${RUNS:-3}; SECONDS_RUN=${SECONDS_RUN:-20}
 fi
 ROOMS=${ROOMS:-state}
+TRANSPORTS=${TRANSPORTS:-ws wss}
 CLIENTS=${CLIENTS:-400}
 ROOM_SIZE=${ROOM_SIZE:-8}
 RATE=${RATE:-20}
@@ -97,9 +114,29 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 bench_setup colyseus_bench
 
+case " $TRANSPORTS " in
+*" wss "*)
+	if ! command -v openssl >/dev/null; then
+		echo "colyseus_bench: wss skipped: openssl is needed for its certificate (Debian: apt-get install openssl)"
+		TRANSPORTS=$(echo " $TRANSPORTS " | sed 's/ wss / /g')
+	elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$TMP/tls.key" -out "$TMP/tls.crt" >/dev/null 2>"$TMP/openssl.err"; then
+		echo "colyseus_bench: openssl req failed: $(tail -1 "$TMP/openssl.err")" >&2
+		exit 1
+	fi
+	;;
+esac
+for t in $TRANSPORTS; do
+	case $t in ws | wss) ;; *) echo "colyseus_bench: unknown transport $t (ws, wss)" >&2; exit 2 ;; esac
+done
+
+# start_colyseus ws|wss
 start_colyseus() {
+	local tls=()
+	[ "$1" = wss ] && tls=(--tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key")
 	: >"$TMP/srv.out"
-	taskset -c 0 node "$CDIR/server.js" --host 127.0.0.1 --port 0 >"$TMP/srv.out" 2>"$TMP/srv.err" &
+	taskset -c 0 node "$CDIR/server.js" --host 127.0.0.1 --port 0 "${tls[@]}" >"$TMP/srv.out" 2>"$TMP/srv.err" &
 	SRV_PID=$!
 	for _ in $(seq 100); do
 		grep -q '^colyseus: ready' "$TMP/srv.out" && break
@@ -121,32 +158,34 @@ med() { median "$1" <"$2"; }
 mg_us() { awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 	if (v["sent"] > 0) printf " us_per_update=%.2f\n", v["server_cpu"] * v["seconds"] * 1e6 / v["sent"] }'; }
 
-echo "== $CLIENTS bots in rooms of $ROOM_SIZE, $RATE Hz, ${SECONDS_RUN} s, $RUNS run(s); Colyseus rooms: $ROOMS; server on CPU 0, bots on CPU 1 ($BOT_PROCS process(es))"
+echo "== $CLIENTS bots in rooms of $ROOM_SIZE, $RATE Hz, ${SECONDS_RUN} s, $RUNS run(s); Colyseus rooms: $ROOMS; transports: $TRANSPORTS; server on CPU 0, bots on CPU 1 ($BOT_PROCS process(es))"
 echo "== node $(node --version), Colyseus $(node -p "require('./$CDIR/package-lock.json').packages['node_modules/@colyseus/core'].version"), schema $(node -p "require('./$CDIR/package-lock.json').packages['node_modules/@colyseus/schema'].version"), colyseus.js $(node -p "require('./$CDIR/package-lock.json').packages['node_modules/colyseus.js'].version")"
-for r in $ROOMS; do : >"$TMP/runs.$r"; done
+for r in $ROOMS; do for t in $TRANSPORTS; do : >"$TMP/runs.$r.$t"; done; done
 : >"$TMP/runs.moongate"
 for run in $(seq "$RUNS"); do
-	for r in $ROOMS; do
+	for r in $ROOMS; do for t in $TRANSPORTS; do
 		if [ $((SECONDS + STEP)) -gt "$TOTAL_S" ]; then
-			echo "colyseus_bench: skipping $r run $run: it would pass TOTAL_S=$TOTAL_S s"
+			echo "colyseus_bench: skipping $r $t run $run: it would pass TOTAL_S=$TOTAL_S s"
 			continue
 		fi
-		start_colyseus
+		start_colyseus "$t"
+		ca=()
+		[ "$t" = wss ] && ca=(--ca "$TMP/tls.crt")
 		rc=0
 		timeout -k 5 "$BOUND" taskset -c 1 node "$CDIR/bot.js" \
-			--server ws://127.0.0.1:"$PORT" --server-pid "$SRV_PID" --room "$r" \
+			--server "$t://127.0.0.1:$PORT" "${ca[@]}" --server-pid "$SRV_PID" --room "$r" \
 			--clients "$CLIENTS" --room-size "$ROOM_SIZE" --rate "$RATE" \
 			--seconds "$SECONDS_RUN" --procs "$BOT_PROCS" --connect-rate "$CONNECT_RATE" \
 			>"$TMP/bot.out" 2>"$TMP/bot.err" || rc=$?
 		stop_server
-		[ "$rc" = 0 ] || echo "colyseus_bench: $r run $run: bot exited with $rc"
+		[ "$rc" = 0 ] || echo "colyseus_bench: $r $t run $run: bot exited with $rc"
 		line=$(grep '^RESULT' "$TMP/bot.out") ||
 			line="RESULT none (bot exit $rc; last stderr line: $(tail -1 "$TMP/bot.err"))"
-		echo "$line" >>"$TMP/runs.$r"
-		echo "colyseus $r run $run/$RUNS: $line"
+		echo "$line" >>"$TMP/runs.$r.$t"
+		echo "colyseus $r $t run $run/$RUNS: $line"
 		grep -v 'seated, 0 failed' "$TMP/bot.err" | head -5 || true
 		grep -iv 'already_shutting_down' "$TMP/srv.err" | grep -i 'error' | head -3 || true
-	done
+	done; done
 	if [ "$MOONGATE" = 1 ]; then
 		if [ $((SECONDS + MSTEP)) -gt "$TOTAL_S" ]; then
 			echo "colyseus_bench: skipping moongate run $run: it would pass TOTAL_S=$TOTAL_S s"
@@ -165,27 +204,27 @@ for run in $(seq "$RUNS"); do
 	fi
 done
 
-for r in $ROOMS; do
-	f=$TMP/runs.$r
+for r in $ROOMS; do for t in $TRANSPORTS; do
+	f=$TMP/runs.$r.$t
 	if grep -q '^RESULT bench=' "$f"; then
-		echo "RESULT bench=colyseus_rooms room=$r rooms=$(med rooms "$f") bots=$CLIENTS rate=$RATE seconds=$SECONDS_RUN runs=$(grep -c '^RESULT bench=' "$f") server_cpu=$(med server_cpu "$f") us_per_update=$(med us_per_update "$f") in_bytes_per_s_per_player=$(med in_bytes_per_s_per_player "$f") out_bytes_per_s_per_player=$(med out_bytes_per_s_per_player "$f") p50_ms=$(med p50_ms "$f") p99_ms=$(med p99_ms "$f") lost=$(med lost "$f") delivered=$(med delivered "$f") bot_cpu=$(med bot_cpu "$f") bot_cpu_max=$(med bot_cpu_max "$f") procs=$BOT_PROCS"
+		echo "RESULT bench=colyseus_rooms room=$r transport=$t $(grep -o ' tls=[^ ]* cipher=[^ ]*' "$f" | head -1 | sed 's/^ //') rooms=$(med rooms "$f") bots=$CLIENTS rate=$RATE seconds=$SECONDS_RUN runs=$(grep -c '^RESULT bench=' "$f") server_cpu=$(med server_cpu "$f") us_per_update=$(med us_per_update "$f") in_bytes_per_s_per_player=$(med in_bytes_per_s_per_player "$f") out_bytes_per_s_per_player=$(med out_bytes_per_s_per_player "$f") in_ws_bytes_per_s_per_player=$(med in_ws_bytes_per_s_per_player "$f") out_ws_bytes_per_s_per_player=$(med out_ws_bytes_per_s_per_player "$f") p50_ms=$(med p50_ms "$f") p99_ms=$(med p99_ms "$f") lost=$(med lost "$f") delivered=$(med delivered "$f") bot_cpu=$(med bot_cpu "$f") bot_cpu_max=$(med bot_cpu_max "$f") procs=$BOT_PROCS tcp_segs_per_s_per_player=$(med tcp_segs_per_s_per_player "$f")"
 	else
-		echo "RESULT bench=colyseus_rooms room=$r runs=0 (no run finished)"
+		echo "RESULT bench=colyseus_rooms room=$r transport=$t runs=0 (no run finished)"
 	fi
-done
+done; done
 f=$TMP/runs.moongate
 if [ "$MOONGATE" = 1 ] && grep -q '^RESULT bench=' "$f"; then
 	echo "RESULT bench=rooms mode=relay rooms=$(med rooms "$f") bots=$CLIENTS rate=$RATE seconds=$SECONDS_RUN runs=$(grep -c '^RESULT bench=' "$f") server_cpu=$(med server_cpu "$f") us_per_update=$(med us_per_update "$f") in_bytes_per_s_per_player=$(med in_bytes_per_s_per_player "$f") out_bytes_per_s_per_player=$(med out_bytes_per_s_per_player "$f") p50_ms=$(med p50_ms "$f") p99_ms=$(med p99_ms "$f") lost=$(med lost "$f") delivered=$(med delivered "$f") bot_cpu=$(med bot_cpu "$f")"
-	for r in $ROOMS; do
-		c=$TMP/runs.$r
+	for r in $ROOMS; do for t in $TRANSPORTS; do
+		c=$TMP/runs.$r.$t
 		grep -q '^RESULT bench=' "$c" || continue
-		awk -v room="$r" -v mu="$(med us_per_update "$f")" -v cu="$(med us_per_update "$c")" \
+		awk -v room="$r" -v tr="$t" -v mu="$(med us_per_update "$f")" -v cu="$(med us_per_update "$c")" \
 			-v mi="$(med in_bytes_per_s_per_player "$f")" -v ci="$(med in_bytes_per_s_per_player "$c")" \
 			-v mo="$(med out_bytes_per_s_per_player "$f")" -v co="$(med out_bytes_per_s_per_player "$c")" 'BEGIN {
 			r = mu / cu
-			printf "RESULT bench=rooms_vs_colyseus room=%s moongate_us_per_update=%s colyseus_us_per_update=%s cpu_ratio=%.3f cpu_target=0.2 cpu_met=%d in_bytes_ratio=%.3f out_bytes_ratio=%.3f bytes_met=%d\n",
-				room, mu, cu, r, r <= 0.2, mi / ci, mo / co, (mi <= ci && mo <= co)
+			printf "RESULT bench=rooms_vs_colyseus room=%s transport=%s moongate_us_per_update=%s colyseus_us_per_update=%s cpu_ratio=%.3f cpu_target=0.2 cpu_met=%d in_bytes_ratio=%.3f out_bytes_ratio=%.3f bytes_met=%d\n",
+				room, tr, mu, cu, r, r <= 0.2, mi / ci, mo / co, (mi <= ci && mo <= co)
 		}'
-	done
+	done; done
 fi
 echo "colyseus_bench: done in ${SECONDS} s"

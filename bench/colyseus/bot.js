@@ -6,7 +6,13 @@
 //   node bot.js --server ws://127.0.0.1:PORT --server-pid PID
 //               [--room state|bcast] [--clients 800] [--room-size 8]
 //               [--rate 20] [--seconds 20] [--procs 1] [--connect-rate 400]
-//               [--drain 1] [--warmup 2]
+//               [--drain 1] [--warmup 2] [--ca CERT.pem]
+//
+// --server wss://127.0.0.1:PORT: over TLS (server.js with --tls-cert);
+// --ca names the certificate to trust besides Node's own roots (the
+// workers get it as NODE_EXTRA_CA_CERTS, which colyseus.js's matchmaking
+// requests and its ws WebSocket both use): the certificate is verified,
+// as a production client would, against that CA.
 //
 // This process forks --procs workers (each a copy of this file with
 // BOT_WORKER set) and gives each a share of the rooms; it reads the
@@ -36,10 +42,17 @@
 // counts in self=, not in received. expected = sends x (members - 1),
 // lost = expected - received (states superseded before the room's tick,
 // as moongate's relay drops them, or lost).
-// Bytes per player: what the client's TCP socket read and wrote
-// (net.Socket bytesRead / bytesWritten under the ws WebSocket: WebSocket
-// frames, no TCP/IP headers) over the run phase, summed over the seated
-// bots, divided by them and by the run's length. tcp_segs_per_s_per_player:
+// Bytes per player: what the client's TCP socket read and wrote over the
+// run phase, summed over the seated bots, divided by them and by the
+// run's length: over ws://, net.Socket bytesRead / bytesWritten under the
+// ws WebSocket (WebSocket frames, no TCP/IP headers); over wss://, the
+// same counters of the TCP handle under the TLSSocket (its _handle is the
+// TLSWrap, whose _parent is the TCP stream: TLS records, each 22 bytes
+// over its WebSocket bytes in TLS 1.3 with an AEAD cipher), not the
+// TLSSocket's own (the decrypted WebSocket bytes, printed as
+// in_ws_bytes_per_s_per_player / out_ws_bytes_per_s_per_player).
+// transport= (ws or wss), tls= and cipher= (the first socket's protocol
+// and negotiated suite, "none" over ws://) say what was measured. tcp_segs_per_s_per_player:
 // the machine's TCP segments over the run phase (/proc/net/snmp OutSegs;
 // on loopback each segment between bots and server once, both directions,
 // bare ACKs included) per player per second: what the headers cost on a
@@ -59,6 +72,7 @@ function parseArgs(argv) {
 	const o = {
 		server: null, serverPid: 0, room: "state", clients: 800, roomSize: 8,
 		rate: 20, seconds: 20, procs: 1, connectRate: 400, drain: 1, warmup: 2,
+		ca: "",
 	};
 	const names = {
 		"--server": ["server", String], "--server-pid": ["serverPid", Number],
@@ -66,7 +80,7 @@ function parseArgs(argv) {
 		"--room-size": ["roomSize", Number], "--rate": ["rate", Number],
 		"--seconds": ["seconds", Number], "--procs": ["procs", Number],
 		"--connect-rate": ["connectRate", Number], "--drain": ["drain", Number],
-		"--warmup": ["warmup", Number],
+		"--warmup": ["warmup", Number], "--ca": ["ca", String],
 	};
 	for (let i = 2; i < argv.length; i++) {
 		const n = names[argv[i]];
@@ -162,7 +176,7 @@ function parent(o) {
 			execArgv: process.env.BOT_NODE_ARGS ? process.env.BOT_NODE_ARGS.split(" ") : process.execArgv,
 			env: Object.assign({}, process.env, {
 				BOT_WORKER: String(w), BOT_ROOM0: String(r0), BOT_NROOMS: String(n),
-			}),
+			}, o.ca ? { NODE_EXTRA_CA_CERTS: o.ca } : {}),
 		});
 		r0 += n;
 		workers.push(child);
@@ -226,11 +240,16 @@ function parent(o) {
 		const ok = seated === o.clients && sum("bad") === 0 && sum("closed") === 0 &&
 			received > 0 && sum("sendErr") === 0;
 		const f = (x, d) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
-		console.log(`RESULT bench=colyseus_rooms room=${o.room} rooms=${nrooms} bots=${o.clients} ` +
+		const tr = /^wss:/.test(o.server) ? "wss" : "ws";
+		const tls = reports.find((r) => r.tls) || {};
+		console.log(`RESULT bench=colyseus_rooms room=${o.room} transport=${tr} ` +
+			`tls=${tls.tls || "none"} cipher=${tls.cipher || "none"} rooms=${nrooms} bots=${o.clients} ` +
 			`rate=${o.rate} seconds=${o.seconds} server_cpu=${f(serverCpu, 3)} ` +
 			`us_per_update=${f(usPerUpdate, 2)} ` +
 			`in_bytes_per_s_per_player=${f(sum("inBytes") * per, 0)} ` +
 			`out_bytes_per_s_per_player=${f(sum("outBytes") * per, 0)} ` +
+			`in_ws_bytes_per_s_per_player=${f(sum("inWs") * per, 0)} ` +
+			`out_ws_bytes_per_s_per_player=${f(sum("outWs") * per, 0)} ` +
 			`p50_ms=${f(pct(hist, received, 0.5), 3)} p99_ms=${f(pct(hist, received, 0.99), 3)} ` +
 			`max_ms=${f(maxUs / 1000, 3)} lost=${lost} ` +
 			`delivered=${f(expected ? received / expected : NaN, 4)} ` +
@@ -267,8 +286,9 @@ function worker(o) {
 			if (idx >= o.clients)
 				break;
 			const b = {
-				idx, room: r, conn: null, sock: null, seated: false, failed: false,
+				idx, room: r, conn: null, sock: null, tcp: null, seated: false, failed: false,
 				seq: 0, seq0: 0, last: new Float64Array(RS), selfLast: 0, in0: 0, out0: 0,
+				inWs0: 0, outWs0: 0,
 			};
 			bots.push(b);
 			byIdx.set(idx, b);
@@ -281,6 +301,7 @@ function worker(o) {
 	let counting = false, running = false;
 	const hist = new Float64Array(NBUCKETS);
 	const tStart = Date.now();
+	const tlsInfo = { tls: "", cipher: "" };
 
 	function entry(b, now, t, idx, seq) {
 		if (seq === 0)
@@ -320,6 +341,18 @@ function worker(o) {
 	function attach(b, room) {
 		b.conn = room;
 		b.sock = room.connection.transport.ws._socket;
+		// the counters of the TCP socket: over TLS, the TCP stream handle
+		// under the TLSWrap (TLS records); over ws://, the socket itself
+		b.tcp = b.sock.encrypted ? b.sock._handle && b.sock._handle._parent : b.sock;
+		if (!b.tcp || typeof b.tcp.bytesRead !== "number") {
+			console.error(`colyseus-bot: bot ${b.idx}: no TCP byte counters under the TLS socket`);
+			process.exit(1);
+		}
+		if (b.sock.encrypted && !tlsInfo.tls) {
+			const c = b.sock.getCipher();
+			tlsInfo.tls = b.sock.getProtocol();
+			tlsInfo.cipher = c && c.standardName;
+		}
 		b.seated = true;
 		seated++;
 		if (o.room === "state") {
@@ -415,11 +448,13 @@ function worker(o) {
 			fanout.set(b, members(b) - 1);
 		const snapshot = () => {
 			for (const b of order) {
-				b.in0 = b.sock.bytesRead;
-				b.out0 = b.sock.bytesWritten;
+				b.in0 = b.tcp.bytesRead;
+				b.out0 = b.tcp.bytesWritten;
+				b.inWs0 = b.sock.bytesRead;
+				b.outWs0 = b.sock.bytesWritten;
 			}
 		};
-		let inBytes = 0, outBytes = 0;
+		let inBytes = 0, outBytes = 0, inWs = 0, outWs = 0;
 		const tick = () => {
 			const now = nowUs();
 			if (!sending) {
@@ -464,8 +499,10 @@ function worker(o) {
 				clearInterval(sendTimer);
 				cpuRun = cpuS() - cpu0;
 				for (const b of order) {
-					inBytes += b.sock.bytesRead - b.in0;
-					outBytes += b.sock.bytesWritten - b.out0;
+					inBytes += b.tcp.bytesRead - b.in0;
+					outBytes += b.tcp.bytesWritten - b.out0;
+					inWs += b.sock.bytesRead - b.inWs0;
+					outWs += b.sock.bytesWritten - b.outWs0;
 				}
 				setTimeout(report, o.drain * 1000);
 			}
@@ -476,7 +513,8 @@ function worker(o) {
 			running = false;
 			process.send({
 				type: "report", seated, failed, closed, sent, planned, sendErr, expected, received,
-				self, bad, maxUs, inBytes, outBytes, cpu: cpuRun, hist: Array.from(hist),
+				self, bad, maxUs, inBytes, outBytes, inWs, outWs, cpu: cpuRun, hist: Array.from(hist),
+				tls: tlsInfo.tls, cipher: tlsInfo.cipher,
 			});
 			let left = 0;
 			for (const b of bots)

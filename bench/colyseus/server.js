@@ -2,9 +2,17 @@
 // sync mode (docs/BENCHMARKS.md, "Rooms against Colyseus (issue 15)").
 //
 //   node server.js [--port 0] [--host 127.0.0.1]
+//                  [--tls-cert FILE --tls-key FILE]
 //
-// Prints "colyseus: ready PORT" on stdout once listening; SIGTERM or SIGINT
-// ends it. Installed by bench/colyseus_bench.sh into build/colyseus with
+// Prints "colyseus: ready PORT" on stdout once listening (with TLS:
+// "colyseus: ready PORT tls"); SIGTERM or SIGINT ends it. With --tls-cert
+// and --tls-key (PEM; COLYSEUS_TLS_CERT and COLYSEUS_TLS_KEY in the
+// environment do the same) it listens with Node's https server, TLS 1.3
+// only, with the cipher suites Node offers by default (the client's
+// preference picks one; the bot prints which): clients connect with
+// wss://, as a production Colyseus behind TLS. bench/colyseus_bench.sh
+// makes a self-signed certificate for 127.0.0.1 per run (openssl req)
+// in its temp dir. Installed by bench/colyseus_bench.sh into build/colyseus with
 // the versions of package.json (Colyseus 0.16: the last line that runs on
 // Node 20; 0.17 and later need Node 22).
 //
@@ -32,7 +40,9 @@
 //            room, as broadcast does).
 "use strict";
 
+const fs = require("fs");
 const http = require("http");
+const https = require("https");
 const { Server, Room } = require("@colyseus/core");
 const { WebSocketTransport } = require("@colyseus/ws-transport");
 const { Schema, MapSchema, defineTypes } = require("@colyseus/schema");
@@ -126,7 +136,18 @@ function arg(name, def) {
 	return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 
-const httpServer = http.createServer();
+const tlsCert = arg("--tls-cert", process.env.COLYSEUS_TLS_CERT || "");
+const tlsKey = arg("--tls-key", process.env.COLYSEUS_TLS_KEY || "");
+if (!tlsCert !== !tlsKey) {
+	console.error("colyseus: --tls-cert and --tls-key go together");
+	process.exit(2);
+}
+const httpServer = tlsCert ?
+	https.createServer({
+		cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey),
+		minVersion: "TLSv1.3",
+	}) :
+	http.createServer();
 const gameServer = new Server({
 	transport: new WebSocketTransport({ server: httpServer }),
 	greet: false,
@@ -135,7 +156,7 @@ gameServer.define("state", StateRoom);
 gameServer.define("bcast", BroadcastRoom);
 
 gameServer.listen(Number(arg("--port", "0")), arg("--host", "127.0.0.1")).then(() => {
-	console.log(`colyseus: ready ${httpServer.address().port}`);
+	console.log(`colyseus: ready ${httpServer.address().port}${tlsCert ? " tls" : ""}`);
 }, (err) => {
 	console.error(`colyseus: cannot listen: ${err && err.message}`);
 	process.exit(1);
