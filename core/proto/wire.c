@@ -101,10 +101,15 @@ wire_peek(const uint8_t *pkt, size_t len, struct wire_hdr *h)
 int
 wire_aesgcm_available(void)
 {
-	static int known = -1;
-	if (known < 0)
-		known = crypto_aead_aes256gcm_is_available() ? 1 : 0;
-	return known;
+	/* the CPU's features are read by sodium_init: before it, libsodium
+	 * says no AES (sodium_init is idempotent and thread-safe) */
+	static int known = -1; /* threads of a client may ask at once: atomic */
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	if (k < 0) {
+		k = sodium_init() >= 0 && crypto_aead_aes256gcm_is_available();
+		__atomic_store_n(&known, k, __ATOMIC_RELAXED);
+	}
+	return k;
 }
 
 /* Detached AEAD encryption with the suite's cipher. */
