@@ -42,9 +42,9 @@ typedef struct net net_t;
 
 struct net_config {
 	int batch;          /* datagrams per recvmmsg/sendmmsg (32; 1: none) */
-	int poll_us;        /* UDP under load: a listener woken again within
-	                       poll_us of its last wakeup is read every poll_us
-	                       on a timer instead of on each datagram's
+	int poll_us;        /* UDP under load: a listener woken more than 8
+	                       times per poll_us (over 8 x poll_us) is read every
+	                       poll_us on a timer instead of on each datagram's
 	                       readiness, until NET_POLL_IDLE polls find nothing
 	                       (0: never; a datagram then waits up to poll_us) */
 	int tos;            /* IP_TOS on UDP sockets (0x10 low delay; -1 leave) */

@@ -78,7 +78,8 @@ struct listener {
 	                            is read on this timer, not on readiness */
 	int polling;
 	int idle_polls;          /* polls in a row that found nothing */
-	uint64_t last_wake;      /* the last readiness wakeup (us) */
+	uint64_t win_start;      /* readiness wakeups counted since (us) */
+	uint32_t win_count;
 	struct stream_lis s;     /* LIS_STREAM only */
 };
 

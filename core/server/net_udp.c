@@ -14,7 +14,12 @@
  * CPU. A listener woken again less than poll_us after its last wakeup
  * stops watching readiness and is read every poll_us on a timer instead:
  * each read takes what arrived meanwhile, and the loop's one flush per
- * wakeup answers all of it. NET_POLL_IDLE empty polls in a row, or a poll
+ * wakeup answers all of it. A listener enters it when its readiness
+ * wakeups come more than NET_POLL_RATE per poll_us, counted over windows
+ * of NET_POLL_WINDOW x poll_us (so that one burst does not): at 500 us,
+ * above 16,000 a second, where they cost a core a good part of its time;
+ * below that, the latency polling adds is not worth the CPU it saves.
+ * NET_POLL_IDLE empty polls in a row, or a poll
  * that reads UDP_READ_MAX (the socket is busier than a timer can follow),
  * go back to readiness. A datagram waits at most poll_us more, and only
  * under load.
@@ -28,6 +33,8 @@
 
 #define UDP_READ_MAX 256    /* datagrams read per event (8 batches of 32) */
 #define NET_POLL_IDLE 8     /* empty polls in a row end polling mode */
+#define NET_POLL_RATE 8     /* wakeups per poll_us that start it */
+#define NET_POLL_WINDOW 8   /* counted over this many poll_us */
 
 void
 net_batch_free(struct batch *b)
@@ -204,9 +211,13 @@ net_udp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	int total = udp_drain(n, l);
 	if (n->cfg.poll_us <= 0)
 		return;
-	uint64_t now = net_now(n);
-	if (total < UDP_READ_MAX && l->last_wake &&
-	    now - l->last_wake < (uint64_t)n->cfg.poll_us) {
+	uint64_t now = net_now(n), poll = (uint64_t)n->cfg.poll_us;
+	if (now - l->win_start >= NET_POLL_WINDOW * poll) {
+		l->win_start = now;
+		l->win_count = 0;
+	}
+	if (++l->win_count >= NET_POLL_WINDOW * NET_POLL_RATE &&
+	    total < UDP_READ_MAX) {
 		double t = n->cfg.poll_us / 1e6;
 		ev_io_stop(loop, &l->io);
 		ev_timer_set(&l->poll, t, t);
@@ -215,7 +226,6 @@ net_udp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		l->idle_polls = 0;
 		n->st.poll_enter++;
 	}
-	l->last_wake = now;
 }
 
 void
@@ -231,6 +241,7 @@ net_udp_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_stop(loop, &l->poll);
 		ev_io_start(loop, &l->io);
 		l->polling = 0;
-		l->last_wake = 0; /* the next wakeup does not re-enter at once */
+		l->win_start = net_now(n); /* count afresh */
+		l->win_count = 0;
 	}
 }

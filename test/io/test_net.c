@@ -469,8 +469,8 @@ udp_roundtrip(int batch)
 TEST(udp_batched) { udp_roundtrip(32); }
 TEST(udp_unbatched) { udp_roundtrip(1); }
 
-/* net.poll_us: wakeups closer together than poll_us move the listener to
- * polling mode (read on a timer); every datagram is still delivered and
+/* net.poll_us: wakeups more than 8 per poll_us on average move the
+ * listener to polling mode (read on a timer); every datagram is still delivered and
  * answered, in order, bursts and ping-pong alike; once traffic stops, a
  * few empty polls move it back to readiness, so an idle server makes no
  * timer wakeups. */
@@ -483,9 +483,9 @@ TEST(udp_polling_mode)
 	uint8_t pkt[64];
 
 	net_config_default(&c);
-	/* long, so that two ping-pong wakeups fall within it however loaded
-	 * the machine; the polls then pace the ping-pongs */
-	c.poll_us = 40000;
+	/* long, so that 64 wakeups fall in one window of 8 x poll_us (160 ms)
+	 * however loaded the machine */
+	c.poll_us = 20000;
 	REQUIRE(setup(&t, &c) == 0);
 	port = listen_on(&t, NET_UDP, 0);
 	REQUIRE(port > 0);
@@ -493,16 +493,18 @@ TEST(udp_polling_mode)
 	REQUIRE(fd >= 0);
 	to = loopback(port);
 	t.echo = 1;
-	/* 10 ping-pongs, then 2 bursts of 40 */
-	for (i = 0; i < 90; i++) {
+	/* 100 datagrams one loop turn apart (a wakeup each until polling
+	 * starts), then 2 bursts of 30; every reply checked in order */
+	for (i = 0; i < 160; i++) {
 		uint32_t k = (uint32_t)i;
 		memset(pkt, (int)(i & 0xff), sizeof pkt);
 		memcpy(pkt, &k, 4);
 		sendto(fd, pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to);
-		if (i >= 10 && (i - 10) % 40 != 39)
+		int wait_all = i == 99 || i == 129 || i == 159;
+		if (i >= 100 && !wait_all)
 			continue;
 		double end = mono() + WAIT_S;
-		while (replies <= i && mono() < end) {
+		do {
 			ssize_t r;
 			ev_run(t.loop, EVRUN_ONCE);
 			while ((r = recv(fd, pkt, sizeof pkt, MSG_DONTWAIT)) > 0) {
@@ -511,12 +513,12 @@ TEST(udp_polling_mode)
 				bad += k2 != (uint32_t)replies || r != (ssize_t)sizeof pkt;
 				replies++;
 			}
-		}
+		} while (wait_all && replies <= i && mono() < end);
 	}
 	struct net_stats st = stats(&t);
-	CHECK_EQ(replies, 90);
+	CHECK_EQ(replies, 160);
 	CHECK_EQ(bad, 0);
-	CHECK_EQ(st.udp_in, 90);
+	CHECK_EQ(st.udp_in, 160);
 	CHECK(st.poll_enter >= 1);
 	CHECK(st.polls >= 1);
 	/* idle: back to readiness within NET_POLL_IDLE (8) empty polls */
