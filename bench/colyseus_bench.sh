@@ -154,9 +154,12 @@ BOUND=$((SECONDS_RUN + 120)) # connect (<= 60 s), run, drain, leave
 STEP=$((BOUND + 15))
 MSTEP=$((SECONDS_RUN + 60))
 med() { median "$1" <"$2"; }
-# us per update of a moongate-room-bot line: server_cpu x seconds / sent
+# us per update of a moongate-room-bot line: its server_us_per_update
+# (from the unrounded CPU time) when it has one, else server_cpu (two
+# decimals) x seconds / sent
 mg_us() { awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-	if (v["sent"] > 0) printf " us_per_update=%.2f\n", v["server_cpu"] * v["seconds"] * 1e6 / v["sent"] }'; }
+	if (v["server_us_per_update"] != "") printf " us_per_update=%s\n", v["server_us_per_update"]
+	else if (v["sent"] > 0) printf " us_per_update=%.2f\n", v["server_cpu"] * v["seconds"] * 1e6 / v["sent"] }'; }
 
 echo "== $CLIENTS bots in rooms of $ROOM_SIZE, $RATE Hz, ${SECONDS_RUN} s, $RUNS run(s); Colyseus rooms: $ROOMS; transports: $TRANSPORTS; server on CPU 0, bots on CPU 1 ($BOT_PROCS process(es))"
 echo "== node $(node --version), Colyseus $(node -p "require('./$CDIR/package-lock.json').packages['node_modules/@colyseus/core'].version"), schema $(node -p "require('./$CDIR/package-lock.json').packages['node_modules/@colyseus/schema'].version"), colyseus.js $(node -p "require('./$CDIR/package-lock.json').packages['node_modules/colyseus.js'].version")"
