@@ -187,6 +187,13 @@ kcp_setackdelay(kcp_t *k, int ms)
 }
 
 void
+kcp_setmaxackdelay(kcp_t *k, int ms)
+{
+	k->due_ok = 0;
+	k->ackride = ms > 0 ? (uint32_t)(ms < 5000 ? ms : 5000) : 0;
+}
+
+void
 kcp_setstream(kcp_t *k, int on)
 {
 	k->stream = on != 0;

@@ -22,6 +22,8 @@
  *    classic timing), and the RTO follows a short RTT (kcp_setminrto);
  *  - a delayed ack waits a fixed time, not until the next flush
  *    (kcp_setackdelay), so the peer's RTO does not pay for its spread;
+ *  - acks can wait for this end's next data to ride on, when it is due
+ *    soon (kcp_setmaxackdelay), and then leave at once on loss signals;
  *  - congestion control grows per segment acknowledged, and one lost
  *    segment while acks keep arriving halves the window instead of
  *    collapsing it to 1 (a silent path still collapses it);
@@ -88,6 +90,13 @@ struct kcp_stats {
 	uint64_t in_dup;        /* PUSH segments already received */
 	uint64_t acks_dropped;  /* acks not queued because the ack list was full */
 	uint64_t probes;        /* WASK window probes sent */
+	uint64_t out_ackonly;   /* datagrams of ACK segments only (bare acks) */
+	uint64_t acks_rode;     /* ACK segments that waited for, and left
+	                           with, other segments (kcp_setmaxackdelay,
+	                           kcp_setackdelay) */
+	uint64_t acks_now;      /* times held acks left at once: a segment out
+	                           of order or twice, or bulk data (see
+	                           kcp_setmaxackdelay) */
 };
 
 /* Create an object for conversation conv; user is handed to output. Returns
@@ -184,6 +193,24 @@ void kcp_seteager(kcp_t *kcp, int flags);
  * (kcp_input_at's clock), whatever the flush clock: a constant delay,
  * which the peer's RTO absorbs as srtt, not as 4 x rttvar. At most 5000. */
 void kcp_setackdelay(kcp_t *kcp, int ms);
+/* Acks that ride on this end's data, as TCP's delayed acks and QUIC's
+ * max_ack_delay (RFC 9000, 13.2) do, within the classic wire format.
+ * With ms > 0, while this end sends new data at a regular pace (the
+ * average gap between its flushes that send new PUSH segments), an ack
+ * whose arrival is followed within ms by the next expected data waits for
+ * it, and leaves with it: a 20 Hz stream each way (frames one way, inputs
+ * the other) then costs 20 datagrams a second each way, not 40. The ack
+ * never waits more than ms after it arrived (then it leaves alone), and
+ * not at all when no data is expected within ms: then kcp_seteager and
+ * kcp_setackdelay decide, as without this call. Held acks leave at once,
+ * with whatever else is queued, when a PUSH arrives out of order (a gap:
+ * the peer's fast retransmit needs to hear), twice (the peer's timer fired:
+ * its ack was late or lost), when 2 full-size segments or 16 segments wait
+ * for acks (bulk data: the peer's window must not stall). The echoed ts is unchanged, so the peer's RTT samples include
+ * the wait (at most ms, at most the gap to this end's next data) and its
+ * RTO grows by as much: the price of a lost segment (docs/PROTOCOL.md,
+ * "Acks that ride on data"). 0 (the default): off. At most 5000. */
+void kcp_setmaxackdelay(kcp_t *kcp, int ms);
 
 void kcp_setstream(kcp_t *kcp, int on);
 /* The retransmission timeout (RTO) is measured as in RFC 6298 and the

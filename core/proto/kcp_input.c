@@ -195,6 +195,23 @@ ack_push(struct kcp *k, uint32_t sn, uint32_t ts)
 	k->nack++;
 }
 
+/* Acks that ride (kcp_setmaxackdelay): the ack just queued, and those
+ * before it, must not wait when its segment says something went wrong
+ * (urgent: out of order or a duplicate, as TCP and QUIC ack at once), or
+ * when the peer is sending bulk (full: a full-size segment; every
+ * RIDE_FULL of them, as TCP) or RIDE_MAX acks wait: its window must keep
+ * moving. */
+static void
+ride_check(struct kcp *k, int urgent, int full)
+{
+	if (full)
+		k->ack_full++;
+	if (!k->ack_now && (urgent || k->ack_full >= RIDE_FULL || k->nack >= RIDE_MAX)) {
+		k->ack_now = 1;
+		k->st.acks_now++;
+	}
+}
+
 /* Store a PUSH segment with sn in [rcv_nxt, rcv_nxt + rcv_wnd); the ring
  * already reaches sn. Returns 0 or KCP_ENOMEM. */
 static int
@@ -337,17 +354,25 @@ kcp_input(kcp_t *k, const char *data, long size)
 			have_ack = 1;
 			break;
 		}
-		case KCP_CMD_PUSH:
+		case KCP_CMD_PUSH: {
 			if (diff(sn, k->rcv_nxt + k->rcv_wnd) >= 0)
 				break; /* beyond the window: neither kept nor acked */
-			if (diff(sn, k->rcv_nxt) < 0) {
+			uint32_t nxt = k->rcv_nxt;
+			int urgent = 0;
+			if (diff(sn, nxt) < 0) {
 				k->st.in_dup++;
+				urgent = 1; /* the peer resent it: its ack was late or lost */
 			} else if (rcv_store(k, sn, frg, payload, len)) {
 				rc = KCP_ENOMEM; /* not acked: it will be resent */
 				break;
+			} else if (sn != nxt || k->rcv_nxt - nxt > 1) {
+				urgent = 1; /* a gap opened, or this one closed it */
 			}
 			ack_push(k, sn, ts);
+			if (k->ackride)
+				ride_check(k, urgent, frg > 0 || len >= k->mss);
 			break;
+		}
 		case KCP_CMD_WASK:
 			k->probe |= ASK_TELL;
 			break;

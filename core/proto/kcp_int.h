@@ -34,6 +34,11 @@
 #define FASTACK_LIMIT 5
 #define RING_MIN 16         /* first ring capacity, records */
 #define TRIM_FLUSHES 100    /* idle flushes before buffers are freed */
+#define RIDE_FULL 2         /* held acks of this many full-size segments
+                               leave at once (TCP acks every second one) */
+#define RIDE_MAX 16         /* held acks leave at once at this many */
+#define RIDE_GAP_MAX 10000  /* a longer gap between data is a new stream,
+                               not part of the pace */
 
 struct snd_rec {
 	uint32_t ts;        /* time of the last transmission */
@@ -83,6 +88,13 @@ struct kcp {
 	uint32_t ts_lastack;                 /* when an ack last advanced */
 	uint32_t ackdelay;                   /* kcp_setackdelay (0: classic) */
 	uint32_t ack_since;                  /* when the oldest queued ack came */
+	uint32_t ackride;                    /* kcp_setmaxackdelay (0: off) */
+	uint32_t ts_lastdata;                /* the last flush that sent new data */
+	uint32_t data_gap8;                  /* average gap between such flushes,
+	                                        1/8 ms (0: fewer than two) */
+	uint8_t sent_data;                   /* ts_lastdata is set */
+	uint8_t ack_now;                     /* queued acks must not wait */
+	uint8_t ack_full;                    /* full-size segments they ack */
 	uint32_t recover_sn;                 /* snd_nxt at the last cwnd cut */
 	uint8_t recovering;                  /* una has not passed recover_sn */
 	uint8_t updated, stream, dead, used;

@@ -161,6 +161,7 @@ kcp_waitbytes(const kcp_t *k)
 struct outbuf {
 	struct kcp *k;
 	char *base, *p;
+	int other;  /* the datagram holds a segment other than ACK */
 };
 
 static void
@@ -170,10 +171,13 @@ out_flush(struct outbuf *o)
 	if (n > 0) {
 		o->k->st.out_datagrams++;
 		o->k->st.out_bytes += (uint64_t)n;
+		if (!o->other)
+			o->k->st.out_ackonly++;
 		if (o->k->output)
 			o->k->output(o->base, n, o->k, o->k->user);
 	}
 	o->p = o->base;
+	o->other = 0;
 }
 
 /* Room for need more bytes in this datagram, sending it first if not. */
@@ -208,6 +212,7 @@ send_push(struct kcp *k, struct outbuf *o, struct snd_rec *r, uint32_t sn,
 	r->xmit++;
 	r->ts = k->current;
 	out_room(o, KCP_OVERHEAD + r->len);
+	o->other = 1;
 	o->p = encode(o->p, k->conv, KCP_CMD_PUSH, r->frg, wnd, k->current, sn,
 	              k->rcv_nxt, r->len);
 	if (r->len) {
@@ -220,12 +225,59 @@ send_push(struct kcp *k, struct outbuf *o, struct snd_rec *r, uint32_t sn,
 		k->dead = 1;
 }
 
-/* Acks wait (kcp_setackdelay): queued, not eager, and not yet due. */
+/* This end's next new data is expected within ackride of the queued
+ * acks' arrival (kcp_setmaxackdelay): the pace is known (two data
+ * flushes at least), the stream has not missed two beats, and the next
+ * beat, data_gap after the last, comes at most ackride after the acks. */
+static int
+ride_expected(const struct kcp *k)
+{
+	if (!k->ackride || !k->data_gap8)
+		return 0;
+	int32_t since = diff(k->ack_since, k->ts_lastdata);
+	int32_t gap = (int32_t)((k->data_gap8 + 7) >> 3);
+	return since >= 0 && since < 2 * gap && gap - since <= (int32_t)k->ackride;
+}
+
+/* Queued acks wait: to ride on the next data (kcp_setmaxackdelay), or a
+ * fixed time (kcp_setackdelay, without KCP_EAGER_ACK). 1 and *until, the
+ * time they leave by themselves; 0 when they do not wait (they leave at
+ * once when eager, at the next flush in the classic timing). */
+static int
+ack_hold(const struct kcp *k, uint32_t *until)
+{
+	if (k->nack == 0 || k->ack_now)
+		return 0;
+	if (ride_expected(k)) {
+		*until = k->ack_since + k->ackride;
+		return 1;
+	}
+	if (!(k->eager & KCP_EAGER_ACK) && k->ackdelay > 0) {
+		*until = k->ack_since + k->ackdelay;
+		return 1;
+	}
+	return 0;
+}
+
+/* Acks wait, and are not yet due. */
 static int
 ack_held(const struct kcp *k, uint32_t now)
 {
-	return k->nack > 0 && !(k->eager & KCP_EAGER_ACK) && k->ackdelay > 0 &&
-	       diff(now, k->ack_since + k->ackdelay) < 0;
+	uint32_t until;
+	return ack_hold(k, &until) && diff(now, until) < 0;
+}
+
+/* Queued acks make a flush due now by themselves: eager, told to go now
+ * (ack_now), or done waiting. */
+static int
+acks_go(const struct kcp *k, uint32_t now)
+{
+	uint32_t until;
+	if (k->nack == 0)
+		return 0;
+	if (ack_hold(k, &until))
+		return diff(now, until) >= 0;
+	return (k->eager & KCP_EAGER_ACK) || k->ack_now;
 }
 
 static void
@@ -238,6 +290,30 @@ put_acks(struct kcp *k, struct outbuf *o, uint16_t wnd)
 		k->st.out_segments++;
 	}
 	k->nack = 0;
+	k->ack_now = 0;
+	k->ack_full = 0;
+}
+
+/* New data left at now: the pace of this end's data, for acks that ride
+ * (an average of the gaps, as srtt: gain 1/8). */
+static void
+data_sent(struct kcp *k, uint32_t now)
+{
+	if (k->sent_data) {
+		int32_t g = diff(now, k->ts_lastdata);
+		if (g <= 0)
+			return; /* the same ms: one beat */
+		if (g < RIDE_GAP_MAX) {
+			int32_t g8 = g * 8;
+			if (!k->data_gap8)
+				k->data_gap8 = (uint32_t)g8;
+			else
+				k->data_gap8 = (uint32_t)((int32_t)k->data_gap8 +
+				                          (g8 - (int32_t)k->data_gap8) / 8);
+		}
+	}
+	k->sent_data = 1;
+	k->ts_lastdata = now;
 }
 
 /* Send acks, window messages and data. A full flush (at the flush
@@ -247,7 +323,7 @@ static void
 flush(struct kcp *k, int full)
 {
 	char buf[KCP_MTU_MAX];
-	struct outbuf o = {k, buf, buf};
+	struct outbuf o = {k, buf, buf, 0};
 	uint16_t wnd = wnd_unused(k);
 	uint32_t now = k->current;
 
@@ -280,20 +356,24 @@ flush(struct kcp *k, int full)
 	}
 	if (k->probe & ASK_SEND) {
 		out_room(&o, KCP_OVERHEAD);
+		o.other = 1;
 		o.p = encode(o.p, k->conv, KCP_CMD_WASK, 0, wnd, 0, 0, k->rcv_nxt, 0);
 		k->st.out_segments++;
 		k->st.probes++;
 	}
 	if (k->probe & ASK_TELL) {
 		out_room(&o, KCP_OVERHEAD);
+		o.other = 1;
 		o.p = encode(o.p, k->conv, KCP_CMD_WINS, 0, wnd, 0, 0, k->rcv_nxt, 0);
 		k->st.out_segments++;
 	}
 	k->probe = 0;
 
 	if (k->dead) {
-		if (hold && k->st.out_segments != segs0)
+		if (hold && k->st.out_segments != segs0) {
+			k->st.acks_rode += k->nack;
 			put_acks(k, &o, wnd);
+		}
 		out_flush(&o);
 		return;
 	}
@@ -306,7 +386,7 @@ flush(struct kcp *k, int full)
 
 	uint32_t resent = k->fastresend > 0 ? k->fastresend : 0xffffffffu;
 	uint32_t rtomin = k->nodelay == 0 ? k->rx_rto >> 3 : 0;
-	int change = 0, lost = 0;
+	int change = 0, lost = 0, fresh = 0;
 	uint32_t next_resend = now + RTO_MAX;
 	/* Segments sent before need a look only when a timeout or a fast
 	 * retransmit can be due: most flushes send new data only. */
@@ -333,6 +413,7 @@ flush(struct kcp *k, int full)
 			r->rto = k->rx_rto;
 			r->resendts = now + r->rto + rtomin;
 			send_push(k, &o, r, sn, wnd);
+			fresh = 1;
 		} else if (diff(now, r->resendts) >= 0) {
 			k->st.retrans_timeout++;
 			if (k->nodelay == 0)
@@ -362,8 +443,12 @@ flush(struct kcp *k, int full)
 			next_resend = r->resendts;
 	}
 	k->next_resend = next_resend;
-	if (hold && k->st.out_segments != segs0)
+	if (fresh)
+		data_sent(k, now);
+	if (hold && k->st.out_segments != segs0) {
+		k->st.acks_rode += k->nack;
 		put_acks(k, &o, wnd); /* they ride */
+	}
 	out_flush(&o);
 
 	if (change) {
@@ -401,12 +486,12 @@ kcp_flush(kcp_t *k)
 		flush(k, 1);
 }
 
-/* Work that need not wait for the flush interval: acks, a reopened window,
- * new data the window lets out. */
+/* Work that need not wait for the flush interval: a reopened window, new
+ * data the window lets out (acks: acks_go). */
 static int
 eager_work(const struct kcp *k)
 {
-	return ((k->eager & KCP_EAGER_ACK) && (k->nack > 0 || (k->probe & ASK_TELL))) ||
+	return ((k->eager & KCP_EAGER_ACK) && (k->probe & ASK_TELL)) ||
 	       ((k->eager & KCP_EAGER_DATA) && k->snd_nxt != k->snd_end && !k->dead &&
 	        diff(k->snd_nxt, k->snd_una + send_window(k)) < 0);
 }
@@ -421,14 +506,6 @@ resend_due(const struct kcp *k, uint32_t current)
 	       !k->dead && (k->fast_due || diff(current, k->next_resend) >= 0);
 }
 
-/* Held acks whose delay is over (kcp_setackdelay). */
-static int
-ack_due(const struct kcp *k, uint32_t current)
-{
-	return k->nack > 0 && !(k->eager & KCP_EAGER_ACK) && k->ackdelay > 0 &&
-	       diff(current, k->ack_since + k->ackdelay) >= 0;
-}
-
 int
 kcp_idle(const kcp_t *k)
 {
@@ -441,7 +518,7 @@ static uint32_t
 next_due(const struct kcp *k, uint32_t current)
 {
 	if (!k->updated || (k->eager && (eager_work(k) || resend_due(k, current))) ||
-	    ack_due(k, current))
+	    acks_go(k, current))
 		return current;
 	uint32_t ts_flush = k->ts_flush;
 	int32_t d = diff(current, ts_flush);
@@ -449,9 +526,9 @@ next_due(const struct kcp *k, uint32_t current)
 		ts_flush = current;
 	if (diff(current, ts_flush) >= 0)
 		return current;
-	uint32_t minimal = ts_flush - current;
-	if (ack_held(k, current)) {
-		uint32_t a = k->ack_since + k->ackdelay - current;
+	uint32_t minimal = ts_flush - current, until;
+	if (ack_hold(k, &until)) { /* not yet due: acks_go said so above */
+		uint32_t a = until - current;
 		if (a < minimal)
 			minimal = a;
 	}
@@ -500,7 +577,7 @@ kcp_update(kcp_t *k, uint32_t current)
 		/* a retransmission is due before the next flush: a full one
 		 * now (the probe timer keeps its own time), ts_flush stays */
 		flush(k, 1);
-	} else if ((k->eager && eager_work(k)) || ack_due(k, current)) {
+	} else if ((k->eager && eager_work(k)) || acks_go(k, current)) {
 		flush(k, 0);
 	}
 	k->due = next_due(k, current);

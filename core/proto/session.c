@@ -211,6 +211,10 @@ session_make_kcp(session_t *s, uint32_t conv, int mtu)
 		kcp_setackdelay(k, c->interval);
 	if (c->minrto > 0) /* after kcp_nodelay, which sets its own floor */
 		kcp_setminrto(k, c->minrto);
+	/* acks ride on the next frame or input (raw KCP: the classic timing
+	 * its peer expects) */
+	if (s->role != RAW)
+		kcp_setmaxackdelay(k, c->max_ack_delay);
 	return k;
 }
 
@@ -818,6 +822,19 @@ session_check(const session_t *s, uint64_t now)
 		due = earlier(due, d <= 0 ? now : (now / 1000 + (uint64_t)d) * 1000);
 	}
 	return earlier(due, due0);
+}
+
+int
+session_set_max_ack_delay(session_t *s, int ms)
+{
+	if (ms < 0)
+		return SESSION_EINVAL;
+	if (s->role == RAW)
+		return 0;
+	s->cfg.max_ack_delay = ms;
+	if (s->kcp)
+		kcp_setmaxackdelay(s->kcp, ms);
+	return 0;
 }
 
 int

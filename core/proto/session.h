@@ -94,6 +94,16 @@ struct session_config {
 	                         interval after it arrived (kcp_setackdelay), so a
 	                         reply costs one packet, not two (client default,
 	                         see moongate/client.h) */
+	int max_ack_delay;    /* ms an ack may wait for this end's next reliable
+	                         data to ride on, when that data comes at a
+	                         regular pace and is due within it
+	                         (kcp_setmaxackdelay; docs/PROTOCOL.md, "Acks
+	                         that ride on data"): frame sync's frames carry
+	                         the acks of the inputs and the inputs those of
+	                         the frames. 0: never (default; the server's
+	                         config sets 60, kcp.max_ack_delay, and the
+	                         client library 60 unless ack_delay is 0). Raw
+	                         KCP sessions never wait. */
 	int batch_flush;      /* 1: session_input leaves what KCP has to send
 	                         (acks, answers queued by the message events)
 	                         to the next session_update, which session_check
@@ -324,6 +334,13 @@ void session_abort(session_t *s, int code, const char *reason, uint64_t now);
 int session_update(session_t *s, uint64_t now);
 /* When session_update is next due (absolute, >= now unless overdue). */
 uint64_t session_check(const session_t *s, uint64_t now);
+
+/* Set this session's max_ack_delay (see session_config) from now on, in
+ * ms (0: acks do not wait for data). For a service that knows its pace: a
+ * room ticking every T ms may give its members T + 10, so that every ack
+ * of theirs rides on the next frame even when the tick is late by a few
+ * ms. No effect on a raw KCP session. SESSION_EINVAL when ms < 0. */
+int session_set_max_ack_delay(session_t *s, int ms);
 
 int session_state(const session_t *s);
 uint32_t session_id(const session_t *s);

@@ -1847,6 +1847,343 @@ TEST(rto_peer_ack_delay)
 	CHECK(fixed < spread);
 }
 
+/* ---- acks that ride on data (kcp_setmaxackdelay) ---- */
+
+static int
+feed(kcp_t *k, struct capture *c, int i, uint32_t now)
+{
+	return kcp_input_at(k, (const char *)c->buf[i], c->len[i], now);
+}
+
+/* B sends data at a 50 ms pace; an ack it owes waits for its next data
+ * and leaves with it, never longer than the bound; a gap, a segment that
+ * closes one and a duplicate are acked at once; without a pace, or with
+ * one slower than the bound, acks leave as before (eager). */
+TEST(ride_ack_timing)
+{
+	struct capture ca, cb;
+	struct kw_seg sg[8];
+	struct kcp_stats st;
+	memset(&ca, 0, sizeof(ca));
+	memset(&cb, 0, sizeof(cb));
+	kcp_t *a = kcp_create(13, &ca), *b = kcp_create(13, &cb);
+	REQUIRE(a && b);
+	kcp_setoutput(a, capture_cb);
+	kcp_setoutput(b, capture_cb);
+	kcp_nodelay(a, 1, 10, 2, 1);
+	kcp_nodelay(b, 1, 10, 2, 1);
+	kcp_setmaxackdelay(b, 60);
+	kcp_update(a, 0);
+	kcp_update(b, 0);
+	/* before any pace: an ack leaves at once (B is eager) */
+	CHECK_EQ(kcp_send(a, "x0", 2), 0);
+	kcp_update(a, 1);
+	REQUIRE_EQ(ca.n, 1);
+	CHECK_EQ(feed(b, &ca, 0, 2), 0);
+	CHECK_EQ(kcp_check(b, 2), 2u);
+	kcp_update(b, 2);
+	CHECK_EQ(cb.n, 1);
+	/* B's data at 10 and 60: a pace of 50 */
+	for (uint32_t t = 10; t <= 60; t += 50) {
+		CHECK_EQ(kcp_send(b, "d", 1), 0);
+		kcp_update(b, t);
+	}
+	CHECK_EQ(cb.n, 3);
+	ca.n = 0;
+	CHECK_EQ(feed(a, &cb, 1, 61), 0);
+	CHECK_EQ(feed(a, &cb, 2, 61), 0);
+	kcp_update(a, 61);
+	REQUIRE_EQ(ca.n, 1);
+	CHECK_EQ(feed(b, &ca, 0, 62), 0);
+	CHECK_EQ(kcp_waitsnd(b), 0);
+	/* A's message at 70 waits for B's data due at 110 */
+	ca.n = cb.n = 0;
+	CHECK_EQ(kcp_send(a, "x1", 2), 0);
+	kcp_update(a, 70);
+	REQUIRE_EQ(ca.n, 1);
+	CHECK_EQ(feed(b, &ca, 0, 71), 0);
+	for (uint32_t t = 71; t < 110; t++)
+		if (kcp_check(b, t) == t)
+			kcp_update(b, t);
+	CHECK_EQ(cb.n, 0);
+	CHECK_EQ(kcp_send(b, "d", 1), 0);
+	kcp_update(b, 110);
+	REQUIRE_EQ(cb.n, 1);
+	REQUIRE_EQ(kw_parse(cb.buf[0], cb.len[0], sg, 8), 2);
+	CHECK_EQ(sg[0].cmd, KCP_CMD_PUSH);
+	CHECK_EQ(sg[1].cmd, KCP_CMD_ACK);
+	CHECK_EQ(sg[1].ts, 70u); /* the echoed ts is the PUSH's own */
+	CHECK_EQ(feed(a, &cb, 0, 111), 0);
+	CHECK_EQ(kcp_waitsnd(a), 0);
+	CHECK_EQ(kcp_srtt(a), 41); /* the wait is in A's RTT sample */
+	/* out of order: y2 before y1, then y1, then y1 again: each acked at
+	 * the next update, without waiting */
+	ca.n = cb.n = 0;
+	CHECK_EQ(kcp_send(a, "y1", 2), 0);
+	kcp_update(a, 115);
+	CHECK_EQ(kcp_send(a, "y2", 2), 0);
+	kcp_update(a, 116);
+	REQUIRE_EQ(ca.n, 2);
+	CHECK_EQ(feed(b, &ca, 1, 117), 0);
+	CHECK_EQ(kcp_check(b, 117), 117u);
+	kcp_update(b, 117);
+	CHECK_EQ(cb.n, 1);
+	CHECK_EQ(feed(b, &ca, 0, 118), 0);
+	kcp_update(b, 118);
+	CHECK_EQ(cb.n, 2);
+	CHECK_EQ(feed(b, &ca, 0, 119), 0);
+	kcp_update(b, 119);
+	CHECK_EQ(cb.n, 3);
+	for (int i = 0; i < 3; i++) {
+		REQUIRE_EQ(kw_parse(cb.buf[i], cb.len[i], sg, 8), 1);
+		CHECK_EQ(sg[0].cmd, KCP_CMD_ACK);
+	}
+	/* B's data stops: an ack waits at most the bound, then leaves alone */
+	CHECK_EQ(kcp_send(b, "d", 1), 0);
+	kcp_update(b, 160);
+	CHECK_EQ(cb.n, 4);
+	CHECK_EQ(feed(a, &cb, 3, 161), 0);
+	kcp_update(a, 161); /* A acks B's "d" at once */
+	REQUIRE_EQ(ca.n, 3);
+	CHECK_EQ(feed(b, &ca, 2, 162), 0);
+	CHECK_EQ(kcp_waitsnd(b), 0);
+	ca.n = cb.n = 0;
+	CHECK_EQ(kcp_send(a, "z", 1), 0);
+	kcp_update(a, 170);
+	REQUIRE_EQ(ca.n, 1);
+	CHECK_EQ(feed(b, &ca, 0, 171), 0);
+	for (uint32_t t = 171; t < 231; t++)
+		if (kcp_check(b, t) == t)
+			kcp_update(b, t);
+	CHECK_EQ(cb.n, 0);
+	CHECK_EQ(kcp_check(b, 231), 231u);
+	kcp_update(b, 231);
+	CHECK_EQ(cb.n, 1);
+	REQUIRE_EQ(kw_parse(cb.buf[0], cb.len[0], sg, 8), 1);
+	CHECK_EQ(sg[0].cmd, KCP_CMD_ACK);
+	kcp_getstats(b, &st);
+	CHECK_EQ(st.acks_rode, 1);
+	CHECK_EQ(st.acks_now, 3);
+	CHECK(st.out_ackonly >= 5);
+	kcp_release(a);
+	kcp_release(b);
+	/* a pace slower than the bound (100 ms, bound 60): an ack that came
+	 * 10 ms after the data would wait 90: it leaves at once */
+	memset(&ca, 0, sizeof(ca));
+	memset(&cb, 0, sizeof(cb));
+	a = kcp_create(14, &ca);
+	b = kcp_create(14, &cb);
+	REQUIRE(a && b);
+	kcp_setoutput(a, capture_cb);
+	kcp_setoutput(b, capture_cb);
+	kcp_nodelay(a, 1, 10, 2, 1);
+	kcp_nodelay(b, 1, 10, 2, 1);
+	kcp_setmaxackdelay(b, 60);
+	kcp_update(a, 0);
+	for (uint32_t t = 0; t <= 200; t += 100) {
+		ca.n = cb.n = 0;
+		CHECK_EQ(kcp_send(b, "d", 1), 0);
+		kcp_update(b, t);
+		REQUIRE_EQ(cb.n, 1);
+		CHECK_EQ(feed(a, &cb, 0, t + 1), 0);
+		kcp_update(a, t + 1);
+		REQUIRE_EQ(ca.n, 1);
+		CHECK_EQ(feed(b, &ca, 0, t + 2), 0);
+	}
+	CHECK_EQ(kcp_waitsnd(b), 0);
+	ca.n = cb.n = 0;
+	CHECK_EQ(kcp_send(a, "x", 1), 0);
+	kcp_update(a, 209);
+	CHECK_EQ(feed(b, &ca, 0, 210), 0);
+	CHECK_EQ(kcp_check(b, 210), 210u);
+	kcp_update(b, 210);
+	CHECK_EQ(cb.n, 1);
+	/* ... one that came 50 ms after it would wait 50: it waits */
+	ca.n = cb.n = 0;
+	CHECK_EQ(kcp_send(a, "x", 1), 0);
+	kcp_update(a, 249);
+	CHECK_EQ(feed(b, &ca, 0, 250), 0);
+	kcp_update(b, 250);
+	CHECK_EQ(cb.n, 0);
+	CHECK(kcp_check(b, 250) > 250u);
+	kcp_release(a);
+	kcp_release(b);
+}
+
+/* Bulk data does not wait for the ride: the acks of two full-size
+ * segments, or of 16 small ones, leave at once. */
+TEST(ride_bulk_acks_at_once)
+{
+	struct capture ca, cb;
+	static char big[3000];
+	memset(big, 'b', sizeof(big));
+	for (int mode = 0; mode < 2; mode++) {
+		memset(&ca, 0, sizeof(ca));
+		memset(&cb, 0, sizeof(cb));
+		kcp_t *a = kcp_create(15, &ca), *b = kcp_create(15, &cb);
+		REQUIRE(a && b);
+		kcp_setoutput(a, capture_cb);
+		kcp_setoutput(b, capture_cb);
+		kcp_setmtu(a, 1000);
+		kcp_setmtu(b, 1000);
+		kcp_nodelay(a, 1, 10, 2, 1);
+		kcp_nodelay(b, 1, 10, 2, 1);
+		kcp_setmaxackdelay(b, 60);
+		kcp_update(a, 0);
+		for (uint32_t t = 0; t <= 50; t += 50) {
+			CHECK_EQ(kcp_send(b, "d", 1), 0);
+			kcp_update(b, t);
+		}
+		cb.n = 0;
+		if (mode == 0) {
+			CHECK_EQ(kcp_send(a, big, 1952), 0); /* 2 full segments */
+		} else {
+			for (int i = 0; i < 16; i++)
+				CHECK_EQ(kcp_send(a, "s", 1), 0);
+		}
+		kcp_update(a, 60);
+		REQUIRE(ca.n >= 1);
+		for (int i = 0; i < ca.n && i < 4; i++)
+			CHECK_EQ(feed(b, &ca, i, 61), 0);
+		CHECK_EQ(kcp_check(b, 61), 61u);
+		kcp_update(b, 61);
+		CHECK_EQ(cb.n, 1);
+		for (int i = 0; i < cb.n; i++)
+			CHECK_EQ(feed(a, &cb, i, 62), 0);
+		CHECK_EQ(kcp_waitsnd(a), 0);
+		kcp_release(a);
+		kcp_release(b);
+	}
+}
+
+/* Frame sync over a 10 ms RTT: A (the server) sends a frame every 50 ms,
+ * B (the client) an input every 50 ms, 20 ms after each frame's send.
+ * Classic acks: each message is acked alone, about 40 datagrams a second
+ * each way; riding (kcp_setmaxackdelay 60 both ends): about 20. With
+ * loss, every message still arrives, in order, and a lost one costs at
+ * most one period (50 ms, the longest an ack waits) more than with
+ * classic acks. */
+struct stream_res {
+	double dg_per_s[2];   /* datagrams per second, A->B and B->A */
+	uint32_t lat_max[2];  /* ms from send to kcp_recv, the worst */
+	double lat_mean[2];
+	uint64_t resent[2];
+	uint32_t got[2];
+	int srtt[2], rto[2];
+};
+
+static void
+run_streams_j(int ride, double loss, uint32_t jitter, uint64_t seed,
+              struct stream_res *r)
+{
+	struct simnet_conf c = { loss, 5, 5, jitter, 0, 0, 0, 0, 0 };
+	struct pair p;
+	const uint32_t secs = 20, n = secs * 20;
+	pair_init(&p, &c, seed, 35, 0);
+	p.input_at = 1;
+	p.fine = 1;
+	pair_nodelay(&p, 1, 10, 2, 1);
+	kcp_setminrto(p.k[0], 5);
+	kcp_setminrto(p.k[1], 5);
+	/* the server acks at once, the client waits one interval (the
+	 * session's defaults) */
+	kcp_seteager(p.k[1], KCP_EAGER_DATA | KCP_EAGER_RESEND);
+	kcp_setackdelay(p.k[1], 10);
+	if (ride) {
+		kcp_setmaxackdelay(p.k[0], 60);
+		kcp_setmaxackdelay(p.k[1], 60);
+	}
+	uint32_t sent[2] = { 0, 0 }, next[2] = { 100, 120 };
+	uint64_t latsum[2] = { 0, 0 };
+	memset(r, 0, sizeof(*r));
+	uint32_t t0 = 0;
+	while ((r->got[0] < n || r->got[1] < n) && p.now < 100000) {
+		for (int d = 0; d < 2; d++) {
+			if (sent[d] < n && !less(p.now, next[d])) {
+				uint32_t m[2] = { p.now, sent[d] };
+				CHECK_EQ(kcp_send(p.k[d], (const char *)m, 8), 0);
+				sent[d]++;
+				next[d] += 50;
+				if (d == 0 && sent[0] == 1)
+					t0 = p.now;
+			}
+		}
+		pair_step(&p);
+		for (int d = 0; d < 2; d++) {
+			uint32_t m[2];
+			while (kcp_recv(p.k[1 - d], (char *)m, 8) == 8) {
+				CHECK_EQ(m[1], r->got[d]);
+				uint32_t lat = p.now - m[0];
+				if (lat > r->lat_max[d])
+					r->lat_max[d] = lat;
+				latsum[d] += lat;
+				r->got[d]++;
+			}
+		}
+	}
+	uint32_t t1 = p.now;
+	for (int d = 0; d < 2; d++) {
+		struct kcp_stats st;
+		kcp_getstats(p.k[d], &st);
+		CHECK_EQ(r->got[d], n);
+		r->dg_per_s[d] = (double)st.out_datagrams * 1000.0 / (double)(t1 - t0);
+		r->lat_mean[d] = r->got[d] ? (double)latsum[d] / r->got[d] : 0;
+		r->resent[d] = st.retrans_timeout + st.retrans_fast;
+		r->srtt[d] = kcp_srtt(p.k[d]);
+		r->rto[d] = kcp_rto(p.k[d]);
+		CHECK_EQ(kcp_isdead(p.k[d]), 0);
+	}
+	CHECK_EQ(p.input_errors, 0);
+	VERBOSE("    %s, loss %.0f%%, jitter %u: datagrams/s %.1f frames way, %.1f inputs "
+	        "way; latency mean/max frames %.1f/%u, inputs %.1f/%u ms; srtt "
+	        "%d/%d rto %d/%d; resent %llu/%llu\n", ride ? "ride" : "classic",
+	        loss * 100, jitter, r->dg_per_s[0], r->dg_per_s[1], r->lat_mean[0],
+	        r->lat_max[0], r->lat_mean[1], r->lat_max[1], r->srtt[0],
+	        r->srtt[1], r->rto[0], r->rto[1],
+	        (unsigned long long)r->resent[0], (unsigned long long)r->resent[1]);
+	pair_free(&p);
+}
+
+static void
+run_streams(int ride, double loss, uint64_t seed, struct stream_res *r)
+{
+	run_streams_j(ride, loss, 0, seed, r);
+}
+
+TEST(ride_frame_sync_streams)
+{
+	struct stream_res classic, ride, lc, lr;
+	run_streams(0, 0, 1907, &classic);
+	run_streams(1, 0, 1907, &ride);
+	/* no loss: half the datagrams */
+	CHECK(classic.dg_per_s[0] > 35 && classic.dg_per_s[1] > 35);
+	CHECK(ride.dg_per_s[0] <= 20.5 && ride.dg_per_s[1] <= 20.5);
+	/* at most one early retransmission, before the RTO knew the wait */
+	CHECK(ride.resent[0] + ride.resent[1] <= 1);
+	/* the same delivery latency (5 ms one way and a 1 ms step, nothing
+	 * lost) */
+	CHECK_EQ(ride.lat_max[0], classic.lat_max[0]);
+	CHECK_EQ(ride.lat_max[1], classic.lat_max[1]);
+	/* the RTO pays the wait: a frame arrives 15 ms before the next input,
+	 * which acks it (RTT 10 + 15), an input 25 ms before the next frame
+	 * (10 + 25) */
+	CHECK(ride.srtt[0] >= 24 && ride.srtt[0] <= 26);
+	CHECK(ride.srtt[1] >= 34 && ride.srtt[1] <= 36);
+	CHECK(ride.rto[0] <= ride.srtt[0] + 8 && ride.rto[1] <= ride.srtt[1] + 8);
+	/* 5% loss each way: all delivered; a loss costs at most one period
+	 * more than with classic acks */
+	run_streams(0, 0.05, 1908, &lc);
+	run_streams(1, 0.05, 1908, &lr);
+	for (int d = 0; d < 2; d++) {
+		CHECK(lr.lat_max[d] <= lc.lat_max[d] + 50);
+		CHECK(lr.dg_per_s[d] < lc.dg_per_s[d]);
+	}
+	for (uint32_t j = 1; j <= 8; j *= 2) {
+		run_streams_j(0, 0, j, 1909, &lc);
+		run_streams_j(1, 0, j, 1909, &lr);
+	}
+}
+
 /* A check that answers "now" must be one that update acts on: a caller
  * that polls at check (every event loop does) would spin otherwise. The
  * peer is gone, so the segment is resent again and again; in the default
@@ -2527,6 +2864,9 @@ static const struct tu_test tests[] = {
 	TU(eager_timing),
 	TU(ackdelay_timing),
 	TU(rto_peer_ack_delay),
+	TU(ride_ack_timing),
+	TU(ride_bulk_acks_at_once),
+	TU(ride_frame_sync_streams),
 	TU(check_no_spin),
 	TU(cwnd_random_loss),
 	TU(pool_trim),

@@ -2439,6 +2439,174 @@ TEST(loss_costs_a_short_rto)
 	CHECK(classic >= 30 && classic <= 30 + 4);
 }
 
+/* ---- acks that ride on frames and inputs ------------------------------ */
+
+/* Frame sync, as the room service runs it: the server sends each client a
+ * frame every 50 ms (a room ticking at 20 Hz), the client an input every
+ * 50 ms, 20 ms after each frame leaves; 5 ms each way. The server's and
+ * the client library's settings (batch_flush, the client's ack_delay 1)
+ * with max_ack_delay 60 on both ends (ride) or 0 (the classic acks). */
+struct fsync {
+	struct client *c;
+	session_t *srv;
+	uint32_t frames, inputs; /* sent */
+	int mute_frame, mute_input; /* the next one sent is lost */
+};
+
+static void
+fsync_step(struct fsync *f)
+{
+	uint32_t ph = W.t % 50;
+	if (ph == 0) {
+		uint8_t m[32];
+		uint32_t v = f->frames++;
+		memcpy(m, &v, 4);
+		for (size_t i = 4; i < sizeof m; i++)
+			m[i] = (uint8_t)(v + i);
+		CHECK_EQ(session_send(f->srv, m, sizeof m, now_us()), 0);
+		gate_touch(W.g, f->srv, now_us());
+		f->c->mute_down = f->mute_frame;
+		f->mute_frame = 0;
+	} else if (ph == 20) {
+		send_counter(f->c, f->inputs++, 32);
+		f->c->mute_up = f->mute_input;
+		f->mute_input = 0;
+	}
+	step();
+	f->c->mute_up = f->c->mute_down = 0;
+}
+
+static void
+fsync_init(struct fsync *f, int ride, uint64_t seed)
+{
+	struct session_config ss, cs;
+	session_config_default(&ss);
+	ss.batch_flush = 1;
+	ss.max_ack_delay = ride ? 60 : 0;
+	session_config_default(&cs);
+	cs.batch_flush = 1;
+	cs.ack_delay = 1;
+	cs.max_ack_delay = ride ? 60 : 0;
+	world_init(&ss);
+	W.echo = 0;
+	struct simnet_conf nc = { .delay_min = 5, .delay_max = 5 };
+	memset(f, 0, sizeof *f);
+	f->c = add_client(&nc, &cs, "x", seed);
+	CHECK(RUN_UNTIL(f->c->opened && W.srv_open, 1000));
+	f->srv = gate_session(W.g, session_id(f->c->s));
+	REQUIRE(f->srv != NULL);
+	while (W.t % 50 != 1)
+		step();
+}
+
+/* ms from now until the message counter *n passes n0, the streams going on */
+static uint32_t
+fsync_until(struct fsync *f, const uint32_t *n, uint32_t n0)
+{
+	uint32_t t0 = W.t, guard = 0;
+	while (*n <= n0 && guard++ < 2000)
+		fsync_step(f);
+	CHECK(*n > n0);
+	return W.t - t0;
+}
+
+struct fsync_res {
+	double down, up;        /* KCP packets per second, server->client, back */
+	uint32_t frame_loss_ms; /* a lost frame: from its send to its arrival */
+	uint32_t input_loss_ms; /* a lost input: the same */
+	int srv_rto, cli_rto;
+};
+
+static void
+frame_sync(int ride, struct fsync_res *r)
+{
+	struct fsync f;
+	fsync_init(&f, ride, 11);
+	for (int i = 0; i < 2000; i++) /* 2 s: the pace and the RTO settle */
+		fsync_step(&f);
+	uint32_t in0 = f.c->kcp_in, out0 = f.c->kcp_out;
+	for (int i = 0; i < 10000; i++)
+		fsync_step(&f);
+	r->down = (f.c->kcp_in - in0) / 10.0;
+	r->up = (f.c->kcp_out - out0) / 10.0;
+	CHECK(f.frames - f.c->rel.n <= 1); /* the last one may be on its way */
+	CHECK(f.inputs - W.srv_rel.n <= 1);
+	struct session_stats st;
+	session_stats(f.srv, &st);
+	r->srv_rto = kcp_rto(f.srv->kcp);
+	r->cli_rto = kcp_rto(f.c->s->kcp);
+	/* a lost input (nothing else is in flight at its send) */
+	while (W.t % 50 != 20)
+		fsync_step(&f);
+	f.mute_input = 1;
+	r->input_loss_ms = fsync_until(&f, &W.srv_rel.n, W.srv_rel.n);
+	/* a lost frame */
+	while (W.t % 50 != 0)
+		fsync_step(&f);
+	f.mute_frame = 1;
+	r->frame_loss_ms = fsync_until(&f, &f.c->rel.n, f.c->rel.n);
+	for (int i = 0; i < 500; i++)
+		fsync_step(&f);
+	CHECK_EQ(f.c->rel.errors, 0);
+	CHECK_EQ(W.srv_rel.errors, 0);
+	CHECK(f.frames - f.c->rel.n <= 1);
+	CHECK(f.inputs - W.srv_rel.n <= 1);
+	CHECK_EQ(f.c->closed, 0);
+	if (tu_verbose)
+		printf("frame sync, %s acks: %.1f packets/s down, %.1f up; RTO "
+		       "%d ms server, %d client; a lost input arrives after %u "
+		       "ms, a lost frame after %u\n", ride ? "riding" : "classic",
+		       r->down, r->up, r->srv_rto, r->cli_rto, r->input_loss_ms,
+		       r->frame_loss_ms);
+	world_free();
+}
+
+TEST(frame_sync_acks_ride_on_frames_and_inputs)
+{
+	struct fsync_res classic, ride;
+	frame_sync(0, &classic);
+	frame_sync(1, &ride);
+	CHECK(classic.down >= 39 && classic.up >= 35);
+	CHECK(ride.down <= 20.5 && ride.up <= 20.5);
+	/* a loss costs the wait for the ride on top: at most one period */
+	CHECK(ride.input_loss_ms <= classic.input_loss_ms + 50);
+	CHECK(ride.frame_loss_ms <= classic.frame_loss_ms + 50);
+	/* and never more than a period and a half in all (10 ms RTT) */
+	CHECK(ride.input_loss_ms <= 75 && ride.frame_loss_ms <= 75);
+}
+
+/* A server session whose client sends nothing back but acks (a frame
+ * stream one way only) keeps the client's acks as they were: one
+ * interval after the frame; the server's data alone does not make the
+ * client wait longer. And session_set_max_ack_delay changes one session. */
+TEST(acks_wait_only_for_data_that_comes)
+{
+	struct fsync f;
+	fsync_init(&f, 1, 12);
+	uint32_t out0 = f.c->kcp_out;
+	for (int i = 0; i < 3000; i++) { /* frames only */
+		if (W.t % 50 == 0) {
+			uint8_t m[32] = { 0 };
+			uint32_t v = f.frames++;
+			memcpy(m, &v, 4);
+			for (size_t j = 4; j < sizeof m; j++)
+				m[j] = (uint8_t)(v + j);
+			CHECK_EQ(session_send(f.srv, m, sizeof m, now_us()), 0);
+			gate_touch(W.g, f.srv, now_us());
+		}
+		step();
+	}
+	uint32_t acks = f.c->kcp_out - out0;
+	CHECK(acks >= 59 && acks <= 61); /* one bare ack per frame */
+	/* the client's RTO for... the server's RTO: 10 ms RTT + 10 ms wait */
+	int rto = kcp_rto(f.srv->kcp);
+	CHECK(rto >= 20 && rto <= 25);
+	CHECK_EQ(session_set_max_ack_delay(f.srv, -1), SESSION_EINVAL);
+	CHECK_EQ(session_set_max_ack_delay(f.srv, 0), 0);
+	CHECK_EQ(f.srv->cfg.max_ack_delay, 0);
+	world_free();
+}
+
 /* ---- stateless reset -------------------------------------------------- */
 
 /* kill -9: the gate vanishes without a word (nothing it sends leaves) and
@@ -2657,6 +2825,8 @@ static const struct tu_test tests[] = {
 	TU(idle_session_memory),
 	TU(delayed_ack_rides_on_the_answer),
 	TU(loss_costs_a_short_rto),
+	TU(frame_sync_acks_ride_on_frames_and_inputs),
+	TU(acks_wait_only_for_data_that_comes),
 	TU(cipher_is_negotiated),
 	TU(one_wakeup_is_answered_in_one_packet),
 	TU(restart_resets_the_client_within_a_heartbeat),
