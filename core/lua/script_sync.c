@@ -138,7 +138,8 @@ set_metatable(lua_State *L, const char *name, const char *kind,
 		lua_pushvalue(L, lua_upvalueindex(1));
 		luaL_setfuncs(L, methods, 1);
 		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, gc);
+		lua_pushvalue(L, lua_upvalueindex(1)); /* the relay's __gc unroutes */
+		lua_pushcclosure(L, gc, 1);
 		lua_setfield(L, -2, "__gc");
 		lua_pushstring(L, kind);
 		lua_setfield(L, -2, "__metatable");
