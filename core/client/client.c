@@ -36,9 +36,7 @@
 
 #define UDP_READS 256  /* datagrams read per poll at most */
 #define TCP_READS 64   /* read() calls per poll at most */
-#define ACK_RIDE_MS 60 /* ack_delay 1: an ack waits up to this for the game's
-                          next reliable send, when it comes at a pace (one
-                          input period at 20 Hz, with room for jitter) */
+
 
 /* The public values are the session's: events and codes pass through. */
 _Static_assert((int)MGCLIENT_OPEN == (int)SESSION_EV_OPEN &&
@@ -162,8 +160,7 @@ take_options(mgclient_t *c, const struct mgclient_options *in, char *err,
 	s->ack_delay = o.ack_delay;
 	/* acks ride on the game's next input when it comes at a pace
 	 * (docs/PROTOCOL.md, "Acks that ride on data") */
-	s->max_ack_delay = o.ack_delay <= 0 ? 0 : o.ack_delay == 1 ? ACK_RIDE_MS
-	                                                          : o.ack_delay;
+	s->max_ack_delay = o.ack_delay >= 2 ? o.ack_delay : 0; /* opt-in */
 	s->nodelay = o.nodelay;
 	s->interval = o.interval;
 	s->resend = o.resend;

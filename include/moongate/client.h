@@ -48,11 +48,12 @@
  * poll that mgclient_check asks for, when the game sends nothing: an
  * answer costs one packet instead of two. The wait is always the same, so
  * the server's retransmission timeout absorbs it as RTT, not as jitter.
- * A game that sends reliable messages at a regular pace (inputs at 20-60
- * Hz) has its acks wait for its next one, up to 60 ms, so that they ride
- * on it: frame sync costs one packet per input and one per frame, not two
- * each (docs/PROTOCOL.md, "Acks that ride on data"). opts->ack_delay = 0
- * sends every ack at once; a value from 2 up is that bound in ms.
+ * opts->ack_delay = N >= 2 (opt-in) lets an ack wait up to N ms for the
+ * game's next reliable send when the game sends at a regular pace (inputs
+ * at 20-60 Hz), so that it rides on it: frame sync then costs one packet
+ * per input and one per frame, not two each, but a lost frame is noticed
+ * up to N ms later (docs/PROTOCOL.md, "Acks that ride on data").
+ * opts->ack_delay = 0 sends every ack at once.
  *
  * Server key. "udp://host:port?key=HEX" (or opts->server_key) pins the
  * server's static key, printed by `moongate key`: the hello travels
@@ -105,11 +106,12 @@ struct mgclient_options {
 	int32_t handshake_retry_max;  /* resend interval cap (2000) */
 	int32_t handshake_timeout_ms; /* give up after (10000) */
 	int32_t msg_max;       /* largest reliable message in bytes (0: KCP's) */
-	int32_t ack_delay;     /* 1: an ack waits for data to ride on, one KCP
-	                          interval after it arrived, or up to 60 ms
-	                          when the game's next reliable send is due
-	                          within that (1); N >= 2: the same with N ms
-	                          for 60; 0: acks leave at once */
+	int32_t ack_delay;     /* 1: an ack waits for data to ride on, or one
+	                          KCP interval after it arrived (1); N >= 2:
+	                          also up to N ms when the game's next
+	                          reliable send is due within that (opt-in:
+	                          a loss costs up to N ms more); 0: acks
+	                          leave at once */
 	/* KCP's profile (nodelay 0..2, interval ms, fast resend, no congestion
 	 * control) and windows in segments */
 	int32_t nodelay, interval, resend, nc, sndwnd, rcvwnd;
