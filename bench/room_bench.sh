@@ -8,6 +8,8 @@
 #   bench/room_bench.sh               # both modes, 3 runs each, medians
 #   QUICK=1 bench/room_bench.sh       # 1 run each, 5 s
 #   MODES=lockstep RUNS=5 SECONDS_RUN=30 bench/room_bench.sh
+#   ACK_DELAY=60 MODES=lockstep bench/room_bench.sh   # acks ride on frames
+#       and inputs (server kcp.max_ack_delay, bots' ack_delay: opt-in)
 #   EXTRA_SERVICE_PATH=dir MODES="mine:state" bench/room_bench.sh
 #       (a mode of the game: module dir/mine.lua, the bot in state sync)
 #
@@ -71,6 +73,7 @@ lua_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
 	done
 	echo "} },"
 	echo "	},"
+	[ -n "${ACK_DELAY:-}" ] && echo "	kcp = { max_ack_delay = $ACK_DELAY },"
 	echo "	lua = { budget_ms = 50 },"
 	printf '	admin = %s,\n' "$(lua_str "unix:$TMP/admin")"
 	echo "	log = { level = \"warn\" },"
@@ -108,7 +111,7 @@ for m in $MODES; do
 		rc=0
 		timeout -k 5 "$BOUND" taskset -c 1 "$BUILD/moongate-room-bot" \
 			--server "udp://127.0.0.1:$UDP_PORT?key=$SRV_KEY" --server-pid "$SRV_PID" \
-			--server-admin "unix:$TMP/admin" \
+			--server-admin "unix:$TMP/admin" ${ACK_DELAY:+--ack-delay "$ACK_DELAY"} \
 			--mode "$name" ${sync[@]+"${sync[@]}"} --clients "$CLIENTS" --room-size "$ROOM_SIZE" \
 			--rate "$RATE" --seconds "$SECONDS_RUN" --size "$SIZE" \
 			--connect-rate 1000 >"$TMP/bot.out" 2>"$TMP/bot.err" || rc=$?

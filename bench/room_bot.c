@@ -127,7 +127,8 @@ static struct {
 	double rate, seconds, drain;
 	int server_pid;
 	double create_spread_ms; /* -1: one period, 1000 / rate */
-} opt = { NULL, NULL, -1, 800, 8, 32, 500, 20, 20, 1, 0, -1 };
+	int ack_delay;        /* -1: the library's default */
+} opt = { NULL, NULL, -1, 800, 8, 32, 500, 20, 20, 1, 0, -1, -1 };
 static struct mgclient_options copts;
 
 enum { CONNECT, JOIN, RUN, DRAIN, CLOSE, END };
@@ -617,6 +618,7 @@ main(int argc, char **argv)
 	static const struct bot_arg args[] = {
 		BOT_COMMON_ARGS(opt),
 		BOT_ADMIN_ARG,
+		{ "--ack-delay", BOT_INT, &opt.ack_delay, 0 },
 		{ "--mode", BOT_STR, &opt.mode, 0 },
 		{ "--sync", BOT_FN, &opt.sync, arg_sync },
 		{ "--room-size", BOT_INT, &opt.room_size, 0 },
@@ -643,6 +645,8 @@ main(int argc, char **argv)
 	if (opt.create_spread_ms < 0)
 		opt.create_spread_ms = 1000 / opt.rate;
 	mgclient_options_default(&copts);
+	if (opt.ack_delay >= 0) /* N >= 2: acks may wait N ms for an input */
+		copts.ack_delay = opt.ack_delay;
 	bot_setup();
 
 	nrooms = (opt.clients + opt.room_size - 1) / opt.room_size;
