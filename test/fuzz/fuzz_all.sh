@@ -61,10 +61,14 @@ for t in $targets; do
 		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	fi
 	took=$(( $(date +%s) - start ))
-	# crashes: the inputs libFuzzer saved for this run (a run stopped by
+	# crashes: the failing inputs libFuzzer saved for this run (a run stopped by
 	# a signal exits 72 without one); the Lua driver saves none, so any
 	# failure of it counts as one
-	crashes=$(find "$build/artifacts" -name "$t-*" -newer "$log.start" 2>/dev/null | wc -l)
+	# (not slow-unit-*: an input that took long, which a paused or
+	# idle-class run makes of any input; crash-, leak-, timeout-, oom-)
+	crashes=$(find "$build/artifacts" -newer "$log.start" \( -name "$t-crash-*" \
+		-o -name "$t-leak-*" -o -name "$t-timeout-*" -o -name "$t-oom-*" \) \
+		2>/dev/null | wc -l)
 	[ $rc -eq 0 ] || [ "$crashes" -gt 0 ] || [ "$t" != fuzz_lua ] || crashes=1
 	echo "RESULT fuzz=$t execs=${execs:-0} seconds=$took crashes=$crashes"
 	if [ $rc -ne 0 ]; then
