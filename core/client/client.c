@@ -37,7 +37,6 @@
 #define UDP_READS 256  /* datagrams read per poll at most */
 #define TCP_READS 64   /* read() calls per poll at most */
 
-
 /* The public values are the session's: events and codes pass through. */
 _Static_assert((int)MGCLIENT_OPEN == (int)SESSION_EV_OPEN &&
                (int)MGCLIENT_MESSAGE == (int)SESSION_EV_MESSAGE &&

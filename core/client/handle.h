@@ -23,7 +23,7 @@
 struct client_config {
 	int frame_max, event_queue_max, buffer_max;
 	int fallback_ms, path_timeout_ms, probe_ms, reconnect_ms, tcp_linger_ms;
-	int autoflush;        /* mgclient_send flushes (options.autoflush) */
+	int autoflush;        /* mgclient_send flushes (!options.manual_flush) */
 };
 
 /* One queued event with its payload copied behind it. */

@@ -212,8 +212,30 @@ sync_relay_remove(sync_relay_t *r, uint32_t id)
 	return 0;
 }
 
-static int relay_put_m(sync_relay_t *r, struct rmember *m, uint32_t seq,
-                       const void *data, size_t len);
+/* Put a state of member m (sync_relay_put). */
+static int
+relay_put_m(sync_relay_t *r, struct rmember *m, uint32_t seq,
+            const void *data, size_t len)
+{
+	if (len > r->cfg.entry_max) {
+		r->st.too_big++;
+		return SYNC_ETOOBIG;
+	}
+	if (m->has_seq && !newer(seq, m->seq)) {
+		r->st.stale++;
+		return SYNC_ESTALE;
+	}
+	if (m->pending)
+		r->st.superseded++;
+	m->seq = seq;
+	m->has_seq = 1;
+	m->pending = 1;
+	m->len = (uint32_t)len;
+	if (len)
+		memcpy(m->data, data, len);
+	r->st.puts++;
+	return 0;
+}
 
 int
 sync_relay_member_tag(const sync_relay_t *r, uint32_t id, uint32_t *tag)
@@ -245,29 +267,6 @@ sync_relay_put(sync_relay_t *r, uint32_t id, uint32_t seq, const void *data,
 	return relay_put_m(r, m, seq, data, len);
 }
 
-static int
-relay_put_m(sync_relay_t *r, struct rmember *m, uint32_t seq,
-            const void *data, size_t len)
-{
-	if (len > r->cfg.entry_max) {
-		r->st.too_big++;
-		return SYNC_ETOOBIG;
-	}
-	if (m->has_seq && !newer(seq, m->seq)) {
-		r->st.stale++;
-		return SYNC_ESTALE;
-	}
-	if (m->pending)
-		r->st.superseded++;
-	m->seq = seq;
-	m->has_seq = 1;
-	m->pending = 1;
-	m->len = (uint32_t)len;
-	if (len)
-		memcpy(m->data, data, len);
-	r->st.puts++;
-	return 0;
-}
 
 int
 sync_relay_position(sync_relay_t *r, uint32_t id, double x, double y)

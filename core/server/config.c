@@ -129,8 +129,7 @@ config_default(struct config *c)
 	c->gate.session.resume_grace_ms = 30000;
 	/* what a session sends in one loop wakeup leaves together, at on_arm */
 	c->gate.session.batch_flush = 1;
-	/* the acks of a room's inputs ride on its next frame (20 Hz: 50 ms) */
-	/* off by default: a held ack makes a loss cost up to the hold more
+	/* acks that wait to ride on data (kcp.max_ack_delay): off by default: a held ack makes a loss cost up to the hold more
 	 * (bench/loss_bench.sh, 10% loss, 20 Hz: p99 155 ms with 60, 35
 	 * without; docs/PROTOCOL.md, "Acks that ride on data") */
 	c->gate.session.max_ack_delay = 0;

@@ -195,8 +195,9 @@ struct net_stats {
 	uint64_t waits;          /* loop iterations: one epoll_wait each */
 	uint64_t poll_enter, polls; /* UDP polling mode: times entered, timer reads */
 	uint64_t tcp_read_calls, tcp_write_calls;
-	uint64_t syscalls;       /* of the data path: waits + the four above
-	                            (not counted: epoll_ctl, accept, close) */
+	uint64_t syscalls;       /* of the data path: waits + udp recv/send
+	                            calls + tcp read/write calls (not
+	                            counted: epoll_ctl, accept, close) */
 	uint64_t udp_send_errors, udp_truncated;
 	uint64_t tcp_accepted, tcp_open, tcp_closed, tcp_frames_in, tcp_frames_out;
 	uint64_t tcp_bad_frames, tcp_backpressure, tcp_dropped;

@@ -75,8 +75,8 @@ struct listener {
 	int paused;              /* accept stopped after EMFILE/ENFILE */
 	struct batch out;        /* UDP with batch > 1: the pending sends */
 	ev_timer poll;           /* UDP polling mode (net.poll_us): the socket
-	                            is read on this timer, not on readiness */
-	int polling;
+	                            is read on this timer, not on readiness
+	                            (polling while it is active) */
 	int idle_polls;          /* polls in a row that found nothing */
 	uint64_t win_start;      /* readiness wakeups counted since (us) */
 	uint32_t win_count;

@@ -11,10 +11,10 @@
  * to polling under load (Linux's NAPI): a wakeup for every datagram or
  * two costs an epoll_wait, a recvmmsg and a sendmmsg each, and at 20 Hz
  * times thousands of sessions those wakeups are most of the server's
- * CPU. A listener woken again less than poll_us after its last wakeup
- * stops watching readiness and is read every poll_us on a timer instead:
- * each read takes what arrived meanwhile, and the loop's one flush per
- * wakeup answers all of it. A listener enters it when its readiness
+ * CPU. A listener in polling mode stops watching readiness and is read
+ * every poll_us on a timer instead: each read takes what arrived
+ * meanwhile, and the loop's one flush per wakeup answers all of it. A
+ * listener enters it when its readiness
  * wakeups come more than NET_POLL_RATE per poll_us, counted over windows
  * of NET_POLL_WINDOW x poll_us (so that one burst does not): at 500 us,
  * above 16,000 a second, where they cost a core a good part of its time;
@@ -222,7 +222,6 @@ net_udp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_stop(loop, &l->io);
 		ev_timer_set(&l->poll, t, t);
 		ev_timer_start(loop, &l->poll);
-		l->polling = 1;
 		l->idle_polls = 0;
 		n->st.poll_enter++;
 	}
@@ -240,7 +239,6 @@ net_udp_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (total >= UDP_READ_MAX || l->idle_polls >= NET_POLL_IDLE) {
 		ev_timer_stop(loop, &l->poll);
 		ev_io_start(loop, &l->io);
-		l->polling = 0;
 		l->win_start = net_now(n); /* count afresh */
 		l->win_count = 0;
 	}
