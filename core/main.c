@@ -450,6 +450,12 @@ server_counters(struct script_counter *c, size_t max, void *user)
 		C("lua", "sessions", sc.sessions);
 		C("lua", "memory_kb", sc.memory_kb);
 		C("lua", "routed", sc.routed);
+		C("lua", "waiting", sc.waiting);
+		C("lua", "waits", sc.waits);
+		C("lua", "queued", sc.queued);
+		C("lua", "dropped", sc.dropped);
+		C("lua", "cancelled", sc.cancelled);
+		C("lua", "skipped", sc.skipped);
 	}
 	C("log", "lines", l.lines);
 	C("log", "suppressed", l.suppressed);

@@ -33,8 +33,8 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static double
-mono_ms(void)
+double
+script_mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -67,6 +67,40 @@ site_key(const char *svc, const char *what, const void *kind)
 	return (uintptr_t)(h ^ (uintptr_t)kind) | 1; /* never 0 */
 }
 
+/* script_int.h */
+void
+script_log_slow(script_t *sc, const char *svc, const char *what, uint32_t sid,
+                double took)
+{
+	struct log_ctx lc = { .service = svc, .session = sid, .event = "slow" };
+	sc->st.slow++;
+	uintptr_t site = site_key(svc, what, "slow");
+	if (sid)
+		log_site_event(LOG_WARN, site, &lc, "service %s: %s took %.1f ms (budget %d ms), session %08x",
+		               svc, what, took, sc->budget_ms, sid);
+	else
+		log_site_event(LOG_WARN, site, &lc, "service %s: %s took %.1f ms (budget %d ms)",
+		               svc, what, took, sc->budget_ms);
+}
+
+/* script_int.h */
+void
+script_log_error(script_t *sc, const char *svc, const char *what, uint32_t sid,
+                 const char *msg)
+{
+	struct log_ctx lc = { .service = svc, .session = sid, .event = "error" };
+	sc->st.errors++;
+	/* rate limited: a handler failing on every message must not write a
+	 * traceback per message */
+	uintptr_t site = site_key(svc, what, "error");
+	if (sid)
+		log_site_event(LOG_ERROR, site, &lc, "service %s: %s failed, session %08x: %s",
+		               svc, what, sid, msg);
+	else
+		log_site_event(LOG_ERROR, site, &lc, "service %s: %s failed: %s",
+		               svc, what, msg);
+}
+
 /* script_int.h: a callback under pcall, timed against the budget. */
 int
 script_pcall(script_t *sc, int nargs, int nres, const char *svc,
@@ -78,40 +112,23 @@ script_pcall(script_t *sc, int nargs, int nres, const char *svc,
 	lua_insert(L, fn);
 	const char *prev_svc = sc->cur_svc;
 	uint32_t prev_sid = sc->cur_sid;
+	lua_State *prev_running = sc->running;
 	sc->cur_svc = svc;
 	sc->cur_sid = sid;
-	double t0 = sc->budget_ms > 0 ? mono_ms() : 0;
+	sc->running = NULL; /* nothing here may wait */
+	double t0 = sc->budget_ms > 0 ? script_mono_ms() : 0;
 	int rc = lua_pcall(L, nargs, nres, fn);
 	sc->cur_svc = prev_svc;
 	sc->cur_sid = prev_sid;
+	sc->running = prev_running;
 	sc->st.callbacks++;
-	struct log_ctx lc = { .service = svc, .session = sid };
 	if (sc->budget_ms > 0) {
-		double took = mono_ms() - t0;
-		if (took > sc->budget_ms) {
-			sc->st.slow++;
-			lc.event = "slow";
-			uintptr_t site = site_key(svc, what, "slow");
-			if (sid)
-				log_site_event(LOG_WARN, site, &lc, "service %s: %s took %.1f ms (budget %d ms), session %08x",
-				               svc, what, took, sc->budget_ms, sid);
-			else
-				log_site_event(LOG_WARN, site, &lc, "service %s: %s took %.1f ms (budget %d ms)",
-				               svc, what, took, sc->budget_ms);
-		}
+		double took = script_mono_ms() - t0;
+		if (took > sc->budget_ms)
+			script_log_slow(sc, svc, what, sid, took);
 	}
 	if (rc) {
-		sc->st.errors++;
-		lc.event = "error";
-		/* rate limited: a handler failing on every message must not
-		 * write a traceback per message */
-		uintptr_t site = site_key(svc, what, "error");
-		if (sid)
-			log_site_event(LOG_ERROR, site, &lc, "service %s: %s failed, session %08x: %s",
-			               svc, what, sid, lua_tostring(L, -1));
-		else
-			log_site_event(LOG_ERROR, site, &lc, "service %s: %s failed: %s",
-			               svc, what, lua_tostring(L, -1));
+		script_log_error(sc, svc, what, sid, lua_tostring(L, -1));
 		lua_pop(L, 2); /* the message and the handler */
 		return -1;
 	}
@@ -345,6 +362,7 @@ static const luaL_Reg module_funcs[] = {
 	{ "base64url_encode", script_crypto_b64url_encode },
 	{ "random", l_random },
 	{ "after", script_timer_after },
+	{ "sleep", script_task_sleep },
 	{ "every", script_timer_every },
 	{ "now", l_now },
 	{ "time", l_time },
@@ -524,6 +542,8 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	sc->now = now;
 	sc->budget_ms = c->lua_budget_ms;
 	sc->timers_max = tmax;
+	sc->queue_max = c->lua_queue_max > 0 ? (uint32_t)c->lua_queue_max : 1;
+	sc->waits_max = c->lua_waits_max > 0 ? (uint32_t)c->lua_waits_max : 1;
 	sc->dgram_max = session_dgram_max(&c->gate.session);
 	for (int i = 0; i < c->nlisten; i++) /* FEC takes room from a packet */
 		if (c->gate.fec[i].data) {
@@ -576,6 +596,7 @@ script_release(script_t *sc)
 	if (!sc)
 		return;
 	lua_close(sc->L); /* first: a timer's data is a handle in it */
+	script_task_release(sc);
 	timers_release(sc->timers);
 	map_clear(&sc->routes); /* emptied by the relays' __gc */
 	sodium_memzero(sc->secret, sizeof sc->secret);
@@ -587,5 +608,6 @@ script_stats(const script_t *sc, struct script_stats *st)
 {
 	*st = sc->st;
 	st->timers = timers_count(sc->timers);
+	st->waiting = sc->waits.count;
 	st->memory_kb = (uint64_t)lua_gc(sc->L, LUA_GCCOUNT, 0);
 }

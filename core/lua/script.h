@@ -69,6 +69,13 @@ struct script_stats {
 	uint64_t memory_kb;   /* Lua heap */
 	uint64_t routed;      /* datagrams put into a relay by relay:route,
 	                         without a callback */
+	uint64_t waiting;     /* callbacks waiting now (sleep, redis, http) */
+	uint64_t waits;       /* waits begun */
+	uint64_t queued;      /* session events queued behind a waiting callback */
+	uint64_t dropped;     /* of which dropped: a datagram past lua.queue_max,
+	                         or any left when the session closed */
+	uint64_t cancelled;   /* waiting callbacks dropped: their session closed */
+	uint64_t skipped;     /* timer firings skipped: the last one still waits */
 };
 void script_stats(const script_t *sc, struct script_stats *st);
 

@@ -9,6 +9,8 @@
  *   script_sync.c     moongate.relay/frames
  *   script_config.c   config.lua
  *   script_crypto.c   moongate.verify_ed25519, base64url
+ *   script_task.c     callbacks in coroutines: run, wait, wake, cancel;
+ *                     moongate.sleep
  */
 #ifndef MOONGATE_SCRIPT_INT_H
 #define MOONGATE_SCRIPT_INT_H
@@ -42,6 +44,11 @@ enum script_cb {
 	SCRIPT_CB_N
 };
 
+struct script_task;
+struct script_lane;
+
+#define SCRIPT_POOL_MAX 64 /* finished coroutines kept for the next callback */
+
 struct script {
 	lua_State *L;
 	gate_t *g;
@@ -65,7 +72,78 @@ struct script {
 	script_counters_fn counters; /* moongate.server_stats (script.h) */
 	void *counters_user;
 	struct map routes;       /* sid -> struct script_route: relay:route */
+	/* Callbacks that wait (core/lua/script_task.c) */
+	struct map waits;        /* wait id -> struct script_task */
+	struct map lanes;        /* sid -> struct script_lane, while a callback
+	                            of that session waits */
+	uint64_t next_wid;       /* the last wait id given */
+	lua_State *running;      /* the callback coroutine running now, or NULL */
+	uint64_t yield_wid;      /* the wait the running coroutine yields for */
+	void (*yield_cancel)(script_t *, uint64_t wid, void *io);
+	void *yield_io;          /* ... and how to call it off */
+	uint32_t waits_max;      /* lua.waits_max */
+	uint32_t queue_max;      /* lua.queue_max */
+	int pool_ref[SCRIPT_POOL_MAX];
+	lua_State *pool[SCRIPT_POOL_MAX];
+	int npool;
 };
+
+/* A callback that waits: its coroutine, parked under its wait id until
+ * script_task_wake. done is called when it ends (rc 0: its nres results
+ * on sc->L, popped by the caller after done; -1: it failed, logged). */
+struct script_task {
+	uint64_t wid;
+	lua_State *co;
+	int co_ref;             /* the coroutine, kept while it waits */
+	int owner_ref;          /* what done needs alive (a timer's handle), or LUA_NOREF */
+	const char *svc, *what; /* for the log: static or sc->names[i] */
+	uint32_t sid;
+	int nres;
+	void (*done)(script_t *sc, struct script_task *t, int rc);
+	void *arg;              /* done's: the job, the timer handle */
+	void (*cancel)(script_t *sc, uint64_t wid, void *io);
+	void *io;               /* what it waits on, for cancel */
+};
+
+/* Run the function below nargs arguments on sc->L in a coroutine. 0: its
+ * nres results on sc->L; -1: it failed (logged, nothing left); 1: it waits
+ * (nothing left): *task is parked, the caller sets done and arg. */
+int script_task_run(script_t *sc, int nargs, int nres, const char *svc,
+                    const char *what, uint32_t sid, struct script_task **task);
+/* Called by a function that makes the running callback wait, before it
+ * arranges its wakeup: the wait id, or a Lua error (not in a callback's own
+ * coroutine, lua.waits_max reached); who names the function in the error.
+ * Then, once the wakeup is arranged, `return lua_yield(L, 0)`; if arranging
+ * it fails, script_task_unwait before raising. script_task_on_cancel says
+ * what to call (with io) if the task is dropped before it wakes. */
+uint64_t script_task_wait(lua_State *L, const char *who);
+void script_task_on_cancel(lua_State *L, void (*cancel)(script_t *, uint64_t, void *),
+                           void *io);
+void script_task_unwait(lua_State *L);
+/* Wake the task waiting on wid with the nargs values on top of sc->L (they
+ * are taken, whatever happens): what its wait returns. 0, or -1 when no
+ * task waits on wid (it was dropped: its session closed). */
+int script_task_wake(script_t *sc, uint64_t wid, int nargs);
+/* Drop a waiting task: its coroutine is never resumed. */
+void script_task_drop(script_t *sc, struct script_task *t);
+/* Free every task and lane (script_release, after lua_close). */
+void script_task_release(script_t *sc);
+/* A session's lane (core/lua/script_service.c): freed with its queue. */
+void script_lane_free(struct script_lane *lane);
+/* moongate.sleep(ms) */
+int script_task_sleep(lua_State *L);
+/* A timer's data in sc->timers that wakes a sleeping task: odd, where a
+ * timer handle's address is even. */
+#define SCRIPT_SLEEP_DATA(wid) ((void *)(uintptr_t)(((wid) << 1) | 1))
+#define SCRIPT_SLEEP_WID(data) ((uint64_t)(uintptr_t)(data) >> 1)
+#define SCRIPT_IS_SLEEP(data) ((uintptr_t)(data) & 1)
+
+/* The log lines of a failed or slow callback (core/lua/script.c). */
+void script_log_error(script_t *sc, const char *svc, const char *what,
+                      uint32_t sid, const char *msg);
+void script_log_slow(script_t *sc, const char *svc, const char *what,
+                     uint32_t sid, double took_ms);
+double script_mono_ms(void);
 
 /* relay:route(id, session): the session's unreliable datagrams go into
  * the relay as member id's states without a Lua callback. */
@@ -100,10 +178,10 @@ void script_service_open(script_t *sc);
 int script_service_load(script_t *sc, int i, char *err, size_t errlen);
 
 /* Session objects (core/lua/script_session.c): the metatable and the
- * registry tables; the object of s pushed (made on first use);
+ * registry tables; the object of s pushed on L (made on first use);
  * moongate.session, moongate.sessions, moongate.broadcast. */
 void script_session_open(script_t *sc);
-struct lsession *script_session_push(script_t *sc, session_t *s);
+struct lsession *script_session_push(script_t *sc, lua_State *L, session_t *s);
 int script_session_get(lua_State *L);
 int script_session_list(lua_State *L);
 int script_session_broadcast(lua_State *L);

@@ -11,6 +11,7 @@
  * event. Only the key strings are made once (refs in sc->cb_key).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -181,154 +182,406 @@ script_accept(script_t *sc, const struct gate_path *from, const uint8_t *hello,
 		lua_pop(L, 2);
 }
 
+/* A session event: its callbacks run in the order of `services`, one
+ * after the other, each in a coroutine (script_task.c). While one waits,
+ * the session's later events wait in its lane, in order; other sessions go
+ * on. A job lives on the C stack while it runs straight through, and is
+ * copied to the heap (with its bytes) when it has to wait or be queued. */
+struct job {
+	struct job *next;
+	uint8_t type;           /* SESSION_EV_* */
+	uint8_t heap;           /* malloc'd: freed when done */
+	uint8_t remote;         /* a close's */
+	int svc;                /* the service whose callback is next (or waits) */
+	uint32_t sid;
+	uint32_t seq;           /* a datagram's */
+	int code;               /* a close's */
+	size_t len;
+	const uint8_t *data;    /* message, hello, close reason, or a path's
+	                           "transport\0addr" */
+	uint8_t bytes[];        /* the data of a heap job */
+};
+
+/* A session whose callback waits: that callback, its event, and the events
+ * that came after it. In sc->lanes (by sid) only while something waits. */
+struct script_lane {
+	struct script_task *task;
+	struct job *job;
+	struct job *head, *tail;
+	uint32_t n;
+};
+
+static struct job *
+job_copy(const struct job *j)
+{
+	struct job *c = malloc(sizeof *c + j->len);
+	if (!c)
+		return NULL;
+	*c = *j;
+	c->next = NULL;
+	c->heap = 1;
+	if (j->len)
+		memcpy(c->bytes, j->data, j->len);
+	c->data = c->bytes;
+	return c;
+}
+
 static void
-on_open(script_t *sc, session_t *s)
+job_free(struct job *j)
+{
+	if (j && j->heap)
+		free(j);
+}
+
+/* script_int.h */
+void
+script_lane_free(struct script_lane *lane)
+{
+	job_free(lane->job);
+	for (struct job *j = lane->head, *n; j; j = n) {
+		n = j->next;
+		job_free(j);
+	}
+	free(lane);
+}
+
+static enum script_cb
+job_cb(const struct job *j)
+{
+	switch (j->type) {
+	case SESSION_EV_OPEN: return SCRIPT_CB_CONNECT;
+	case SESSION_EV_MESSAGE:
+	case SESSION_EV_DATAGRAM: return SCRIPT_CB_MESSAGE;
+	case SESSION_EV_CLOSE: return SCRIPT_CB_CLOSE;
+	case SESSION_EV_OFFLINE: return SCRIPT_CB_OFFLINE;
+	case SESSION_EV_RESUME: return SCRIPT_CB_RESUME;
+	default: return SCRIPT_CB_PATH;
+	}
+}
+
+/* The session's object (sessions table), pushed; NULL (nil pushed) when
+ * the services never saw the session open. */
+static struct lsession *
+push_object(script_t *sc, uint32_t sid)
 {
 	lua_State *L = sc->L;
-	size_t hlen;
-	const uint8_t *hello = gate_session_hello(sc->g, s, &hlen);
-	script_session_push(sc, s);
-	lua_pushlstring(L, (const char *)hello, hlen);
-	for (int i = 0; i < sc->nsvc; i++) {
-		if (session_state(s) != SESSION_OPEN)
-			break; /* an earlier service closed it */
-		if (push_callback(sc, i, SCRIPT_CB_CONNECT))
-			continue;
-		lua_pushvalue(L, -3);
-		lua_pushvalue(L, -3);
-		if (script_pcall(sc, 2, 3, sc->names[i], "connect", session_id(s)))
-			continue;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
+	lua_rawgeti(L, -1, (int)sid);
+	lua_remove(L, -2);
+	return lua_touserdata(L, -1);
+}
+
+/* Push the arguments of j's callback (after the function): how many. */
+static int
+push_args(script_t *sc, const struct job *j)
+{
+	lua_State *L = sc->L;
+	push_object(sc, j->sid);
+	switch (j->type) {
+	case SESSION_EV_OPEN:
+		lua_pushlstring(L, (const char *)j->data, j->len);
+		return 2;
+	case SESSION_EV_MESSAGE:
+	case SESSION_EV_DATAGRAM:
+		lua_pushlstring(L, (const char *)j->data, j->len);
+		lua_pushboolean(L, j->type == SESSION_EV_MESSAGE);
+		if (j->type == SESSION_EV_MESSAGE)
+			lua_pushnil(L);
+		else
+			lua_pushnumber(L, j->seq);
+		return 4;
+	case SESSION_EV_CLOSE:
+		lua_pushinteger(L, j->code);
+		lua_pushlstring(L, (const char *)j->data, j->len);
+		lua_pushboolean(L, j->remote);
+		return 4;
+	case SESSION_EV_PATH:
+		if (j->len) {
+			size_t tl = strlen((const char *)j->data);
+			lua_pushstring(L, (const char *)j->data);
+			lua_pushlstring(L, (const char *)j->data + tl + 1, j->len - tl - 1);
+			return 3;
+		}
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static int
+job_nres(const struct job *j)
+{
+	return j->type == SESSION_EV_OPEN ? 3 : j->type == SESSION_EV_MESSAGE ||
+	       j->type == SESSION_EV_DATAGRAM ? 1 : 0;
+}
+
+/* What the callback of j returned (nres results on top, popped by the
+ * caller): 1 when the later services must not be called. */
+static int
+job_result(script_t *sc, struct job *j)
+{
+	lua_State *L = sc->L;
+	if (j->type == SESSION_EV_OPEN) {
 		if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
+			session_t *s = gate_session(sc->g, j->sid);
 			const char *r = lua_tostring(L, -2);
 			int code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1)
 			                               : SESSION_CLOSE_REFUSED;
-			session_close(s, code, r ? r : "refused", 1, sc->now);
-			gate_touch(sc->g, s, sc->now);
+			if (s && session_state(s) == SESSION_OPEN) {
+				session_close(s, code, r ? r : "refused", 1, sc->now);
+				gate_touch(sc->g, s, sc->now);
+			}
+		}
+		return 0;
+	}
+	if (j->type == SESSION_EV_MESSAGE || j->type == SESSION_EV_DATAGRAM)
+		return lua_toboolean(L, -1); /* handled: later services do not see it */
+	return 0;
+}
+
+/* j's callbacks are all done (or cut short). */
+static void
+job_end(script_t *sc, struct job *j)
+{
+	lua_State *L = sc->L;
+	session_t *s = gate_session(sc->g, j->sid);
+	if (j->type == SESSION_EV_CLOSE) {
+		struct lsession *u = push_object(sc, j->sid);
+		if (u)
+			u->dead = 1;
+		script_sync_unroute(sc, j->sid);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
+		lua_rawgeti(L, -1, (int)j->sid);
+		if (u && lua_touserdata(L, -1) == u) { /* not a new session's */
+			lua_pushnil(L);
+			lua_rawseti(L, -3, (int)j->sid);
+			sc->st.sessions--;
 		}
 		lua_pop(L, 3);
+	} else if (j->type != SESSION_EV_MESSAGE && j->type != SESSION_EV_DATAGRAM &&
+	           j->type != SESSION_EV_OPEN && s) {
+		gate_touch(sc->g, s, sc->now);
 	}
-	lua_pop(L, 2);
 }
 
-static void
-on_message(script_t *sc, session_t *s, const struct session_event *ev)
-{
-	lua_State *L = sc->L;
-	int reliable = ev->type == SESSION_EV_MESSAGE;
-	if (!reliable && script_sync_routed(sc, s, ev))
-		return; /* a state, straight into its room's relay */
-	script_session_push(sc, s);
-	lua_pushlstring(L, (const char *)ev->data, ev->len);
-	for (int i = 0; i < sc->nsvc; i++) {
-		if (push_callback(sc, i, SCRIPT_CB_MESSAGE))
-			continue;
-		lua_pushvalue(L, -3);
-		lua_pushvalue(L, -3);
-		lua_pushboolean(L, reliable);
-		if (reliable)
-			lua_pushnil(L);
-		else
-			lua_pushnumber(L, ev->seq);
-		if (script_pcall(sc, 4, 1, sc->names[i], "message", session_id(s)))
-			continue;
-		int taken = lua_toboolean(L, -1);
-		lua_pop(L, 1);
-		if (taken)
-			break; /* handled: later services do not see it */
-	}
-	lua_pop(L, 2);
-}
+static void task_done(script_t *sc, struct script_task *t, int rc);
 
-/* offline(session), resume(session), path(session, transport, addr) */
-static void
-on_path(script_t *sc, session_t *s, const struct session_event *ev)
+/* Run j's callbacks from j->svc on. 0: done; 1: one waits, and the lane
+ * (made if needed) holds it and j (copied to the heap); -1: j could not be
+ * kept (out of memory: logged, the rest of its callbacks skipped). */
+static int
+job_run(script_t *sc, struct job *j, struct script_lane *lane)
 {
 	lua_State *L = sc->L;
-	enum script_cb cb = ev->type == SESSION_EV_OFFLINE ? SCRIPT_CB_OFFLINE
-	                    : ev->type == SESSION_EV_RESUME ? SCRIPT_CB_RESUME
-	                                                    : SCRIPT_CB_PATH;
-	const char *name = cb_names[cb];
-	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
-	lua_rawgeti(L, -1, (int)session_id(s));
-	lua_remove(L, -2);
-	if (!lua_touserdata(L, -1)) { /* never opened: the services never saw it */
-		lua_pop(L, 1);
-		return;
-	}
-	const struct gate_path *p = gate_session_path(sc->g, s);
-	char buf[80];
-	for (int i = 0; i < sc->nsvc; i++) {
-		if (session_state(s) != SESSION_OPEN)
-			break; /* an earlier service closed it */
-		if (push_callback(sc, i, cb))
-			continue;
-		lua_pushvalue(L, -2);
-		int n = 1;
-		if (ev->type == SESSION_EV_PATH && p) {
-			lua_pushstring(L, gate_path_transport(p));
-			lua_pushstring(L, gate_path_addr(p, buf, sizeof buf));
-			n = 3;
+	enum script_cb cb = job_cb(j);
+	for (; j->svc < sc->nsvc; j->svc++) {
+		if (j->type != SESSION_EV_CLOSE && j->type != SESSION_EV_MESSAGE &&
+		    j->type != SESSION_EV_DATAGRAM) {
+			session_t *s = gate_session(sc->g, j->sid);
+			if (!s || session_state(s) != SESSION_OPEN)
+				break; /* an earlier service closed it */
 		}
-		script_pcall(sc, n, 0, sc->names[i], name, session_id(s));
+		if (push_callback(sc, j->svc, cb))
+			continue;
+		int nargs = push_args(sc, j);
+		int nres = job_nres(j);
+		struct script_task *t;
+		int rc = script_task_run(sc, nargs, nres, sc->names[j->svc],
+		                         cb_names[cb], j->sid, &t);
+		if (rc == 1) {
+			if (!j->heap) {
+				struct job *c = job_copy(j);
+				if (!c) {
+					script_task_drop(sc, t);
+					log_error("lua: out of memory keeping session %08x's event",
+					          j->sid);
+					return -1;
+				}
+				j = c;
+			}
+			if (!lane) {
+				lane = calloc(1, sizeof *lane);
+				if (!lane || map_put(&sc->lanes, j->sid, lane)) {
+					free(lane);
+					script_task_drop(sc, t);
+					job_free(j);
+					log_error("lua: out of memory keeping session %08x's event",
+					          j->sid);
+					return -1;
+				}
+			}
+			lane->task = t;
+			lane->job = j;
+			t->done = task_done;
+			t->arg = lane;
+			return 1;
+		}
+		if (rc < 0)
+			continue; /* logged; the next service is called */
+		int stop = job_result(sc, j);
+		lua_pop(L, nres);
+		if (stop)
+			break;
 	}
-	lua_pop(L, 1);
-	gate_touch(sc->g, s, sc->now);
+	job_end(sc, j);
+	return 0;
 }
 
+/* Run the lane's queued events until one waits or none is left (then the
+ * lane goes). */
 static void
-on_close(script_t *sc, session_t *s, const struct session_event *ev)
+lane_drain(script_t *sc, struct script_lane *lane, uint32_t sid)
 {
-	lua_State *L = sc->L;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
-	lua_rawgeti(L, -1, (int)session_id(s));
-	lua_remove(L, -2);
-	struct lsession *u = lua_touserdata(L, -1);
-	if (!u) { /* never opened: the services never saw it */
-		lua_pop(L, 1);
+	while (lane->head) {
+		struct job *j = lane->head;
+		lane->head = j->next;
+		if (!lane->head)
+			lane->tail = NULL;
+		lane->n--;
+		j->next = NULL;
+		if (job_run(sc, j, lane) == 1)
+			return;
+		job_free(j);
+	}
+	map_del(&sc->lanes, sid);
+	script_lane_free(lane);
+}
+
+/* The waiting callback of a lane ended: its results (rc 0) on sc->L. */
+static void
+task_done(script_t *sc, struct script_task *t, int rc)
+{
+	struct script_lane *lane = t->arg;
+	struct job *j = lane->job;
+	lane->task = NULL;
+	lane->job = NULL;
+	int stop = 0;
+	if (rc == 0)
+		stop = job_result(sc, j);
+	int top = lua_gettop(sc->L);
+	if (stop) {
+		job_end(sc, j);
+	} else {
+		j->svc++;
+		if (job_run(sc, j, lane) == 1) {
+			lua_settop(sc->L, top);
+			return;
+		}
+	}
+	job_free(j);
+	lane_drain(sc, lane, t->sid);
+	lua_settop(sc->L, top);
+}
+
+/* The session closed: whatever of it waits is dropped. */
+static void
+lane_cancel(script_t *sc, uint32_t sid)
+{
+	struct script_lane *lane = map_del(&sc->lanes, sid);
+	if (!lane)
+		return;
+	if (lane->task)
+		script_task_drop(sc, lane->task);
+	sc->st.dropped += lane->n;
+	if (lane->n)
+		log_info("lua: session %08x closed while a callback waited: %u event%s "
+		         "behind it dropped", sid, lane->n, lane->n == 1 ? "" : "s");
+	script_lane_free(lane);
+}
+
+/* An event of a session whose callback waits: behind it, in order. */
+static void
+lane_queue(script_t *sc, struct script_lane *lane, session_t *s, struct job *j)
+{
+	if (lane->n >= sc->queue_max) {
+		sc->st.dropped++;
+		if (j->type == SESSION_EV_DATAGRAM)
+			return; /* unreliable: the newest matter, this one is lost */
+		char reason[96];
+		snprintf(reason, sizeof reason, "server busy: %u events wait behind a "
+		         "callback (lua.queue_max)", lane->n);
+		log_warn("lua: session %08x: %s", j->sid, reason);
+		if (session_state(s) == SESSION_OPEN) {
+			session_close(s, SESSION_CLOSE_BACKPRESSURE, reason, 1, sc->now);
+			gate_touch(sc->g, s, sc->now);
+		}
 		return;
 	}
-	for (int i = 0; i < sc->nsvc; i++) {
-		if (push_callback(sc, i, SCRIPT_CB_CLOSE))
-			continue;
-		lua_pushvalue(L, -2);
-		lua_pushinteger(L, ev->code);
-		lua_pushstring(L, ev->reason ? ev->reason : "");
-		lua_pushboolean(L, ev->remote);
-		script_pcall(sc, 4, 0, sc->names[i], "close", session_id(s));
+	struct job *c = job_copy(j);
+	if (!c) {
+		sc->st.dropped++;
+		log_error("lua: out of memory queueing session %08x's event", j->sid);
+		return;
 	}
-	u->dead = 1;
-	script_sync_unroute(sc, session_id(s));
-	lua_pop(L, 1);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
-	lua_pushnil(L);
-	lua_rawseti(L, -2, (int)session_id(s));
-	lua_pop(L, 1);
-	sc->st.sessions--;
+	if (lane->tail)
+		lane->tail->next = c;
+	else
+		lane->head = c;
+	lane->tail = c;
+	lane->n++;
+	sc->st.queued++;
 }
 
 void
 script_event(script_t *sc, session_t *s, const struct session_event *ev,
              uint64_t now)
 {
+	lua_State *L = sc->L;
 	sc->now = now;
-	int top = lua_gettop(sc->L);
+	int top = lua_gettop(L);
+	uint32_t sid = session_id(s);
+	struct job j = { .type = (uint8_t)ev->type, .sid = sid };
+	char pathbuf[160];
 	switch (ev->type) {
 	case SESSION_EV_OPEN:
-		on_open(sc, s);
+		j.data = gate_session_hello(sc->g, s, &j.len);
+		script_session_push(sc, L, s); /* the object, made now */
+		lua_pop(L, 1);
 		break;
 	case SESSION_EV_MESSAGE:
 	case SESSION_EV_DATAGRAM:
-		on_message(sc, s, ev);
+		if (ev->type == SESSION_EV_DATAGRAM && script_sync_routed(sc, s, ev))
+			return; /* a state, straight into its room's relay */
+		j.data = ev->data;
+		j.len = ev->len;
+		j.seq = ev->seq;
+		script_session_push(sc, L, s);
+		lua_pop(L, 1);
 		break;
 	case SESSION_EV_CLOSE:
-		on_close(sc, s, ev);
+		lane_cancel(sc, sid);
+		j.code = ev->code;
+		j.remote = (uint8_t)ev->remote;
+		j.data = (const uint8_t *)(ev->reason ? ev->reason : "");
+		j.len = strlen((const char *)j.data);
 		break;
-	case SESSION_EV_OFFLINE:
-	case SESSION_EV_RESUME:
-	case SESSION_EV_PATH:
-		on_path(sc, s, ev);
+	case SESSION_EV_PATH: {
+		const struct gate_path *p = gate_session_path(sc->g, s);
+		if (p) {
+			char buf[80];
+			int n = snprintf(pathbuf, sizeof pathbuf, "%s%c%s",
+			                 gate_path_transport(p), 0,
+			                 gate_path_addr(p, buf, sizeof buf));
+			j.data = (const uint8_t *)pathbuf;
+			j.len = n > 0 && (size_t)n < sizeof pathbuf ? (size_t)n : 0;
+		}
 		break;
 	}
-	lua_settop(sc->L, top);
+	default:
+		break;
+	}
+	if (ev->type != SESSION_EV_OPEN && ev->type != SESSION_EV_MESSAGE &&
+	    ev->type != SESSION_EV_DATAGRAM) {
+		/* never opened: the services never saw it */
+		int seen = push_object(sc, sid) != NULL;
+		lua_pop(L, 1);
+		if (!seen)
+			return;
+	}
+	struct script_lane *lane = map_get(&sc->lanes, sid);
+	if (lane)
+		lane_queue(sc, lane, s, &j);
+	else
+		job_run(sc, &j, NULL);
+	lua_settop(L, top);
 }
-

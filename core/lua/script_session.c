@@ -22,9 +22,8 @@
 
 /* script_int.h: the object of s (made on first use), pushed. */
 struct lsession *
-script_session_push(script_t *sc, session_t *s)
+script_session_push(script_t *sc, lua_State *L, session_t *s)
 {
-	lua_State *L = sc->L;
 	uint32_t sid = session_id(s);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, sc->sessions_ref);
 	lua_rawgeti(L, -1, (int)sid);
@@ -351,7 +350,7 @@ script_session_get(lua_State *L)
 		lua_pushnil(L);
 		return 1;
 	}
-	script_session_push(sc, s);
+	script_session_push(sc, L, s);
 	return 1;
 }
 

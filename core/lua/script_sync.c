@@ -305,6 +305,7 @@ l_relay_position(lua_State *L)
 
 struct flush_ctx {
 	script_t *sc;
+	lua_State *L;        /* the thread of the flush call: its stack holds them */
 	int fn, call;        /* stack slots of the filter and of filter_call */
 	uint32_t *ids;       /* filter_call: the candidates, rewritten */
 	uint32_t n, cap, keep;
@@ -378,7 +379,7 @@ relay_filter(uint32_t receiver, uint32_t *ids, uint32_t n, uint32_t cap,
 {
 	struct flush_ctx *c = user;
 	script_t *sc = c->sc;
-	lua_State *L = sc->L;
+	lua_State *L = c->L;
 	c->ids = ids;
 	c->n = c->keep = n;
 	c->cap = cap;
@@ -407,7 +408,7 @@ l_relay_flush(lua_State *L)
 {
 	script_t *sc = script_self(L);
 	struct lrelay *u = check_relay(L, 1);
-	struct flush_ctx c = { sc, 0, 0, NULL, 0, 0, 0 };
+	struct flush_ctx c = { sc, L, 0, 0, NULL, 0, 0, 0 };
 	struct sync_relay_io io = { relay_room, NULL, relay_output, &c };
 	if (!lua_isnoneornil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TFUNCTION);

@@ -20,6 +20,8 @@
 struct ltimer {
 	struct timer *t;        /* NULL once fired (once) or cancelled */
 	int fn_ref, handle_ref; /* while t is set */
+	uint8_t waiting;        /* its last firing's callback waits: the next
+	                           firings are skipped until it ends */
 };
 
 /* The handle's timer is over: its refs go (the handle may be collected). */
@@ -43,6 +45,7 @@ add_timer(lua_State *L, int repeat)
 		                                  : "delay must be 0 .. 1e10 ms");
 	struct ltimer *h = lua_newuserdata(L, sizeof *h);
 	h->t = NULL;
+	h->waiting = 0;
 	luaL_getmetatable(L, TIMER_MT);
 	lua_setmetatable(L, -2);
 	uint64_t us = (uint64_t)(ms * 1000);
@@ -95,20 +98,48 @@ l_pending(lua_State *L)
 	return 1;
 }
 
-/* script_int.h: the fire callback of sc->timers; data is the handle. */
+/* A timer callback that waited has ended. */
+static void
+timer_done(script_t *sc, struct script_task *t, int rc)
+{
+	(void)sc;
+	(void)rc;
+	struct ltimer *h = t->arg;
+	h->waiting = 0;
+}
+
+/* script_int.h: the fire callback of sc->timers; data is the handle, or
+ * a sleeping callback's wait id (SCRIPT_SLEEP_DATA). */
 void
 script_timer_fire(void *user, void *data, int once, uint64_t now)
 {
 	script_t *sc = user;
-	struct ltimer *h = data;
 	lua_State *L = sc->L;
 	(void)now; /* sc->now is set by script_update */
+	if (SCRIPT_IS_SLEEP(data)) {
+		script_task_wake(sc, SCRIPT_SLEEP_WID(data), 0);
+		return;
+	}
+	struct ltimer *h = data;
+	if (h->waiting) { /* a repeating timer whose last callback still waits */
+		sc->st.skipped++;
+		return;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->handle_ref); /* kept if it waits */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, h->handle_ref);
+	lua_pushvalue(L, -2);
 	if (once) /* fired: cancel() says false from now */
 		disarm(L, h);
 	/* the function and the handle (its argument) are on the stack */
-	script_pcall(sc, 1, 0, "timer", "callback", 0);
+	struct script_task *t;
+	if (script_task_run(sc, 1, 0, "timer", "callback", 0, &t) == 1) {
+		h->waiting = 1;
+		t->done = timer_done;
+		t->arg = h;
+		t->owner_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the handle */
+		return;
+	}
+	lua_pop(L, 1);
 }
 
 void

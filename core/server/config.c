@@ -109,6 +109,10 @@ static const struct key keys[] = {
 	  "a Lua callback running longer is reported in the log (0: never)" },
 	{ "lua.timers_max", INT, offsetof(struct config, lua_timers_max), 1, 100000000,
 	  "Lua timers pending at once; after() and every() past it raise" },
+	{ "lua.queue_max", INT, offsetof(struct config, lua_queue_max), 1, 1000000,
+	  "events of one session that wait behind its callback while it waits; past it a datagram is dropped, anything else closes the session" },
+	{ "lua.waits_max", INT, offsetof(struct config, lua_waits_max), 1, 100000000,
+	  "callbacks waiting at once (moongate.sleep, redis, http); a wait past it raises" },
 	{ "lua.watch_ms", INT, offsetof(struct config, lua_watch_ms), 0, 3600000,
 	  "> 0: reload changed service files, looked for this often (0: only on SIGHUP or the console)" },
 	{ "admin", ADDR, offsetof(struct config, admin), 0, CONFIG_PATH_LEN,
@@ -141,6 +145,8 @@ config_default(struct config *c)
 	c->shutdown_ms = 2000;
 	c->lua_budget_ms = 50;
 	c->lua_timers_max = 1000000;
+	c->lua_queue_max = 256;
+	c->lua_waits_max = 100000;
 	c->admin_clients = 8;
 }
 

@@ -48,6 +48,8 @@ struct config {
 	int lua_budget_ms;  /* a callback longer than this is logged (50) */
 	int lua_timers_max; /* timers pending at once (1000000) */
 	int lua_watch_ms;   /* > 0: look for changed service files this often */
+	int lua_queue_max;  /* events of one session waiting behind its callback (256) */
+	int lua_waits_max;  /* callbacks waiting at once (100000) */
 	char admin[CONFIG_PATH_LEN]; /* the admin console's address ("": none;
 	                                core/server/admin.h) */
 	int admin_clients;  /* console clients at once (8) */
