@@ -1,0 +1,303 @@
+-- Callbacks that wait (issue 16): every session and timer callback runs in
+-- a coroutine; moongate.sleep waits without stopping the server; one
+-- session's callbacks stay in order and never overlap; a session that
+-- closes while its callback waits gets no further callback but close, and
+-- nothing is left behind. Run by ctest through busted.
+local T = require "moongate.test"
+local json = require "moongate.json"
+
+-- "waiter": every message is a command; "report" answers with what the
+-- service saw (and the runtime's counters), without waiting.
+local WAITER = [[
+local moongate = require "moongate"
+local json = require "moongate.json"
+local svc = {}
+local notes = {}          -- what happened, in order
+local running = {}        -- sid -> callbacks of it running now
+local overlaps = 0        -- a callback started while another of its session ran
+local flag = false
+
+local function note(s) notes[#notes + 1] = s end
+
+function svc.handshake(hello)
+	if hello == "sleepy handshake" then
+		moongate.sleep(10) -- cannot wait here: an error, the client refused
+	end
+end
+
+function svc.connect(session, hello)
+	if hello == "slow login" then
+		moongate.sleep(150)
+		session.ready = true
+		note("connect done " .. session:id())
+	end
+end
+
+local cmds = {}
+
+-- waits until another session's callback sets the flag: only possible
+-- when a waiting callback does not stop the others
+function cmds.wait_flag(session)
+	local deadline = moongate.now() + 20000 -- ms
+	while not flag do
+		assert(moongate.now() < deadline, "the flag never came")
+		moongate.sleep(2)
+	end
+	session:send("flag seen")
+end
+
+function cmds.set_flag(session)
+	flag = true
+	session:send("flag set")
+end
+
+function cmds.seq(session, n)
+	note("start " .. n)
+	-- a different wait for each, so that a later one would finish first
+	-- if they overlapped
+	moongate.sleep((20 - tonumber(n) % 20) * 2)
+	note("end " .. n)
+end
+
+function cmds.block(session)
+	note("block " .. session:id())
+	moongate.sleep(600000)
+	note("block woke " .. session:id()) -- never: the session closes
+end
+
+function cmds.after(session, what)
+	note("after " .. what .. " " .. session:id())
+end
+
+function cmds.fail_after(session)
+	moongate.sleep(1)
+	error("failed after a wait")
+end
+
+function cmds.yield(session)
+	coroutine.yield()
+end
+
+function cmds.ready(session)
+	session:send(session.ready and "ready" or "not ready")
+end
+
+function cmds.ping(session)
+	session:send("pong")
+end
+
+function cmds.gc(session)
+	collectgarbage()
+	collectgarbage()
+	session:send("gc")
+end
+
+local ticks, slept = 0, 0
+function cmds.timers(session)
+	local t
+	t = moongate.every(5, function()
+		ticks = ticks + 1
+		moongate.sleep(30)
+		slept = slept + 1
+		if slept >= 3 then t:cancel() end
+	end)
+	moongate.after(0, function()
+		moongate.sleep(5)
+		note("after timer slept")
+	end)
+end
+
+function cmds.report(session)
+	local st = moongate.server_stats().lua
+	session:send(json.encode({ notes = notes, overlaps = overlaps,
+		ticks = ticks, slept = slept, stats = st,
+		objects = moongate.stats().lua_objects }))
+end
+
+function svc.message(session, data)
+	local id = session:id()
+	if (running[id] or 0) > 0 then overlaps = overlaps + 1 end
+	running[id] = (running[id] or 0) + 1
+	local cmd, arg = data:match("^(%S+)%s*(.*)$")
+	local ok, err = pcall(cmds[cmd], session, arg)
+	running[id] = running[id] - 1
+	if not ok then error(err, 0) end
+	return true
+end
+
+function svc.close(session, code, reason)
+	running[session:id()] = nil
+	note("close " .. session:id())
+end
+
+return svc
+]]
+
+local function start(config)
+	return T.start_server{ services = { "waiter" }, inline = { waiter = WAITER },
+		config = config }
+end
+
+local function report(cl, ...)
+	local before = #cl.messages
+	assert(cl:send("report"))
+	T.wait(function() return #cl.messages > before end, 5000, cl, ...)
+	return json.decode(cl.messages[before + 1])
+end
+
+local function has(list, s)
+	for _, v in ipairs(list) do
+		if v == s then return true end
+	end
+	return false
+end
+
+describe("callbacks that wait", function()
+	after_each(function() T.stop_all() end)
+
+	it("let the other sessions go on while one waits", function()
+		local srv = start()
+		local a = T.connect(srv, "udp")
+		local b = T.connect(srv, "tcp")
+		a:wait_open()
+		b:wait_open()
+		-- a's callback waits until b's sets the flag: were a waiting
+		-- callback to hold the loop, b's message would never run
+		assert(a:send("wait_flag"))
+		T.wait(function() return report(b, a).stats.waiting >= 1 end, 5000, a, b)
+		assert(b:send("set_flag"))
+		T.wait(function() return #a.messages >= 1 end, 5000, a, b)
+		assert.are.equal("flag seen", a.messages[1])
+		assert.is_true(has(b.messages, "flag set"))
+	end)
+
+	it("keep one session's callbacks in order, never overlapping", function()
+		local srv = start()
+		local cl = T.connect(srv, "udp")
+		cl:wait_open()
+		for i = 1, 20 do
+			assert(cl:send("seq " .. i))
+		end
+		-- report waits behind the twenty: it sees them all
+		local r = report(cl)
+		local want = {}
+		for i = 1, 20 do
+			want[#want + 1] = "start " .. i
+			want[#want + 1] = "end " .. i
+		end
+		assert.are.same(want, r.notes)
+		assert.are.equal(0, r.overlaps)
+		assert.is_true(r.stats.queued >= 10, "events queued: " .. r.stats.queued)
+		assert.are.equal(0, r.stats.waiting)
+	end)
+
+	it("hold a session's messages until its connect callback has waited and returned", function()
+		local srv = start()
+		local cl = T.connect(srv, "udp", "slow login")
+		cl:wait_open()
+		assert(cl:send("ready"))
+		T.wait(function() return #cl.messages >= 1 end, 5000, cl)
+		assert.are.equal("ready", cl.messages[1])
+	end)
+
+	it("drop what waits when the session closes: no callback but close, nothing left", function()
+		local srv = start()
+		local watcher = T.connect(srv, "tcp")
+		watcher:wait_open()
+		local base = report(watcher)
+		local cls = {}
+		for i = 1, 50 do
+			local cl = T.connect(srv, i % 2 == 0 and "tcp" or "udp")
+			cls[i] = cl
+		end
+		T.wait(function()
+			for _, cl in ipairs(cls) do
+				if not cl.opened then return false end
+			end
+			return true
+		end, 5000, unpack(cls))
+		for _, cl in ipairs(cls) do
+			assert(cl:send("block"))
+			assert(cl:send("after 1"))
+			assert(cl:send("after 2"))
+		end
+		T.wait(function()
+			local st = report(watcher, unpack(cls)).stats
+			return st.waiting >= 50 and st.queued >= base.stats.queued + 100
+		end, 5000, unpack(cls))
+		for _, cl in ipairs(cls) do
+			cl:close()
+		end
+		T.wait(function()
+			local r = report(watcher, unpack(cls))
+			return r.stats.waiting == 0 and r.stats.cancelled >= base.stats.cancelled + 50
+		end, 5000, unpack(cls))
+		for _, cl in ipairs(cls) do cl:release() end
+		assert(watcher:send("gc"))
+		T.wait(function() return has(watcher.messages, "gc") end, 5000, watcher)
+		local r = report(watcher)
+		local closes, blocks = 0, 0
+		for _, n in ipairs(r.notes) do
+			assert.is_nil(n:match("^block woke"), n)
+			assert.is_nil(n:match("^after"), n) -- queued behind the wait: dropped
+			if n:match("^close ") then closes = closes + 1 end
+			if n:match("^block ") then blocks = blocks + 1 end
+		end
+		assert.are.equal(50, blocks)
+		assert.are.equal(50, closes)
+		assert.is_true(r.stats.dropped >= base.stats.dropped + 100)
+		-- the sleeps' timers went with their tasks; the objects were collected
+		assert.are.equal(0, r.stats.timers)
+		assert.are.equal(base.objects, r.objects)
+	end)
+
+	it("let timer callbacks wait, skipping a repeating timer's firings meanwhile", function()
+		local srv = start()
+		local cl = T.connect(srv, "udp")
+		cl:wait_open()
+		assert(cl:send("timers"))
+		local r
+		T.wait(function()
+			r = report(cl)
+			return r.slept >= 3 and has(r.notes, "after timer slept")
+		end, 5000, cl)
+		assert.are.equal(3, r.ticks) -- no second firing while one waited
+		assert.is_true(r.stats.skipped >= 3, "skipped " .. r.stats.skipped)
+	end)
+
+	it("log an error after a wait with its traceback, and go on", function()
+		local srv = start()
+		local cl = T.connect(srv, "udp")
+		cl:wait_open()
+		assert(cl:send("fail_after"))
+		assert(cl:send("ping"))
+		T.wait(function() return has(cl.messages, "pong") end, 5000, cl)
+		local line = srv:wait_log("service waiter: message failed, session %x+: .-failed after a wait", 5000)
+		assert.truthy(line:find("waiter.lua:%d+"), line)
+		assert(cl:send("yield"))
+		srv:wait_log("a callback yielded without waiting on anything", 5000)
+		assert(cl:send("ping"))
+		T.wait(function() return #cl.messages >= 2 end, 5000, cl)
+		assert.are.equal("pong", cl.messages[2])
+	end)
+
+	it("refuse a wait where nothing can wait: the handshake", function()
+		local srv = start()
+		local cl = T.connect(srv, "udp", "sleepy handshake")
+		cl:wait_close()
+		srv:wait_log("moongate.sleep: can only wait in a callback's own coroutine", 5000)
+	end)
+
+	it("close a session whose events pile up past lua.queue_max behind a wait", function()
+		local srv = start({ lua = { queue_max = 4 } })
+		local cl = T.connect(srv, "tcp")
+		cl:wait_open()
+		assert(cl:send("block"))
+		for i = 1, 10 do
+			assert(cl:send("after " .. i))
+		end
+		cl:wait_close()
+		assert.are.equal(3, cl.closed.code)
+		assert.truthy(cl.closed.reason:find("lua.queue_max", 1, true), cl.closed.reason)
+	end)
+end)
