@@ -456,6 +456,16 @@ server_counters(struct script_counter *c, size_t max, void *user)
 		C("lua", "dropped", sc.dropped);
 		C("lua", "cancelled", sc.cancelled);
 		C("lua", "skipped", sc.skipped);
+		struct redis_stats rs;
+		script_redis_stats(sv->script, &rs);
+		C("redis", "calls", rs.calls);
+		C("redis", "replies", rs.replies);
+		C("redis", "errors", rs.errors);
+		C("redis", "timeouts", rs.timeouts);
+		C("redis", "connects", rs.connects);
+		C("redis", "disconnects", rs.disconnects);
+		C("redis", "in_flight", rs.in_flight);
+		C("redis", "up", rs.up);
 	}
 	C("log", "lines", l.lines);
 	C("log", "suppressed", l.suppressed);
@@ -655,6 +665,7 @@ serve(struct server *sv, int lua)
 			return 1;
 		}
 		script_set_counters(sv->script, server_counters, sv);
+		script_set_loop(sv->script, sv->loop, sv->net);
 		log_info("services: %d loaded", sv->cfg.nservices);
 	} else {
 		log_info("services: the built-in C echo");

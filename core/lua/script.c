@@ -138,6 +138,12 @@ script_pcall(script_t *sc, int nargs, int nres, const char *svc,
 
 /* ---- the module: require "moongate.core" ---------------------------------- */
 
+static const char *
+sc_redis_url(script_t *sc)
+{
+	return sc->redis_url;
+}
+
 static int
 l_now(lua_State *L)
 {
@@ -268,6 +274,13 @@ script_set_counters(script_t *sc, script_counters_fn fn, void *user)
 	sc->counters_user = user;
 }
 
+void
+script_set_loop(script_t *sc, struct ev_loop *loop, net_t *net)
+{
+	sc->loop = loop;
+	sc->net = net;
+}
+
 /* moongate.settings(name) -> table: config.lua's settings[name], or {} */
 static int
 l_settings(lua_State *L)
@@ -372,6 +385,8 @@ static const luaL_Reg module_funcs[] = {
 	{ "stats", l_stats_all },
 	{ "server_stats", l_server_stats },
 	{ "relay", script_sync_relay },
+	{ "redis_client", script_redis_client },
+	{ "redis_subscribe", script_redis_subscribe },
 	{ "frames", script_sync_frames },
 	{ NULL, NULL },
 };
@@ -382,6 +397,10 @@ luaopen_moongate_core(lua_State *L)
 	lua_newtable(L);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	luaL_setfuncs(L, module_funcs, 1);
+	lua_pushlightuserdata(L, NULL);
+	lua_setfield(L, -2, "redis_null");
+	lua_pushstring(L, sc_redis_url(lua_touserdata(L, lua_upvalueindex(1))));
+	lua_setfield(L, -2, "redis_url");
 	return 1;
 }
 
@@ -557,6 +576,9 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	script_session_open(sc);
 	script_timer_open(sc);
 	script_service_open(sc);
+	script_redis_open(sc);
+	sc->redis_opts = c->redis;
+	snprintf(sc->redis_url, sizeof sc->redis_url, "%s", c->redis_url);
 
 	/* require "moongate.core" (lualib/moongate/init.lua wraps it) */
 	lua_getglobal(L, "package");

@@ -92,4 +92,11 @@ typedef size_t (*script_counters_fn)(struct script_counter *c, size_t max,
                                      void *user);
 void script_set_counters(script_t *sc, script_counters_fn fn, void *user);
 
+/* The loop and clock the runtime's I/O (moongate.redis) runs on; without
+ * it (--check) moongate.redis raises. */
+struct ev_loop;
+void script_set_loop(script_t *sc, struct ev_loop *loop, net_t *net);
+/* Every Redis client's counters, summed (up: how many are up). */
+void script_redis_stats(const script_t *sc, struct redis_stats *st);
+
 #endif

@@ -21,6 +21,8 @@
 
 #include "script.h"
 #include "map.h"
+#include "net.h"
+#include "redis.h"
 #include "timers.h"
 
 #define SESSION_MT "moongate.session"
@@ -83,6 +85,12 @@ struct script {
 	void *yield_io;          /* ... and how to call it off */
 	uint32_t waits_max;      /* lua.waits_max */
 	uint32_t queue_max;      /* lua.queue_max */
+	/* moongate.redis (core/lua/script_redis.c) */
+	struct ev_loop *loop;    /* script_set_loop; NULL: no I/O (--check) */
+	net_t *net;              /* its clock */
+	struct redis_options redis_opts;
+	int redis_ref;           /* registry: every client made, kept */
+	char redis_url[REDIS_URL_MAX]; /* config's redis.url ("": none) */
 	int pool_ref[SCRIPT_POOL_MAX];
 	lua_State *pool[SCRIPT_POOL_MAX];
 	int npool;
@@ -130,6 +138,11 @@ void script_task_drop(script_t *sc, struct script_task *t);
 void script_task_release(script_t *sc);
 /* A session's lane (core/lua/script_service.c): freed with its queue. */
 void script_lane_free(struct script_lane *lane);
+/* moongate.redis (core/lua/script_redis.c): the client metatable; core's
+ * redis_client and redis_subscribe. */
+void script_redis_open(script_t *sc);
+int script_redis_client(lua_State *L);
+int script_redis_subscribe(lua_State *L);
 /* moongate.sleep(ms) */
 int script_task_sleep(lua_State *L);
 /* A timer's data in sc->timers that wakes a sleeping task: odd, where a

@@ -16,7 +16,7 @@
 #include "log.h"
 
 /* ADDR: a string (max is its buffer's size), an admin console address */
-enum kind { INT, I64, LEVEL, FORMAT, ADDR };
+enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL };
 
 struct key {
 	const char *name;
@@ -115,6 +115,16 @@ static const struct key keys[] = {
 	  "callbacks waiting at once (moongate.sleep, redis, http); a wait past it raises" },
 	{ "lua.watch_ms", INT, offsetof(struct config, lua_watch_ms), 0, 3600000,
 	  "> 0: reload changed service files, looked for this often (0: only on SIGHUP or the console)" },
+	{ "redis.url", RURL, offsetof(struct config, redis_url), 0, REDIS_URL_MAX,
+	  "the Redis of moongate.redis.connect(): redis://[:password@]host[:port][/db] or unix:/path[?db=N] (\"\": none)" },
+	{ "redis.timeout_ms", INT, offsetof(struct config, redis.timeout_ms), 1, 3600000,
+	  "a Redis call without a reply this long returns nil, \"timeout ...\"" },
+	{ "redis.connect_timeout_ms", INT, offsetof(struct config, redis.connect_timeout_ms), 1, 3600000,
+	  "connecting to Redis (with AUTH and SELECT) this long is given up, and tried again" },
+	{ "redis.queue_max", INT, offsetof(struct config, redis.queue_max), 1, 10000000,
+	  "Redis calls in flight per client; one more returns nil, \"... calls in flight\"" },
+	{ "redis.backoff_max_ms", INT, offsetof(struct config, redis.backoff_max_ms), 10, 3600000,
+	  "the longest wait between two attempts to reconnect to Redis (from 100 ms, doubling)" },
 	{ "admin", ADDR, offsetof(struct config, admin), 0, CONFIG_PATH_LEN,
 	  "the admin console: unix:PATH or tcp://127.0.0.1:PORT (\"\": none)" },
 	{ "admin_clients", INT, offsetof(struct config, admin_clients), 1, 1024,
@@ -147,6 +157,7 @@ config_default(struct config *c)
 	c->lua_timers_max = 1000000;
 	c->lua_queue_max = 256;
 	c->lua_waits_max = 100000;
+	redis_options_default(&c->redis);
 	c->admin_clients = 8;
 }
 
@@ -184,6 +195,19 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 				snprintf(err, errlen, "%s: %s", key, msg);
 				return -1;
 			}
+			memcpy(p, value, n + 1);
+			return 0;
+		}
+		if (k->kind == RURL) {
+			struct redis_addr a;
+			size_t n = strlen(value);
+			if (n >= (size_t)k->max) {
+				snprintf(err, errlen, "%s: longer than %lld bytes", key,
+				         k->max - 1);
+				return -1;
+			}
+			if (n > 0 && redis_addr_parse(value, &a, err, errlen) < 0)
+				return -1;
 			memcpy(p, value, n + 1);
 			return 0;
 		}
@@ -332,7 +356,7 @@ config_print_keys(FILE *f)
 		char def[32];
 		if (k->kind == LEVEL)
 			snprintf(def, sizeof def, "%s", level_names[*(const int *)p]);
-		else if (k->kind == ADDR)
+		else if (k->kind == ADDR || k->kind == RURL)
 			snprintf(def, sizeof def, "\"%.29s\"", p);
 		else if (k->kind == FORMAT)
 			snprintf(def, sizeof def, "%s", *(const int *)p ? "json" : "text");

@@ -12,6 +12,7 @@
 
 #include "gate.h"
 #include "net.h"
+#include "redis.h"
 
 #define CONFIG_LISTEN_MAX 16
 #define CONFIG_SERVICES_MAX 32
@@ -50,6 +51,10 @@ struct config {
 	int lua_watch_ms;   /* > 0: look for changed service files this often */
 	int lua_queue_max;  /* events of one session waiting behind its callback (256) */
 	int lua_waits_max;  /* callbacks waiting at once (100000) */
+	/* moongate.redis (core/server/redis.h): the url redis.connect() uses
+	 * ("": none configured), and every client's options */
+	char redis_url[REDIS_URL_MAX];
+	struct redis_options redis;
 	char admin[CONFIG_PATH_LEN]; /* the admin console's address ("": none;
 	                                core/server/admin.h) */
 	int admin_clients;  /* console clients at once (8) */

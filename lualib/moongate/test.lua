@@ -947,6 +947,86 @@ function T.untrack(obj)
 	end
 end
 
+-- ---- Redis -------------------------------------------------------------------
+
+-- A real redis-server (Debian's; scripts/deps.sh installs it) on a Unix
+-- socket in a fresh directory: no port to choose, nothing on the network.
+-- rd.url is what config.lua's redis.url takes; rd:cli(...) runs redis-cli
+-- against it and returns its output; rd:stop() / rd:start() stop it and
+-- start it again on the same socket (its data is not kept: no save);
+-- T.stop_all stops it with the rest.
+local Redis = {}
+Redis.__index = Redis
+
+function T.start_redis(opts)
+	opts = opts or {}
+	local bin = opts.bin or os.getenv("REDIS_SERVER") or "/usr/bin/redis-server"
+	if not io.open(bin, "rb") then
+		error("start_redis: no redis-server at " .. bin ..
+			" (scripts/deps.sh installs it; REDIS_SERVER names another)", 2)
+	end
+	local dir = mkdtemp()
+	local rd = setmetatable({ dir = dir, bin = bin, sock = dir .. "/redis.sock" }, Redis)
+	rd.url = "unix:" .. rd.sock
+	local ok, err = pcall(rd.start, rd, opts.ready_ms)
+	if not ok then
+		rd:stop()
+		error(err, 2)
+	end
+	T.track(rd)
+	return rd
+end
+
+function Redis:cli(...)
+	local args = { "redis-cli", "-s", self.sock }
+	for _, a in ipairs({ ... }) do
+		args[#args + 1] = shell_quote(tostring(a))
+	end
+	local f = io.popen(table.concat(args, " ") .. " 2>&1")
+	local out = f:read("*a")
+	f:close()
+	return (out:gsub("\n$", ""))
+end
+
+function Redis:start(ready_ms)
+	if self.pid then
+		return
+	end
+	local argv = { self.bin, "--port", "0", "--unixsocket", self.sock,
+		"--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+		"--dir", self.dir, "--logfile", self.dir .. "/redis.log",
+		"--daemonize", "no" }
+	self.pid, self.out = spawn(argv, self.dir .. "/redis.err")
+	local deadline = now_ms() + (ready_ms or 10000)
+	while self:cli("PING") ~= "PONG" do
+		if now_ms() > deadline then
+			error("start_redis: no PONG from " .. self.sock .. " within " ..
+				(ready_ms or 10000) .. " ms\n" .. (read_file(self.dir .. "/redis.log") or ""), 2)
+		end
+		poll_fds({}, 10)
+	end
+end
+
+-- Stop it (sig: SIGTERM by default; 9 for a crash).
+function Redis:stop(sig)
+	if self.pid then
+		P.kill(self.pid, sig or SIGTERM)
+		if not reap(self.pid, 5000) then
+			P.kill(self.pid, SIGKILL)
+			reap(self.pid, 5000)
+		end
+		P.close(self.out)
+		self.pid = nil
+	end
+end
+
+-- T.stop_all's: stopped, its directory removed, forgotten.
+function Redis:teardown()
+	self:stop()
+	os.execute("rm -rf " .. shell_quote(self.dir))
+	T.untrack(self)
+end
+
 function T.stop_all()
 	-- tracked helpers first get ready (moongate.netem stops breaking the
 	-- network, so that the goodbyes below get through)
@@ -971,7 +1051,7 @@ function T.stop_all()
 		srv:stop()
 	end
 	for _, obj in ipairs(helpers) do
-		obj:stop()
+		if obj.teardown then obj:teardown() else obj:stop() end
 	end
 	for _, cl in ipairs(clients) do
 		cl:release()
