@@ -466,6 +466,14 @@ server_counters(struct script_counter *c, size_t max, void *user)
 		C("redis", "disconnects", rs.disconnects);
 		C("redis", "in_flight", rs.in_flight);
 		C("redis", "up", rs.up);
+		struct http_stats hs;
+		script_http_stats(sv->script, &hs);
+		C("http", "requests", hs.requests);
+		C("http", "done", hs.done);
+		C("http", "errors", hs.errors);
+		C("http", "timeouts", hs.timeouts);
+		C("http", "aborted", hs.aborted);
+		C("http", "in_flight", hs.in_flight);
 	}
 	C("log", "lines", l.lines);
 	C("log", "suppressed", l.suppressed);

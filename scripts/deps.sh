@@ -6,7 +6,7 @@
 #         python3-cryptography, for the AES-256-GCM vector) for the
 #         login token signer's spec and the handshake v2 vectors
 #         (tools/vectors), hiredis and redis-server (moongate.redis and
-#         its specs) (the default)
+#         its specs), libcurl (moongate.http) (the default)
 #   fuzz  clang and its runtimes (libFuzzer, sanitizers), for `make fuzz`
 #   nft   nftables and ENet (libenet-dev: bench/enet_echo.c, built only when
 #         it is found), for the packet-loss benchmark (bench/loss_bench.sh)
@@ -20,7 +20,8 @@ set -euo pipefail
 
 base=(build-essential cmake pkg-config luajit libluajit-5.1-dev libev-dev
       lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev
-      python3-nacl python3-cryptography libhiredis-dev redis-server)
+      python3-nacl python3-cryptography libhiredis-dev redis-server
+      libcurl4-openssl-dev)
 fuzz=(make cmake clang libclang-rt-14-dev)
 nft=(nftables libenet-dev)
 

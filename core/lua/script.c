@@ -387,6 +387,7 @@ static const luaL_Reg module_funcs[] = {
 	{ "relay", script_sync_relay },
 	{ "redis_client", script_redis_client },
 	{ "redis_subscribe", script_redis_subscribe },
+	{ "http_request", script_http_request },
 	{ "frames", script_sync_frames },
 	{ NULL, NULL },
 };
@@ -578,6 +579,7 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	script_service_open(sc);
 	script_redis_open(sc);
 	sc->redis_opts = c->redis;
+	sc->http_opts = c->http;
 	snprintf(sc->redis_url, sizeof sc->redis_url, "%s", c->redis_url);
 
 	/* require "moongate.core" (lualib/moongate/init.lua wraps it) */
@@ -618,6 +620,7 @@ script_release(script_t *sc)
 	if (!sc)
 		return;
 	lua_close(sc->L); /* first: a timer's data is a handle in it */
+	http_free(sc->http); /* no callback: the state is gone */
 	script_task_release(sc);
 	timers_release(sc->timers);
 	map_clear(&sc->routes); /* emptied by the relays' __gc */

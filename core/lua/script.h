@@ -98,5 +98,8 @@ struct ev_loop;
 void script_set_loop(script_t *sc, struct ev_loop *loop, net_t *net);
 /* Every Redis client's counters, summed (up: how many are up). */
 void script_redis_stats(const script_t *sc, struct redis_stats *st);
+/* moongate.http's counters (zero before its first request). */
+struct http_stats;
+void script_http_stats(const script_t *sc, struct http_stats *st);
 
 #endif

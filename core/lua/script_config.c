@@ -28,7 +28,7 @@
 
 /* Sections whose keys are "section.key" in the config table. */
 static const char *const sections[] = { "session", "kcp", "gate", "net", "log",
-                                        "lua", "redis", NULL };
+                                        "lua", "redis", "http", NULL };
 
 struct loader {
 	struct config *c;

@@ -23,6 +23,7 @@
 #include "map.h"
 #include "net.h"
 #include "redis.h"
+#include "http.h"
 #include "timers.h"
 
 #define SESSION_MT "moongate.session"
@@ -91,6 +92,9 @@ struct script {
 	struct redis_options redis_opts;
 	int redis_ref;           /* registry: every client made, kept */
 	char redis_url[REDIS_URL_MAX]; /* config's redis.url ("": none) */
+	/* moongate.http (core/lua/script_http.c): made on first use */
+	struct http *http;
+	struct http_options http_opts;
 	int pool_ref[SCRIPT_POOL_MAX];
 	lua_State *pool[SCRIPT_POOL_MAX];
 	int npool;
@@ -143,6 +147,8 @@ void script_lane_free(struct script_lane *lane);
 void script_redis_open(script_t *sc);
 int script_redis_client(lua_State *L);
 int script_redis_subscribe(lua_State *L);
+/* core.http_request (core/lua/script_http.c) */
+int script_http_request(lua_State *L);
 /* moongate.sleep(ms) */
 int script_task_sleep(lua_State *L);
 /* A timer's data in sc->timers that wakes a sleeping task: odd, where a

@@ -125,6 +125,14 @@ static const struct key keys[] = {
 	  "Redis calls in flight per client; one more returns nil, \"... calls in flight\"" },
 	{ "redis.backoff_max_ms", INT, offsetof(struct config, redis.backoff_max_ms), 10, 3600000,
 	  "the longest wait between two attempts to reconnect to Redis (from 100 ms, doubling)" },
+	{ "http.timeout_ms", INT, offsetof(struct config, http.timeout_ms), 1, 3600000,
+	  "an outbound HTTP request (moongate.http) longer than this fails with \"timeout\"" },
+	{ "http.connect_timeout_ms", INT, offsetof(struct config, http.connect_timeout_ms), 1, 3600000,
+	  "its connection (TCP and TLS)" },
+	{ "http.max_size", I64, offsetof(struct config, http.max_size), 1, 1 << 30,
+	  "bytes of an HTTP response body; a larger one fails" },
+	{ "http.queue_max", INT, offsetof(struct config, http.queue_max), 1, 1000000,
+	  "outbound HTTP requests in flight; one more returns nil, \"... in flight\"" },
 	{ "admin", ADDR, offsetof(struct config, admin), 0, CONFIG_PATH_LEN,
 	  "the admin console: unix:PATH or tcp://127.0.0.1:PORT (\"\": none)" },
 	{ "admin_clients", INT, offsetof(struct config, admin_clients), 1, 1024,
@@ -158,6 +166,7 @@ config_default(struct config *c)
 	c->lua_queue_max = 256;
 	c->lua_waits_max = 100000;
 	redis_options_default(&c->redis);
+	http_options_default(&c->http);
 	c->admin_clients = 8;
 }
 

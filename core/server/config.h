@@ -13,6 +13,7 @@
 #include "gate.h"
 #include "net.h"
 #include "redis.h"
+#include "http.h"
 
 #define CONFIG_LISTEN_MAX 16
 #define CONFIG_SERVICES_MAX 32
@@ -55,6 +56,7 @@ struct config {
 	 * ("": none configured), and every client's options */
 	char redis_url[REDIS_URL_MAX];
 	struct redis_options redis;
+	struct http_options http; /* moongate.http (core/server/http.h) */
 	char admin[CONFIG_PATH_LEN]; /* the admin console's address ("": none;
 	                                core/server/admin.h) */
 	int admin_clients;  /* console clients at once (8) */

@@ -1027,6 +1027,56 @@ function Redis:teardown()
 	T.untrack(self)
 end
 
+-- ---- an HTTP backend ----------------------------------------------------------
+
+-- test/lib/http_backend.py (python3): a game's web backend on 127.0.0.1
+-- at a port the kernel chose; opts.delay_ms delays each /login answer.
+-- hb.url is its base ("http://127.0.0.1:PORT"); T.stop_all stops it.
+local Backend = {}
+Backend.__index = Backend
+
+function T.start_http_backend(opts)
+	opts = opts or {}
+	local dir = mkdtemp()
+	local argv = { "/usr/bin/python3", repo_dir() .. "/test/lib/http_backend.py",
+		"--delay-ms", tostring(opts.delay_ms or 0) }
+	local hb = setmetatable({ dir = dir }, Backend)
+	hb.pid, hb.out = spawn(argv, dir .. "/backend.err")
+	local ok, why = read_lines(hb.out, opts.ready_ms or 10000, function(line)
+		local port = line:match("^http_backend: port (%d+)$")
+		if port then
+			hb.port = tonumber(port)
+			return true
+		end
+	end)
+	if not ok then
+		hb:teardown()
+		error("start_http_backend: " .. tostring(why) .. "\n" ..
+			(read_file(dir .. "/backend.err") or ""), 2)
+	end
+	hb.url = "http://127.0.0.1:" .. hb.port
+	T.track(hb)
+	return hb
+end
+
+function Backend:stop()
+	if self.pid then
+		P.kill(self.pid, SIGTERM)
+		if not reap(self.pid, 5000) then
+			P.kill(self.pid, SIGKILL)
+			reap(self.pid, 5000)
+		end
+		P.close(self.out)
+		self.pid = nil
+	end
+end
+
+function Backend:teardown()
+	self:stop()
+	os.execute("rm -rf " .. shell_quote(self.dir))
+	T.untrack(self)
+end
+
 function T.stop_all()
 	-- tracked helpers first get ready (moongate.netem stops breaking the
 	-- network, so that the goodbyes below get through)
