@@ -8,7 +8,11 @@
  *                [--connect-rate 500] [--window W] [--drain 2]
  *                [--ack-delay 0|1] [--kcp NODELAY,INTERVAL,RESEND,NC]
  *                [--manual-flush 0|1] [--server-admin ADDR]
- *                [--procs N] [--cpus LIST] [--warmup S]
+ *                [--procs N] [--cpus LIST] [--warmup S] [--hello TEXT]
+ *
+ * --hello: the clients' hello ("bot" by default); "%d" in it becomes the
+ * client's index (a login service's {"v":1,"name":"bot%d"}). With it, a
+ * JSON object with an "op" is a service's (the login reply), not an echo.
  *
  * Phases, each bounded in time:
  *   connect  clients connect at --connect-rate per second; the phase ends
@@ -123,6 +127,7 @@ static struct {
 	int clients, size, connect_rate;
 	double rate, seconds;
 	int server_pid;
+	const char *hello; /* --hello: %d becomes the client's index */
 	int window;
 	double drain;
 	int ack_delay;        /* -1: the library's default */
@@ -174,6 +179,9 @@ static ev_io go_w;
 static int
 message(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 {
+	if (opt.hello && len > 1 && p[0] == '{' && p[len - 1] == '}' &&
+	    memmem(p, len, "\"op\":\"", 6))
+		return 0; /* a service's JSON (the login service's reply) */
 	if (len < HDR || (int)bot_get32(p) != b->idx) {
 		bad++;
 		return 0;
@@ -253,11 +261,21 @@ after(struct evclient *e, uint64_t now)
 static void
 start_client(struct bot *b)
 {
-	char err[256];
+	char err[256], hello[512];
 	b->ec.on_event = on_event;
 	b->ec.after = after;
 	b->ec.data = b;
-	if (evclient_start(&b->ec, loop, opt.server, "bot", 3, &copts, err,
+	int hn = 3;
+	memcpy(hello, "bot", 4);
+	if (opt.hello) { /* --hello: %d is the client's index, once */
+		const char *d = strstr(opt.hello, "%d");
+		hn = d ? snprintf(hello, sizeof hello, "%.*s%d%s", (int)(d - opt.hello),
+		                  opt.hello, b->idx, d + 2)
+		       : snprintf(hello, sizeof hello, "%s", opt.hello);
+		if (hn < 0 || (size_t)hn >= sizeof hello)
+			hn = (int)sizeof hello - 1;
+	}
+	if (evclient_start(&b->ec, loop, opt.server, hello, (size_t)hn, &copts, err,
 	                   sizeof err) < 0) {
 		fprintf(stderr, "%s: client %d: %s\n", name, b->idx, err);
 		failed++;
@@ -439,7 +457,7 @@ usage(void)
 	        "       [--window W] [--drain S] [--ack-delay 0|1]\n"
 	        "       [--kcp NODELAY,INTERVAL,RESEND,NC] [--warmup S] [--procs N] "
 	        "[--cpus LIST]\n"
-	        "       [--manual-flush 0|1] [--server-admin ADDR]\n");
+	        "       [--manual-flush 0|1] [--server-admin ADDR] [--hello TEXT]\n");
 	return 2;
 }
 
@@ -686,6 +704,7 @@ main(int argc, char **argv)
 		BOT_COMMON_ARGS(opt),
 		{ "--mode", BOT_FN, NULL, arg_mode },
 		{ "--window", BOT_INT, &opt.window, 0 },
+		{ "--hello", BOT_STR, &opt.hello, 0 },
 		{ "--ack-delay", BOT_FN, &opt.ack_delay, arg_ack_delay },
 		{ "--manual-flush", BOT_FN, &opt.manual_flush, arg_ack_delay },
 		BOT_ADMIN_ARG,

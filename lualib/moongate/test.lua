@@ -1071,6 +1071,16 @@ function Backend:stop()
 	end
 end
 
+-- GET path from the backend (python3's urllib; nothing else needed): the body.
+function Backend:get(path)
+	local f = io.popen("/usr/bin/python3 -c " .. shell_quote(
+		"import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+		.. " " .. shell_quote(self.url .. path) .. " 2>&1")
+	local out = f:read("*a")
+	f:close()
+	return out
+end
+
 function Backend:teardown()
 	self:stop()
 	os.execute("rm -rf " .. shell_quote(self.dir))
