@@ -19,18 +19,31 @@
 -- and id, the data the game kept in player.data, and (service room) the
 -- seat held for it. After a restart of the server (a crash, a deploy:
 -- clients learn it at once from the stateless reset, close code 10) the
--- cookie still logs in to the same uid and name, with fresh data: what
--- was kept lived in the old process's memory. {"op":"logout"} ends the
--- session and revokes every cookie issued to that uid until then. The
--- revocations live in memory too: a restart forgets them (issue 16 keeps
--- them in Redis); a deployment that must not accept a logged-out cookie
--- after a restart sets cookies_survive_restart = false, and every cookie
--- from before the server's start is refused, saying so.
+-- cookie still logs in to the same uid and name; without Redis with fresh
+-- data (what was kept lived in the old process's memory). {"op":"logout"}
+-- ends the session and revokes every cookie issued to that uid until then.
+--
+-- With Redis (config.lua's redis = { url = ... }; settings.login.store =
+-- "redis", the default when a url is configured): each player's record
+-- (uid, id, name, the data it kept, the seat it holds) and every
+-- revocation live in Redis, under settings.login.prefix ("moongate:"), so
+-- they survive a restart or a crash: a cookie login restores the player
+-- (restored = true) and a revoked cookie stays refused. A record is saved
+-- at login, close and logout, and when a service calls login.save(player)
+-- (after a change worth keeping across a crash); a closed player's record
+-- expires keep_s after its close (or when its held seat does). While Redis
+-- is down, logins are refused ("login unavailable: try again", 4111): a
+-- revocation cannot be checked, nor a record kept. Without Redis the
+-- revocations live in memory: a restart forgets them; a deployment that
+-- must not accept a logged-out cookie after a restart sets
+-- cookies_survive_restart = false, and every cookie from before the
+-- server's start is refused, saying so.
 --
 -- settings.login (all optional):
 --   { cookie_ttl_s = 86400, keep_s = 600, players_max = 100000,
 --     token_key = nil, audience = nil, token_max = 400,
---     cookies_survive_restart = true }
+--     cookies_survive_restart = true, store = "redis" | "memory",
+--     prefix = "moongate:" }
 -- keep_s: how long a player whose session closed stays in memory (its
 -- data and seat); a cookie after that logs in with fresh data.
 --
@@ -41,6 +54,7 @@
 -- development logins are then refused.
 local moongate = require "moongate"
 local json = require "moongate.json"
+local redis = require "moongate.redis"
 
 local S = moongate.state("login")
 local M = {}
@@ -98,7 +112,15 @@ local function config()
 		token_max = c.token_max or 400,
 		audience = c.audience,
 		cookies_survive_restart = c.cookies_survive_restart ~= false,
+		prefix = c.prefix or "moongate:",
 	}
+	if c.store ~= nil and c.store ~= "redis" and c.store ~= "memory" then
+		error("settings.login.store: \"redis\" or \"memory\"", 0)
+	end
+	if c.store == "redis" and not redis.configured() then
+		error("settings.login.store = \"redis\" needs redis = { url = ... } in config.lua", 0)
+	end
+	cfg.redis = c.store ~= "memory" and redis.configured()
 	if c.token_key ~= nil then
 		if S.token_key_text ~= c.token_key then -- decoded once per key
 			S.token_key_raw = token_key(c.token_key)
@@ -246,6 +268,66 @@ function M.check_cookie(cookie, cfg)
 	return uid, issued, name ~= "" and name or nil
 end
 
+-- ---- the Redis store (cfg.redis) -------------------------------------------
+-- prefix .. "player:" .. uid   hash: id, name, data (JSON), seat (JSON)
+-- prefix .. "revoked:" .. uid  the logout time (ms); expires with the
+--                              cookies it voids (cookie_ttl_s)
+-- prefix .. "next_id"          the last player id given (INCR)
+
+local function rkey(cfg, kind, uid)
+	return cfg.prefix .. kind .. ":" .. uid
+end
+
+-- The record of uid: { id, name, data, seat } or false; nil, err when
+-- Redis could not say.
+local function load_record(cfg, uid)
+	local r = redis.connect()
+	local t, err = r:call("HGETALL", rkey(cfg, "player", uid))
+	if not t then
+		return nil, err
+	end
+	if #t == 0 then
+		return false
+	end
+	local h = {}
+	for i = 1, #t - 1, 2 do
+		h[t[i]] = t[i + 1]
+	end
+	local data = h.data and json.decode(h.data)
+	local seat = h.seat and h.seat ~= "" and json.decode(h.seat) or nil
+	return { id = tonumber(h.id), name = h.name, data = type(data) == "table" and data or {},
+		seat = type(seat) == "table" and seat or nil }
+end
+
+-- Save p's record; ttl_s: it expires then (a closed player), or nil: kept.
+local function save_record(cfg, p, ttl_s)
+	local key = rkey(cfg, "player", p.uid)
+	local ok, data = pcall(json.encode, p.data or {})
+	if not ok then
+		moongate.error("login: %s: player.data cannot be saved: %s", p.uid, tostring(data))
+		data = "{}"
+	end
+	local seat = p.held_seat and json.encode(p.held_seat) or ""
+	local cmds = { { "HSET", key, "id", p.id, "name", p.name, "data", data, "seat", seat } }
+	cmds[2] = ttl_s and { "EXPIRE", key, math.max(1, math.ceil(ttl_s)) } or { "PERSIST", key }
+	local _, errs = redis.connect():pipeline(cmds)
+	local err = errs and (errs[1] or errs[2])
+	if err then
+		moongate.warn("login: %s: record not saved in Redis: %s", p.uid, err)
+		return nil, err
+	end
+	return true
+end
+
+-- The logout time of uid (ms) in Redis, 0 when none; nil, err.
+local function revoked_at(cfg, uid)
+	local v, err = redis.connect():call("GET", rkey(cfg, "revoked", uid))
+	if err then
+		return nil, err
+	end
+	return tonumber(v) or 0
+end
+
 local function wall_ms()
 	return math.floor(moongate.time() * 1000)
 end
@@ -292,6 +374,42 @@ local function revoke(uid, cfg)
 		S.nrevoked = S.nrevoked + 1
 	end
 	S.revoked[uid] = { t = wall_ms() }
+	if cfg.redis then
+		local key = rkey(cfg, "revoked", uid)
+		local _, errs = redis.connect():pipeline({
+			{ "SET", key, S.revoked[uid].t, "EX", cfg.cookie_ttl_s },
+			{ "DEL", rkey(cfg, "player", uid) } })
+		if errs and (errs[1] or errs[2]) then
+			moongate.error("login: %s: the logout could not be written to Redis (%s): "
+				.. "its cookies stay revoked in this process only", uid, errs[1] or errs[2])
+		end
+	end
+end
+
+-- Save a player's record now (Redis: data and held seat survive a crash
+-- from here on); without Redis, nothing to do. true, or nil, err.
+function M.save(p)
+	local cfg = config()
+	if not cfg.redis or not p or p.logged_out then
+		return true
+	end
+	return save_record(cfg, p, M.record_ttl(p, cfg))
+end
+
+-- How long p's record lives in Redis from now, s: a connected player's
+-- cookie_ttl_s (a bound for a crash that never ran close), a closed
+-- one's keep_s, or longer while its seat is held.
+function M.record_ttl(p, cfg)
+	cfg = cfg or config()
+	if p.session then
+		return cfg.cookie_ttl_s
+	end
+	local ttl = cfg.keep_s
+	local seat = p.held_seat
+	if seat and seat["until"] then
+		ttl = math.max(ttl, (seat["until"] - wall_ms()) / 1000)
+	end
+	return ttl
 end
 
 -- The player of a session (nil before login).
@@ -315,13 +433,14 @@ function M.connect(session, hello)
 	if type(h) ~= "table" then
 		return false, "hello: a JSON object expected", M.BAD_HELLO
 	end
-	local uid, name, restored, err
+	local uid, name, restored, err, issued
 	if h.cookie ~= nil then
 		uid, err, name = M.check_cookie(h.cookie, cfg)
 		if not uid then
 			moongate.info("login: session %08x: %s", session:id(), err)
 			return false, err, M.BAD_COOKIE
 		end
+		issued = err
 		restored = true
 	elseif h.token ~= nil then
 		uid, name = M.check_token(h.token, cfg)
@@ -349,7 +468,25 @@ function M.connect(session, hello)
 			return false, "login: a uid of at most 128 bytes", M.REFUSED
 		end
 	end
+	-- a cookie logged out elsewhere (another process, before a restart)
+	if cfg.redis and h.cookie ~= nil then
+		local t, rerr = revoked_at(cfg, uid)
+		if not t then
+			moongate.error("login: session %08x: revocations unavailable (Redis: %s)",
+				session:id(), rerr)
+			return false, "login unavailable: try again", M.REFUSED
+		end
+		if t > 0 and issued <= t then
+			moongate.info("login: session %08x: cookie revoked (logged out)", session:id())
+			return false, "cookie revoked (logged out): log in again", M.BAD_COOKIE
+		end
+	end
 	local p = S.players[uid]
+	if p and not p.session and p.closed_at and not p.room
+		and moongate.now() - p.closed_at > cfg.keep_s * 1000 then
+		forget(uid) -- kept past keep_s: a fresh start, as documented
+		p = nil
+	end
 	restored = p ~= nil
 	if not p then
 		if S.nplayers >= cfg.players_max then
@@ -358,16 +495,50 @@ function M.connect(session, hello)
 				return false, "server full", M.REFUSED
 			end
 		end
-		S.next_id = S.next_id + 1
-		p = { uid = uid, id = S.next_id, name = name or uid, data = {} }
-		S.players[uid] = p
-		S.nplayers = S.nplayers + 1
-	elseif p.session and p.session:alive() and p.session ~= session then
+		local rec, id
+		if cfg.redis then
+			local rerr
+			rec, rerr = load_record(cfg, uid)
+			if rec == nil then
+				moongate.error("login: session %08x: %s's record unavailable (Redis: %s)",
+					session:id(), uid, rerr)
+				return false, "login unavailable: try again", M.REFUSED
+			end
+			if rec and rec.id then
+				id = rec.id
+			else
+				id, rerr = redis.connect():call("INCR", cfg.prefix .. "next_id")
+				if not id then
+					moongate.error("login: session %08x: no player id (Redis: %s)", session:id(), rerr)
+					return false, "login unavailable: try again", M.REFUSED
+				end
+			end
+			-- waited: the same uid may have logged in meanwhile
+			p = S.players[uid]
+		end
+		if not p then
+			if not id then
+				S.next_id = S.next_id + 1
+				id = S.next_id
+			end
+			p = { uid = uid, id = id, name = (rec and rec.name) or name or uid,
+				data = rec and rec.data or {}, held_seat = rec and rec.seat or nil }
+			S.players[uid] = p
+			S.nplayers = S.nplayers + 1
+			restored = rec and true or false
+		else
+			restored = true
+		end
+	end
+	if p.session and p.session:alive() and p.session ~= session then
 		local old = p.session
 		p.session = nil
 		old.player = nil
 		old:close(M.ELSEWHERE, "logged in elsewhere")
 		moongate.info("login: %s moved from session %08x to %08x", uid, old:id(), session:id())
+	end
+	if not session:alive() then
+		return -- closed while it waited (its callbacks end with it)
 	end
 	if name then
 		p.name = name
@@ -376,6 +547,9 @@ function M.connect(session, hello)
 	p.closed_at = nil
 	session.player = p
 	session.uid = uid
+	if cfg.redis then
+		save_record(cfg, p, cfg.cookie_ttl_s)
+	end
 	local cookie, expires = M.cookie(uid, wall_ms(), cfg.cookie_ttl_s, p.name)
 	session:send(json.encode({ op = "login", uid = uid, id = p.id, name = p.name,
 		cookie = cookie, expires = expires, restored = restored }))
@@ -416,6 +590,13 @@ function M.close(session)
 		p.closed_at = moongate.now()
 		if p.logged_out then
 			forget(p.uid)
+		else
+			local cfg = config()
+			if cfg.redis then
+				-- kept keep_s, or as long as its held seat (the room service
+				-- saves the seat in its own close, after this one)
+				save_record(cfg, p, M.record_ttl(p, cfg))
+			end
 		end
 	end
 end

@@ -23,6 +23,15 @@
 -- frame-sync member then catches up from the frame history (from the
 -- "frame" of its hello, if it says), or gets {"op":"resync",...}.
 --
+-- The seat a player holds is part of its login record (player.held_seat,
+-- saved by login.save): with Redis (service login's store) it survives a
+-- restart or a crash of the server. A cookie login after one finds its
+-- room gone from memory: the room is made again (same id, mode, capacity
+-- and meta; its logic starts afresh with init) and the player seated in
+-- it, "rejoined"; the next members of that room coming back join it. A
+-- room whose id was taken meanwhile by another room (its token differs)
+-- is gone: {"op":"left","room":ID,"reason":"room gone"}.
+--
 -- A logic module (settings.room.modes maps a mode to a module name):
 --   M.tick_rate = 20             ticks per second (1..100)
 --   M.sync = "state"|"frame"|nil
@@ -49,6 +58,30 @@ local moongate = require "moongate"
 local json = require "moongate.json"
 
 local S = moongate.state("room")
+
+-- login.save(player), when the login service is loaded: the held seat in
+-- the player's record (Redis). Never fatal: a callback that cannot wait
+-- (a module's loading) or a Redis error is logged.
+local function save(p)
+	local login = package.loaded.login
+	if not (login and login.save) then
+		return
+	end
+	local ok, err = pcall(login.save, p)
+	if not ok then
+		moongate.debug("room: seat of %s not saved: %s", tostring(p.uid), tostring(err))
+	end
+end
+
+local function wall_ms()
+	return math.floor(moongate.time() * 1000)
+end
+
+-- What a player's record says of its seat (player.held_seat).
+local function seat_record(room, p, hold_until)
+	return { room = room.id, token = room.token, seat = p.seat, mode = room.mode,
+		capacity = room.capacity, meta = room.meta, ["until"] = hold_until }
+end
 local M = {}
 
 S.rooms = S.rooms or {}     -- id -> room
@@ -253,8 +286,22 @@ function M.create(mode, opts)
 	if rate < 1 or rate > 100 then
 		return nil, "mode " .. mode .. ": tick_rate must be 1..100"
 	end
-	S.next_id = S.next_id + 1
-	local room = setmetatable({ id = S.next_id, mode = mode, logic = logic,
+	local id = opts.id
+	if id ~= nil then -- a room made again (a held seat after a restart)
+		if S.rooms[id] then
+			return nil, "room " .. id .. " exists"
+		end
+		S.next_id = math.max(S.next_id, id)
+	else
+		S.next_id = S.next_id + 1
+		while S.rooms[S.next_id] do
+			S.next_id = S.next_id + 1
+		end
+		id = S.next_id
+	end
+	local room = setmetatable({ id = id, mode = mode, logic = logic,
+		-- tells this room from one with the same id before a restart
+		token = opts.token or string.format("%d.%d", id, wall_ms()),
 		capacity = capacity, meta = meta or {}, seats = {}, n = 0, tick = 0,
 		tick_rate = rate, sync = logic.sync, state = {}, created = moongate.now() }, S.meta)
 	if logic.sync == "state" then
@@ -291,8 +338,10 @@ function M.close_room(room, reason)
 	moongate.info({ room = room.id, event = "room_close" }, "room %d (%s) closed: %s", room.id, room.mode, reason)
 end
 
--- Seat a player. Returns the room, or nil and the reason.
-function M.join(player, room, meta)
+-- Seat a player (opts.seat: that seat if free; opts.rejoined: the joined
+-- message says so). Returns the room, or nil and the reason.
+function M.join(player, room, meta, opts)
+	opts = opts or {}
 	if player.room then
 		return nil, "already in room " .. player.room.id
 	end
@@ -313,9 +362,12 @@ function M.join(player, room, meta)
 			return nil, r2 or "refused by the room"
 		end
 	end
-	local seat = 1
-	while room.seats[seat] do
-		seat = seat + 1
+	local seat = opts.seat
+	if not seat or room.seats[seat] or seat > room.capacity then
+		seat = 1
+		while room.seats[seat] do
+			seat = seat + 1
+		end
 	end
 	room.seats[seat] = player
 	room.n = room.n + 1
@@ -329,9 +381,11 @@ function M.join(player, room, meta)
 	if room.frames then
 		room.frames:add(player.id, player.session)
 	end
-	send(player.session, joined_msg(room, player))
+	send(player.session, joined_msg(room, player, opts.rejoined))
 	tell(room, "join", player)
 	call(room, "join", player)
+	player.held_seat = seat_record(room, player)
+	save(player)
 	return room
 end
 
@@ -386,10 +440,14 @@ function M.leave(player, reason)
 		room.frames:remove(player.id)
 	end
 	player.room, player.away = nil, nil
+	player.held_seat = nil
 	send(player.session, { op = "left", room = room.id, reason = reason })
 	tell(room, "leave", player)
 	call(room, "leave", player, reason)
 	player.seat = nil
+	if not player.logged_out then
+		save(player)
+	end
 	if room.n == 0 and not room.closed and not room.logic.keep_empty then -- (close_room sets closed first)
 		M.close_room(room, "empty")
 	end
@@ -438,12 +496,59 @@ local function back(player, session, from_frame)
 		tell(room, "back", player)
 		call(room, "back", player)
 	end
+	if player.held_seat and player.held_seat["until"] then
+		player.held_seat = seat_record(room, player)
+		save(player)
+	end
 end
 
 -- ---- service callbacks ------------------------------------------------------
 
+-- A cookie login whose record holds a seat in a room this process does
+-- not have (a restart): the room made again, the player seated.
+local function restore_seat(session, p)
+	local h = p.held_seat
+	if type(h) ~= "table" or type(h.room) ~= "number" then
+		return
+	end
+	if h["until"] and h["until"] < wall_ms() then
+		p.held_seat = nil -- its hold ran out (while the server was down)
+		save(p)
+		return
+	end
+	local room = S.rooms[h.room]
+	local err
+	if room and room.token ~= h.token then
+		room, err = nil, "room gone"
+	elseif not room then
+		room, err = M.create(h.mode, { id = h.room, token = h.token,
+			capacity = h.capacity, meta = h.meta })
+		if room then
+			moongate.info({ room = room.id, event = "room_restore" },
+				"room %d (%s) made again for %s, who held seat %s", room.id,
+				room.mode, tostring(p.uid), tostring(h.seat))
+		else
+			err = "room gone (" .. tostring(err) .. ")"
+		end
+	end
+	if room then
+		local ok
+		ok, err = M.join(p, room, nil, { seat = h.seat, rejoined = true })
+		if ok then
+			return
+		end
+	end
+	p.held_seat = nil
+	save(p)
+	send(session, { op = "left", room = h.room, reason = err })
+end
+
 function M.connect(session, hello)
 	local p = session.player
+	if p and not p.room and p.held_seat then
+		restore_seat(session, p)
+		return
+	end
 	if not p or not p.room then
 		return
 	end
@@ -482,7 +587,10 @@ function M.close(session)
 		p.hold:cancel()
 	end
 	local hold
-	hold = moongate.after(config().hold_ms, function()
+	local hold_ms = config().hold_ms
+	p.held_seat = seat_record(p.room, p, wall_ms() + hold_ms)
+	save(p)
+	hold = moongate.after(hold_ms, function()
 		if p.hold ~= hold then
 			return -- replaced or cancelled meanwhile
 		end

@@ -953,7 +953,8 @@ end
 -- socket in a fresh directory: no port to choose, nothing on the network.
 -- rd.url is what config.lua's redis.url takes; rd:cli(...) runs redis-cli
 -- against it and returns its output; rd:stop() / rd:start() stop it and
--- start it again on the same socket (its data is not kept: no save);
+-- start it again on the same socket (its data is kept only with
+-- opts.persist: an append-only file, synced on every write);
 -- T.stop_all stops it with the rest.
 local Redis = {}
 Redis.__index = Redis
@@ -966,7 +967,8 @@ function T.start_redis(opts)
 			" (scripts/deps.sh installs it; REDIS_SERVER names another)", 2)
 	end
 	local dir = mkdtemp()
-	local rd = setmetatable({ dir = dir, bin = bin, sock = dir .. "/redis.sock" }, Redis)
+	local rd = setmetatable({ dir = dir, bin = bin, sock = dir .. "/redis.sock",
+		persist = opts.persist }, Redis)
 	rd.url = "unix:" .. rd.sock
 	local ok, err = pcall(rd.start, rd, opts.ready_ms)
 	if not ok then
@@ -993,7 +995,8 @@ function Redis:start(ready_ms)
 		return
 	end
 	local argv = { self.bin, "--port", "0", "--unixsocket", self.sock,
-		"--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+		"--unixsocketperm", "700", "--save", "",
+		"--appendonly", self.persist and "yes" or "no", "--appendfsync", "always",
 		"--dir", self.dir, "--logfile", self.dir .. "/redis.log",
 		"--daemonize", "no" }
 	self.pid, self.out = spawn(argv, self.dir .. "/redis.err")

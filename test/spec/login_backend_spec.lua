@@ -123,8 +123,9 @@ describe("login against a slow backend", function()
 		print(("\nlogin backend 500 ms: 200 logins + 1 refused; backend max concurrent %d; " ..
 			"echo 100 x 20 Hz p99 alone %.1f ms, during the logins %.1f ms (p50 %.1f / %.1f)")
 			:format(stats.max_concurrent, base.p99_ms, loaded.p99_ms, base.p50_ms, loaded.p50_ms))
-		-- loosely: the echo did not wait for the logins (500 ms each)
-		assert.is_true(loaded.p99_ms < math.max(100, base.p99_ms * 10),
+		-- loosely (a shared machine; the figure is printed above): the echo
+		-- did not wait behind the logins, 500 ms each (in turn, 100 s)
+		assert.is_true(loaded.p99_ms < 2000,
 			("p99 %.1f ms during the logins, %.1f alone"):format(loaded.p99_ms, base.p99_ms))
 	end)
 end)
