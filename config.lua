@@ -26,6 +26,7 @@ return {
 	session = {
 		mtu = 1200,            -- bytes of one UDP packet
 		heartbeat_ms = 1000,   -- ping interval
+		busy_heartbeat_ms = 5000, -- ping interval while traffic flows both ways
 		timeout_ms = 10000,    -- no packet from the client this long: closed
 		watermark = 4194304,   -- bytes waiting to be sent: "backpressure" past it
 		msg_max = 0,           -- largest reliable message (0: KCP's limit)

@@ -42,8 +42,8 @@
  * by every bot, so a receiver's now - sent_us is the latency from the
  * sender's send to the receiver's poll. What arrives (docs/PROTOCOL.md,
  * "Game service payloads"):
- *   state sync: datagrams "S" | tick u32 | count u8 | count x (id u32 |
- *               seq u32 | len u16 | data): the newest state of the other
+ *   state sync: datagrams "S" | tick u32 | count u8 | count x (id varint
+ *               | len varint | data): the newest state of the other
  *               members since the last tick; a state replaced before the
  *               tick never leaves the server (superseded), so fewer than
  *               sent arrive: `delivered` is the fraction that did;
@@ -274,7 +274,25 @@ entry(struct bot *b, uint32_t id, const uint8_t *d, size_t len, uint64_t now)
 	hist_add(&hist, now > t ? now - t : 0);
 }
 
-/* "S" | tick u32 | count u8 | count x (id u32 | seq u32 | len u16 | data) */
+/* A varint (LEB128) of at most max bytes at p[0..n), at most lim, no
+ * needless last byte 0: the bytes taken, or 0. */
+static size_t
+getvar(const uint8_t *p, size_t n, size_t max, uint32_t lim, uint32_t *v)
+{
+	uint64_t x = 0;
+	for (size_t i = 0; i < n && i < max; i++) {
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			if ((i > 0 && p[i] == 0) || x > lim)
+				return 0;
+			*v = (uint32_t)x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* "S" | tick u32 | count u8 | count x (id varint | len varint | data) */
 static void
 bundle(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 {
@@ -285,13 +303,15 @@ bundle(struct bot *b, const uint8_t *p, size_t len, uint64_t now)
 	int count = p[5];
 	size_t at = 6;
 	for (int i = 0; i < count; i++) {
-		if (len - at < 10 || len - at - 10 < bot_get16(p + at + 8)) {
+		uint32_t id, n;
+		size_t x = getvar(p + at, len - at, 5, UINT32_MAX, &id), y;
+		if (!x || !(y = getvar(p + at + x, len - at - x, 3, 65535, &n)) ||
+		    len - at - x - y < n) {
 			bad++;
 			return;
 		}
-		size_t n = bot_get16(p + at + 8);
-		entry(b, bot_get32(p + at), p + at + 10, n, now);
-		at += 10 + n;
+		entry(b, id, p + at + x + y, n, now);
+		at += x + y + n;
 	}
 	if (at != len)
 		bad++;

@@ -479,7 +479,7 @@ script_sync_relay(lua_State *L)
 	struct sync_relay_config c;
 	sync_relay_config_default(&c);
 	c.dgram_max = (uint32_t)sc->dgram_max;
-	uint32_t most = c.dgram_max - SYNC_STATES_HDR - SYNC_STATE_HDR;
+	uint32_t most = c.dgram_max - SYNC_STATES_HDR - SYNC_STATE_HDR_MAX;
 	check_options(L, "moongate.relay", known);
 	c.cell = opt_number(L, "moongate.relay", "grid", 0, 0, 1e300, 0);
 	c.radius = (uint32_t)opt_number(L, "moongate.relay", "radius", 1, 0,

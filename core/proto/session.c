@@ -43,6 +43,7 @@ session_config_default(struct session_config *c)
 	c->encrypt = 1;
 	c->aes = 1;
 	c->heartbeat_ms = 1000;
+	c->busy_heartbeat_ms = 5000;
 	c->timeout_ms = 10000;
 	c->watermark = 4 << 20;
 	c->linger_ms = 2000;
@@ -119,6 +120,10 @@ session_send_to(session_t *s, uint32_t path, uint8_t type, size_t blen)
 	                  session_txbuf + WIRE_HDR, blen, s->keys.tx, s->encrypt);
 	if (n < 0)
 		return;
+	if (type == WIRE_KCP || type == WIRE_DGRAM) {
+		s->data_tx = ms(s->clock); /* traffic out: the heartbeat may wait */
+		s->data_seen |= 2;
+	}
 	if (session_fec_wanted(s, path, type)) {
 		session_fec_send(s, path, session_txbuf, (size_t)n);
 		return;
@@ -402,6 +407,10 @@ session_drain(session_t *s)
 static int
 on_body(session_t *s, uint8_t type, uint8_t *b, size_t n, uint64_t now)
 {
+	if (type == WIRE_KCP || type == WIRE_DGRAM) {
+		s->data_rx = ms(now); /* traffic in: the heartbeat may wait */
+		s->data_seen |= 1;
+	}
 	switch (type) {
 	case WIRE_KCP:
 		if (!s->kcp)
@@ -769,7 +778,7 @@ session_update(session_t *s, uint64_t now)
 		session_finish(s, SESSION_CLOSE_PROTOCOL, "packet numbers exhausted", 0);
 		return s->state;
 	}
-	if (s->state == SESSION_OPEN && s->keyed && now >= s->next_ping)
+	if (s->state == SESSION_OPEN && s->keyed && now >= session_ping_due(s, now))
 		session_send_ping(s, now);
 	if (s->state == SESSION_CLOSING) {
 		if (!s->close_sent) {
@@ -810,7 +819,7 @@ session_check(const session_t *s, uint64_t now)
 	uint64_t due0 = s->fec_enc ? fec_enc_check(s->fec_enc, now) : UINT64_MAX;
 	uint64_t due = s->last_recv + (uint64_t)s->cfg.timeout_ms * 1000;
 	if (s->state == SESSION_OPEN && s->keyed) /* raw KCP: no heartbeat */
-		due = earlier(due, s->next_ping);
+		due = earlier(due, session_ping_due(s, now));
 	if (s->state == SESSION_CLOSING && !s->close_sent &&
 	    (!s->kcp || kcp_waitsnd(s->kcp) == 0))
 		return now; /* lingering, and everything is acknowledged: CLOSE now */

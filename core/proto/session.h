@@ -71,6 +71,14 @@ struct session_config {
 	                         takes it when offered (default); 0:
 	                         ChaCha20-Poly1305 (docs/PROTOCOL.md, "Ciphers") */
 	int heartbeat_ms;     /* ping interval (1000) */
+	int busy_heartbeat_ms; /* ping interval while traffic flows both ways:
+	                         this end sent and received a KCP or DGRAM
+	                         packet within the last heartbeat_ms (5000;
+	                         0 or <= heartbeat_ms: heartbeat_ms always).
+	                         Bounds how old the RTT and clock offset get;
+	                         when traffic stops, the next ping is at most
+	                         heartbeat_ms after the last packet of it
+	                         (docs/PROTOCOL.md, "Heartbeat") */
 	int timeout_ms;       /* no packet from the peer this long: close (10000) */
 	int64_t watermark;    /* bytes queued + unacked before "backpressure" (4 MiB) */
 	int linger_ms;        /* a graceful close waits this long for acks (2000) */

@@ -2,6 +2,15 @@
  * session_clock.c - the heartbeat of a session: PING every heartbeat_ms
  * (session_update sends it), PONG answered by session.c, and from the
  * PONGs the smoothed RTT and the peer's clock offset (session_stats).
+ *
+ * While traffic flows both ways (this end sent and received a KCP or
+ * DGRAM packet within the last heartbeat_ms) the traffic does the
+ * heartbeat's liveness job, and a PING goes only busy_heartbeat_ms after
+ * the last one, for the RTT and the clock offset. When traffic stops the
+ * usual interval is back: the PING is due heartbeat_ms after the last
+ * one, or heartbeat_ms after the traffic's end if that is later, so the
+ * peer never waits longer between two packets than without the stretch.
+ * Timeouts are not touched: they count from the last packet received.
  */
 #include "session_int.h"
 
@@ -14,6 +23,27 @@ session_send_ping(session_t *s, uint64_t now)
 	session_send_sealed(s, WIRE_PING, 12);
 	s->st.pings++;
 	s->next_ping = now + (uint64_t)s->cfg.heartbeat_ms * 1000;
+	s->ping_asap = 0;
+}
+
+uint64_t
+session_ping_due(const session_t *s, uint64_t now)
+{
+	if (s->ping_asap || s->data_seen != 3 ||
+	    s->cfg.busy_heartbeat_ms <= s->cfg.heartbeat_ms)
+		return s->next_ping;
+	/* busy until heartbeat_ms after the older of the two directions
+	 * (ms, wrapping: ages, not instants, are compared) */
+	uint32_t n = ms(now), a = n - s->data_rx, b = n - s->data_tx;
+	uint32_t age = a > b ? a : b;
+	if (age >= (uint32_t)s->cfg.heartbeat_ms)
+		return s->next_ping;
+	uint64_t end = now + (uint64_t)((uint32_t)s->cfg.heartbeat_ms - age) * 1000;
+	uint64_t stretched = s->next_ping +
+	        (uint64_t)(s->cfg.busy_heartbeat_ms - s->cfg.heartbeat_ms) * 1000;
+	if (end < s->next_ping)
+		end = s->next_ping;
+	return end < stretched ? end : stretched;
 }
 
 void

@@ -53,6 +53,9 @@ struct session {
 	uint8_t role, state, encrypt, keyed; /* keyed: keys are agreed */
 	uint8_t hs_type;           /* client: WIRE_HELLO or WIRE_INIT in flight */
 	uint8_t close_sent, close_tries, close_remote;
+	uint8_t ping_asap;         /* next_ping is for a fresh RTT (a new
+	                              path): not stretched while busy */
+	uint8_t data_seen;         /* 1: data_rx is set, 2: data_tx */
 	uint32_t sid;
 	uint32_t tx_pn;            /* last pn sent */
 	struct session_config cfg;
@@ -76,6 +79,8 @@ struct session {
 
 	uint64_t created, last_recv, next_ping;
 	uint32_t ping_id;
+	uint32_t data_rx, data_tx; /* ms(): the last KCP or DGRAM packet in,
+	                              out (see data_seen) */
 
 	/* heartbeat estimates, microseconds */
 	double srtt, rttvar;
@@ -187,6 +192,9 @@ void session_client_tick(session_t *s, uint64_t now);
 
 /* session_clock.c */
 void session_send_ping(session_t *s, uint64_t now);
+/* When the next PING is due: next_ping, or later while traffic flows
+ * both ways (busy_heartbeat_ms). */
+uint64_t session_ping_due(const session_t *s, uint64_t now);
 void session_on_pong(session_t *s, const uint8_t *b, uint64_t now);
 
 /* session_fec.c */

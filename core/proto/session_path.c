@@ -91,6 +91,7 @@ switch_path(session_t *s, uint32_t path, uint64_t now)
 		s->st.resumes++;
 		s->last_recv = now;
 		s->next_ping = now; /* a fresh RTT for the new path */
+		s->ping_asap = 1;
 		if (s->state == SESSION_CLOSING && !s->close_sent)
 			/* closed while offline: what was queued goes now, then
 			 * the CLOSE (session_update), lingering from here */

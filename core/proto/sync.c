@@ -46,6 +46,19 @@ put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)(v >> 24);
 }
 
+/* LEB128: 7 bits a byte, low group first; returns the bytes written */
+static size_t
+putvar(uint8_t *p, uint32_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
 /* a after b, in wraparound order */
 static int
 newer(uint32_t a, uint32_t b)
@@ -79,14 +92,17 @@ rebind(struct map *ids, uint32_t id, uint32_t slot)
 struct rmember {
 	uint32_t id, tag;
 	uint32_t seq;        /* the last accepted (the pending one, if any) */
-	uint32_t len;        /* of the pending state */
+	uint32_t len;        /* of the pending entry: header and state */
+	uint8_t idlen;       /* bytes of varint id at the start of data */
 	uint32_t mark;       /* flush: stamped while a candidate of the filter */
 	uint8_t has_seq;     /* a state was accepted since add (or a new tag) */
 	uint8_t pending;     /* data holds a state not yet flushed */
 	uint8_t has_pos;
 	double x, y;
 	double cx, cy;       /* its cell, computed once per flush */
-	uint8_t *data;       /* entry_max bytes */
+	uint8_t *data;       /* the pending entry as a bundle carries it:
+	                        varint id | varint len | state (entry_max +
+	                        SYNC_STATE_HDR_MAX bytes) */
 };
 
 struct sync_relay {
@@ -108,7 +124,7 @@ sync_relay_config_default(struct sync_relay_config *c)
 {
 	c->members_max = 256;
 	c->dgram_max = 1171; /* session_dgram_max with the default mtu */
-	c->entry_max = c->dgram_max - SYNC_STATES_HDR - SYNC_STATE_HDR;
+	c->entry_max = c->dgram_max - SYNC_STATES_HDR - SYNC_STATE_HDR_MAX;
 	c->cell = 0;
 	c->radius = 1;
 }
@@ -118,7 +134,7 @@ sync_relay_create(const struct sync_relay_config *c)
 {
 	if (c->members_max < 1 || c->members_max > SYNC_MEMBERS_LIMIT ||
 	    c->entry_max > 65535 || c->dgram_max > 65535 ||
-	    c->dgram_max < c->entry_max + SYNC_STATES_HDR + SYNC_STATE_HDR ||
+	    c->dgram_max < c->entry_max + SYNC_STATES_HDR + SYNC_STATE_HDR_MAX ||
 	    !(c->cell >= 0) || !isfinite(c->cell))
 		return NULL;
 	sync_relay_t *r = calloc(1, sizeof *r);
@@ -184,7 +200,7 @@ sync_relay_add(sync_relay_t *r, uint32_t id, uint32_t tag)
 		r->m = a;
 		r->cap = cap;
 	}
-	uint8_t *data = malloc(r->cfg.entry_max ? r->cfg.entry_max : 1);
+	uint8_t *data = malloc(r->cfg.entry_max + SYNC_STATE_HDR_MAX);
 	if (!data || bind(&r->ids, id, r->n)) {
 		free(data);
 		return SYNC_ENOMEM;
@@ -194,6 +210,7 @@ sync_relay_add(sync_relay_t *r, uint32_t id, uint32_t tag)
 	m->id = id;
 	m->tag = tag;
 	m->data = data;
+	m->idlen = (uint8_t)putvar(data, id);
 	return 0;
 }
 
@@ -230,9 +247,10 @@ relay_put_m(sync_relay_t *r, struct rmember *m, uint32_t seq,
 	m->seq = seq;
 	m->has_seq = 1;
 	m->pending = 1;
-	m->len = (uint32_t)len;
+	size_t h = m->idlen + putvar(m->data + m->idlen, (uint32_t)len);
 	if (len)
-		memcpy(m->data, data, len);
+		memcpy(m->data + h, data, len);
+	m->len = (uint32_t)(h + len);
 	r->st.puts++;
 	return 0;
 }
@@ -331,7 +349,7 @@ encode(sync_relay_t *r, const struct rmember *m, uint32_t nc, size_t room,
 	uint32_t count = 0, sent = 0;
 	for (uint32_t k = 0; k < nc; k++) {
 		const struct rmember *s = &r->m[r->cand[k]];
-		size_t need = SYNC_STATE_HDR + s->len;
+		size_t need = s->len; /* the entry, its header included */
 		if (SYNC_STATES_HDR + need > room) {
 			r->st.oversize++;
 			continue;
@@ -341,11 +359,7 @@ encode(sync_relay_t *r, const struct rmember *m, uint32_t nc, size_t room,
 			used = SYNC_STATES_HDR;
 			count = 0;
 		}
-		put32(b + used, s->id);
-		put32(b + used + 4, s->seq);
-		put16(b + used + 8, (uint16_t)s->len);
-		if (s->len)
-			memcpy(b + used + SYNC_STATE_HDR, s->data, s->len);
+		memcpy(b + used, s->data, need);
 		used += need;
 		count++;
 	}
@@ -406,7 +420,7 @@ sync_relay_flush(sync_relay_t *r, const struct sync_relay_io *io)
 		                       : r->cfg.dgram_max;
 		if (room > r->cfg.dgram_max)
 			room = r->cfg.dgram_max;
-		if (room < SYNC_STATES_HDR + SYNC_STATE_HDR)
+		if (room < SYNC_STATES_HDR + 2) /* the smallest entry */
 			continue;
 		uint32_t nc = 0;
 		for (uint32_t k = 0; k < np; k++) {

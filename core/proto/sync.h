@@ -11,7 +11,13 @@
  * as few datagrams as fit, with one scratch buffer: nothing is allocated
  * per receiver.
  *
- *   bundle: u8 'S' | u32 tick | u8 count | count x (u32 id | u32 seq | u16 len | data)
+ *   bundle: u8 'S' | u32 tick | u8 count | count x (varint id | varint len | data)
+ *
+ * (varint: LEB128, 7 bits a byte, low group first.) A state carries no
+ * sequence number of its own: its number is its bundle's tick. The relay
+ * sends a member's state at most once per flush, and ticks only grow, so
+ * what a receiver gets from a member is newer than anything before it from
+ * that member in this relay, whichever session the member sent it on.
  *
  * The frame history is for lockstep: inputs collected per frame, a step
  * encodes them into one frame, keeps it in a ring bounded by frames and by
@@ -34,7 +40,7 @@
 #define SYNC_STATES 0x53        /* 'S': a state bundle */
 #define SYNC_FRAME 0x46         /* 'F': a frame */
 #define SYNC_STATES_HDR 6       /* u8 'S' | u32 tick | u8 count */
-#define SYNC_STATE_HDR 10       /* u32 id | u32 seq | u16 len */
+#define SYNC_STATE_HDR_MAX 8    /* varint id (1..5) | varint len (1..3) */
 #define SYNC_STATES_PER_DGRAM 255
 #define SYNC_FRAME_HDR 7        /* u8 'F' | u32 frame | u16 count */
 #define SYNC_INPUT_HDR 6        /* u32 id | u16 len */
@@ -62,9 +68,9 @@ typedef struct sync_relay sync_relay_t;
 
 struct sync_relay_config {
 	uint32_t members_max; /* 256; 1..SYNC_MEMBERS_LIMIT */
-	uint32_t entry_max;   /* bytes of one state (dgram_max - 16: one per datagram) */
+	uint32_t entry_max;   /* bytes of one state (dgram_max - 14: one per datagram) */
 	uint32_t dgram_max;   /* the largest datagram a flush builds (1171), and
-	                         the scratch buffer; >= entry_max + 16 */
+	                         the scratch buffer; >= entry_max + 14 */
 	double cell;          /* grid cell size; 0: no grid, everyone sees everyone */
 	uint32_t radius;      /* cells, Chebyshev: 1 = the 3x3 block around (1) */
 };
@@ -75,8 +81,9 @@ sync_relay_t *sync_relay_create(const struct sync_relay_config *c);
 void sync_relay_release(sync_relay_t *r);
 
 /* Add a member, or again to change its tag: a new tag (a new session)
- * starts a new sequence, so the first put after it is never stale. 0,
- * SYNC_EFULL, SYNC_ENOMEM. */
+ * starts a new sequence of puts, so the first put after it is never
+ * stale. What receivers get from the member keeps its order (the tick).
+ * 0, SYNC_EFULL, SYNC_ENOMEM. */
 int sync_relay_add(sync_relay_t *r, uint32_t id, uint32_t tag);
 /* 0 or SYNC_ENOMEMBER. Its pending state goes with it. */
 int sync_relay_remove(sync_relay_t *r, uint32_t id);

@@ -33,6 +33,8 @@ struct key {
 static const struct key keys[] = {
 	{ "session.mtu", INT, S(mtu), 100, 65000, "bytes of one UDP packet" },
 	{ "session.heartbeat_ms", INT, S(heartbeat_ms), 10, 600000, "ping interval" },
+	{ "session.busy_heartbeat_ms", INT, S(busy_heartbeat_ms), 0, 600000,
+	  "ping interval while traffic flows both ways (0, or not above heartbeat_ms: heartbeat_ms always)" },
 	{ "session.timeout_ms", INT, S(timeout_ms), 100, 3600000,
 	  "no packet from the peer this long: offline (resume_grace_ms), or closed (\"timeout\")" },
 	{ "session.watermark", I64, S(watermark), 1024, 1ll << 40,

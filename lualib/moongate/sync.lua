@@ -25,6 +25,32 @@ local function u32(s, i)
 	return a + b * 256 + c * 65536 + d * 16777216
 end
 
+-- A varint (LEB128: 7 bits a byte, low group first) at s[i..n] of at
+-- most max bytes and a value at most lim, without a needless last byte 0:
+-- value, next position | nil, err
+local function var(s, i, n, max, lim)
+	local v, mul = 0, 1
+	for k = 0, max - 1 do
+		if i + k > n then
+			return nil, "truncated"
+		end
+		local b = byte(s, i + k)
+		if b < 128 then
+			if k > 0 and b == 0 then
+				return nil, "bad varint"
+			end
+			v = v + b * mul
+			if v > lim then
+				return nil, "bad varint"
+			end
+			return v, i + k + 1
+		end
+		v = v + (b - 128) * mul
+		mul = mul * 128
+	end
+	return nil, "bad varint"
+end
+
 -- is_states(s), is_frame(s): by the first byte only
 function M.is_states(s)
 	return type(s) == "string" and byte(s, 1) == STATES
@@ -35,7 +61,9 @@ function M.is_frame(s)
 end
 
 -- decode_states(s) -> tick, { {id=, seq=, data=}, ... } | nil, err
--- u8 'S' | u32 tick | u8 count | count x (u32 id | u32 seq | u16 len | data)
+-- u8 'S' | u32 tick | u8 count | count x (varint id | varint len | data)
+-- An entry's seq is the bundle's tick: what a member's states are numbered
+-- by (each newer than any before it from that member, in this room).
 function M.decode_states(s)
 	if type(s) ~= "string" then
 		return nil, "not a string"
@@ -50,14 +78,20 @@ function M.decode_states(s)
 	local tick, count = u32(s, 2), byte(s, 6)
 	local out, pos = {}, 7
 	for k = 1, count do
-		if pos + 9 > n then
-			return nil, "truncated"
+		local id, len
+		id, pos = var(s, pos, n, 5, 4294967295)
+		if not id then
+			return nil, pos
 		end
-		local last = pos + 9 + u16(s, pos + 8)
+		len, pos = var(s, pos, n, 3, 65535)
+		if not len then
+			return nil, pos
+		end
+		local last = pos + len - 1
 		if last > n then
 			return nil, "truncated"
 		end
-		out[k] = { id = u32(s, pos), seq = u32(s, pos + 4), data = sub(s, pos + 10, last) }
+		out[k] = { id = id, seq = tick, data = sub(s, pos, last) }
 		pos = last + 1
 	end
 	if pos ~= n + 1 then

@@ -13,7 +13,8 @@
  *
  * Input: byte 0 bit 0: 0 relay, 1 frames; bytes 1..4 the config; then
  * operations, an op byte's low 3 bits choose, its high 5 bits a; ids are
- * a % 12 (so members come and go), every other argument is the next
+ * a % 12 (so members come and go; the relay's member ids are wid[id],
+ * one at each edge of the varint sizes), every other argument is the next
  * input byte(s) (0 past the end):
  *   relay:  0 ADD id tag   1 REMOVE id   2 PUT id dseq len data
  *           3 POSITION id x y (bytes; 0x80 is NaN, 0x81 infinity)
@@ -25,9 +26,11 @@
  * Checks (abort() on failure):
  *  - every return is what the model says (add/remove/put/input/position);
  *  - a flush sends each receiver only datagrams within its room, each a
- *    well-formed bundle of the current tick whose states are pending
- *    states of other members (id, seq, bytes), none twice; with no room,
- *    grid or filter limits, each receiver gets every other pending state;
+ *    well-formed bundle of the current tick (minimal varints) whose
+ *    states are pending states of other members (id, bytes), none twice,
+ *    each newer (its tick) than the last one the receiver got from that
+ *    member; with no room, grid or filter limits, each receiver gets every
+ *    other pending state;
  *  - a step's frame is the frame number, then exactly the inputs accepted
  *    since the last step, grouped by member in order of first input;
  *    members whose next frame it was and that took it move on; catch_up
@@ -80,7 +83,41 @@ get16(const uint8_t *p)
 	return (unsigned)p[0] | (unsigned)p[1] << 8;
 }
 
+/* A varint (LEB128) of at most max bytes at p[0..n), at most lim, no
+ * needless last byte 0: the bytes taken, or 0. */
+static size_t
+getvar(const uint8_t *p, size_t n, size_t max, uint32_t lim, uint32_t *v)
+{
+	uint64_t x = 0;
+	for (size_t i = 0; i < n && i < max; i++) {
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			if ((i > 0 && p[i] == 0) || x > lim)
+				return 0;
+			*v = (uint32_t)x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
 /* ---- the relay ------------------------------------------------------------- */
+
+/* The relay's id of model member k: the edges of the 1..5-byte varints */
+static const uint32_t wid[IDS] = {
+	0, 1, 127, 128, 300, 16383, 16384, 2097151, 2097152, 268435455,
+	268435456, 0xffffffffu,
+};
+
+/* The model member of a relay id, or IDS. */
+static uint32_t
+idx(uint32_t id)
+{
+	uint32_t k = 0;
+	while (k < IDS && wid[k] != id)
+		k++;
+	return k;
+}
 
 static struct rm {
 	int member, has_seq, pending, has_pos;
@@ -88,6 +125,8 @@ static struct rm {
 	size_t len;
 	uint8_t data[1200];
 	uint8_t seen_by[IDS]; /* this flush: receiver k got it */
+	uint8_t had_tick[IDS]; /* receiver k got a state of it, at last_tick[k] */
+	uint32_t last_tick[IDS];
 } rm[IDS];
 
 static struct {
@@ -99,8 +138,9 @@ static struct {
 } rl;
 
 static size_t
-relay_room(uint32_t id, uint32_t tag, void *user)
+relay_room(uint32_t wire, uint32_t tag, void *user)
 {
+	uint32_t id = idx(wire);
 	(void)user;
 	CHECK(id < IDS && rm[id].member && rm[id].tag == tag);
 	if ((rl.room_byte >> (id % 8)) & 1)
@@ -113,11 +153,13 @@ relay_filter(uint32_t receiver, uint32_t *ids, uint32_t n, uint32_t cap,
              void *user)
 {
 	(void)user;
+	receiver = idx(receiver);
 	CHECK(receiver < IDS && n <= cap && cap >= rl.cfg.members_max);
 	uint32_t k = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		CHECK(ids[i] < IDS && ids[i] != receiver && rm[ids[i]].member);
-		if (!((rl.filter_byte >> (ids[i] % 8)) & 1))
+		uint32_t j = idx(ids[i]);
+		CHECK(j < IDS && j != receiver && rm[j].member);
+		if (!((rl.filter_byte >> (j % 8)) & 1))
 			ids[k++] = ids[i];
 	}
 	if (rl.filter_byte & 0x80 && k < cap) { /* a repeat, or a stranger */
@@ -132,24 +174,33 @@ relay_output(uint32_t receiver, uint32_t tag, const uint8_t *d, size_t len,
              void *user)
 {
 	(void)user;
-	CHECK(receiver < IDS && rm[receiver].member && rm[receiver].tag == tag);
 	CHECK(len <= rl.cfg.dgram_max && len <= relay_room(receiver, tag, NULL));
+	receiver = idx(receiver);
+	CHECK(receiver < IDS && rm[receiver].member && rm[receiver].tag == tag);
 	CHECK(len >= SYNC_STATES_HDR && d[0] == SYNC_STATES);
 	CHECK(get32(d + 1) == rl.tick);
 	unsigned count = d[5];
 	CHECK(count >= 1);
 	size_t off = SYNC_STATES_HDR;
 	for (unsigned k = 0; k < count; k++) {
-		CHECK(off + SYNC_STATE_HDR <= len);
-		uint32_t id = get32(d + off), seq = get32(d + off + 4);
-		size_t l = get16(d + off + 8);
-		off += SYNC_STATE_HDR;
+		uint32_t wire, l;
+		size_t a = getvar(d + off, len - off, 5, UINT32_MAX, &wire), b;
+		CHECK(a > 0);
+		b = getvar(d + off + a, len - off - a, 3, 65535, &l);
+		CHECK(b > 0 && a + b <= SYNC_STATE_HDR_MAX);
+		off += a + b;
 		CHECK(off + l <= len);
+		uint32_t id = idx(wire);
 		CHECK(id < IDS && id != receiver && rm[id].member && rm[id].pending);
-		CHECK(rm[id].seq == seq && rm[id].len == l);
+		CHECK(rm[id].len == l);
 		CHECK(l == 0 || memcmp(rm[id].data, d + off, l) == 0);
 		CHECK(!rm[id].seen_by[receiver]);
 		rm[id].seen_by[receiver] = 1;
+		/* its number, the tick, is newer than the last one from id */
+		CHECK(!rm[id].had_tick[receiver] ||
+		      (int32_t)(rl.tick - rm[id].last_tick[receiver]) > 0);
+		rm[id].had_tick[receiver] = 1;
+		rm[id].last_tick[receiver] = rl.tick;
 		off += l;
 	}
 	CHECK(off == len);
@@ -166,7 +217,8 @@ relay_ops(struct in *in)
 	sync_relay_config_default(c);
 	c->members_max = 1 + byte(in) % 8;
 	c->dgram_max = 40 + byte(in) * 4;
-	c->entry_max = c->dgram_max - 16 - byte(in) % 20;
+	c->entry_max = c->dgram_max - SYNC_STATES_HDR - SYNC_STATE_HDR_MAX -
+	               byte(in) % 20;
 	unsigned g = byte(in);
 	c->cell = (g & 3) ? (g & 3) * 10.0 : 0;
 	c->radius = (g >> 2) & 3;
@@ -184,7 +236,7 @@ relay_ops(struct in *in)
 		switch (op & 7) {
 		case 0: {
 			uint32_t tag = byte(in) & 3;
-			rc = sync_relay_add(r, id, tag);
+			rc = sync_relay_add(r, wid[id], tag);
 			if (m->member) {
 				CHECK(rc == 0);
 				if (tag != m->tag)
@@ -194,7 +246,15 @@ relay_ops(struct in *in)
 				CHECK(rc == SYNC_EFULL);
 			} else {
 				CHECK(rc == 0);
+				/* what receivers got from it stays: a member that
+				 * comes back is numbered on (the tick) */
+				uint8_t had[IDS];
+				uint32_t last[IDS];
+				memcpy(had, m->had_tick, sizeof had);
+				memcpy(last, m->last_tick, sizeof last);
 				memset(m, 0, sizeof *m);
+				memcpy(m->had_tick, had, sizeof had);
+				memcpy(m->last_tick, last, sizeof last);
 				m->member = 1;
 				m->tag = tag;
 				nmembers++;
@@ -202,7 +262,7 @@ relay_ops(struct in *in)
 			break;
 		}
 		case 1:
-			rc = sync_relay_remove(r, id);
+			rc = sync_relay_remove(r, wid[id]);
 			CHECK(rc == (m->member ? 0 : SYNC_ENOMEMBER));
 			if (m->member)
 				nmembers--;
@@ -219,7 +279,7 @@ relay_ops(struct in *in)
 			memset(data, 0x33, len);
 			memcpy(data, in->p + in->i, take);
 			in->i += take;
-			rc = sync_relay_put(r, id, seq, data, len);
+			rc = sync_relay_put(r, wid[id], seq, data, len);
 			if (!m->member)
 				CHECK(rc == SYNC_ENOMEMBER);
 			else if (len > c->entry_max)
@@ -241,7 +301,7 @@ relay_ops(struct in *in)
 			           (double)(int8_t)bx * 3.7;
 			double y = by == 0x80 ? NAN : by == 0x81 ? -INFINITY :
 			           (double)(int8_t)by * 2.9;
-			rc = sync_relay_position(r, id, x, y);
+			rc = sync_relay_position(r, wid[id], x, y);
 			if (!m->member)
 				CHECK(rc == SYNC_ENOMEMBER);
 			else if (!isfinite(x) || !isfinite(y))
@@ -253,7 +313,7 @@ relay_ops(struct in *in)
 			break;
 		}
 		case 4:
-			rc = sync_relay_unposition(r, id);
+			rc = sync_relay_unposition(r, wid[id]);
 			CHECK(rc == (m->member ? 0 : SYNC_ENOMEMBER));
 			m->has_pos = 0;
 			break;

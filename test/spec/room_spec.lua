@@ -8,7 +8,7 @@ local sync = require "moongate.sync"
 local function login(srv, name, transport, opts)
 	local cl = T.connect(srv, transport or "udp", json.encode({ v = 1, name = name }), opts)
 	local m = cl:wait_op("login")
-	cl.id = m.id
+	cl.id, cl.cookie = m.id, m.cookie
 	return cl
 end
 
@@ -146,6 +146,7 @@ end)
 -- ---- state sync and frame sync ------------------------------------------------
 
 local slow_relay = [[ return { tick_rate = 2, sync = "state" } ]]
+local relay20 = [[ return { tick_rate = 20, sync = "state" } ]]
 local lockstep = [[ return { tick_rate = 20, sync = "frame", history = 256 } ]]
 local short = [[ return { tick_rate = 20, sync = "frame", history = 4,
 	snapshot = function(room, p) return "snap for " .. p.name end } ]]
@@ -155,10 +156,10 @@ describe("sync", function()
 	lazy_setup(function()
 		srv = T.start_server{
 			services = { "login", "room" },
-			inline = { slow_relay = slow_relay, lockstep = lockstep, short = short },
+			inline = { slow_relay = slow_relay, relay20 = relay20, lockstep = lockstep, short = short },
 			config = {
 				session = { timeout_ms = 300, heartbeat_ms = 100, resume_grace_ms = 10000 },
-				settings = { room = { modes = { slow_relay = "slow_relay",
+				settings = { room = { modes = { slow_relay = "slow_relay", relay20 = "relay20",
 					lockstep = "lockstep", short = "short" } } },
 			},
 		}
@@ -223,6 +224,49 @@ describe("sync", function()
 			-- (2 when a tick fell inside the burst)
 			assert(#got[cl] <= 6, "expected at most 6 states, got " .. #got[cl])
 		end
+	end)
+
+	-- issue 16: a cookie login is a new session whose datagrams are
+	-- numbered from 1 again; what the other members get from that member
+	-- must still be newer than anything they got from it before
+	it("keeps a member's states newer across a cookie login on a new session", function()
+		local cls = room_of("relay20", { "ka", "kb" })
+		local a, b = cls[1], cls[2]
+		local last -- the newest entry b got from a
+		local function newest_is(want)
+			return function()
+				for _, d in ipairs(b.datagrams) do
+					if not d.seen then
+						d.seen = true
+						local tick, entries = sync.decode_states(d.data)
+						assert(tick, entries)
+						for _, e in ipairs(entries) do
+							assert.are.equal(a.id, e.id)
+							assert(not last or e.seq > last.seq, ("%q (seq %d) after %q (seq %d): "
+								.. "not newer"):format(e.data, e.seq, last and last.data or "", last and last.seq or 0))
+							last = e
+						end
+					end
+				end
+				return last and last.data == want
+			end
+		end
+		for k = 1, 5 do
+			assert(a:send_unreliable("first " .. k))
+		end
+		T.wait(newest_is("first 5"), 5000, a, b)
+		-- a's app closes (its seat is held) and logs in again with its cookie
+		a:close()
+		a:wait_close()
+		local a2 = T.connect(srv, "udp", json.encode{ v = 1, cookie = a.cookie })
+		assert.are.equal(a.id, a2:wait_op("login").id)
+		assert.is_true(a2:wait_op("joined").rejoined)
+		for k = 1, 2 do
+			assert(a2:send_unreliable("second " .. k))
+		end
+		T.wait(newest_is("second 2"), 5000, a2, b)
+		a2:close()
+		b:close()
 	end)
 
 	it("sends every frame to every member in order, and a resumed member catches up", function()

@@ -1005,6 +1005,108 @@ TEST(heartbeat_rtt_and_clock_offset)
 	world_free();
 }
 
+/* Send a 32-byte datagram every 50 ms for ms (the server echoes it: traffic
+ * both ways), or stay idle (period 0). */
+static void
+traffic_ms(struct client *c, uint32_t ms, uint32_t period)
+{
+	uint8_t m[32] = { 0 };
+	for (uint32_t i = 0; i < ms; i++) {
+		if (period && i % period == 0)
+			session_send_unreliable(c->s, m, sizeof m, client_now(c));
+		step();
+	}
+}
+
+static void
+pings_of(struct client *c, uint64_t *cli, uint64_t *srv, uint64_t *pongs)
+{
+	struct session_stats st;
+	session_stats(c->s, &st);
+	*cli = st.pings;
+	*pongs = st.pongs;
+	session_t *s = gate_session(W.g, session_id(c->s));
+	*srv = 0;
+	if (s) {
+		session_stats(s, &st);
+		*srv = st.pings;
+	}
+}
+
+/* While datagrams flow both ways each side pings every busy_heartbeat_ms
+ * (5 s), not every heartbeat_ms (1 s); idle, every heartbeat_ms again, the
+ * first within heartbeat_ms of the traffic's end; timeouts still fire. */
+TEST(heartbeat_stretches_while_traffic_flows)
+{
+	world_init(NULL);
+	struct simnet_conf nc = { .delay_min = 10, .delay_max = 10 };
+	struct client *c = add_client(&nc, NULL, "x", 4);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint64_t c0, s0, p0, c1, s1, p1;
+	traffic_ms(c, 2000, 50);
+	pings_of(c, &c0, &s0, &p0);
+	traffic_ms(c, 20000, 50);
+	pings_of(c, &c1, &s1, &p1);
+	if (tu_verbose)
+		printf("busy 20 s: client %llu pings (%llu pongs), server %llu\n",
+		       (unsigned long long)(c1 - c0), (unsigned long long)(p1 - p0),
+		       (unsigned long long)(s1 - s0));
+	CHECK(c1 - c0 >= 3 && c1 - c0 <= 5);   /* one per 5 s, not 20 */
+	CHECK(s1 - s0 >= 3 && s1 - s0 <= 5);
+	CHECK(p1 - p0 >= 3);                    /* the RTT stays fresh */
+	struct session_stats st;
+	session_stats(c->s, &st);
+	CHECK(st.srtt_ms > 18 && st.srtt_ms < 24);
+
+	/* traffic stops: a ping within heartbeat_ms (plus the flight) */
+	traffic_ms(c, 1030, 0);
+	pings_of(c, &c0, &s0, &p0);
+	CHECK(c0 > c1 && s0 > s1);
+	/* idle: one a second, as without the stretch */
+	traffic_ms(c, 10000, 0);
+	pings_of(c, &c1, &s1, &p1);
+	CHECK(c1 - c0 >= 9 && c1 - c0 <= 11);
+	CHECK(s1 - s0 >= 9 && s1 - s0 <= 11);
+
+	/* busy again, then the client goes deaf and dumb: its datagrams are
+	 * lost; the server hears nothing and times out timeout_ms after the
+	 * last packet it got, as always */
+	traffic_ms(c, 3000, 50);
+	c->mute_up = 1;
+	uint32_t t0 = W.t;
+	uint8_t m[32] = { 0 };
+	uint32_t i = 0;
+	while (!W.srv_close && i++ < 12000) {
+		if (i % 50 == 0)
+			session_send_unreliable(c->s, m, sizeof m, client_now(c));
+		step();
+	}
+	CHECK_EQ(W.srv_close, 1);
+	CHECK_EQ(W.srv_close_code, SESSION_CLOSE_TIMEOUT);
+	CHECK(W.t - t0 >= 9900 && W.t - t0 <= 10100);
+	world_free();
+}
+
+/* busy_heartbeat_ms 0 (or not above heartbeat_ms): one ping a second with
+ * traffic too */
+TEST(heartbeat_not_stretched_when_off)
+{
+	struct session_config sc;
+	session_config_default(&sc);
+	sc.busy_heartbeat_ms = 0;
+	world_init(&sc);
+	struct client *c = add_client(NULL, &sc, "x", 5);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	uint64_t c0, s0, p0, c1, s1, p1;
+	traffic_ms(c, 1000, 50);
+	pings_of(c, &c0, &s0, &p0);
+	traffic_ms(c, 10000, 50);
+	pings_of(c, &c1, &s1, &p1);
+	CHECK(c1 - c0 >= 9 && c1 - c0 <= 11);
+	CHECK(s1 - s0 >= 9 && s1 - s0 <= 11);
+	world_free();
+}
+
 TEST(silent_client_times_out)
 {
 	struct session_config sc;
@@ -2791,6 +2893,8 @@ static const struct tu_test tests[] = {
 	TU(echo_exactly_once_in_order),
 	TU(unreliable_newest_wins),
 	TU(heartbeat_rtt_and_clock_offset),
+	TU(heartbeat_stretches_while_traffic_flows),
+	TU(heartbeat_not_stretched_when_off),
 	TU(silent_client_times_out),
 	TU(watermark_closes_with_backpressure),
 	TU(close_delivers_pending_data_then_reason),

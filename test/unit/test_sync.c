@@ -29,6 +29,25 @@ get16(const uint8_t *p)
 	return (uint16_t)(p[0] | p[1] << 8);
 }
 
+/* A varint (LEB128) of at most max bytes at p[0..n), its value at most
+ * lim, with no needless last byte 0 (one encoding per value): the bytes
+ * taken, or 0. */
+static size_t
+getvar(const uint8_t *p, size_t n, size_t max, uint32_t lim, uint32_t *v)
+{
+	uint64_t x = 0;
+	for (size_t i = 0; i < n && i < max; i++) {
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			if ((i > 0 && p[i] == 0) || x > lim)
+				return 0;
+			*v = (uint32_t)x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
 static void
 hexdump(const char *what, const uint8_t *p, size_t n)
 {
@@ -87,18 +106,21 @@ sink_output(uint32_t receiver, uint32_t tag, const uint8_t *d, size_t len,
 	uint32_t tick = get32(d + 1);
 	size_t off = SYNC_STATES_HDR;
 	for (int k = 0; k < d[5]; k++) {
-		if (len - off < SYNC_STATE_HDR || len - off - SYNC_STATE_HDR < get16(d + off + 8)) {
+		uint32_t id, n;
+		size_t a = getvar(d + off, len - off, 5, UINT32_MAX, &id), b;
+		if (!a || !(b = getvar(d + off + a, len - off - a, 3, 65535, &n)) ||
+		    len - off - a - b < n) {
 			s->bad++;
 			return 0;
 		}
 		struct got *g = &s->g[s->n < MAXGOT ? s->n++ : MAXGOT - 1];
 		g->receiver = receiver;
 		g->tick = tick;
-		g->id = get32(d + off);
-		g->seq = get32(d + off + 4);
-		g->len = get16(d + off + 8);
-		memcpy(g->data, d + off + SYNC_STATE_HDR, g->len < 64 ? g->len : 64);
-		off += SYNC_STATE_HDR + g->len;
+		g->id = id;
+		g->seq = tick; /* a state's number is its bundle's tick */
+		g->len = (uint16_t)n;
+		memcpy(g->data, d + off + a + b, g->len < 64 ? g->len : 64);
+		off += a + b + n;
 	}
 	if (off != len)
 		s->bad++;
@@ -176,9 +198,9 @@ TEST(relay_newest_wins)
 	}
 	CHECK_EQ(sync_relay_flush(r, &io), 2); /* one datagram each for 2 and 3 */
 	CHECK_EQ(s->bad, 0);
-	uint32_t seq = 0;
+	uint32_t seq = 99;
 	CHECK_EQ(got(s, 2, 1, &seq), 1);
-	CHECK_EQ(seq, 5);
+	CHECK_EQ(seq, 0); /* the tick */
 	CHECK_EQ(got(s, 3, 1, &seq), 1);
 	CHECK_EQ(got(s, 1, 1, NULL), 0); /* never its own */
 	CHECK(s->n == 2 && !memcmp(s->g[0].data, "state 5", 7) && s->g[0].len == 7);
@@ -190,7 +212,7 @@ TEST(relay_newest_wins)
 	CHECK_EQ(st.superseded, 4);
 	CHECK_EQ(st.relayed, 2);
 	CHECK_EQ(st.datagrams, 2);
-	CHECK_EQ(st.bytes, 2 * (SYNC_STATES_HDR + SYNC_STATE_HDR + 7));
+	CHECK_EQ(st.bytes, 2 * (SYNC_STATES_HDR + 2 + 7)); /* id 1, len 7: 2 B */
 	CHECK_EQ(st.tick, 1);
 	CHECK_EQ(st.members, 3);
 
@@ -240,6 +262,45 @@ TEST(relay_stale_refused)
 	sync_relay_release(r);
 }
 
+/* issue 16: a member that comes back on a new session (a cookie login)
+ * puts from seq 1 again; what the others receive from it must still be
+ * newer than anything they got from it, and so after a remove and add. */
+TEST(relay_order_across_sessions)
+{
+	sync_relay_t *r = relay(256, 0, 1);
+	struct sink *s = sink_new();
+	struct sync_relay_io io = sink_io(s);
+	REQUIRE(r);
+	sync_relay_add(r, 1, 100);
+	sync_relay_add(r, 2, 200);
+	uint32_t last = 0, seq = 0;
+	for (uint32_t q = 1; q <= 3; q++) {
+		CHECK_EQ(put(r, 1, 1000 + q, "old session"), 0);
+		sync_relay_flush(r, &io);
+		CHECK_EQ(got(s, 2, 1, &seq), (int)q);
+		CHECK(q == 1 || (int32_t)(seq - last) > 0);
+		last = seq;
+	}
+	sync_relay_flush(r, &io); /* an empty tick */
+	/* the new session counts its datagrams from 1 */
+	CHECK_EQ(sync_relay_add(r, 1, 101), 0);
+	CHECK_EQ(put(r, 1, 1, "new session"), 0);
+	sync_relay_flush(r, &io);
+	CHECK_EQ(got(s, 2, 1, &seq), 4);
+	CHECK((int32_t)(seq - last) > 0);
+	last = seq;
+	/* removed and added again (a leave and a join of the same room) */
+	CHECK_EQ(sync_relay_remove(r, 1), 0);
+	CHECK_EQ(sync_relay_add(r, 1, 102), 0);
+	CHECK_EQ(put(r, 1, 1, "joined again"), 0);
+	sync_relay_flush(r, &io);
+	CHECK_EQ(got(s, 2, 1, &seq), 5);
+	CHECK((int32_t)(seq - last) > 0);
+	CHECK_EQ(s->bad, 0);
+	sink_free(s);
+	sync_relay_release(r);
+}
+
 TEST(relay_wraparound_seq)
 {
 	sync_relay_t *r = relay(256, 0, 1);
@@ -262,11 +323,11 @@ TEST(relay_too_big)
 {
 	struct sync_relay_config c;
 	sync_relay_config_default(&c);
-	CHECK_EQ(c.entry_max, 1171 - 16);
+	CHECK_EQ(c.entry_max, 1171 - 14);
 	c.entry_max = 8;
-	c.dgram_max = 8 + 15; /* one short of holding an entry */
+	c.dgram_max = 8 + 13; /* one short of the largest entry header */
 	CHECK(sync_relay_create(&c) == NULL);
-	c.dgram_max = 8 + 16;
+	c.dgram_max = 8 + 14;
 	sync_relay_t *r = sync_relay_create(&c);
 	REQUIRE(r);
 	sync_relay_add(r, 1, 0);
@@ -446,7 +507,8 @@ TEST(relay_split)
 	for (uint32_t id = 1; id <= 10; id++) {
 		sync_relay_add(r, id, 0);
 		memset(d, 'a' + (int)id, sizeof d);
-		/* 30 bytes: 40 per entry, 2 in a datagram of 100 (6 + 80) */
+		/* 30 bytes: 32 per entry (id and len 1 B each), 2 in a
+		 * datagram of 100 (6 + 64; 3 would be 102) */
 		CHECK_EQ(sync_relay_put(r, id, 1, d, 30), 0);
 	}
 	s->skip = 10; /* offline: gets nothing */
@@ -462,7 +524,7 @@ TEST(relay_split)
 	for (int i = 0; i < s->n; i++)
 		CHECK(s->g[i].len == 30 && s->g[i].data[0] == 'a' + (int)s->g[i].id);
 
-	/* a receiver with less room: one per datagram (6 + 40 <= 50) */
+	/* a receiver with less room: one per datagram (6 + 32 <= 50 < 6 + 64) */
 	s->skip = 0;
 	s->n = s->dgrams = 0;
 	s->room = 50;
@@ -472,7 +534,7 @@ TEST(relay_split)
 	CHECK_EQ(s->n, 2 + 2 + 2 + 7 * 3);
 	/* a room that holds no entry of this size: skipped, counted */
 	s->n = 0;
-	s->room = 40;
+	s->room = 37; /* 6 + 32 > 37 */
 	sync_relay_put(r, 1, 3, d, 30);
 	sync_relay_put(r, 2, 3, d, 5);
 	CHECK_EQ(sync_relay_flush(r, &io), 9);
@@ -486,7 +548,9 @@ TEST(relay_split)
 	sync_relay_release(r);
 }
 
-/* 300 members: one receiver gets 299 states, 255 in the first datagram */
+/* 300 members: one receiver gets 299 states, 255 in the first datagram.
+ * Ids 2^21 and up: 4-byte varints, so every entry is 5 bytes. */
+#define BIG(i) (0x200000u + (i) * 7919u)
 TEST(relay_split_count)
 {
 	struct sync_relay_config c;
@@ -499,17 +563,17 @@ TEST(relay_split_count)
 	struct sync_relay_io io = sink_io(s);
 	REQUIRE(r);
 	for (uint32_t id = 1; id <= 300; id++) {
-		CHECK_EQ(sync_relay_add(r, id * 7919, 0), 0);
-		CHECK_EQ(sync_relay_put(r, id * 7919, id, "", 0), 0);
+		CHECK_EQ(sync_relay_add(r, BIG(id), 0), 0);
+		CHECK_EQ(sync_relay_put(r, BIG(id), id, "", 0), 0);
 	}
 	CHECK_EQ(sync_relay_add(r, 1, 0), SYNC_EFULL);
 	CHECK_EQ(sync_relay_flush(r, &io), 600);
 	CHECK_EQ(s->bad, 0);
 	CHECK_EQ(s->n, 300 * 299);
-	CHECK_EQ(s->max_len, SYNC_STATES_HDR + 255 * SYNC_STATE_HDR);
+	CHECK_EQ(s->max_len, SYNC_STATES_HDR + 255 * 5);
 	int ok = 1;
 	for (uint32_t id = 1; id <= 300 && ok; id++)
-		ok = got(s, 7919, id * 7919, NULL) == (id == 1 ? 0 : 1);
+		ok = got(s, BIG(1), BIG(id), NULL) == (id == 1 ? 0 : 1);
 	CHECK(ok);
 	sink_free(s);
 	sync_relay_release(r);
@@ -529,20 +593,23 @@ capture(uint32_t receiver, uint32_t tag, const uint8_t *d, size_t len,
 
 TEST(state_vector)
 {
-	/* tick 7; member 0x01020304 puts seq 0x0a0b0c0d "hi"; 2 receives */
+	/* tick 7; member 5 puts "hi" and member 300 "abc" (any seq); member
+	 * 2 receives both in one bundle */
 	sync_relay_t *r = relay(256, 0, 1);
 	uint8_t out[256] = { 0 };
 	struct sync_relay_io io = { NULL, NULL, capture, out };
 	REQUIRE(r);
-	sync_relay_add(r, 0x01020304, 0);
+	sync_relay_add(r, 5, 0);
+	sync_relay_add(r, 300, 0);
 	sync_relay_add(r, 2, 0);
 	for (int i = 0; i < 7; i++)
 		sync_relay_flush(r, &io);
-	sync_relay_put(r, 0x01020304, 0x0a0b0c0d, "hi", 2);
-	CHECK_EQ(sync_relay_flush(r, &io), 1);
+	sync_relay_put(r, 5, 0x0a0b0c0d, "hi", 2);
+	sync_relay_put(r, 300, 1, "abc", 3);
+	CHECK_EQ(sync_relay_flush(r, &io), 3); /* 5, 300, then 2's: the last */
 	uint8_t want[64];
-	size_t n = tu_unhex("53 07 00 00 00 01 04 03 02 01 0d 0c 0b 0a 02 00"
-	                    "68 69", want, sizeof want);
+	size_t n = tu_unhex("53 07 00 00 00 02 05 02 68 69 ac 02 03 61 62 63",
+	                    want, sizeof want);
 	REQUIRE_EQ(out[0], n);
 	CHECK_MEM(out + 1, want, n);
 	hexdump("state bundle", out + 1, out[0]);
@@ -850,6 +917,7 @@ TEST(frame_send_and_catch_up)
 static const struct tu_test tests[] = {
 	TU(relay_newest_wins),
 	TU(relay_stale_refused),
+	TU(relay_order_across_sessions),
 	TU(relay_wraparound_seq),
 	TU(relay_too_big),
 	TU(relay_members_max),
