@@ -59,7 +59,16 @@ return {
 		budget_ms = 50,        -- a callback running longer is reported in the log
 		timers_max = 1000000,  -- timers pending at once
 		watch_ms = 0,          -- > 0: reload changed service files, looked for this often
+		queue_max = 256,       -- events of a session waiting behind its callback that waits
+		waits_max = 100000,    -- callbacks waiting at once (sleep, redis, http)
 	},
+
+	-- moongate.redis (docs/LUA_API.md): none by default; with a url the
+	-- login service keeps players and revocations there (docs/SERVICES.md).
+	-- redis = { url = "redis://127.0.0.1:6379/0", timeout_ms = 2000 },
+
+	-- moongate.http: outbound requests (a game's backend)
+	http = { timeout_ms = 5000, max_size = 1048576, queue_max = 1000 },
 
 	log = {
 		level = "info",  -- error, warn, info or debug
