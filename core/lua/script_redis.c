@@ -40,11 +40,13 @@ struct lredis {
 	int sub_ref;            /* a subscriber's function, or LUA_NOREF */
 };
 
-/* A pipeline in flight: the results so far, in the registry. */
+/* A pipeline in flight: the results so far, in the registry. A userdata
+ * held by a registry ref while in flight (so the runtime's close frees one
+ * whose replies never came). */
 struct batch {
 	uint64_t wid;
 	int n, got;
-	int vals_ref, errs_ref;
+	int vals_ref, errs_ref, self_ref;
 };
 
 static void
@@ -110,7 +112,7 @@ on_reply(void *user, uint64_t arg, const redisReply *rep, const char *err)
 		luaL_unref(L, LUA_REGISTRYINDEX, b->vals_ref);
 		luaL_unref(L, LUA_REGISTRYINDEX, b->errs_ref);
 		uint64_t wid = b->wid;
-		free(b);
+		luaL_unref(L, LUA_REGISTRYINDEX, b->self_ref); /* b may go now */
 		script_task_wake(sc, wid, 2);
 		return;
 	}
@@ -274,11 +276,9 @@ l_pipeline(lua_State *L)
 		lua_pop(L, 1);
 	}
 	uint64_t wid = script_task_wait(L, "redis:pipeline");
-	struct batch *b = calloc(1, sizeof *b);
-	if (!b) {
-		script_task_unwait(L);
-		return luaL_error(L, "redis:pipeline: out of memory");
-	}
+	struct batch *b = lua_newuserdata(L, sizeof *b);
+	memset(b, 0, sizeof *b);
+	b->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	b->wid = wid;
 	b->n = n;
 	lua_createtable(L, n, 0);
@@ -319,7 +319,7 @@ l_pipeline(lua_State *L)
 				script_task_unwait(L);
 				luaL_unref(L, LUA_REGISTRYINDEX, b->vals_ref);
 				luaL_unref(L, LUA_REGISTRYINDEX, b->errs_ref);
-				free(b);
+				luaL_unref(L, LUA_REGISTRYINDEX, b->self_ref);
 				lua_pushnil(L);
 				lua_pushstring(L, err);
 				return 2;
