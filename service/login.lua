@@ -396,6 +396,13 @@ function M.save(p)
 	return save_record(cfg, p, M.record_ttl(p, cfg))
 end
 
+-- The Redis key prefix when players live in Redis (the room service keeps
+-- its directory beside them), or nil.
+function M.store_prefix()
+	local cfg = config()
+	return cfg.redis and cfg.prefix or nil
+end
+
 -- How long p's record lives in Redis from now, s: a connected player's
 -- cookie_ttl_s (a bound for a crash that never ran close), a closed
 -- one's keep_s, or longer while its seat is held.

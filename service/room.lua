@@ -77,6 +77,67 @@ local function wall_ms()
 	return math.floor(moongate.time() * 1000)
 end
 
+-- ---- the room directory in Redis ---------------------------------------------
+-- When the login service keeps players in Redis (login.store_prefix()),
+-- each room is there too: prefix .. "room:" .. ID, a hash of mode,
+-- capacity, members, meta (JSON) and token, written when the room opens
+-- and when its members change, deleted when it closes. It expires
+-- 2 x hold_ms after its last write, and a live room writes it again every
+-- hold_ms / 2, so the room of a crashed process goes when the seats held
+-- in it would. Room ids then come from INCR prefix .. "room_id": unique
+-- across restarts (and processes). Never fatal: an error is logged.
+local redis = require "moongate.redis"
+
+local function store_prefix()
+	local login = package.loaded.login
+	return login and login.store_prefix and login.store_prefix() or nil
+end
+
+local function dir_write(room)
+	local prefix = store_prefix()
+	if not prefix or room.closed then
+		return
+	end
+	local key = prefix .. "room:" .. room.id
+	local ok, err = pcall(function()
+		local _, errs = redis.connect():pipeline({
+			{ "HSET", key, "mode", room.mode, "capacity", room.capacity,
+				"members", room.n, "meta", json.encode(room.meta), "token", room.token },
+			{ "PEXPIRE", key, 2 * (moongate.settings("room").hold_ms or 60000) } })
+		return errs and (errs[1] or errs[2])
+	end)
+	if not ok or err then
+		moongate.warn("room %d: directory not written in Redis: %s", room.id, tostring(err))
+	end
+end
+
+local function dir_drop(room)
+	local prefix = store_prefix()
+	if prefix then
+		pcall(function() redis.connect():call("DEL", prefix .. "room:" .. room.id) end)
+	end
+end
+
+-- A room id: Redis's counter when the directory is there, else this
+-- process's (never one of its live rooms).
+local function new_id()
+	local prefix = store_prefix()
+	if prefix then
+		local ok, id = pcall(function()
+			return redis.connect():call("INCR", prefix .. "room_id")
+		end)
+		if ok and type(id) == "number" then
+			S.next_id = math.max(S.next_id, id)
+			return id
+		end
+	end
+	S.next_id = S.next_id + 1
+	while S.rooms[S.next_id] do
+		S.next_id = S.next_id + 1
+	end
+	return S.next_id
+end
+
 -- What a player's record says of its seat (player.held_seat).
 local function seat_record(room, p, hold_until)
 	return { room = room.id, token = room.token, seat = p.seat, mode = room.mode,
@@ -293,11 +354,10 @@ function M.create(mode, opts)
 		end
 		S.next_id = math.max(S.next_id, id)
 	else
-		S.next_id = S.next_id + 1
-		while S.rooms[S.next_id] do
-			S.next_id = S.next_id + 1
+		id = new_id()
+		if S.rooms[id] then -- a held room made again meanwhile took it
+			return nil, "room id " .. id .. " taken: try again"
 		end
-		id = S.next_id
 	end
 	local room = setmetatable({ id = id, mode = mode, logic = logic,
 		-- tells this room from one with the same id before a restart
@@ -320,6 +380,15 @@ function M.create(mode, opts)
 		end
 	end)
 	moongate.info({ room = room.id, event = "room_open" }, "room %d (%s) created, capacity %d, %d Hz", room.id, mode, capacity, rate)
+	dir_write(room)
+	if store_prefix() and not S.dir_timer then
+		-- keeps the directory's entries of live rooms from expiring
+		S.dir_timer = moongate.every(math.max(1000, math.floor(config().hold_ms / 2)), function()
+			for _, r in pairs(S.rooms) do
+				dir_write(r)
+			end
+		end)
+	end
 	return room
 end
 
@@ -335,6 +404,7 @@ function M.close_room(room, reason)
 	call(room, "dispose")
 	S.rooms[room.id] = nil
 	S.nrooms = S.nrooms - 1
+	dir_drop(room)
 	moongate.info({ room = room.id, event = "room_close" }, "room %d (%s) closed: %s", room.id, room.mode, reason)
 end
 
@@ -386,6 +456,7 @@ function M.join(player, room, meta, opts)
 	call(room, "join", player)
 	player.held_seat = seat_record(room, player)
 	save(player)
+	dir_write(room)
 	return room
 end
 
@@ -448,6 +519,7 @@ function M.leave(player, reason)
 	if not player.logged_out then
 		save(player)
 	end
+	dir_write(room)
 	if room.n == 0 and not room.closed and not room.logic.keep_empty then -- (close_room sets closed first)
 		M.close_room(room, "empty")
 	end
