@@ -13,6 +13,11 @@
 #   BUILD=build COUNTS="3000 4000" bench/session_bench.sh
 #   BOT_PROCS=2 bench/session_bench.sh           # the bot over 2 processes
 #   BOT_PROCS=2 BOT_CPUS=0,1 bench/session_bench.sh  # ... worker i on CPU i
+#   PARTS="echo sat" SAT="default tcp" bench/session_bench.sh  # some parts only
+#
+# PARTS (default "echo sat load scale idle") picks the sections below; SAT
+# (default "default chacha manual_flush tcp") the saturated variants: tcp
+# is the default client over TCP (target >= 0.4 of the bare UDP echo).
 #
 # The server is pinned to CPU 0, the bot to CPU 1 (udp_echo pins itself
 # the same way); BOT_PROCS (1) is the bot's --procs: its clients spread
@@ -75,6 +80,15 @@ field() { grep -o " $1=[-0-9.]*" | head -1 | cut -d= -f2; }
 # url TRANSPORT PORT: the server's url, pinned to its key (as clients are)
 url() { echo "$1://127.0.0.1:$2?key=$SRV_KEY"; }
 
+PARTS=${PARTS:-"echo sat load scale idle"}
+SAT=${SAT:-"default chacha manual_flush tcp"}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+if part sat && ! part echo; then
+	echo "session_bench: PARTS with sat needs echo (its ratio's base)" >&2
+	exit 2
+fi
+
+if part echo; then
 echo "== 1. bare UDP echo (udp_echo pins server to CPU 0, client to CPU 1)"
 : >"$TMP/echo"
 for _ in $(seq "$RUNS"); do
@@ -84,27 +98,39 @@ ECHO=$(median rtt_per_s <"$TMP/echo")
 ECHO_CPU=$(median server_cpu <"$TMP/echo")
 ECHO_PER_CPU=$(awk -v r="$ECHO" -v c="$ECHO_CPU" 'BEGIN { printf "%.0f", r / c }')
 echo "MEDIAN udp_echo batch=32 rtt_per_s=$ECHO server_cpu=$ECHO_CPU rtt_per_server_cpu_s=$ECHO_PER_CPU"
+fi
 
-echo "== 2. saturated sessions: $CLIENTS_SAT clients, window $WINDOW, UDP, pinned"
+echo "== 2. saturated sessions: $CLIENTS_SAT clients, window $WINDOW, pinned"
 # variant NAME "BOT ARGS" "SERVER ARGS"
 sat() {
 	local name=$1 botargs=$2; shift 2
+	local tr=udp target=0.5
+	[ "$name" = tcp ] && tr=tcp && target=0.4
 	: >"$TMP/sat"
 	for _ in $(seq "$RUNS"); do
 		start_server "$@"
-		bot $((SAT_S + 40)) --server "$(url udp "$UDP_PORT")" \
+		local port=$UDP_PORT
+		[ "$tr" = tcp ] && port=$TCP_PORT
+		bot $((SAT_S + 40)) --server "$(url "$tr" "$port")" \
 			--clients "$CLIENTS_SAT" --window "$WINDOW" --seconds "$SAT_S" $botargs | tee -a "$TMP/sat"
 		stop_server
 	done
 	local per
 	per=$(median msgs_per_server_cpu_s <"$TMP/sat")
 	echo "MEDIAN sessions $name rtt_per_s=$(median rtt_per_s <"$TMP/sat") server_cpu=$(median server_cpu <"$TMP/sat") bot_cpu=$(median bot_cpu <"$TMP/sat") msgs_per_server_cpu_s=$per server_syscalls_per_msg=$(median server_syscalls_per_msg <"$TMP/sat") server_dgrams_per_msg=$(median server_dgrams_per_msg <"$TMP/sat")"
-	awk -v s="$per" -v e="$ECHO_PER_CPU" -v n="$name" 'BEGIN { printf "RATIO sessions %s / bare echo, per server CPU-second = %.2f (target >= 0.5)\n", n, s / e }'
+	awk -v s="$per" -v e="$ECHO_PER_CPU" -v n="$name" -v t="$target" 'BEGIN { printf "RATIO sessions %s / bare echo, per server CPU-second = %.2f (target >= %s)\n", n, s / e, t }'
 }
-sat default ""
-sat chacha "" --set session.aes=0
-sat manual_flush "--manual-flush 1"
+for v in $SAT; do
+	case $v in
+	default) part sat && sat default "" ;;
+	chacha) part sat && sat chacha "" --set session.aes=0 ;;
+	manual_flush) part sat && sat manual_flush "--manual-flush 1" ;;
+	tcp) part sat && sat tcp "" ;;
+	*) echo "session_bench: unknown SAT variant $v" >&2; exit 2 ;;
+	esac
+done
 
+if part load; then
 echo "== 3. 2000 sessions at 20 Hz for ${LOAD_S} s (targets: server_cpu <= 0.35, p99 < 5 ms, lost 0)"
 : >"$TMP/load"
 for _ in $(seq "$RUNS"); do
@@ -122,7 +148,9 @@ for _ in $(seq "$RUNS"); do
 	stop_server
 done
 echo "MEDIAN 2000@20Hz tcp server_cpu=$(median server_cpu <"$TMP/load") p99_ms=$(median p99_ms <"$TMP/load") bot_cpu=$(median bot_cpu <"$TMP/load") server_syscalls_per_msg=$(median server_syscalls_per_msg <"$TMP/load") lost_max=$(grep -o ' lost=[0-9]*' "$TMP/load" | cut -d= -f2 | sort -n | tail -1)"
+fi
 
+if part scale; then
 echo "== 3b. scaling at 20 Hz, UDP, ${SCALE_S} s each, net.udp_rcvbuf=net.udp_sndbuf=$BUF: largest count with p99 < 5 ms and lost 0"
 best=2000
 for n in $COUNTS; do
@@ -141,7 +169,9 @@ for n in $COUNTS; do
 	fi
 done
 echo "LARGEST at 20 Hz with p99 < 5 ms, lost 0: $best sessions (of: 2000 $COUNTS)"
+fi
 
+if part idle; then
 echo "== 4. memory per idle session (server VmRSS before and with N idle sessions)"
 for n in $IDLE; do
 	start_server
@@ -152,3 +182,5 @@ for n in $IDLE; do
 	b=$(echo "$line" | field server_rss_before_kb); a=$(echo "$line" | field server_rss_kb)
 	awk -v a="$a" -v b="$b" -v n="$n" 'BEGIN { printf "IDLE sessions=%d rss_before_kb=%d rss_kb=%d bytes_per_session=%.0f (target < 4096)\n", n, b, a, (a - b) * 1024 / n }'
 done
+fi
+
