@@ -45,6 +45,7 @@
 #include "log.h"
 #include "net.h"
 #include "script.h"
+#include "workers.h"
 #include "session.h"
 #include "wire.h"
 
@@ -70,6 +71,10 @@ struct server {
 	int64_t trim_mark;       /* queued bytes since the last trim, at most */
 	uint64_t trim_last;      /* when memory was last given back */
 	ev_timer trim;           /* a trim put off by the once-a-second rule */
+	/* a worker of `workers` (core/server/workers.h): its sockets, bound by
+	 * the supervisor, and where it says it serves; NULL: a lone process */
+	const struct workers_fds *wfds;
+	int worker, ready_fd;
 };
 
 static void
@@ -707,15 +712,24 @@ serve(struct server *sv, int lua)
 		struct config_listen *l = &sv->cfg.listen[i];
 		char err[256];
 		int port = 0;
-		if (net_listen(sv->net, l->transport, l->host, l->port, l->raw, &port,
-		               err, sizeof err) < 0) {
-			log_error("cannot listen on %s %s:%d: %s",
+		int rc = sv->wfds
+		         ? net_listen_fd(sv->net, l->transport, sv->wfds->fd[i], l->raw,
+		                         err, sizeof err)
+		         : net_listen(sv->net, l->transport, l->host, l->port, l->raw,
+		                      &port, err, sizeof err);
+		if (sv->wfds)
+			port = sv->wfds->port[i];
+		if (rc < 0) {
+			log_error("cannot listen on %s %s:%d: %s%s",
 			          l->transport == GATE_TCP ? "tcp" : "udp", l->host,
-			          l->port, err);
+			          l->port, err, strstr(err, "in use")
+			          ? " (another server on this port? two servers share a "
+			            "port only as the workers of one: `workers`)" : "");
 			return 1;
 		}
-		printf("moongate: listening %s %s %d\n", l->transport == GATE_TCP ?
-		       "tcp" : l->raw ? "raw" : "udp", l->host, port);
+		if (!sv->wfds)
+			printf("moongate: listening %s %s %d\n", l->transport == GATE_TCP ?
+			       "tcp" : l->raw ? "raw" : "udp", l->host, port);
 		log_info("listening %s %s:%d", l->transport == GATE_TCP ? "tcp" :
 		         l->raw ? "raw" : "udp", l->host, port);
 		if (l->transport != GATE_TCP)
@@ -725,11 +739,19 @@ serve(struct server *sv, int lua)
 		return 1;
 	char key[2 * WIRE_PUB + 1];
 	config_server_key(&sv->cfg, key);
-	printf("moongate: key %s\n", key);
 	log_info("server key %s (unpinned clients %s)", key,
 	         sv->cfg.gate.allow_unpinned ? "allowed" : "refused");
-	printf("moongate: ready\n");
-	fflush(stdout);
+	if (sv->wfds) { /* the supervisor says ready once every worker is */
+		unsigned char b = (unsigned char)sv->worker;
+		fflush(stdout);
+		if (write(sv->ready_fd, &b, 1) != 1)
+			log_error("worker %d: cannot tell the supervisor it is ready",
+			          sv->worker);
+	} else {
+		printf("moongate: key %s\n", key);
+		printf("moongate: ready\n");
+		fflush(stdout);
+	}
 
 	ev_run(sv->loop, 0);
 
@@ -786,6 +808,48 @@ print_key(int argc, char **argv, const char *prog)
 	config_server_key(&c, key);
 	printf("%s\n", key);
 	return 0;
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+static int sv_lua; /* the workers run the Lua services (not the C echo) */
+
+/* In the child: worker index of n serves on its sockets. */
+static int
+run_worker(int index, int n, const struct workers_fds *fds, int ready_fd,
+           void *user)
+{
+	struct server *sv = user;
+	sv->wfds = fds;
+	sv->worker = index;
+	sv->ready_fd = ready_fd;
+	sv->cfg.gate.worker = index;
+	sv->cfg.gate.workers = n;
+	/* a Unix admin console per worker: PATH.INDEX */
+	if (!strncmp(sv->cfg.admin, "unix:", 5)) {
+		size_t len = strlen(sv->cfg.admin);
+		if (len + 4 < sizeof sv->cfg.admin)
+			snprintf(sv->cfg.admin + len, sizeof sv->cfg.admin - len, ".%d", index);
+	}
+	log_set_worker(index);
+	return serve(sv, sv_lua);
+}
+
+/* In the supervisor: every worker serves. */
+static void
+workers_ready(const struct workers_fds *fds, void *user)
+{
+	struct server *sv = user;
+	for (int i = 0; i < sv->cfg.nlisten; i++) {
+		struct config_listen *l = &sv->cfg.listen[i];
+		printf("moongate: listening %s %s %d\n", l->transport == GATE_TCP ?
+		       "tcp" : l->raw ? "raw" : "udp", l->host, fds->port[i]);
+	}
+	char key[2 * WIRE_PUB + 1];
+	config_server_key(&sv->cfg, key);
+	printf("moongate: key %s\n", key);
+	printf("moongate: ready\n");
+	fflush(stdout);
 }
 
 int
@@ -902,6 +966,12 @@ main(int argc, char **argv)
 	if (config_secrets(&sv.cfg, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		return 1;
+	}
+	int nw = sv.cfg.workers == 0 ? workers_auto() : sv.cfg.workers;
+	if (nw > 1) {
+		sv_lua = lua;
+		log_info("workers: %d on the same ports", nw);
+		return workers_supervise(&sv.cfg, nw, run_worker, workers_ready, &sv);
 	}
 	return serve(&sv, lua);
 }

@@ -411,6 +411,8 @@ new_sid(gate_t *g)
 {
 	for (int i = 0; i < 64; i++) {
 		uint32_t sid = randombytes_random();
+		if (g->cfg.workers > 1) /* its worker in the low byte: steered here */
+			sid = (sid & ~0xffu) | (uint32_t)(g->cfg.worker & 0xff);
 		if (sid && !map_get(&g->by_sid, sid))
 			return sid;
 	}

@@ -58,6 +58,11 @@ struct gate_config {
 	struct {
 		uint8_t data, parity;    /* FEC on listener i's UDP paths (0: off) */
 	} fec[32];
+	int workers;                 /* > 1: this gate is worker `worker` of that
+	                                many (core/server/workers.h): every
+	                                session id it makes has `worker` as its
+	                                low byte, which steers its packets here */
+	int worker;
 };
 
 /* Bounds of a listener's FEC (and of what a client accepts in a WELCOME). */

@@ -2,6 +2,7 @@
  * config.c - see config.h.
  */
 #include "config.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,7 @@
 #include "log.h"
 
 /* ADDR: a string (max is its buffer's size), an admin console address */
-enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL };
+enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL, AUTOINT };
 
 struct key {
 	const char *name;
@@ -82,7 +83,8 @@ static const struct key keys[] = {
 	{ "net.dgram_max", INT, N(dgram_max), 64, 65535,
 	  "largest UDP datagram accepted; longer ones are dropped and counted" },
 	{ "net.backlog", INT, N(backlog), 1, 65535, "TCP listen backlog" },
-	{ "net.reuseport", INT, N(reuseport), 0, 1, "SO_REUSEPORT on listeners" },
+	{ "net.reuseport", INT, N(reuseport), 0, 1,
+	  "SO_REUSEPORT on a lone server's listeners: another process may then share its ports and half its traffic (0; `workers` shares them safely)" },
 	{ "net.frame_max", INT, N(frame_max), 64, 65535,
 	  "largest TCP frame; above it the connection closes (\"frame too large\")" },
 	{ "net.conn_buffer_max", INT, N(conn_buffer_max), 4096, 1 << 30,
@@ -141,6 +143,8 @@ static const struct key keys[] = {
 	  "admin console clients at once; one more is refused" },
 	{ "builtin_echo", INT, offsetof(struct config, builtin_echo), 0, 1,
 	  "1: the built-in C echo instead of the Lua services (benchmarks)" },
+	{ "workers", AUTOINT, offsetof(struct config, workers), 1, WORKERS_MAX,
+	  "worker processes on the same ports, packets steered to the one that owns the session (\"auto\": one per CPU)" },
 	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,
 	  "on SIGTERM/SIGINT, wait this long for sessions to close" },
 };
@@ -163,6 +167,7 @@ config_default(struct config *c)
 	c->log_burst = 5;
 	c->log_window_ms = 10000;
 	c->shutdown_ms = 2000;
+	c->workers = 1;
 	c->lua_budget_ms = 50;
 	c->lua_timers_max = 1000000;
 	c->lua_queue_max = 256;
@@ -209,6 +214,10 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 			memcpy(p, value, n + 1);
 			return 0;
 		}
+		if (k->kind == AUTOINT && !strcmp(value, "auto")) {
+			*(int *)p = 0;
+			return 0;
+		}
 		if (k->kind == RURL) {
 			struct redis_addr a;
 			size_t n = strlen(value);
@@ -235,8 +244,9 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		errno = 0;
 		long long v = strtoll(value, &end, 0);
 		if (errno || end == value || *end || v < k->min || v > k->max) {
-			snprintf(err, errlen, "%s: expected an integer in [%lld, %lld], "
-			         "got '%s'", key, k->min, k->max, value);
+			snprintf(err, errlen, "%s: expected an integer in [%lld, %lld]%s, "
+			         "got '%s'", key, k->min, k->max,
+			         k->kind == AUTOINT ? " or \"auto\"" : "", value);
 			return -1;
 		}
 		if (k->kind == I64)

@@ -39,6 +39,8 @@ struct config {
 	int log_burst;     /* rate limit: lines of one site per window (5) */
 	int log_window_ms; /* (10000) */
 	int shutdown_ms; /* on SIGTERM: wait this long for sessions to close */
+	int workers;     /* processes serving the listeners (1; 0: one per CPU,
+	                    "auto"): core/server/workers.h */
 	/* the Lua runtime (config.lua; core/lua/script.h) */
 	char services[CONFIG_SERVICES_MAX][64]; /* module names, in call order */
 	int nservices;

@@ -13,6 +13,13 @@ int log_level = LOG_INFO;
 int log_format = LOG_TEXT;
 int log_burst = 5;
 int log_window_ms = 10000;
+static int log_worker = -1; /* a worker's index: "w3 " before each message */
+
+void
+log_set_worker(int index)
+{
+	log_worker = index;
+}
 
 /* A rate-limited site: its window began at start; lines written in it,
  * lines left out, and the last message written (quoted in the summary). */
@@ -167,6 +174,11 @@ log_format_line(char *buf, size_t len, int level, const struct log_ctx *ctx,
 		puts_(&l, "\",\"level\":\"");
 		puts_(&l, lv);
 		puts_(&l, "\"");
+		if (log_worker >= 0) {
+			char w[16];
+			snprintf(w, sizeof w, "%d", log_worker);
+			put_key(&l, "worker", w);
+		}
 		if (ctx) {
 			if (ctx->event)
 				put_key(&l, "event", ctx->event);
@@ -196,6 +208,11 @@ log_format_line(char *buf, size_t len, int level, const struct log_ctx *ctx,
 	puts_(&l, " ");
 	puts_(&l, lv);
 	puts_(&l, " ");
+	if (log_worker >= 0) {
+		char w[16];
+		snprintf(w, sizeof w, "w%d ", log_worker);
+		puts_(&l, w);
+	}
 	puts_(&l, msg);
 	l.cap = len;
 	if (l.cut) {

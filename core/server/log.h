@@ -72,6 +72,9 @@ struct log_ctx {
 
 /* "error", "warn", "info", "debug" -> level, or -1. */
 int log_parse_level(const char *name);
+/* This process is worker index of `workers`: its lines say so ("w3 " in
+ * text, "worker":"3" in JSON). */
+void log_set_worker(int index);
 /* The name of a level ("error" .. "debug"). */
 const char *log_level_name(int level);
 

@@ -285,7 +285,10 @@ net_config_default(struct net_config *c)
 	c->tos = 0x10;
 	c->priority = -1;
 	c->backlog = 511;
-	c->reuseport = 1;
+	/* off: a second server on a port fails to start (EADDRINUSE) instead
+	 * of silently getting half the traffic; the workers of one server share
+	 * their ports through the supervisor's own reuseport group */
+	c->reuseport = 0;
 	c->frame_max = 2048;
 	c->conn_buffer_max = 1 << 20;
 	c->close_wait_ms = 2000;
@@ -447,6 +450,9 @@ sock_options(net_t *n, int fd, int family, int transport, char *err,
 	return 0;
 }
 
+static int add_listener(net_t *n, int transport, int fd, int raw, char *err,
+                        size_t errlen);
+
 /* host is a numeric IPv4 or IPv6 address; NULL, "" and "*" are 0.0.0.0.
  * Accepted TCP connections inherit the listener's buffer sizes and
  * priority. */
@@ -457,7 +463,6 @@ net_listen(net_t *n, int transport, const char *host, int port, int raw,
 	struct addrinfo hints, *ai = NULL;
 	struct sockaddr_storage a;
 	socklen_t alen = sizeof(a);
-	struct listener *l = NULL;
 	char ps[16];
 	int fd = -1, rc;
 
@@ -504,17 +509,37 @@ net_listen(net_t *n, int transport, const char *host, int port, int raw,
 		net_fail(err, errlen, "getsockname", errno);
 		goto out;
 	}
-	if (!(l = calloc(1, sizeof(*l))) ||
-	    (transport == NET_UDP && n->cfg.batch > 1 &&
-	     net_batch_init(&l->out, n->cfg.batch, n->cfg.dgram_max) < 0)) {
-		net_fail(err, errlen, "listener", ENOMEM);
-		goto out;
-	}
 	if (bound_port)
 		*bound_port = ntohs(a.ss_family == AF_INET6
 		                    ? ((struct sockaddr_in6 *)&a)->sin6_port
 		                    : ((struct sockaddr_in *)&a)->sin_port);
 	freeaddrinfo(ai);
+	ai = NULL;
+	rc = add_listener(n, transport, fd, raw, err, errlen);
+	if (rc < 0)
+		goto out;
+	return rc;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ai)
+		freeaddrinfo(ai);
+	return -1;
+}
+
+/* A listener on fd (bound, and listening for TCP): its index, or -1 with
+ * err (fd is left to the caller). */
+static int
+add_listener(net_t *n, int transport, int fd, int raw, char *err, size_t errlen)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+	if (!l || (transport == NET_UDP && n->cfg.batch > 1 &&
+	           net_batch_init(&l->out, n->cfg.batch, n->cfg.dgram_max) < 0)) {
+		if (l)
+			net_batch_free(&l->out);
+		free(l);
+		return net_fail(err, errlen, "listener", ENOMEM);
+	}
 	l->net = n;
 	l->index = n->nlis;
 	l->fd = fd;
@@ -531,14 +556,22 @@ net_listen(net_t *n, int transport, const char *host, int port, int raw,
 		l->poll.data = l;
 	}
 	return l->index;
-out:
-	if (l) {
-		net_batch_free(&l->out);
-		free(l);
+}
+
+/* net.h: a socket bound by someone else (a worker's, from the supervisor) */
+int
+net_listen_fd(net_t *n, int transport, int fd, int raw, char *err, size_t errlen)
+{
+	struct sockaddr_storage a;
+	socklen_t alen = sizeof(a);
+	if (n->nlis == NET_LISTENERS) {
+		snprintf(err, errlen, "too many listeners");
+		return -1;
 	}
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return -1;
+	if (getsockname(fd, (struct sockaddr *)&a, &alen) < 0)
+		return net_fail(err, errlen, "getsockname", errno);
+	if (sock_options(n, fd, a.ss_family, transport, err, errlen) < 0)
+		return -1;
+	return add_listener(n, transport, fd, raw, err, errlen);
 }
 

@@ -50,7 +50,8 @@ struct net_config {
 	int tos;            /* IP_TOS on UDP sockets (0x10 low delay; -1 leave) */
 	int priority;       /* SO_PRIORITY on every socket (-1 leave) */
 	int backlog;        /* listen backlog (511) */
-	int reuseport;      /* SO_REUSEPORT on listeners (1) */
+	int reuseport;      /* SO_REUSEPORT on listeners (0; workers share
+	                       ports without it: core/server/workers.h) */
 	int frame_max;      /* largest TCP frame in bytes (2048; <= 65535) */
 	int conn_buffer_max;/* bytes queued to one TCP connection before it is
 	                       closed with "backpressure" (1 MiB) */
@@ -101,6 +102,12 @@ void net_release(net_t *n);
  * index (0..255) and writes the bound port; -1 with err filled. */
 int net_listen(net_t *n, int transport, const char *host, int port, int raw,
                int *bound_port, char *err, size_t errlen);
+/* The same on a socket already bound (and listening, for TCP) by someone
+ * else: a worker's socket of the supervisor's reuseport group
+ * (core/server/workers.h); net's socket options are applied, SO_REUSEPORT
+ * aside. The listener's index, or -1 with err (fd stays the caller's). */
+int net_listen_fd(net_t *n, int transport, int fd, int raw, char *err,
+                  size_t errlen);
 
 /* Queue one packet to a peer: UDP goes out in the next sendmmsg batch (at
  * the latest before the loop blocks); TCP gets a frame header and is

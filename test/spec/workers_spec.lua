@@ -1,0 +1,163 @@
+-- workers = N (issue 17, first step): a supervisor and N worker processes
+-- on the same ports, every session packet steered by the kernel (the
+-- supervisor's reuseport group and its BPF program) to the worker that
+-- owns the session, whatever address it comes from; a worker killed is
+-- restarted and the others' players notice nothing; a lone server refuses
+-- a port another one holds. Run by ctest through busted.
+local T = require "moongate.test"
+
+local WHO = [[
+local moongate = require "moongate"
+local svc = {}
+function svc.message(session, data, reliable)
+	if data == "id" then
+		session:send(tostring(session:id()))
+	elseif data == "unknown" then
+		session:send(tostring(moongate.server_stats().gate.unknown_session))
+	elseif reliable then
+		session:send(data)
+	else
+		session:send_unreliable(data)
+	end
+	return true
+end
+return svc
+]]
+
+local function start(n)
+	return T.start_server{ services = { "who" }, inline = { who = WHO },
+		config = { workers = n, session = { resume_grace_ms = 0 } } }
+end
+
+-- Ask cl something; its answer.
+local function ask(cl, q, list)
+	local before = #cl.messages
+	assert(cl:send(q))
+	T.wait(function() return #cl.messages > before end, 5000, unpack(list or { cl }))
+	return cl.messages[before + 1]
+end
+
+local function worker_of(cl)
+	return tonumber(ask(cl, "id")) % 256
+end
+
+describe("workers", function()
+	after_each(function() T.stop_all() end)
+
+	it("steer every session's packets to its worker, across address changes", function()
+		local srv = start(2)
+		local cls = {}
+		for i = 1, 60 do
+			cls[i] = T.connect(srv, "udp", "c" .. i)
+		end
+		T.wait(function()
+			for _, cl in ipairs(cls) do
+				if not cl.opened then return false end
+			end
+			return true
+		end, 10000, unpack(cls))
+		local on = { [0] = {}, [1] = {} }
+		for _, cl in ipairs(cls) do
+			local w = worker_of(cl)
+			assert.is_truthy(on[w], "worker " .. w)
+			table.insert(on[w], cl)
+		end
+		assert.is_true(#on[0] > 0 and #on[1] > 0, ("%d and %d"):format(#on[0], #on[1]))
+		-- every client moves to a new local port (a NAT rebinding) twice,
+		-- echoing 10 messages on each address
+		local want = {}
+		for round = 1, 3 do
+			for i, cl in ipairs(cls) do
+				if round > 1 then assert(cl.c:rebind()) end
+				for k = 1, 10 do
+					local m = ("m%d.%d.%d"):format(i, round, k)
+					assert(cl:send(m))
+					want[cl] = (want[cl] or 0) + 1
+				end
+			end
+			T.wait(function()
+				for _, cl in ipairs(cls) do
+					local got = 0
+					for _, m in ipairs(cl.messages) do
+						if m:match("^m") then got = got + 1 end
+					end
+					if got < want[cl] then return false end
+				end
+				return true
+			end, 10000, unpack(cls))
+		end
+		for _, cl in ipairs(cls) do
+			assert.is_nil(cl.closed)
+		end
+		-- no packet reached a worker that did not know its session
+		for w = 0, 1 do
+			assert.are.equal("0", ask(on[w][1], "unknown", cls))
+		end
+	end)
+
+	it("restart a killed worker; the other worker's players notice nothing", function()
+		local srv = start(2)
+		local cls = {}
+		for i = 1, 32 do
+			cls[i] = T.connect(srv, "udp", "c" .. i)
+		end
+		T.wait(function()
+			for _, cl in ipairs(cls) do
+				if not cl.opened then return false end
+			end
+			return true
+		end, 10000, unpack(cls))
+		local on = { [0] = {}, [1] = {} }
+		for _, cl in ipairs(cls) do
+			table.insert(on[worker_of(cl)], cl)
+		end
+		assert.is_true(#on[0] > 0 and #on[1] > 0)
+		local pid = tonumber(srv:log():match("workers: worker 1 started, pid (%d+)"))
+		assert.is_number(pid)
+		T.kill(pid, 9)
+		srv:wait_log("workers: worker 1 %(pid " .. pid .. "%) killed by signal 9", 5000)
+		srv:wait_log("workers: worker 1 started, pid %d+", 5000)
+		-- the killed worker's players learn it (the stateless reset, code
+		-- 10) at their next packet; the other worker's still echo
+		for _, cl in ipairs(on[1]) do
+			cl:send("after")
+		end
+		T.wait(function()
+			for _, cl in ipairs(on[1]) do
+				if not cl.closed then return false end
+			end
+			return true
+		end, 10000, unpack(cls))
+		for _, cl in ipairs(on[1]) do
+			assert.are.equal(10, cl.closed.code)
+		end
+		for _, cl in ipairs(on[0]) do
+			assert.are.equal("still here", ask(cl, "still here", cls))
+			assert.is_nil(cl.closed)
+		end
+		-- new clients are served by both again
+		local seen = {}
+		local more = {}
+		for i = 1, 32 do -- all 32 on one worker: 2^-31
+			more[i] = T.connect(srv, "udp", "n" .. i)
+		end
+		T.wait(function()
+			for _, cl in ipairs(more) do
+				if not cl.opened then return false end
+			end
+			return true
+		end, 10000, unpack(more))
+		for _, cl in ipairs(more) do
+			seen[worker_of(cl)] = true
+		end
+		assert.is_true(seen[0] and seen[1])
+	end)
+
+	it("refuse to start a lone server on a port another one holds", function()
+		local srv = start(1)
+		local ok, err = pcall(T.start_server, { services = { "echo" }, transports = {},
+			args = { "--listen", "udp://127.0.0.1:" .. srv.udp } })
+		assert.is_false(ok)
+		assert.truthy(tostring(err):find("another server on this port", 1, true), tostring(err))
+	end)
+end)
