@@ -33,6 +33,8 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "frame.h"
 #include "gate.h"
 #include "kcp.h"
 #include "log.h"
@@ -71,6 +74,7 @@ struct server {
 	int64_t trim_mark;       /* queued bytes since the last trim, at most */
 	uint64_t trim_last;      /* when memory was last given back */
 	ev_timer trim;           /* a trim put off by the once-a-second rule */
+	ev_io chan;              /* workers: connections other workers pass */
 	/* a worker of `workers` (core/server/workers.h): its sockets, bound by
 	 * the supervisor, and where it says it serves; NULL: a lone process */
 	const struct workers_fds *wfds;
@@ -237,7 +241,98 @@ static void
 on_packet(const struct gate_path *from, uint8_t *pkt, size_t len, void *user)
 {
 	struct server *sv = user;
+	/* workers: a TCP connection whose first session packet belongs to
+	 * another worker's session (a resume, a move to TCP) goes to that
+	 * worker with its bytes; UDP needs nothing: the kernel steers it */
+	if (sv->wfds && from->transport == GATE_TCP && len >= 5 &&
+	    pkt[0] >= WIRE_KCP && pkt[0] <= WIRE_FEC && pkt[1] != sv->worker &&
+	    pkt[1] < sv->wfds->nworkers &&
+	    net_hand_off(sv->net, from->conn) == 0)
+		return;
 	gate_input(sv->gate, from, pkt, len, net_now(sv->net));
+}
+
+/* ---- TCP connections between workers ------------------------------------ */
+
+/* What goes with the descriptor: the listener, the peer, then the bytes. */
+struct handoff_hdr {
+	uint32_t listener;
+	uint32_t addrlen;
+	struct sockaddr_storage addr;
+};
+#define HANDOFF_MAX (sizeof(struct handoff_hdr) + 65536)
+
+/* net: a connection for worker bytes[1]'s session: pass it there. */
+static void
+on_handoff(int fd, int listener, const struct sockaddr *addr, socklen_t addrlen,
+           const uint8_t *bytes, size_t len, void *user)
+{
+	struct server *sv = user;
+	int w = bytes[FRAME_HEADER + 1];
+	struct handoff_hdr h = { (uint32_t)listener, (uint32_t)addrlen, { 0 } };
+	memcpy(&h.addr, addr, addrlen <= sizeof h.addr ? addrlen : sizeof h.addr);
+	struct iovec iov[2] = { { &h, sizeof h }, { (void *)bytes, len } };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = { 0 };
+	m.msg_iov = iov;
+	m.msg_iovlen = 2;
+	m.msg_control = u.buf;
+	m.msg_controllen = sizeof u.buf;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	if (sendmsg(sv->wfds->chan_wr[w], &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_warn("workers: a tcp connection for worker %d's session could not "
+		         "be passed (%s): closed, the client connects again",
+		         w, strerror(errno));
+	close(fd); /* the other worker has its own now */
+}
+
+/* Another worker passed a TCP connection: adopt it. */
+static void
+on_chan(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server *sv = w->data;
+	(void)loop;
+	(void)revents;
+	static uint8_t buf[HANDOFF_MAX];
+	for (int round = 0; round < 64; round++) {
+		union {
+			char b[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = { buf, sizeof buf };
+		struct msghdr m = { 0 };
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		m.msg_control = u.b;
+		m.msg_controllen = sizeof u.b;
+		ssize_t r = recvmsg(sv->wfds->chan_rd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (r < 0)
+			return; /* EAGAIN: all taken */
+		int fd = -1;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+		if (fd < 0 || (size_t)r < sizeof(struct handoff_hdr) ||
+		    (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+			log_warn("workers: a bad handoff message (%zd bytes) dropped", r);
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		struct handoff_hdr h;
+		memcpy(&h, buf, sizeof h);
+		int flags = fcntl(fd, F_GETFL);
+		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+		net_adopt_tcp(sv->net, (int)h.listener, fd, (struct sockaddr *)&h.addr,
+		              (socklen_t)h.addrlen, buf + sizeof h, (size_t)r - sizeof h);
+	}
 }
 
 static void
@@ -443,6 +538,8 @@ server_counters(struct script_counter *c, size_t max, void *user)
 	C("net", "tcp_backpressure", n.tcp_backpressure);
 	C("net", "tcp_dropped", n.tcp_dropped);
 	C("net", "tcp_hello_timeouts", n.tcp_hello_timeouts);
+	C("net", "tcp_handed_off", n.tcp_handed_off);
+	C("net", "tcp_adopted", n.tcp_adopted);
 	C("net", "accept_paused", n.accept_paused);
 	C("net", "max_conns", sv->cfg.net.max_conns);
 	if (sv->script) {
@@ -653,7 +750,8 @@ warn_buffers(struct server *sv)
 static int
 serve(struct server *sv, int lua)
 {
-	static const struct net_callbacks ncb = { on_packet, on_conn_lost, on_timer };
+	static const struct net_callbacks ncb = { on_packet, on_conn_lost, on_timer,
+	                                          on_handoff };
 	static const struct gate_callbacks gcb = { on_gate_output, on_gate_accept,
 	                                           on_gate_event, on_gate_close_conn,
 	                                           on_gate_bind_conn,
@@ -737,6 +835,11 @@ serve(struct server *sv, int lua)
 	}
 	if (start_admin(sv) < 0)
 		return 1;
+	if (sv->wfds) {
+		ev_io_init(&sv->chan, on_chan, sv->wfds->chan_rd, EV_READ);
+		sv->chan.data = sv;
+		ev_io_start(sv->loop, &sv->chan);
+	}
 	char key[2 * WIRE_PUB + 1];
 	config_server_key(&sv->cfg, key);
 	log_info("server key %s (unpinned clients %s)", key,

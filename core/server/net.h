@@ -84,6 +84,13 @@ struct net_callbacks {
 	void (*conn_lost)(uint32_t conn, const char *reason, void *user);
 	/* The timer set with net_timer is due. */
 	void (*timer)(uint64_t now, void *user);
+	/* net_hand_off was called from the packet callback: the connection is
+	 * out of net, its descriptor fd now the callee's (to pass to another
+	 * process, and close); bytes are what net had read from it and not
+	 * used, the frame that was being delivered first. May be NULL. */
+	void (*handoff)(int fd, int listener, const struct sockaddr *addr,
+	                socklen_t addrlen, const uint8_t *bytes, size_t len,
+	                void *user);
 };
 
 /* net_listen's transport: the values of a gate_path's */
@@ -102,6 +109,20 @@ void net_release(net_t *n);
  * index (0..255) and writes the bound port; -1 with err filled. */
 int net_listen(net_t *n, int transport, const char *host, int port, int raw,
                int *bound_port, char *err, size_t errlen);
+/* From inside the packet callback of a frame of TCP connection conn: hand
+ * the connection to another process (workers: its session lives in another
+ * worker). After the callback returns, net calls cb.handoff with the
+ * descriptor and the bytes from this frame on, and forgets the connection
+ * (no conn_lost). 0, or -1 when it cannot: the connection already carries a
+ * session here (net_bind) or has bytes queued to write, or no cb.handoff. */
+int net_hand_off(net_t *n, uint32_t conn);
+/* A TCP connection handed off by another process: on listener (its index
+ * here), its peer addr, the bytes the other had read and not used (frames
+ * delivered at once, then its socket is read). 0, or -1 (refused: logged,
+ * fd closed). */
+int net_adopt_tcp(net_t *n, int listener, int fd, const struct sockaddr *addr,
+                  socklen_t addrlen, const uint8_t *bytes, size_t len);
+
 /* The same on a socket already bound (and listening, for TCP) by someone
  * else: a worker's socket of the supervisor's reuseport group
  * (core/server/workers.h); net's socket options are applied, SO_REUSEPORT
@@ -213,6 +234,8 @@ struct net_stats {
 	uint64_t tcp_refused_addr; /* over max_conns_per_addr: reset at once */
 	uint64_t tcp_closing;    /* graceful closes under way (after net_close) */
 	uint64_t tcp_hello_timeouts; /* closed: no session within hello_timeout_ms */
+	uint64_t tcp_handed_off; /* connections passed to another worker */
+	uint64_t tcp_adopted;    /* connections taken from another worker */
 	/* What the kernel granted the last UDP listener (bytes usable, as the
 	 * config counts them); below udp_rcvbuf/udp_sndbuf when
 	 * net.core.rmem_max/wmem_max cap it. */

@@ -95,6 +95,8 @@ struct conn {
 	int eof;                 /* the peer's EOF has been read */
 	int pending;             /* its id is on net->pend */
 	const char *doom;        /* set: conn_lost(doom) at the next flush point */
+	int bound;               /* net_bind: it carries a session here */
+	int handoff;             /* net_hand_off from the packet callback */
 	int doom_rst;            /* close the doomed one with an RST */
 	struct gate_path path;   /* framed TCP */
 	uint64_t src;            /* framed TCP: its source in net->src */
@@ -179,8 +181,8 @@ void net_udp_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 void net_udp_poll_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* net_tcp.c */
-void net_tcp_open(net_t *n, struct listener *l, int fd,
-                  const struct sockaddr_storage *a, socklen_t alen);
+struct conn *net_tcp_open(net_t *n, struct listener *l, int fd,
+                          const struct sockaddr_storage *a, socklen_t alen);
 void net_tcp_send(net_t *n, uint32_t id, const uint8_t *pkt, size_t len);
 void net_tcp_flush(net_t *n, int report);
 /* Room for need more bytes at c->wbuf + c->wlen with at most limit bytes

@@ -122,9 +122,11 @@ net_conn_free(struct conn *c, int rst)
 	ev_io_stop(n->loop, &c->rio);
 	ev_io_stop(n->loop, &c->wio);
 	ev_timer_stop(n->loop, &c->tm);
-	if (rst || (n->cfg.close_rst && !stream))
-		net_set_linger0(c->fd);
-	close(c->fd);
+	if (c->fd >= 0) { /* -1: handed off, the descriptor is someone else's */
+		if (rst || (n->cfg.close_rst && !stream))
+			net_set_linger0(c->fd);
+		close(c->fd);
+	}
 	c->fd = -1;
 	if (c->state == CONN_OPEN) {
 		net_slot_give(n, c);
@@ -341,6 +343,17 @@ frames(struct conn *c, uint8_t *buf, size_t len, size_t *used)
 		n->st.tcp_frames_in++;
 		from = c->path;  /* a copy: the callback may close c */
 		n->cb.packet(&from, buf + off + FRAME_HEADER, flen, n->user);
+		if (c->handoff && c->state == CONN_OPEN && !c->doom) {
+			/* to another process, with this frame and what follows */
+			int fd = c->fd;
+			c->fd = -1;
+			n->st.tcp_handed_off++;
+			n->cb.handoff(fd, c->lis->index, &c->path.addr.sa, c->path.addrlen,
+			              buf + off, len - off, n->user);
+			net_conn_free(c, 0);
+			n->st.tcp_closed--; /* not closed: moved */
+			return 0;
+		}
 		if (c->state != CONN_OPEN || c->doom)
 			return 0;
 		off += (size_t)got;
@@ -376,6 +389,39 @@ net_conn_drain(struct conn *c)
 	}
 }
 
+/* r bytes just read into buf (c->rbuf + c->rlen, or net's read area):
+ * deliver the complete frames, keep a frame begun. 0: c is no longer open. */
+static int
+consume(struct conn *c, uint8_t *buf, size_t r)
+{
+	size_t used;
+	if (c->rbuf) {
+		c->rlen += r;
+		if (!frames(c, c->rbuf, c->rlen, &used))
+			return 0;
+		c->rlen -= used;
+		if (c->rlen == 0) {
+			free(c->rbuf);
+			c->rbuf = NULL;
+		} else if (used) {
+			memmove(c->rbuf, c->rbuf + used, c->rlen);
+		}
+	} else {
+		if (!frames(c, buf, r, &used))
+			return 0;
+		if (used < r) { /* a frame begun: keep it */
+			c->rbuf = malloc(c->rcap);
+			if (!c->rbuf) {
+				net_conn_lost(c, "out of memory", 1);
+				return 0;
+			}
+			c->rlen = r - used;
+			memcpy(c->rbuf, buf + used, c->rlen);
+		}
+	}
+	return 1;
+}
+
 static void
 conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -392,7 +438,6 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		net_t *n = c->net;
 		uint8_t *buf = c->rbuf ? c->rbuf + c->rlen : n->rarea;
 		size_t room = c->rbuf ? c->rcap - c->rlen : TCP_READ_AREA;
-		size_t used;
 		ssize_t r = read(c->fd, buf, room);
 		n->st.tcp_read_calls++;
 		if (r < 0 && errno == EINTR)
@@ -403,33 +448,49 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			net_conn_lost(c, r == 0 ? "eof" : net_errreason(errno), 0);
 			return;
 		}
-		if (c->rbuf) {
-			c->rlen += (size_t)r;
-			if (!frames(c, c->rbuf, c->rlen, &used))
-				return;
-			c->rlen -= used;
-			if (c->rlen == 0) {
-				free(c->rbuf);
-				c->rbuf = NULL;
-			} else if (used) {
-				memmove(c->rbuf, c->rbuf + used, c->rlen);
-			}
-		} else {
-			if (!frames(c, buf, (size_t)r, &used))
-				return;
-			if (used < (size_t)r) { /* a frame begun: keep it */
-				c->rbuf = malloc(c->rcap);
-				if (!c->rbuf) {
-					net_conn_lost(c, "out of memory", 1);
-					return;
-				}
-				c->rlen = (size_t)r - used;
-				memcpy(c->rbuf, buf + used, c->rlen);
-			}
-		}
+		if (!consume(c, buf, (size_t)r))
+			return;
 		if ((size_t)r < room)
 			return;  /* the socket is drained */
 	}
+}
+
+int
+net_hand_off(net_t *n, uint32_t id)
+{
+	struct conn *c = net_lookup(n, id);
+	if (!c || is_stream(c) || c->state != CONN_OPEN || c->bound ||
+	    c->wlen > c->whead || !n->cb.handoff)
+		return -1;
+	c->handoff = 1;
+	return 0;
+}
+
+int
+net_adopt_tcp(net_t *n, int listener, int fd, const struct sockaddr *addr,
+              socklen_t addrlen, const uint8_t *bytes, size_t len)
+{
+	struct sockaddr_storage a;
+	if (addrlen > sizeof a)
+		addrlen = sizeof a;
+	memset(&a, 0, sizeof a);
+	memcpy(&a, addr, addrlen);
+	if (listener < 0 || listener >= n->nlis || n->lis[listener]->transport != NET_TCP ||
+	    len > TCP_READ_AREA) {
+		log_warn("net: a handed-off tcp connection for listener %d (%zu bytes) "
+		         "refused: no such tcp listener here", listener, len);
+		close(fd);
+		return -1;
+	}
+	struct conn *c = net_tcp_open(n, n->lis[listener], fd, &a, addrlen);
+	if (!c)
+		return -1; /* refused and closed, logged */
+	n->st.tcp_adopted++;
+	if (len) {
+		memcpy(n->rarea, bytes, len);
+		consume(c, n->rarea, len);
+	}
+	return 0;
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -447,7 +508,7 @@ hello_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	net_conn_doom(c, "handshake timeout", 0);
 }
 
-void
+struct conn *
 net_tcp_open(net_t *n, struct listener *l, int fd,
              const struct sockaddr_storage *a, socklen_t alen)
 {
@@ -471,7 +532,7 @@ net_tcp_open(net_t *n, struct listener *l, int fd,
 		}
 		net_set_linger0(fd); /* an RST: no TIME_WAIT for a refusal */
 		close(fd);
-		return;
+		return NULL;
 	}
 	if (!(c = calloc(1, sizeof(*c))) || net_slot_take(n, c) < 0) {
 		const char *why = c ? "no free slot" : "out of memory";
@@ -483,7 +544,7 @@ net_tcp_open(net_t *n, struct listener *l, int fd,
 		         (unsigned long long)n->st.tcp_refused);
 		net_set_linger0(fd);
 		close(fd);
-		return;
+		return NULL;
 	}
 	c->src = src;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -514,14 +575,17 @@ net_tcp_open(net_t *n, struct listener *l, int fd,
 	}
 	n->open++;
 	n->st.tcp_accepted++;
+	return c;
 }
 
 void
 net_bind(net_t *n, uint32_t id)
 {
 	struct conn *c = net_lookup(n, id);
-	if (c && !is_stream(c) && c->state == CONN_OPEN)
+	if (c && !is_stream(c) && c->state == CONN_OPEN) {
 		ev_timer_stop(n->loop, &c->tm);
+		c->bound = 1;
+	}
 }
 
 /* ---- closing ------------------------------------------------------------ */

@@ -130,9 +130,11 @@ spawn(struct worker *ws, int index, int n, workers_run_fn *run, int ready_fd,
 	}
 	if (pid == 0) {
 		for (int k = 0; k < n; k++)
-			if (k != index)
+			if (k != index) {
 				for (int i = 0; i < ws[k].fds.n; i++)
 					close(ws[k].fds.fd[i]);
+				close(ws[k].fds.chan_rd);
+			}
 		close(ko->sfd);
 		close(ko->ready_rd);
 		sigprocmask(SIG_SETMASK, old, NULL);
@@ -187,6 +189,22 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 				return 1;
 			}
 		}
+	}
+	/* the channels: worker k reads chan[k][0]; the others write chan[k][1] */
+	int (*chan)[2] = calloc((size_t)n, sizeof *chan);
+	if (!chan)
+		return 1;
+	for (int k = 0; k < n; k++)
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+		               chan[k]) < 0) {
+			log_error("workers: socketpair: %s", strerror(errno));
+			return 1;
+		}
+	for (int k = 0; k < n; k++) {
+		ws[k].fds.chan_rd = chan[k][0];
+		ws[k].fds.nworkers = n;
+		for (int w = 0; w < n; w++)
+			ws[k].fds.chan_wr[w] = chan[w][1];
 	}
 	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) < 0) {
@@ -300,9 +318,13 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 			if (ws[k].pid == 0 && now >= ws[k].restart_at)
 				spawn(ws, k, n, run, ready[1], &old, &ko, user);
 	}
-	for (int k = 0; k < n; k++)
+	for (int k = 0; k < n; k++) {
 		for (int i = 0; i < ws[k].fds.n; i++)
 			close(ws[k].fds.fd[i]);
+		close(chan[k][0]);
+		close(chan[k][1]);
+	}
+	free(chan);
 	close(sfd);
 	close(ready[0]);
 	close(ready[1]);

@@ -36,6 +36,12 @@ struct workers_fds {
 	int fd[16];
 	int n;
 	int port[16];          /* the port each listener got */
+	/* Passing TCP connections between workers (SCM_RIGHTS over SOCK_SEQPACKET
+	 * Unix sockets, non-blocking): this worker reads chan_rd; it writes to
+	 * worker w on chan_wr[w]. */
+	int chan_rd;
+	int chan_wr[WORKERS_MAX];
+	int nworkers;
 };
 
 /* Run worker index (of n) on its sockets; ready_fd: write one byte there

@@ -106,7 +106,7 @@ no_packet(const struct gate_path *from, uint8_t *pkt, size_t len, void *user)
 static int
 setup(struct ctx *t, const char *addr_text, int max_clients)
 {
-	static const struct net_callbacks ncb = { no_packet, NULL, NULL };
+	static const struct net_callbacks ncb = { no_packet, NULL, NULL, NULL };
 	struct net_config nc;
 	struct admin_addr addr;
 	char err[256], text[256];

@@ -168,7 +168,7 @@ count_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 static int
 setup(struct ctx *t, const struct net_config *c)
 {
-	static const struct net_callbacks cb = { on_packet, on_lost, on_timer };
+	static const struct net_callbacks cb = { on_packet, on_lost, on_timer, NULL };
 	memset(t, 0, sizeof(*t));
 	t->close_in_packet = -1;
 	t->loop = ev_loop_new(EVFLAG_AUTO);
@@ -953,7 +953,7 @@ TEST(tcp_close_rst)
 	net_release(t.n);
 	c.close_rst = 0;
 	{
-		static const struct net_callbacks cb = { on_packet, on_lost, on_timer };
+		static const struct net_callbacks cb = { on_packet, on_lost, on_timer, NULL };
 		t.n = net_create(t.loop, &c, &cb, &t);
 	}
 	REQUIRE(t.n != NULL);

@@ -5,6 +5,8 @@
 -- restarted and the others' players notice nothing; a lone server refuses
 -- a port another one holds. Run by ctest through busted.
 local T = require "moongate.test"
+local ffi = require "ffi"
+ffi.cdef [[ int shutdown(int fd, int how); ]]
 
 local WHO = [[
 local moongate = require "moongate"
@@ -14,6 +16,9 @@ function svc.message(session, data, reliable)
 		session:send(tostring(session:id()))
 	elseif data == "unknown" then
 		session:send(tostring(moongate.server_stats().gate.unknown_session))
+	elseif data == "handoffs" then
+		local n = moongate.server_stats().net
+		session:send(n.tcp_handed_off .. " " .. n.tcp_adopted)
 	elseif reliable then
 		session:send(data)
 	else
@@ -24,9 +29,9 @@ end
 return svc
 ]]
 
-local function start(n)
+local function start(n, grace)
 	return T.start_server{ services = { "who" }, inline = { who = WHO },
-		config = { workers = n, session = { resume_grace_ms = 0 } } }
+		config = { workers = n, session = { resume_grace_ms = grace or 0 } } }
 end
 
 -- Ask cl something; its answer.
@@ -151,6 +156,58 @@ describe("workers", function()
 			seen[worker_of(cl)] = true
 		end
 		assert.is_true(seen[0] and seen[1])
+	end)
+
+	it("pass a TCP connection to the worker of its session: resumes over TCP", function()
+		local srv = start(2, 30000)
+		local cls = {}
+		for i = 1, 24 do
+			cls[i] = T.connect(srv, "tcp", "t" .. i, { reconnect_ms = 100 })
+		end
+		T.wait(function()
+			for _, cl in ipairs(cls) do
+				if not cl.opened then return false end
+			end
+			return true
+		end, 10000, unpack(cls))
+		local on = {}
+		for _, cl in ipairs(cls) do
+			on[cl] = worker_of(cl)
+		end
+		-- every client loses its connection: it reconnects (a new TCP
+		-- connection, which the kernel gives to either worker) and resumes
+		for round = 1, 2 do
+			for _, cl in ipairs(cls) do
+				assert.are.equal(0, ffi.C.shutdown(cl.c:fd(), 2))
+			end
+			T.wait(function()
+				for _, cl in ipairs(cls) do
+					local resumed = 0
+					for _, ev in ipairs(cl.events) do
+						if ev.type == "resume" then resumed = resumed + 1 end
+					end
+					if resumed < round then return false end
+				end
+				return true
+			end, 10000, unpack(cls))
+			for i, cl in ipairs(cls) do
+				assert.are.equal("r" .. round .. "." .. i, ask(cl, "r" .. round .. "." .. i, cls))
+				assert.are.equal(on[cl], worker_of(cl)) -- the same session, the same worker
+				assert.is_nil(cl.closed)
+			end
+		end
+		-- some of the new connections were passed between the workers
+		local passed, adopted = 0, 0
+		local seen = {}
+		for _, cl in ipairs(cls) do
+			if not seen[on[cl]] then
+				seen[on[cl]] = true
+				local h, a = ask(cl, "handoffs", cls):match("(%d+) (%d+)")
+				passed, adopted = passed + tonumber(h), adopted + tonumber(a)
+			end
+		end
+		assert.is_true(passed > 0, "no connection was passed")
+		assert.are.equal(passed, adopted)
 	end)
 
 	it("refuse to start a lone server on a port another one holds", function()
