@@ -88,6 +88,13 @@ send_any(lua_State *L, int unreliable)
 	const char *d = luaL_checklstring(L, 2, &n);
 	if (!s)
 		return 2;
+	if (unreliable && session_offline(s)) {
+		/* no path to send it on: dropped, and said so (a reliable
+		 * message waits for the resume instead) */
+		lua_pushnil(L);
+		lua_pushliteral(L, "offline");
+		return 2;
+	}
 	int rc = unreliable ? session_send_unreliable(s, d, n, sc->now)
 	                    : session_send(s, d, n, sc->now);
 	if (!unreliable)
