@@ -763,6 +763,8 @@ function M.message(session, data, reliable, seq)
 				reason = "not a JSON object: " .. tostring(err)
 			elseif op == nil then
 				reason = "a request needs an \"op\""
+			elseif type(op) ~= "string" then
+				reason = "\"op\" must be a string"
 			else
 				reason = ("unknown op %s (the room service's: rooms, create, join, leave%s)")
 					:format(json.encode(op), seated and "; this room's logic takes no messages" or "")
