@@ -10,7 +10,15 @@
 --   {"op":"join","mode":"arena"}            -> quick match: a free seat or a new room
 --   {"op":"leave"}                          -> {"op":"left","room":3,"reason":"left"}
 --   a failure                               -> {"op":"error","req":"join","reason":"room is full"}
+-- A request with a field of the wrong kind (a "room" that is not a
+-- number, a "meta" that is not an object...) gets an error too.
 -- Members hear {"op":"member","event":"join"|"leave"|"away"|"back","id":7,"name":"ann"}.
+-- Any other reliable message starting with "{" (a JSON object with an op
+-- the room does not know, or no op, or not JSON) from a player in no room
+-- is answered {"op":"error"[,"req":OP],"reason":...} and taken: a game
+-- service with JSON ops of its own for players outside rooms is listed
+-- before "room" in `services`. A seated player's goes to the room's
+-- logic (M.message), or gets that error when the logic has no message.
 -- Anything else a member sends goes to the room's logic (message), except:
 --   state-sync rooms: datagrams are states, relayed newest-wins each tick
 --     to the other members (moongate.relay: bundles "S...", moongate.sync);
@@ -21,7 +29,9 @@
 -- settings.room.hold_ms; logging in again with the cookie (service login)
 -- puts it back in the seat: {"op":"joined", ..., "rejoined":true}. A
 -- frame-sync member then catches up from the frame history (from the
--- "frame" of its hello, if it says), or gets {"op":"resync",...}.
+-- frame after the "frame" N its hello says it has, else from the first
+-- one it was not sent), or gets {"op":"resync",...}. joined's "frame" is
+-- the first frame the member receives next.
 --
 -- The seat a player holds is part of its login record (player.held_seat,
 -- saved by login.save): with Redis (service login's store) it survives a
@@ -247,10 +257,13 @@ function Room:position(player, x, y)
 	end
 end
 
+-- The logic's leave gets "kicked"; the player hears {"op":"left",
+-- "room":ID,"reason":"kicked"[,"detail":reason]}.
 function Room:kick(player, reason)
-	if player.room == self then
-		M.leave(player, reason or "kicked")
+	if player.room ~= self then
+		return nil, "not in this room"
 	end
+	return M.leave(player, "kicked", reason)
 end
 
 function Room:close(reason)
@@ -278,14 +291,16 @@ local function tell(room, event, p)
 	moongate.broadcast(list, msg)
 end
 
-local function joined_msg(room, p, rejoined)
+-- frame: the first frame the member receives next (frame sync; the
+-- current one by default, where a new member starts).
+local function joined_msg(room, p, rejoined, frame)
 	local members = {}
 	for _, q in ipairs(room:members()) do
 		members[#members + 1] = member_info(q)
 	end
 	return { op = "joined", room = room.id, mode = room.mode, seat = p.seat, id = p.id,
 		tick_rate = room.tick_rate, sync = room.sync, tick = room.tick,
-		frame = room.frames and room.frames:frame() or nil,
+		frame = room.frames and (frame or room.frames:frame()) or nil,
 		members = members, meta = room.meta, rejoined = rejoined or nil }
 end
 
@@ -492,8 +507,9 @@ function M.match(player, mode, meta)
 end
 
 -- Take a player out of its room (reason: "left", "expired", "kicked",
--- "logout", or the room's closing reason).
-function M.leave(player, reason)
+-- "logout", or the room's closing reason; detail: said to the player with
+-- it, as "detail" of its "left").
+function M.leave(player, reason, detail)
 	local room = player.room
 	if not room then
 		return nil, "not in a room"
@@ -512,7 +528,7 @@ function M.leave(player, reason)
 	end
 	player.room, player.away = nil, nil
 	player.held_seat = nil
-	send(player.session, { op = "left", room = room.id, reason = reason })
+	send(player.session, { op = "left", room = room.id, reason = reason, detail = detail })
 	tell(room, "leave", player)
 	call(room, "leave", player, reason)
 	player.seat = nil
@@ -615,6 +631,25 @@ local function restore_seat(session, p)
 	send(session, { op = "left", room = h.room, reason = err })
 end
 
+-- A member coming back to a frame-sync room: the first frame it gets,
+-- the one after the frame N its hello says it has ("frame": N, from 0 up
+-- to the last frame made), else the first one it was not sent. nil when
+-- that frame left the history: a resync follows, from the current frame.
+local function rejoin_frame(room, p, had)
+	local f = room.frames
+	local cur = f:frame()
+	local from
+	if type(had) == "number" and had % 1 == 0 and had >= 0 and had < cur then
+		from = had + 1
+	else
+		from = f:next(p.id) or cur
+	end
+	if from < cur and not f:get(from) then
+		return nil
+	end
+	return from
+end
+
 function M.connect(session, hello)
 	local p = session.player
 	if p and not p.room and p.held_seat then
@@ -625,9 +660,12 @@ function M.connect(session, hello)
 		return
 	end
 	-- a cookie login of a player whose seat is held: back in its seat
-	local h = json.decode(hello)
-	local from = type(h) == "table" and tonumber(h.frame) or nil
-	send(session, joined_msg(p.room, p, true))
+	local room, from = p.room, nil
+	if room.frames then
+		local h = json.decode(hello)
+		from = rejoin_frame(room, p, type(h) == "table" and h.frame or nil)
+	end
+	send(session, joined_msg(room, p, true, from))
 	back(p, session, from)
 end
 
@@ -676,8 +714,46 @@ end
 
 local requests = { rooms = true, create = true, join = true, leave = true, logout = true }
 
+-- What is wrong with a request's fields, or nil: each field absent or of
+-- its kind (a JSON null is of no kind: refused).
+local fields = {
+	rooms = { after = "number", mode = "string" },
+	create = { mode = "string", capacity = "number", meta = "table", params = "table" },
+	join = { room = "number", mode = "string", meta = "table" },
+}
+local kinds = { number = "a number", string = "a string", table = "an object" }
+
+local function malformed(m)
+	local want = fields[m.op]
+	if not want then
+		return nil
+	end
+	local names = {}
+	for k in pairs(want) do
+		names[#names + 1] = k
+	end
+	table.sort(names)
+	for _, k in ipairs(names) do
+		local v = m[k]
+		if v ~= nil and type(v) ~= want[k] then
+			return ("%s: \"%s\" must be %s"):format(m.op, k, kinds[want[k]])
+		end
+	end
+	if m.op == "create" and m.mode == nil then
+		return "create: \"mode\" is required"
+	elseif m.op == "join" and m.room == nil and m.mode == nil then
+		return "join: \"room\" (an id) or \"mode\" (quick match) is required"
+	end
+	return nil
+end
+
 local function handle(session, p, m)
 	local op = m.op
+	local bad = malformed(m)
+	if bad then
+		send(session, { op = "error", req = op, reason = bad })
+		return
+	end
 	if op == "rooms" then
 		-- at most list_max rooms per reply (a reply must fit a message):
 		-- those with an id above "after", of "mode" if given
@@ -723,7 +799,7 @@ local function handle(session, p, m)
 	elseif op == "join" and m.room == nil and m.mode ~= nil then
 		ok, err = M.match(p, m.mode, m.meta)
 	elseif op == "join" then
-		local room = S.rooms[tonumber(m.room) or -1]
+		local room = S.rooms[m.room]
 		if not room then
 			err = "no such room"
 		else
@@ -743,14 +819,33 @@ function M.message(session, data, reliable, seq)
 		return
 	end
 	local room = p.room
+	local seated = room and p.session == session
 	if reliable and data:byte(1) == 123 then -- '{': maybe a request
-		local m = json.decode(data)
+		local m, err = json.decode(data)
 		if type(m) == "table" and requests[m.op] then
 			handle(session, p, m)
 			return true
 		end
+		-- not one of ours: the logic's, if the player is seated and the
+		-- logic takes messages; else the client hears why nobody answers
+		if not seated or not room.logic.message then
+			local op = type(m) == "table" and m.op or nil
+			local reason
+			if type(m) ~= "table" then
+				reason = "not a JSON object: " .. tostring(err)
+			elseif op == nil then
+				reason = "a request needs an \"op\""
+			elseif type(op) ~= "string" then
+				reason = "\"op\" must be a string"
+			else
+				reason = ("unknown op %s (the room service's: rooms, create, join, leave%s)")
+					:format(json.encode(op), seated and "; this room's logic takes no messages" or "")
+			end
+			send(session, { op = "error", req = type(op) == "string" and op or nil, reason = reason })
+			return true
+		end
 	end
-	if not room or p.session ~= session then
+	if not seated then
 		return
 	end
 	if not reliable and room.relay then
@@ -768,7 +863,23 @@ function M.message(session, data, reliable, seq)
 	return true
 end
 
--- Console: rooms
+-- Console: rooms, room close
+moongate.command("room", "room close ID [reason]: close a room (its members leave with the reason)",
+	function(args)
+		local sub, id = args[1], tonumber(args[2] or "")
+		if sub ~= "close" or not id then
+			return nil, "usage: room close ID [reason]"
+		end
+		local room = S.rooms[id]
+		if not room then
+			return nil, "no room " .. args[2]
+		end
+		local reason = #args > 2 and table.concat(args, " ", 3) or "closed by an operator"
+		local n = room.n
+		M.close_room(room, reason)
+		return ("room %d closed: %s (%d members left)"):format(id, reason, n)
+	end)
+
 moongate.command("rooms", "rooms: one line per room: id mode members/capacity tick", function()
 	local out = {}
 	for _, r in pairs(S.rooms) do

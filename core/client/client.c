@@ -216,6 +216,8 @@ mgclient_now(void)
 const char *
 mgclient_strerror(int err)
 {
+	if (err == MGCLIENT_EOFFLINE) /* the client's own: no session code */
+		return "offline: datagram dropped";
 	return session_strerror(err);
 }
 
@@ -570,6 +572,10 @@ mgclient_send_unreliable(mgclient_t *c, const void *msg, size_t len)
 	if (c->ended)
 		return SESSION_ECLOSED;
 	int r = session_send_unreliable(c->s, msg, len, c->now);
+	/* offline, the session takes the datagram and drops it (it would be
+	 * stale by the time the server could read it): say so */
+	if (r == 0 && session_offline(c->s))
+		r = MGCLIENT_EOFFLINE;
 	settle(c);
 	return r;
 }

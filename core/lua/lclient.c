@@ -61,7 +61,8 @@
  * c:send_unreliable(str) -> true | nil, err
  *   err: "closed" (handshake not done, closing or closed), "too big",
  *   "backpressure" (the session is now closing), "out of memory", or
- *   mgclient_strerror's text.
+ *   mgclient_strerror's text; c:send_unreliable also "offline" (the
+ *   session is offline: the datagram was dropped, not queued).
  * c:close([code [, reason]])
  *   Graceful close (code 0, reason "closed" by default; application codes
  *   start at 100); the close event follows through poll. Idempotent.
@@ -278,6 +279,7 @@ send_result(lua_State *L, int r)
 	case MGCLIENT_ETOOBIG: lua_pushliteral(L, "too big"); break;
 	case MGCLIENT_EFULL: lua_pushliteral(L, "backpressure"); break;
 	case MGCLIENT_ENOMEM: lua_pushliteral(L, "out of memory"); break;
+	case MGCLIENT_EOFFLINE: lua_pushliteral(L, "offline"); break;
 	default: lua_pushstring(L, mgclient_strerror(r)); break;
 	}
 	return 2;

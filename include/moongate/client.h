@@ -218,6 +218,9 @@ enum mgclient_error {
 	MGCLIENT_EFULL = -3,   /* watermark passed: the session is now closing */
 	MGCLIENT_ENOMEM = -7,
 	MGCLIENT_EINVAL = -8,
+	MGCLIENT_EOFFLINE = -10, /* mgclient_send_unreliable: the session is
+	                            offline (MGCLIENT_OFFLINE until RESUME),
+	                            the datagram was dropped */
 };
 /* The text of an MGCLIENT_E* code (a static string). */
 MGCLIENT_API const char *mgclient_strerror(int err);
@@ -259,6 +262,11 @@ MGCLIENT_API int mgclient_send(mgclient_t *c, const void *msg, size_t len);
  * at the end of a frame; mgclient_poll does it too). 0, or
  * MGCLIENT_ECLOSED once the session ended. */
 MGCLIENT_API int mgclient_flush(mgclient_t *c);
+/* One datagram, outside the reliable stream (newest wins). 0 when it was
+ * sent; MGCLIENT_EOFFLINE when the session is offline and the datagram
+ * was dropped (not queued: it would be stale after the resume; the game
+ * sends its newest state again after MGCLIENT_RESUME); MGCLIENT_ECLOSED,
+ * MGCLIENT_ETOOBIG (above one packet). */
 MGCLIENT_API int mgclient_send_unreliable(mgclient_t *c, const void *msg,
                                           size_t len);
 /* Graceful close; MGCLIENT_CLOSE follows through poll. Offline, the

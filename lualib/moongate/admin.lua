@@ -10,13 +10,14 @@
 --   end)
 --
 -- A command returns its reply text, or nil and an error. Built in:
--- help, status, sessions, stats, reload. Services add their own (room:
--- rooms).
+-- help, status, sessions, close, stats, reload. Services add their own
+-- (room: rooms, room close).
 local M = {}
 
 local commands = {}
 local names = {}
 M.reply_max = 65536  -- bytes of one reply; longer ones are cut with a note
+M.CLOSE_CODE = 4000  -- the code `close ID` closes a session with
 
 local staged -- during a reload: the commands the new code registers
 
@@ -92,14 +93,57 @@ end)
 local ok, moongate = pcall(require, "moongate")
 if ok and moongate.in_server then
 	local loader = require "moongate.loader"
-	local started = moongate.time()
+	local loaded = moongate.time()
+
+	-- Clock ticks per second of /proc/self/stat (sysconf(_SC_CLK_TCK):
+	-- 100 on every Linux the kernel's USER_HZ fixed).
+	local function clk_tck()
+		local okf, ffi = pcall(require, "ffi")
+		if not okf then
+			return 100
+		end
+		pcall(ffi.cdef, "long sysconf(int name);")
+		local okc, hz = pcall(function() return tonumber(ffi.C.sysconf(2)) end) -- _SC_CLK_TCK
+		return okc and hz and hz > 0 and hz or 100
+	end
+
+	-- Seconds since the server process started: its start time in
+	-- /proc/self/stat (field 22, clock ticks since boot) against
+	-- /proc/uptime. This module is loaded late (the first console command,
+	-- or a service's moongate.command), so its own load time is only the
+	-- fallback without /proc.
+	local function uptime_s()
+		local f = io.open("/proc/self/stat", "r")
+		local stat = f and f:read("*a")
+		if f then f:close() end
+		local u = io.open("/proc/uptime", "r")
+		local up = u and u:read("*n")
+		if u then u:close() end
+		-- after the command name, which is in parentheses and may hold any
+		-- byte: fields 3 on
+		local rest = stat and stat:match(".*%) (.*)$")
+		if rest and up then
+			local i, start = 3, nil
+			for w in rest:gmatch("%S+") do
+				if i == 22 then
+					start = tonumber(w)
+					break
+				end
+				i = i + 1
+			end
+			if start then
+				return math.max(0, up - start / clk_tck())
+			end
+		end
+		return moongate.time() - loaded
+	end
 
 	M.command("status", "status: uptime, sessions, Lua counters, reloads", function()
 		local st = moongate.stats()
 		return string.format(
 			"uptime_s %d\nsessions %d\nlua_sessions %d\ntimers %d\ncallbacks %d\n" ..
 			"errors %d\nslow %d\nmemory_kb %d\nreloads %d\nreloads_refused %d",
-			moongate.time() - started, st.sessions, st.lua_sessions, st.timers,
+			uptime_s(), st.sessions, st.lua_sessions, st.timers,
 			st.callbacks, st.errors, st.slow, st.memory_kb, loader.reloads,
 			loader.refusals)
 	end)
@@ -117,6 +161,24 @@ if ok and moongate.in_server then
 			table.sort(out)
 			out[#out + 1] = #out .. " sessions"
 			return table.concat(out, "\n")
+		end)
+
+	M.command("close", "close ID [reason]: close a session (ID in hex, as sessions shows it; code 4000)",
+		function(args)
+			local id = args[1] and tonumber((args[1]:gsub("^0[xX]", "")), 16)
+			if not id then
+				return nil, "usage: close ID [reason] (ID in hex, as sessions shows it)"
+			end
+			local s = moongate.session(id)
+			if not s then
+				return nil, "no session " .. args[1]
+			end
+			local reason = #args > 1 and table.concat(args, " ", 2) or "closed by an operator"
+			local offline = s:offline()
+			s:close(M.CLOSE_CODE, reason)
+			return string.format("closing %08x: %d %s%s", id, M.CLOSE_CODE, reason,
+				offline and " (offline: it ends when its client comes back or its grace runs out)"
+				or "")
 		end)
 
 	-- stats [GROUP]: every counter of the server, "group.name value" a

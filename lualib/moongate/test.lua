@@ -40,9 +40,15 @@
 -- srv:write_service(name, source)    (re)writes TMPDIR/name.lua, the inline
 --                                    service's file, atomically (a rename)
 -- srv:log()                          its stderr so far
--- srv:wait_log(pattern, ms)          the first log line (from the start
---                                    of the log) matching the Lua pattern;
+-- srv:wait_log(pattern, [ms]) -> line  the first log line after the mark
+--                                    matching the Lua pattern that no
+--                                    earlier wait_log returned; steps every
+--                                    live test client while it waits;
 --                                    raises after ms (5000)
+-- srv:mark_log()                     from now on wait_log looks only at
+--                                    lines written after this call (the
+--                                    mark starts at the log's start, and
+--                                    again after srv:restart)
 -- srv:restart([sig], [ms]) -> status  kill -9 (or sig "TERM") and start
 --                                    again: same config, secrets, ports
 -- srv:stop([ms]) -> status, line     SIGTERM; after ms (10000) SIGKILL.
@@ -63,15 +69,36 @@
 --   cl.opened (boolean), cl.messages (strings), cl.datagrams ({data=,
 --   seq=}), cl.closed (nil or {code=, reason=, remote=}), cl.events (every
 --   event table, in order), cl.c (the moongate.client object).
---   cl:send(s), cl:send_unreliable(s), cl:close([code, reason]),
+--   cl:send(s), cl:send_unreliable(s) (nil, "offline" while the session
+--   is offline: the datagram was dropped), cl:close([code, reason]),
 --   cl:state(), cl:stats(), cl:release(), cl:step([ms]) -> events
---   cl:wait_open([ms]), cl:wait_message([ms]) -> the next unread message,
+--   cl:wait_open([ms]): the session opened. That is not a login: the
+--     login service refuses after open (the close event follows it), so
+--     with login wait for cl:wait_login()
+--   cl:wait_login([ms]) -> the {"op":"login"} message (raises with the
+--     close code and reason when the login was refused)
+--   cl:wait_message([ms]) -> the next unread message (reading is in
+--     order: cl.read counts the messages read before the first unread one)
+--   cl:wait_op(op, [ms]) -> the first unread message that is a JSON
+--     object with this "op", decoded; the messages it passes over stay
+--     unread, for the next wait_message or wait_op
 --   cl:wait_close([ms]) -> cl.closed, cl:wait(cond, [ms], what)
 -- T.wait(cond, [ms], cl...) -> cond's value: steps the clients until
 --   cond() returns a true value; raises after ms saying what was awaited.
 --   cond is called after every batch of events, and at least every 50 ms.
+--   To let time pass on the server without a sleep, wait on the clock:
+--   local t0 = T.now_ms(); T.wait(function() return T.now_ms() - t0 >= 2000 end, 3000, cl)
 -- T.now_ms() -> a monotonic clock in milliseconds
--- Default wait: 5000 ms.
+--
+-- Defaults a spec meets (docs/LUA_API.md, "require moongate.test"): every
+-- wait 5000 ms; ready_ms 10000; srv:admin 5000; srv:stop 10000, then
+-- SIGKILL. The server's own: session.timeout_ms 10000 (a silent client
+-- goes offline, or closes when resume is off), heartbeat_ms 1000,
+-- resume_grace_ms 30000 (offline this long, then closed "expired"; 0: no
+-- resume, so netem's cut closes the session), linger_ms 2000; login
+-- keep_s 600 and cookie_ttl_s 86400; room hold_ms 60000; handshake rate
+-- 10/s with a burst of 20 and per_ip_max 64 from one address (every test
+-- client comes from 127.0.0.1).
 --
 -- For other harness modules (moongate.netem uses them):
 -- T.spawn(argv, errlog) -> pid, fd   fork + execv argv[1]; stdout into
@@ -422,6 +449,9 @@ local start_keys = { services = true, service_path = true, inline = true,
 -- Start srv.argv and read its stdout until "moongate: ready" (ports, key,
 -- admin address): nil, or why it did not get there.
 local function launch(srv, ready_ms)
+	-- a new process writes a new log (spawn truncates it): wait_log
+	-- starts again from its first line
+	srv.log_mark, srv.log_taken = 0, {}
 	local ok, err = pcall(function()
 		srv.pid, srv.out = spawn(srv.argv, srv.log_path)
 	end)
@@ -608,22 +638,59 @@ function Server:log()
 	return read_file(self.log_path)
 end
 
+-- Lines written from now on are the only ones wait_log looks at: mark,
+-- then act, then wait for what the action logs.
+function Server:mark_log()
+	local log = self:log()
+	local last = 0 -- the end of the last whole line
+	while true do
+		local nl = log:find("\n", last + 1, true)
+		if not nl then
+			break
+		end
+		last = nl
+	end
+	self.log_mark = last
+	return last
+end
+
+-- The first whole line after the mark that matches and that no wait_log
+-- returned before (log_taken: the offsets of those), or nil.
+local function find_line(srv, pattern)
+	local log = srv:log()
+	local taken = srv.log_taken
+	local at = srv.log_mark + 1
+	while true do
+		local s, e, line = log:find("([^\n]*)\n", at)
+		if not s then
+			return nil
+		end
+		if not taken[s] and line:match(pattern) then
+			taken[s] = true
+			return line
+		end
+		at = e + 1
+	end
+end
+
 function Server:wait_log(pattern, ms)
 	ms = ms or DEFAULT_WAIT
 	local deadline = now_ms() + ms
 	while true do
-		for line in self:log():gmatch("[^\n]+") do
-			if line:match(pattern) then
-				return line
-			end
+		local line = find_line(self, pattern)
+		if line then
+			return line
 		end
 		local left = deadline - now_ms()
 		if left <= 0 or self.stopped then
 			error(("timed out after %d ms waiting for a server log line " ..
-				"matching %q\n--- server log (tail) ---\n%s"):format(
+				"matching %q (after the mark, not returned before)\n" ..
+				"--- server log (tail) ---\n%s"):format(
 				ms, pattern, tail(self:log(), 30)), 2)
 		end
-		poll_fds({}, math.min(left, 10))
+		-- the clients go on meanwhile: their sends, acks and the server's
+		-- answers are often what the awaited line is about
+		pump(math.min(left, 10))
 	end
 end
 
@@ -755,7 +822,7 @@ function T.connect(target, transport, hello, opts)
 		return nil, err
 	end
 	local cl = setmetatable({ c = c, url = url, opened = false, messages = {},
-		datagrams = {}, events = {}, read = 0 }, Client)
+		datagrams = {}, events = {}, read = 0, taken = {}, decoded = {} }, Client)
 	clients[#clients + 1] = cl
 	return cl
 end
@@ -892,11 +959,23 @@ function Client:wait_open(ms)
 	return r
 end
 
+-- Reading: self.read messages are read, then the first unread one;
+-- wait_op may take a message further on (self.taken[i]), which the
+-- next wait_message then passes over.
+local function take(self, i)
+	self.taken[i] = true
+	while self.taken[self.read + 1] do
+		self.taken[self.read + 1] = nil
+		self.read = self.read + 1
+	end
+end
+
 function Client:wait_message(ms)
 	local m = wait(function()
 		if self.read < #self.messages then
-			self.read = self.read + 1
-			return { self.messages[self.read] }
+			local i = self.read + 1
+			take(self, i)
+			return { self.messages[i] }
 		end
 		if self.closed then
 			error(("closed while waiting for message %d: %d %q"):format(
@@ -906,16 +985,33 @@ function Client:wait_message(ms)
 	return m[1]
 end
 
--- The next unread message that is a JSON object with this "op" (the
--- shipped services' messages, docs/SERVICES.md); others are skipped.
+-- Message i decoded when it is a JSON object, else false (kept: a long
+-- run of frames is not decoded again on every poll).
+local function decoded(self, i)
+	local t = self.decoded[i]
+	if t == nil then
+		local s = self.messages[i]
+		t = s:byte(1) == 123 and require("moongate.json").decode(s) -- '{'
+		if type(t) ~= "table" then
+			t = false
+		end
+		self.decoded[i] = t
+	end
+	return t
+end
+
+-- The first unread message that is a JSON object with this "op" (the
+-- shipped services' messages, docs/SERVICES.md), decoded. The messages
+-- before it stay unread: a later wait_message or wait_op gets them.
 function Client:wait_op(op, ms)
-	local json = require "moongate.json"
 	local m = wait(function()
-		while self.read < #self.messages do
-			self.read = self.read + 1
-			local t = json.decode(self.messages[self.read])
-			if type(t) == "table" and t.op == op then
-				return { t }
+		for i = self.read + 1, #self.messages do
+			if not self.taken[i] then
+				local t = decoded(self, i)
+				if t and t.op == op then
+					take(self, i)
+					return { t }
+				end
 			end
 		end
 		if self.closed then
@@ -923,6 +1019,29 @@ function Client:wait_op(op, ms)
 				self.closed.code, self.closed.reason), 4)
 		end
 	end, ms, "a message with op " .. op, { self }, 3)
+	return m[1]
+end
+
+-- The login service's {"op":"login"} (docs/SERVICES.md, "login"). The
+-- session opens before the login is decided: a refusal is a close after
+-- open, which this reports with its code and reason.
+function Client:wait_login(ms)
+	local m = wait(function()
+		for i = self.read + 1, #self.messages do
+			if not self.taken[i] then
+				local t = decoded(self, i)
+				if t and t.op == "login" then
+					take(self, i)
+					return { t }
+				end
+			end
+		end
+		if self.closed then
+			error(("login refused%s: %d %q"):format(
+				self.opened and " (after open)" or "", self.closed.code,
+				self.closed.reason), 4)
+		end
+	end, ms, "the login message", { self }, 3)
 	return m[1]
 end
 

@@ -203,3 +203,49 @@ describe("admin on a Unix socket", function()
 		assert.has_error(function() srv:admin("status", 500) end)
 	end)
 end)
+
+-- issue 16: an operator could not close a session from the console, and
+-- uptime_s counted from the first console command
+describe("console close and uptime", function()
+	local srv
+	lazy_setup(function()
+		srv = T.start_server{ services = { "counter" },
+			inline = { counter = counter("v1") }, admin = true }
+	end)
+	lazy_teardown(T.stop_all)
+
+	it("status counts uptime_s from the server's start, not from the first command", function()
+		-- no command yet; let 2 s pass on the clock (no sleep: a bounded wait)
+		local t0 = T.now_ms()
+		T.wait(function() return T.now_ms() - t0 >= 2100 end, 3000)
+		local ok, reply = srv:admin("status")
+		assert.is_true(ok, reply)
+		local up = tonumber(reply:match("^uptime_s (%d+)"))
+		assert.truthy(up and up >= 2 and up < 60, reply)
+	end)
+
+	it("closes a session by its id, with the reason, and says what went wrong", function()
+		local cl = assert(T.connect(srv, "udp"))
+		cl:wait_open()
+		local id = cl:wait_message():match("^id (%x+)$")
+		local other = assert(T.connect(srv, "tcp"))
+		other:wait_open()
+		local ok, reply = srv:admin("close " .. id .. " cheating, see ticket 7")
+		assert.is_true(ok, reply)
+		assert.equal("closing " .. id .. ": 4000 cheating, see ticket 7", reply)
+		assert.same({ code = 4000, reason = "cheating, see ticket 7", remote = true },
+			cl:wait_close())
+		-- the default reason; an id with 0x
+		local oid = other:wait_message():match("^id (%x+)$")
+		ok, reply = srv:admin("close 0x" .. oid)
+		assert.is_true(ok, reply)
+		assert.equal("closed by an operator", other:wait_close().reason)
+		-- no such session, no id
+		ok, reply = srv:admin("close " .. id)
+		assert.is_false(ok)
+		assert.equal("error: no session " .. id, reply)
+		ok, reply = srv:admin("close")
+		assert.is_false(ok)
+		assert.equal("error: usage: close ID [reason] (ID in hex, as sessions shows it)", reply)
+	end)
+end)

@@ -213,3 +213,52 @@ describe("handshake rate limit", function()
 		T.stop_all()
 	end)
 end)
+
+-- keep_s (docs/SERVICES.md, "login"): a player whose session closed is
+-- kept that long; a cookie login after it starts afresh (restored false,
+-- new data). Two servers, keep_s 1 and 600, the same steps: only the
+-- first forgets, so the second proves the data would have been kept.
+local keeper = [[
+local M = {}
+function M.message(s, data)
+	if data == "set" then s.player.data.x = 42; s:send("set") end
+	if data == "get" then s:send("x=" .. tostring(s.player.data.x)) end
+end
+return M
+]]
+
+describe("login keep_s", function()
+	lazy_teardown(T.stop_all)
+
+	it("a cookie login after keep_s gets restored = false and fresh data", function()
+		local short = T.start_server{ services = { "login", "keeper" }, inline = { keeper = keeper },
+			config = { settings = { login = { keep_s = 1 } } } }
+		local long = T.start_server{ services = { "login", "keeper" }, inline = { keeper = keeper },
+			config = { settings = { login = { keep_s = 600 } } } }
+		local cookies = {}
+		for _, srv in ipairs({ short, long }) do
+			local a = T.connect(srv, "udp", hello{ name = "kim" })
+			local m = a:wait_login()
+			assert.is_false(m.restored)
+			cookies[srv] = m.cookie
+			assert(a:send("set"))
+			assert.are.equal("set", a:wait_message())
+			a:close()
+			a:wait_close()
+		end
+		-- 2 s pass on the clock (the servers' too): past keep_s = 1
+		local t0 = T.now_ms()
+		T.wait(function() return T.now_ms() - t0 >= 2000 end, 3000)
+		local got = {}
+		for _, srv in ipairs({ short, long }) do
+			local a = T.connect(srv, "udp", hello{ cookie = cookies[srv] })
+			local m = a:wait_login()
+			assert(a:send("get"))
+			got[srv] = { m.restored, a:wait_message(), m.uid }
+			a:close()
+			a:wait_close()
+		end
+		assert.are.same({ false, "x=nil", "dev:kim" }, got[short])
+		assert.are.same({ true, "x=42", "dev:kim" }, got[long])
+	end)
+end)

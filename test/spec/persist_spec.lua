@@ -45,8 +45,7 @@ end
 
 local function login(srv, hello, transport)
 	local cl = T.connect(srv, transport or "udp", json.encode(hello))
-	cl:wait_open()
-	return cl, op(cl, "login")
+	return cl, cl:wait_login() -- (open is not a login: a refusal follows it)
 end
 
 describe("players that survive a restart", function()

@@ -238,6 +238,27 @@ describe("a session on a bad mobile network", function()
 		assert.equal(0, kinds(cl, "resume"))
 	end)
 
+	-- issue 16: send_unreliable said true while it dropped the datagram
+	it("says \"offline\" for a datagram sent while offline, which it drops, and sends again after the resume", function()
+		local srv, n = start(20000, 1000)
+		local cl = assert(T.connect(n, "udp", "", { reconnect_ms = 250 }))
+		cl:wait_open()
+		cl:wait_message() -- the service's "id N"
+		assert.is_true(cl:send_unreliable("before"))
+		n:blackhole(true)
+		cl:wait(function() return kinds(cl, "offline") == 1 end, 10000, "offline")
+		local out = cl:stats().dgrams_out
+		assert.are.same({ nil, "offline" }, { cl:send_unreliable("while offline") })
+		assert.are.equal(out, cl:stats().dgrams_out) -- not sent, not queued
+		-- misuse and size are still told first
+		assert.are.same({ nil, "too big" }, { cl:send_unreliable(("x"):rep(2000)) })
+		n:blackhole(false)
+		cl:wait(function() return kinds(cl, "resume") == 1 end, 10000, "resume")
+		assert.is_true(cl:send_unreliable("after"))
+		assert.are.equal(out + 1, cl:stats().dgrams_out)
+		assert.is_nil(srv:log():match("EVENT close"))
+	end)
+
 	it("ends with \"expired\" on both sides when the outage outlasts the grace", function()
 		local srv, n = start(2000, 1000)
 		local cl = assert(T.connect(url(n), nil, "", { reconnect_ms = 250 }))

@@ -7,7 +7,7 @@ local sync = require "moongate.sync"
 
 local function login(srv, name, transport, opts)
 	local cl = T.connect(srv, transport or "udp", json.encode({ v = 1, name = name }), opts)
-	local m = cl:wait_op("login")
+	local m = cl:wait_login() -- open is not a login: a refusal raises here
 	cl.id, cl.cookie = m.id, m.cookie
 	return cl
 end
