@@ -210,6 +210,64 @@ describe("workers", function()
 		assert.are.equal(passed, adopted)
 	end)
 
+	it("bring a killed worker's players back with their cookie and their data (Redis)", function()
+		local json = require "moongate.json"
+		local rd = T.start_redis()
+		local GAME = [[
+local json = require "moongate.json"
+local login = require "login"
+local svc = {}
+function svc.message(session, data, reliable)
+	local p = login.player(session)
+	if data == "id" then session:send(tostring(session:id())) return true end
+	if data:match("^keep ") then
+		p.data.v = data:sub(6)
+		assert(login.save(p))
+		session:send("kept")
+		return true
+	end
+	if data == "get" then session:send("v=" .. tostring(p.data.v)) return true end
+end
+return svc
+]]
+		local srv = T.start_server{ services = { "login", "game" }, inline = { game = GAME },
+			config = { workers = 2, redis = { url = rd.url } } }
+		local cls, logins = {}, {}
+		for i = 1, 24 do
+			cls[i] = T.connect(srv, "udp", json.encode({ v = 1, name = "p" .. i }))
+		end
+		for i, cl in ipairs(cls) do
+			logins[i] = cl:wait_login()
+			assert.are.equal("kept", ask(cl, "keep " .. i, cls))
+		end
+		local victims = {}
+		for i, cl in ipairs(cls) do
+			if worker_of(cl) == 0 then victims[#victims + 1] = i end
+		end
+		assert.is_true(#victims > 0)
+		local pid = tonumber(srv:log():match("workers: worker 0 started, pid (%d+)"))
+		T.kill(pid, 9)
+		srv:wait_log("workers: worker 0 started, pid %d+", 5000)
+		for _, i in ipairs(victims) do
+			cls[i]:send("get")
+		end
+		T.wait(function()
+			for _, i in ipairs(victims) do
+				if not cls[i].closed then return false end
+			end
+			return true
+		end, 10000, unpack(cls))
+		-- back with the cookie, on whichever worker: the same player, its data
+		for _, i in ipairs(victims) do
+			assert.are.equal(10, cls[i].closed.code)
+			local cl = T.connect(srv, "udp", json.encode({ v = 1, cookie = logins[i].cookie }))
+			local m = cl:wait_login()
+			assert.is_true(m.restored)
+			assert.are.equal(logins[i].id, m.id)
+			assert.are.equal("v=" .. i, ask(cl, "get"))
+		end
+	end)
+
 	it("refuse to start a lone server on a port another one holds", function()
 		local srv = start(1)
 		local ok, err = pcall(T.start_server, { services = { "echo" }, transports = {},
