@@ -412,6 +412,9 @@ server_counters(struct script_counter *c, size_t max, void *user)
 	C("gate", "budget_closed", g.budget_closed);
 	C("gate", "resets", g.resets);
 	C("gate", "resets_limited", g.resets_limited);
+	C("gate", "pending", g.pending);
+	C("gate", "refused_pending", g.pending_refused);
+	C("gate", "pending_timeouts", g.pending_timeouts);
 	C("net", "udp_in", n.udp_in);
 	C("net", "udp_out", n.udp_out);
 	C("net", "udp_in_bytes", n.udp_in_bytes);
