@@ -36,7 +36,14 @@ script_t *script_create(const struct config *c, gate_t *g, uint64_t now,
                         char *err, size_t errlen);
 void script_release(script_t *sc);
 
-/* The gate's accept callback: the services' handshake policy. */
+/* The gate's accept callback: the services' handshake policy, each
+ * service's handshake in a coroutine, in order. One that waits (sleep,
+ * redis, http) makes the answer GATE_PENDING under v->ticket; when the
+ * callbacks are done the runtime gives the verdict with gate_decide on its
+ * gate. With v->ticket 0 (the client cannot wait) a handshake that waits
+ * is dropped and the answer is GATE_PENDING all the same: the gate refuses
+ * and says why. An error, at once or after a wait, refuses ("server
+ * error"). */
 void script_accept(script_t *sc, const struct gate_path *from,
                    const uint8_t *hello, size_t len, struct gate_verdict *v,
                    uint64_t now);
