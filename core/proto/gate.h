@@ -61,11 +61,6 @@ struct gate_config {
 	int resets_per_s;            /* stateless RESETs sent per second at most,
 	                                in answer to packets for sessions this
 	                                server does not know (1000; 0: none) */
-	uint32_t plain_listeners;    /* bit i set: sessions on listener i are
-	                                authenticated only, bodies in clear (0) */
-	struct {
-		uint8_t data, parity;    /* FEC on listener i's UDP paths (0: off) */
-	} fec[32];
 	int pending_max;             /* handshakes waiting for their verdict
 	                                (GATE_PENDING) at once (1024; 0: none
 	                                may wait): one more that would wait is
@@ -73,6 +68,11 @@ struct gate_config {
 	int pending_ms;              /* a verdict not given within this is a
 	                                refusal, "handshake policy timeout"
 	                                (5000) */
+	uint32_t plain_listeners;    /* bit i set: sessions on listener i are
+	                                authenticated only, bodies in clear (0) */
+	struct {
+		uint8_t data, parity;    /* FEC on listener i's UDP paths (0: off) */
+	} fec[32];
 };
 
 /* Bounds of a listener's FEC (and of what a client accepts in a WELCOME). */
