@@ -512,6 +512,9 @@ server_counters(struct script_counter *c, size_t max, void *user)
 	C("gate", "budget_closed", g.budget_closed);
 	C("gate", "resets", g.resets);
 	C("gate", "resets_limited", g.resets_limited);
+	C("gate", "pending", g.pending);
+	C("gate", "refused_pending", g.pending_refused);
+	C("gate", "pending_timeouts", g.pending_timeouts);
 	C("net", "udp_in", n.udp_in);
 	C("net", "udp_out", n.udp_out);
 	C("net", "udp_in_bytes", n.udp_in_bytes);
@@ -586,6 +589,7 @@ server_counters(struct script_counter *c, size_t max, void *user)
 		C("admin", "accepted", a.accepted);
 		C("admin", "refused", a.refused);
 		C("admin", "commands", a.commands);
+		C("admin", "waiting", a.waiting);
 	}
 #undef C
 	return k;
@@ -682,10 +686,12 @@ echo_stats(struct server *sv, const char *group, char *out, size_t outlen)
 	return 0;
 }
 
-/* One console line: the Lua runtime's commands (lualib/moongate/admin.lua);
- * without one, the built-in echo's `stats`. */
+/* One console line: the Lua runtime's commands (lualib/moongate/admin.lua),
+ * whose reply may come later (on_script_answer); without one, the built-in
+ * echo's `stats`. */
 static int
-on_admin_command(const char *line, char *out, size_t outlen, void *user)
+on_admin_command(const char *line, uint64_t ticket, char *out, size_t outlen,
+                 void *user)
 {
 	struct server *sv = user;
 	if (!sv->script) {
@@ -702,7 +708,18 @@ on_admin_command(const char *line, char *out, size_t outlen, void *user)
 		         "(start with a CONFIG for the Lua runtime's commands)");
 		return -1;
 	}
-	return script_command(sv->script, line, out, outlen, net_now(sv->net));
+	int rc = script_command(sv->script, line, ticket, out, outlen,
+	                        net_now(sv->net));
+	return rc == SCRIPT_PENDING ? ADMIN_PENDING : rc;
+}
+
+/* A console command that waited ended: its reply to its client (dropped
+ * there when the client is gone). */
+static void
+on_script_answer(uint64_t ticket, int err, const char *text, void *user)
+{
+	struct server *sv = user;
+	admin_answer(sv->admin, ticket, err, text);
 }
 
 static int
@@ -776,6 +793,7 @@ serve(struct server *sv, int lua)
 			return 1;
 		}
 		script_set_counters(sv->script, server_counters, sv);
+		script_set_answer(sv->script, on_script_answer, sv);
 		script_set_loop(sv->script, sv->loop, sv->net);
 		log_info("services: %d loaded", sv->cfg.nservices);
 	} else {
@@ -877,6 +895,7 @@ serve(struct server *sv, int lua)
 	         (unsigned long long)ns.udp_truncated);
 	log_flush(UINT64_MAX);    /* what the rate limit still holds */
 	admin_release(sv->admin); /* no command runs past here */
+	sv->admin = NULL;         /* a reply that still comes is dropped */
 	gate_release(sv->gate, net_now(sv->net));
 	script_release(sv->script); /* after the gate's last close events */
 	net_release(sv->net);

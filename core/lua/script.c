@@ -503,7 +503,8 @@ setup_loader(script_t *sc, const struct config *c, char *err, size_t errlen)
 	return pcall_err(sc, 1, 0, err, errlen);
 }
 
-/* require(mod)[fn](arg) -> ok, text: the admin console and reload. */
+/* require("moongate.admin").run(line) -> ok, text, under pcall: reload
+ * (SIGHUP, the file watch), whose caller needs the answer now. */
 static int
 call_admin(script_t *sc, const char *line, char *out, size_t outlen)
 {
@@ -525,12 +526,76 @@ call_admin(script_t *sc, const char *line, char *out, size_t outlen)
 	return ok ? 0 : -1;
 }
 
-int
-script_command(script_t *sc, const char *line, char *out, size_t outlen,
-               uint64_t now)
+/* A console command that waits: the ticket its reply goes back with. A
+ * userdata held by its task's owner_ref. */
+struct command_job {
+	uint64_t ticket;
+};
+
+/* A waiting console command ended (rc 0: moongate.admin.run's ok, text on
+ * top of sc->L): its reply goes to the answer callback. */
+static void
+command_done(script_t *sc, struct script_task *t, int rc)
 {
+	lua_State *L = sc->L;
+	struct command_job *j = t->arg;
+	int err = 1;
+	const char *text = "the command failed (the server's log says why)";
+	if (rc == 0) {
+		err = !lua_toboolean(L, -2);
+		text = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
+	}
+	if (sc->answer)
+		sc->answer(j->ticket, err, text, sc->answer_user);
+}
+
+/* script.h: require("moongate.admin").run(line) in a coroutine. */
+int
+script_command(script_t *sc, const char *line, uint64_t ticket, char *out,
+               size_t outlen, uint64_t now)
+{
+	lua_State *L = sc->L;
+	int top = lua_gettop(L);
 	sc->now = now;
-	return call_admin(sc, line, out, outlen);
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "moongate.admin");
+	if (pcall_err(sc, 1, 1, out, outlen))
+		return -1;
+	lua_getfield(L, -1, "run");
+	lua_remove(L, -2);
+	lua_pushstring(L, line);
+	struct script_task *t;
+	int rc = script_task_run(sc, 1, 2, "admin", "command", 0, &t);
+	if (rc == 1 && (!ticket || !sc->answer)) {
+		script_task_drop(sc, t);
+		snprintf(out, outlen, "this command waits, and its caller cannot "
+		         "wait for its reply");
+		return -1;
+	}
+	if (rc == 1) {
+		struct command_job *j = lua_newuserdata(L, sizeof *j);
+		j->ticket = ticket;
+		t->owner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		t->done = command_done;
+		t->arg = j;
+		lua_settop(L, top);
+		return SCRIPT_PENDING;
+	}
+	if (rc < 0) {
+		snprintf(out, outlen, "the command failed (the server's log says why)");
+		return -1;
+	}
+	int ok = lua_toboolean(L, -2);
+	snprintf(out, outlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+	lua_settop(L, top);
+	return ok ? 0 : -1;
+}
+
+void
+script_set_answer(script_t *sc, script_answer_fn fn, void *user)
+{
+	sc->answer = fn;
+	sc->answer_user = user;
 }
 
 int

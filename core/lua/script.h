@@ -36,7 +36,14 @@ script_t *script_create(const struct config *c, gate_t *g, uint64_t now,
                         char *err, size_t errlen);
 void script_release(script_t *sc);
 
-/* The gate's accept callback: the services' handshake policy. */
+/* The gate's accept callback: the services' handshake policy, each
+ * service's handshake in a coroutine, in order. One that waits (sleep,
+ * redis, http) makes the answer GATE_PENDING under v->ticket; when the
+ * callbacks are done the runtime gives the verdict with gate_decide on its
+ * gate. With v->ticket 0 (the client cannot wait) a handshake that waits
+ * is dropped and the answer is GATE_PENDING all the same: the gate refuses
+ * and says why. An error, at once or after a wait, refuses ("server
+ * error"). */
 void script_accept(script_t *sc, const struct gate_path *from,
                    const uint8_t *hello, size_t len, struct gate_verdict *v,
                    uint64_t now);
@@ -50,10 +57,19 @@ uint64_t script_check(const script_t *sc, uint64_t now);
 void script_update(script_t *sc, uint64_t now);
 
 /* One line of the admin console (help, status, sessions, reload, rooms,
- * and what services add: lualib/moongate/admin.lua). 0 with the reply in
- * out, or -1 with the error in out. */
-int script_command(script_t *sc, const char *line, char *out, size_t outlen,
-                   uint64_t now);
+ * and what services add: lualib/moongate/admin.lua), run in a coroutine:
+ * 0 with the reply in out, -1 with the error in out, or SCRIPT_PENDING: the
+ * command waits (moongate.sleep, redis, http) and its reply comes later
+ * through the answer callback, with ticket. Without an answer callback, or
+ * with ticket 0, a command that waits is dropped and answers an error. */
+#define SCRIPT_PENDING 1
+int script_command(script_t *sc, const char *line, uint64_t ticket, char *out,
+                   size_t outlen, uint64_t now);
+/* The reply of a console command that answered SCRIPT_PENDING: err 0 and
+ * the reply text, or err 1 and the error. text is valid during the call. */
+typedef void (*script_answer_fn)(uint64_t ticket, int err, const char *text,
+                                 void *user);
+void script_set_answer(script_t *sc, script_answer_fn fn, void *user);
 /* Reload every service file that changed (SIGHUP, the console, the file
  * watch): lualib/moongate/loader.lua. 0 with a summary in out, or -1 when a
  * module was refused (its old code keeps running; the log has file:line). */

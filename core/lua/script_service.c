@@ -139,47 +139,142 @@ script_service_load(script_t *sc, int i, char *err, size_t errlen)
 
 /* ---- events ------------------------------------------------------------- */
 
+/* The handshake: each service's callback in the order of `services`, each
+ * in a coroutine, until one refuses. One that waits makes the verdict
+ * pending (the gate holds the client under v->ticket); when it ends, the
+ * next services are asked, and the verdict goes to gate_decide. While it
+ * waits its arguments and where it stands are kept in a table (the task's
+ * owner_ref): a struct accept_job, the hello and the info table, so they
+ * go with the task whatever ends it. */
+struct accept_job {
+	uint64_t ticket;        /* the gate's, for gate_decide */
+	int svc;                /* the service whose callback waits */
+};
+
+/* What a handshake callback returned (3 results on top, left there): a
+ * refusal into v. */
+static void
+accept_result(script_t *sc, struct gate_verdict *v)
+{
+	lua_State *L = sc->L;
+	if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
+		const char *r = lua_tostring(L, -2);
+		v->code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1)
+		                              : SESSION_CLOSE_REFUSED;
+		if (v->code <= 0 || v->code > 65535)
+			v->code = SESSION_CLOSE_REFUSED;
+		snprintf(v->reason, sizeof v->reason, "%s", r ? r : "refused");
+	}
+}
+
+/* Run the handshake callbacks from service *i on, with the arguments
+ * (hello, info) on top of sc->L (left there), until one refuses (v) or
+ * none is left: 0; or 1 when service *i's waits (*task). */
+static int
+accept_run(script_t *sc, int *i, struct gate_verdict *v,
+           struct script_task **task)
+{
+	lua_State *L = sc->L;
+	for (; *i < sc->nsvc && !v->code; (*i)++) {
+		if (push_callback(sc, *i, SCRIPT_CB_HANDSHAKE))
+			continue;
+		lua_pushvalue(L, -3);
+		lua_pushvalue(L, -3);
+		int rc = script_task_run(sc, 2, 3, sc->names[*i], "handshake", 0, task);
+		if (rc == 1)
+			return 1;
+		if (rc < 0) {
+			v->code = SESSION_CLOSE_REFUSED; /* fail closed */
+			strcpy(v->reason, "server error");
+			continue;
+		}
+		accept_result(sc, v);
+		lua_pop(L, 3);
+	}
+	return 0;
+}
+
+static void accept_done(script_t *sc, struct script_task *t, int rc);
+
+/* Keep t, service i's waiting handshake, for ticket: its job and the
+ * arguments (on top of sc->L) in its owner table. */
+static void
+accept_park(script_t *sc, struct script_task *t, uint64_t ticket, int i)
+{
+	lua_State *L = sc->L;
+	lua_createtable(L, 3, 0);
+	struct accept_job *j = lua_newuserdata(L, sizeof *j);
+	j->ticket = ticket;
+	j->svc = i;
+	lua_rawseti(L, -2, 1);
+	lua_pushvalue(L, -3);
+	lua_rawseti(L, -2, 2);
+	lua_pushvalue(L, -2);
+	lua_rawseti(L, -2, 3);
+	t->owner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	t->done = accept_done;
+	t->arg = j;
+}
+
+/* A waiting handshake callback ended (rc 0: its results on top): ask the
+ * services after it, then give the gate the verdict. */
+static void
+accept_done(script_t *sc, struct script_task *t, int rc)
+{
+	lua_State *L = sc->L;
+	struct accept_job *j = t->arg; /* alive: the owner table holds it */
+	struct gate_verdict v;
+	memset(&v, 0, sizeof v);
+	if (rc < 0) {
+		v.code = SESSION_CLOSE_REFUSED; /* fail closed, as at once */
+		strcpy(v.reason, "server error");
+	} else {
+		accept_result(sc, &v);
+	}
+	int i = j->svc + 1;
+	if (!v.code && i < sc->nsvc) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, t->owner_ref);
+		lua_rawgeti(L, -1, 2);
+		lua_rawgeti(L, -2, 3);
+		struct script_task *nt;
+		if (accept_run(sc, &i, &v, &nt)) {
+			accept_park(sc, nt, j->ticket, i); /* waits again */
+			return; /* the stack: script_task_wake restores it */
+		}
+	}
+	gate_decide(sc->g, j->ticket, &v, sc->now);
+}
+
 void
 script_accept(script_t *sc, const struct gate_path *from, const uint8_t *hello,
               size_t len, struct gate_verdict *v, uint64_t now)
 {
 	lua_State *L = sc->L;
 	sc->now = now;
-	int pushed = 0;
-	for (int i = 0; i < sc->nsvc && !v->code; i++) {
-		if (push_callback(sc, i, SCRIPT_CB_HANDSHAKE))
-			continue;
-		if (!pushed) { /* the arguments, made once */
-			char buf[80];
-			lua_pushlstring(L, (const char *)hello, len);
-			lua_createtable(L, 0, 2);
-			lua_pushstring(L, gate_path_addr(from, buf, sizeof buf));
-			lua_setfield(L, -2, "addr");
-			lua_pushstring(L, gate_path_transport(from));
-			lua_setfield(L, -2, "transport");
-			lua_insert(L, -3);
-			lua_insert(L, -3);
-			pushed = 1;
+	int top = lua_gettop(L);
+	char buf[80];
+	lua_pushlstring(L, (const char *)hello, len);
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, gate_path_addr(from, buf, sizeof buf));
+	lua_setfield(L, -2, "addr");
+	lua_pushstring(L, gate_path_transport(from));
+	lua_setfield(L, -2, "transport");
+	int i = 0;
+	struct script_task *t;
+	if (accept_run(sc, &i, v, &t)) {
+		if (v->ticket) {
+			accept_park(sc, t, v->ticket, i);
+		} else {
+			/* this client cannot wait (a raw KCP client, or gate.pending_max
+			 * reached): the gate refuses it and says why */
+			script_task_drop(sc, t);
+			if (from->raw)
+				log_warn("service %s: a handshake waited for a raw KCP "
+				         "client, which cannot wait: refused", sc->names[i]);
 		}
-		lua_pushvalue(L, -3);
-		lua_pushvalue(L, -3);
-		if (script_pcall(sc, 2, 3, sc->names[i], "handshake", 0)) {
-			v->code = SESSION_CLOSE_REFUSED; /* fail closed */
-			strcpy(v->reason, "server error");
-			continue;
-		}
-		if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
-			const char *r = lua_tostring(L, -2);
-			v->code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1)
-			                              : SESSION_CLOSE_REFUSED;
-			if (v->code <= 0 || v->code > 65535)
-				v->code = SESSION_CLOSE_REFUSED;
-			snprintf(v->reason, sizeof v->reason, "%s", r ? r : "refused");
-		}
-		lua_pop(L, 3);
+		v->code = GATE_PENDING;
 	}
-	if (pushed)
-		lua_pop(L, 2);
+	lua_settop(L, top);
 }
 
 /* A session event: its callbacks run in the order of `services`, one

@@ -191,8 +191,9 @@ script_task_wait(lua_State *L, const char *who)
 	script_t *sc = script_self(L);
 	if (L != sc->running || sc->yield_wid) {
 		luaL_error(L, "%s: can only wait in a callback's own coroutine (a "
-		           "session or timer callback, not a coroutine of your own, "
-		           "a handshake, a console command or a module's loading)", who);
+		           "session, timer or handshake callback or a console "
+		           "command, not a coroutine of your own or a module's "
+		           "loading)", who);
 		return 0;
 	}
 	if (sc->waits.count >= sc->waits_max) {

@@ -17,6 +17,15 @@
  * SESSION_PATH_PROVEN for a TCP connection. After every call into the
  * session, sync() drops the slots the session forgot (closing their TCP
  * connections) and maps the TCP connections it adopted.
+ *
+ * Pending verdicts: when the accept callback answers GATE_PENDING, the
+ * client's INIT is kept in a struct pending (gate_int.h) under the ticket
+ * the gate gave, until gate_decide or pending_ms (gate_update refuses it
+ * then, "handshake policy timeout"). Nothing is sent meanwhile: the
+ * address was proven before the policy was asked, and the client's
+ * retransmitted INITs find the record (by its key) and ask nothing. No
+ * entry exists until the verdict accepts, so a pending client holds no
+ * sid, no session and no slot in the heap.
  */
 #include "gate.h"
 
@@ -43,6 +52,8 @@ gate_config_default(struct gate_config *c)
 	c->queued_bytes_max = (int64_t)1 << 30;
 	c->allow_unpinned = 1;
 	c->resets_per_s = 1000;
+	c->pending_max = 1024;
+	c->pending_ms = 5000;
 }
 
 /* ---- timer heap ------------------------------------------------------- */
@@ -462,21 +473,55 @@ drop_entry(gate_t *g, struct entry *e)
 	free(e);
 }
 
+/* The limits every new session passes, before the policy is asked and
+ * again when a pending verdict accepts: -1 with v filled when one refuses. */
 static int
-ask_policy(gate_t *g, const struct gate_path *from, const uint8_t *hello,
-           size_t hlen, struct gate_verdict *v)
+limits_refuse(gate_t *g, const struct gate_path *from, struct gate_verdict *v)
 {
-	memset(v, 0, sizeof *v);
 	if (g->st.sessions >= (uint64_t)g->cfg.max_sessions) {
 		g->st.full++;
 		v->code = SESSION_CLOSE_REFUSED;
 		strcpy(v->reason, "server full");
 		return -1;
 	}
-	if (gate_limit_refuses(g, from, v))
+	return gate_limit_refuses(g, from, v);
+}
+
+/* The policy's verdict on a client: 0 accept, -1 refuse (v says why), 1
+ * pending (v->ticket: the verdict comes by gate_decide). */
+static int
+ask_policy(gate_t *g, const struct gate_path *from, const uint8_t *hello,
+           size_t hlen, struct gate_verdict *v)
+{
+	memset(v, 0, sizeof *v);
+	if (limits_refuse(g, from, v))
 		return -1;
+	/* a raw KCP datagram cannot be held, and pending_max bounds the rest */
+	uint64_t ticket = 0;
+	if (!from->raw && g->st.pending < (uint64_t)(g->cfg.pending_max > 0 ?
+	                                             g->cfg.pending_max : 0))
+		ticket = ++g->next_ticket;
+	v->ticket = ticket;
 	if (g->cb.accept)
 		g->cb.accept(g, from, hello, hlen, v, g->user);
+	v->ticket = ticket;
+	if (v->code == GATE_PENDING && ticket)
+		return 1;
+	if (v->code == GATE_PENDING) { /* it cannot wait */
+		v->code = SESSION_CLOSE_REFUSED;
+		if (from->raw) {
+			snprintf(v->reason, sizeof v->reason, "server error: a raw KCP "
+			         "client cannot wait for the handshake policy");
+		} else {
+			g->st.pending_refused++;
+			snprintf(v->reason, sizeof v->reason, "server busy: %d handshakes "
+			         "wait for the policy (gate.pending_max)",
+			         g->cfg.pending_max);
+			if (g->cb.limited)
+				g->cb.limited(g, from, "gate.pending_max", g->user);
+		}
+		return -1;
+	}
 	if (v->code) {
 		g->st.refused++;
 		v->reason[WIRE_REASON_MAX] = 0;
@@ -508,6 +553,129 @@ ephemeral(gate_t *g, uint64_t now)
 	g->eph_uses++;
 }
 
+/* Make the session of an admitted client on path `from` and send its
+ * WELCOME. nk: the v2 state (NULL: v1), sealed: the hello as the client
+ * sealed it (v2: hello_len + WIRE_TAG bytes), hello: in clear. The entry,
+ * or NULL when nothing could be made (out of memory, no free sid): the
+ * client's next INIT asks again. */
+static struct entry *
+open_session(gate_t *g, const struct gate_path *from, const uint8_t pub[WIRE_PUB],
+             uint64_t pk, const struct wire_nk *nk, const uint8_t *sealed,
+             const uint8_t *hello, size_t hello_len, uint64_t now)
+{
+	uint32_t sid = new_sid(g);
+	struct entry *e = sid ? add_entry(g, from, sid) : NULL;
+	if (!e)
+		return NULL;
+	struct session_config c = g->cfg.session;
+	wire_reset_token(c.reset_token, g->cfg.secret, sid);
+	if (from->listener < 32 && (g->cfg.plain_listeners >> from->listener & 1))
+		c.encrypt = 0;
+	if (from->listener < 32 && g->cfg.fec[from->listener].data) {
+		c.fec_data = g->cfg.fec[from->listener].data;
+		c.fec_parity = g->cfg.fec[from->listener].parity;
+	}
+	struct session_v2 sv = { nk, sealed, hello_len + WIRE_TAG, g->epub, g->esec };
+	if (nk)
+		ephemeral(g, now);
+	e->s = session_server_create(&c, &session_cb, e, slot_id(e, 0), sid, pub,
+	                             nk ? &sv : NULL, now);
+	if (!e->s || map_put(&g->by_pub, pk, e)) {
+		if (e->s)
+			session_release(e->s);
+		drop_entry(g, e);
+		return NULL;
+	}
+	e->pub_key = pk;
+	if (heap_add(g, e)) {
+		session_release(e->s);
+		drop_entry(g, e);
+		return NULL;
+	}
+	if (hello_len && (e->hello = malloc(hello_len))) {
+		memcpy(e->hello, hello, hello_len);
+		e->hello_len = (uint16_t)hello_len;
+	}
+	g->st.sessions++;
+	g->st.created++;
+	reschedule(g, e, now, 0);
+	return e;
+}
+
+/* ---- pending verdicts ------------------------------------------------- */
+
+/* Keep a client whose verdict is pending under ticket: its INIT's state
+ * copied (the caller scrubs its own). 0, or -1 out of memory. */
+static int
+pend(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
+     uint64_t pk, const struct wire_nk *nk, const uint8_t *hello,
+     uint64_t ticket, uint64_t now)
+{
+	struct pending *p = calloc(1, sizeof *p);
+	if (!p)
+		return -1;
+	if (map_put(&g->pending, ticket, p)) {
+		free(p);
+		return -1;
+	}
+	if (map_put(&g->pend_by_pub, pk, p)) {
+		map_del(&g->pending, ticket);
+		free(p);
+		return -1;
+	}
+	p->ticket = ticket;
+	p->pub_key = pk;
+	p->deadline = now + (uint64_t)(g->cfg.pending_ms > 0 ? g->cfg.pending_ms : 0) * 1000;
+	p->path = *from;
+	memcpy(p->pub, h->pub, WIRE_PUB);
+	p->version = h->version;
+	p->hello_len = h->hello_len;
+	if (h->version == WIRE_V2) {
+		p->nk = *nk;
+		memcpy(p->sealed, h->hello, (size_t)h->hello_len + WIRE_TAG);
+	}
+	memcpy(p->hello, hello, h->hello_len);
+	p->prev = g->pend_tail;
+	if (g->pend_tail)
+		g->pend_tail->next = p;
+	else
+		g->pend_head = p;
+	g->pend_tail = p;
+	g->st.pending++;
+	return 0;
+}
+
+/* Forget p, its secrets scrubbed. */
+static void
+unpend(gate_t *g, struct pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		g->pend_head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		g->pend_tail = p->prev;
+	map_del(&g->pending, p->ticket);
+	map_del(&g->pend_by_pub, p->pub_key);
+	g->st.pending--;
+	wire_scrub(p, sizeof *p);
+	free(p);
+}
+
+/* Refuse a pending client on every path it came by (its address is proven:
+ * the reason goes in full). */
+static void
+refuse_pending(gate_t *g, struct pending *p, int code, const char *reason)
+{
+	refuse(g, &p->path, p->pub, code, reason, sizeof g->buf);
+	if (p->also.transport)
+		refuse(g, &p->also, p->pub, code, reason, sizeof g->buf);
+}
+
+/* ---- admission -------------------------------------------------------- */
+
 /* A proven address asks for a session (INIT on UDP, HELLO on TCP). */
 static void
 admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
@@ -526,6 +694,16 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		}
 		return;
 	}
+	struct pending *wait = map_get(&g->pend_by_pub, pk);
+	if (wait) {
+		/* Its verdict is pending: the policy is not asked again. The
+		 * verdict answers on the path it came by and on the newest other
+		 * one (a retransmitted INIT from a new address, or the HELLO on
+		 * TCP when UDP is blocked). */
+		if (!memcmp(wait->pub, h->pub, WIRE_PUB) && !same_path(&wait->path, from))
+			wait->also = *from;
+		return;
+	}
 	/* v2: the hello opens only under es, one X25519 with the static key;
 	 * reached after the cookie (or TCP) proved the address, so a REFUSE
 	 * may say why in full */
@@ -533,6 +711,8 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 	struct wire_nk nk;
 	uint8_t hello[WIRE_HELLO_MAX];
 	const uint8_t *hp = h->hello;
+	int v2 = h->version == WIRE_V2;
+	(void)pktlen; /* the address is proven: a reason may be longer */
 	if (h->version == WIRE_V1 && !g->cfg.allow_unpinned) {
 		g->st.refused++;
 		refuse(g, from, h->pub, SESSION_CLOSE_REFUSED, "unpinned client "
@@ -540,7 +720,7 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		       sizeof g->buf);
 		return;
 	}
-	if (h->version == WIRE_V2) {
+	if (v2) {
 		int r = wire_nk_server(&nk, g->spub, g->ssec, h->pub);
 		nk.caps = h->caps;
 		if (r < 0 || wire_hello_open(hello, h->hello, h->hello_len, &nk) < 0) {
@@ -554,51 +734,19 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		hp = hello;
 	}
 	int rc = ask_policy(g, from, hp, h->hello_len, &v);
-	uint32_t sid = rc ? 0 : new_sid(g);
-	struct entry *e = sid ? add_entry(g, from, sid) : NULL;
-	if (rc || !e) {
-		if (rc) {
-			(void)pktlen; /* the address is proven: the reason may be longer */
-			refuse(g, from, h->pub, v.code, v.reason, sizeof g->buf);
-		}
-		if (h->version == WIRE_V2)
-			wire_scrub(&nk, sizeof nk);
-		wire_scrub(hello, sizeof hello);
-		return;
+	if (rc > 0 && pend(g, from, h, pk, v2 ? &nk : NULL, hp, v.ticket, now)) {
+		rc = -1;
+		v.code = SESSION_CLOSE_REFUSED;
+		strcpy(v.reason, "server error: out of memory");
 	}
-	struct session_config c = g->cfg.session;
-	wire_reset_token(c.reset_token, g->cfg.secret, sid);
-	if (from->listener < 32 && (g->cfg.plain_listeners >> from->listener & 1))
-		c.encrypt = 0;
-	if (from->listener < 32 && g->cfg.fec[from->listener].data) {
-		c.fec_data = g->cfg.fec[from->listener].data;
-		c.fec_parity = g->cfg.fec[from->listener].parity;
-	}
-	int v2 = h->version == WIRE_V2;
-	struct session_v2 sv = { &nk, h->hello, (size_t)h->hello_len + WIRE_TAG,
-	                         g->epub, g->esec };
-	if (v2)
-		ephemeral(g, now);
-	e->s = session_server_create(&c, &session_cb, e, slot_id(e, 0), sid,
-	                             h->pub, v2 ? &sv : NULL, now);
+	if (rc < 0)
+		refuse(g, from, h->pub, v.code, v.reason, sizeof g->buf);
+	else if (rc == 0)
+		open_session(g, from, h->pub, pk, v2 ? &nk : NULL, h->hello, hp,
+		             h->hello_len, now);
 	if (v2)
 		wire_scrub(&nk, sizeof nk);
-	if (!e->s || map_put(&g->by_pub, pk, e) || heap_add(g, e)) {
-		if (e->s)
-			session_release(e->s);
-		drop_entry(g, e);
-		wire_scrub(hello, sizeof hello);
-		return;
-	}
-	e->pub_key = pk;
-	if (h->hello_len && (e->hello = malloc(h->hello_len))) {
-		memcpy(e->hello, hp, h->hello_len);
-		e->hello_len = h->hello_len;
-	}
 	wire_scrub(hello, sizeof hello);
-	g->st.sessions++;
-	g->st.created++;
-	reschedule(g, e, now, 0);
 }
 
 static void
@@ -726,6 +874,8 @@ gate_create(const struct gate_config *c, const struct gate_callbacks *cb,
 	map_init(&g->by_raw);
 	map_init(&g->by_conn);
 	map_init(&g->by_src);
+	map_init(&g->pending);
+	map_init(&g->pend_by_pub);
 	return g;
 }
 
@@ -743,12 +893,19 @@ gate_release(gate_t *g, uint64_t now)
 		if (heap_contains(&e->hn)) /* the event did not unlink it */
 			unlink_entry(g, e);
 	}
+	while (g->pend_head) { /* told, so that they need not time out */
+		refuse_pending(g, g->pend_head, SESSION_CLOSE_SHUTDOWN,
+		               "server shutdown");
+		unpend(g, g->pend_head);
+	}
 	leave(g);
 	map_clear(&g->by_sid);
 	map_clear(&g->by_pub);
 	map_clear(&g->by_raw);
 	map_clear(&g->by_conn);
 	map_clear(&g->by_src);
+	map_clear(&g->pending);
+	map_clear(&g->pend_by_pub);
 	heap_free(&g->heap);
 	wire_scrub(g->cfg.secret, sizeof g->cfg.secret);
 	wire_scrub(g->ssec, sizeof g->ssec);
@@ -833,11 +990,60 @@ gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
 	leave(g);
 }
 
+int
+gate_decide(gate_t *g, uint64_t ticket, const struct gate_verdict *v,
+            uint64_t now)
+{
+	struct pending *p = ticket ? map_get(&g->pending, ticket) : NULL;
+	if (!p)
+		return -1;
+	struct gate_verdict w = *v;
+	w.reason[WIRE_REASON_MAX] = 0;
+	g->now = now;
+	enter(g);
+	if (w.code < 0 || w.code > 65535) { /* GATE_PENDING again, or nonsense */
+		w.code = SESSION_CLOSE_REFUSED;
+		strcpy(w.reason, "server error");
+	}
+	if (w.code) {
+		g->st.refused++;
+		if (!w.reason[0])
+			strcpy(w.reason, "refused");
+	} else {
+		limits_refuse(g, &p->path, &w); /* what changed while it waited */
+	}
+	if (w.code) {
+		refuse_pending(g, p, w.code, w.reason);
+	} else {
+		struct entry *e = open_session(g, &p->path, p->pub, p->pub_key,
+		                               p->version == WIRE_V2 ? &p->nk : NULL,
+		                               p->sealed, p->hello, p->hello_len, now);
+		if (e && p->also.transport) { /* a repeat came by another path */
+			uint32_t id = path_slot(g, e, &p->also);
+			if (id)
+				session_rewelcome(e->s, id, now);
+			sync(g, e);
+			reschedule(g, e, now, 0);
+		}
+	}
+	unpend(g, p);
+	leave(g);
+	return 0;
+}
+
 void
 gate_update(gate_t *g, uint64_t now)
 {
 	g->now = now;
 	enter(g);
+	while (g->pend_head && g->pend_head->deadline <= now) {
+		struct pending *p = g->pend_head;
+		g->st.pending_timeouts++;
+		if (g->cb.limited)
+			g->cb.limited(g, &p->path, "gate.pending_ms", g->user);
+		refuse_pending(g, p, SESSION_CLOSE_HANDSHAKE, "handshake policy timeout");
+		unpend(g, p);
+	}
 	if (g->eph_uses && now - g->eph_born >= EPH_US) {
 		/* its window closed: erased even when no handshake follows */
 		wire_scrub(g->esec, sizeof g->esec);
@@ -857,7 +1063,10 @@ uint64_t
 gate_check(const gate_t *g, uint64_t now)
 {
 	const struct heap_node *top = heap_top(&g->heap);
-	return top ? top->key : now + 3600000000ull;
+	uint64_t due = top ? top->key : now + 3600000000ull;
+	if (g->pend_head && g->pend_head->deadline < due)
+		due = g->pend_head->deadline;
+	return due;
 }
 
 void

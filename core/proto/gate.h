@@ -14,6 +14,14 @@
  * Time is microseconds as in session.h. gate_check(now) says when
  * gate_update is next due; an idle session costs nothing until its own
  * next deadline.
+ *
+ * The accept callback (the owner's policy) may answer at once or later:
+ * with GATE_PENDING the client waits in a pending record (everything the
+ * session needs from its INIT kept, secrets scrubbed when done) until
+ * gate_decide gives the verdict under the ticket the gate put in the
+ * verdict. At most pending_max wait at once, each at most pending_ms; a
+ * repeated INIT or HELLO of a waiting client asks nothing again and is
+ * answered with the verdict, as a repeated INIT of an admitted one is.
  */
 #ifndef MOONGATE_GATE_H
 #define MOONGATE_GATE_H
@@ -53,6 +61,13 @@ struct gate_config {
 	int resets_per_s;            /* stateless RESETs sent per second at most,
 	                                in answer to packets for sessions this
 	                                server does not know (1000; 0: none) */
+	int pending_max;             /* handshakes waiting for their verdict
+	                                (GATE_PENDING) at once (1024; 0: none
+	                                may wait): one more that would wait is
+	                                refused "server busy" */
+	int pending_ms;              /* a verdict not given within this is a
+	                                refusal, "handshake policy timeout"
+	                                (5000) */
 	uint32_t plain_listeners;    /* bit i set: sessions on listener i are
 	                                authenticated only, bodies in clear (0) */
 	struct {
@@ -72,15 +87,26 @@ void gate_config_default(struct gate_config *c);
 
 /* Policy answer of the accept callback. */
 struct gate_verdict {
-	int code;                      /* 0 accept; else a refusal code */
+	int code;                      /* 0 accept; else a refusal code (1..65535),
+	                                  or GATE_PENDING (the accept callback
+	                                  only): the verdict comes later */
 	char reason[WIRE_REASON_MAX + 1];
+	uint64_t ticket;               /* set by the gate before the accept
+	                                  callback: what gate_decide takes. 0:
+	                                  this client cannot wait (a raw KCP
+	                                  client, or pending_max reached); a
+	                                  GATE_PENDING then is a refusal */
 };
+#define GATE_PENDING (-1)
 
 struct gate_callbacks {
 	void (*output)(const struct gate_path *to, const uint8_t *pkt, size_t len,
 	               void *user);
-	/* A client proved its address: accept (code 0) or refuse. hello is the
-	 * client's hello bytes (NULL, 0 for raw KCP). May be NULL: accept all. */
+	/* A client proved its address: accept (code 0), refuse, or answer
+	 * GATE_PENDING and give the verdict later with gate_decide(v->ticket)
+	 * (never from inside this callback). hello is the client's hello bytes
+	 * (NULL, 0 for raw KCP), valid during the call only. May be NULL:
+	 * accept all. */
 	void (*accept)(gate_t *g, const struct gate_path *from, const uint8_t *hello,
 	               size_t hello_len, struct gate_verdict *v, void *user);
 	/* Every session event (session.h). After SESSION_EV_CLOSE returns the
@@ -105,7 +131,8 @@ struct gate_callbacks {
 
 gate_t *gate_create(const struct gate_config *c, const struct gate_callbacks *cb,
                     void *user);
-/* Close every session (SESSION_CLOSE_SHUTDOWN, not lingering), then free. */
+/* Close every session (SESSION_CLOSE_SHUTDOWN, not lingering), refuse
+ * every pending handshake ("server shutdown"), then free. */
 void gate_release(gate_t *g, uint64_t now);
 
 /* One datagram or TCP frame from a peer. pkt may be modified. */
@@ -116,6 +143,14 @@ void gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt,
  * ends with SESSION_CLOSE_DISCONNECT, "disconnected" (reason "eof" or
  * empty) or "disconnected: " and reason. */
 void gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now);
+
+/* The verdict of a handshake the accept callback left GATE_PENDING: code
+ * 0 makes the session and sends the WELCOME (the limits of the gate apply
+ * again: it may still be "server full"); a refusal code sends the REFUSE
+ * with v's reason. 0, or -1 when no handshake waits on ticket (it timed
+ * out, or the gate let it go): the verdict is ignored. */
+int gate_decide(gate_t *g, uint64_t ticket, const struct gate_verdict *v,
+                uint64_t now);
 
 void gate_update(gate_t *g, uint64_t now);
 uint64_t gate_check(const gate_t *g, uint64_t now);
@@ -161,6 +196,9 @@ struct gate_stats {
 	uint64_t budget_closed;   /* closed: queued_bytes_max */
 	uint64_t resets;          /* RESETs sent (unknown session, token known) */
 	uint64_t resets_limited;  /* RESETs not sent: resets_per_s */
+	uint64_t pending;         /* handshakes waiting for their verdict now */
+	uint64_t pending_refused; /* refused: pending_max */
+	uint64_t pending_timeouts; /* refused: no verdict within pending_ms */
 };
 void gate_stats(const gate_t *g, struct gate_stats *st);
 

@@ -36,6 +36,27 @@ struct entry {
 	struct entry *next; /* graveyard */
 };
 
+/* A handshake whose verdict the accept callback left pending: what admit
+ * needs to make the session later, secrets included (scrubbed when it
+ * goes). In g->pending (by ticket) and g->pend_by_pub, and in the list
+ * g->pend_head..pend_tail, oldest first: every one waits pending_ms, so
+ * the list is in deadline order too. */
+struct pending {
+	struct pending *prev, *next;
+	uint64_t ticket;
+	uint64_t pub_key;             /* key in g->pend_by_pub */
+	uint64_t deadline;            /* pending_ms after it was asked */
+	struct gate_path path;        /* where its INIT (or TCP HELLO) came from */
+	struct gate_path also;        /* a repeat's other path (transport 0: none) */
+	uint8_t pub[WIRE_PUB];
+	uint8_t version;              /* WIRE_V1 or WIRE_V2 */
+	uint16_t hello_len;
+	struct wire_nk nk;            /* v2: es and the hello key */
+	uint8_t sealed[WIRE_HELLO_MAX + WIRE_TAG]; /* v2: the hello as sealed
+	                                 (the session keys cover it) */
+	uint8_t hello[WIRE_HELLO_MAX]; /* the hello in clear */
+};
+
 struct gate {
 	struct gate_config cfg;
 	struct gate_callbacks cb;
@@ -54,6 +75,10 @@ struct gate {
 	uint64_t reset_window;     /* the second resets_sent counts in */
 	uint32_t resets_sent;
 	uint8_t buf[512];          /* handshake replies */
+	struct map pending;        /* ticket -> struct pending */
+	struct map pend_by_pub;    /* keyed hash of the client key -> pending */
+	struct pending *pend_head, *pend_tail; /* oldest first */
+	uint64_t next_ticket;      /* the last ticket given */
 	struct gate_stats st;
 };
 

@@ -4,9 +4,14 @@
  * loop, the output queue and graceful close.
  *
  * A client's input goes into a buffer of one line (ADMIN_LINE_MAX plus
- * "\r\n"); every complete line runs at once, synchronously, and its framed
- * reply is queued with net_stream_send, written as the socket takes it.
- * Past ADMIN_OUT_MAX bytes unread the send fails and the client is closed.
+ * "\r\n"); every complete line runs at once and its framed reply is
+ * queued with net_stream_send, written as the socket takes it. Past
+ * ADMIN_OUT_MAX bytes unread the send fails and the client is closed.
+ * A command whose reply comes later (ADMIN_PENDING) leaves its ticket in
+ * c->pending: the lines after it stay in the buffer (which then holds more
+ * than one line, up to its size; past it the client is closed) until
+ * admin_answer sends the reply and runs them. A peer's EOF meanwhile is
+ * noted (c->eof) and acted on once nothing waits.
  *
  * Closing (quit, a line too long, EOF, a refusal) is net's graceful close
  * of a stream: the queued replies are written, then our FIN, then input
@@ -45,6 +50,10 @@ struct client {
 	uint32_t conn;           /* net's id */
 	unsigned id;             /* for the log */
 	struct client *prev, *next;
+	uint64_t pending;        /* the ticket of the command whose reply comes
+	                            later (0: none); the next lines wait */
+	int eof;                 /* the peer's EOF came while one waited */
+	char pending_line[LOG_TEXT_MAX + 1]; /* that command, for the log */
 	size_t inlen;            /* bytes in in */
 	char in[ADMIN_LINE_MAX + 2];
 };
@@ -55,6 +64,7 @@ struct admin {
 	int max_clients;
 	int nactive;
 	unsigned next_id;
+	uint64_t next_ticket;    /* the last ticket given to a command */
 	struct client *clients;
 	admin_run_fn run;
 	void *user;
@@ -161,6 +171,8 @@ forget(struct client *c, const char *why)
 		c->next->prev = c->prev;
 	a->nactive--;
 	a->st.clients = (uint64_t)a->nactive;
+	if (c->pending) /* its reply, when it comes, finds nobody */
+		a->st.waiting--;
 	if (why)
 		log_warn("admin: client %u closed: %s", c->id, why);
 	else
@@ -218,12 +230,34 @@ reply(struct client *c, int err, const char *text)
 	return net_stream_send(a->net, c->conn, a->out, o);
 }
 
-/* Run one line (its end removed). 0, 1 after quit, or reply's failure. */
+/* The reply of a command (line: its log text): logged, then queued.
+ * reply's answer. */
+static int
+finish(struct client *c, const char *line, int rc)
+{
+	admin_t *a = c->a;
+	char l2[LOG_TEXT_MAX + 1];
+	a->reply[sizeof a->reply - 1] = 0;
+	if (rc == 0 && !strcmp(line, "help")) { /* the console's own command */
+		size_t n = strlen(a->reply);
+		snprintf(a->reply + n, sizeof a->reply - n, "%squit: close this "
+		         "connection", n ? "\n" : "");
+	}
+	if (rc == 0)
+		log_info("admin: %s -> ok", line);
+	else
+		log_info("admin: %s -> error: %s", line,
+		         log_text(a->reply, l2, sizeof l2));
+	return reply(c, rc != 0, a->reply);
+}
+
+/* Run one line (its end removed). 0 (c->pending set when its reply comes
+ * later), 1 after quit, or reply's failure. */
 static int
 command(struct client *c, char *line, size_t len)
 {
 	admin_t *a = c->a;
-	char l1[LOG_TEXT_MAX + 1], l2[LOG_TEXT_MAX + 1];
+	char l1[LOG_TEXT_MAX + 1];
 	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
 		len--;
 	while (len > 0 && (*line == ' ' || *line == '\t')) {
@@ -243,20 +277,16 @@ command(struct client *c, char *line, size_t len)
 		int rc = reply(c, 0, "bye");
 		return rc < 0 ? rc : 1;
 	}
+	uint64_t ticket = ++a->next_ticket;
 	a->reply[0] = 0;
-	int rc = a->run(line, a->reply, sizeof a->reply, a->user);
-	a->reply[sizeof a->reply - 1] = 0;
-	if (rc == 0 && !strcmp(line, "help")) { /* the console's own command */
-		size_t n = strlen(a->reply);
-		snprintf(a->reply + n, sizeof a->reply - n, "%squit: close this "
-		         "connection", n ? "\n" : "");
+	int rc = a->run(line, ticket, a->reply, sizeof a->reply, a->user);
+	if (rc == ADMIN_PENDING) {
+		c->pending = ticket;
+		a->st.waiting++;
+		log_text(line, c->pending_line, sizeof c->pending_line);
+		return 0;
 	}
-	if (rc == 0)
-		log_info("admin: %s -> ok", log_text(line, l1, sizeof l1));
-	else
-		log_info("admin: %s -> error: %s", log_text(line, l1, sizeof l1),
-		         log_text(a->reply, l2, sizeof l2));
-	return reply(c, rc != 0, a->reply);
+	return finish(c, log_text(line, l1, sizeof l1), rc);
 }
 
 static int
@@ -269,13 +299,38 @@ too_long(struct client *c)
 	return rc < 0 ? rc : 1;
 }
 
-/* Run every complete line in c->in. 0, or -1: c is closed and freed. */
+/* After a reply was queued with answer rc (0; 1: close after it; -1 a
+ * write failed; -2 the output limit passed): close c when it says so. 0,
+ * or -1: c is closed and freed. */
+static int
+settle(struct client *c, int rc)
+{
+	if (rc == -2) {
+		c->a->st.overflows++;
+		client_close(c, NET_CLOSE_RESET, "not reading its replies (the "
+		             "output limit passed)");
+		return -1;
+	}
+	if (rc < 0) {
+		client_close(c, NET_CLOSE_RESET, "write error");
+		return -1;
+	}
+	if (rc == 1) { /* quit, or a line too long: the rest is never run */
+		client_close(c, NET_CLOSE_GRACEFUL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* Run every complete line in c->in, until one's reply comes later; after
+ * the peer's EOF, close once nothing waits. 0, or -1: c is closed and
+ * freed. */
 static int
 lines(struct client *c)
 {
 	size_t start = 0;
 	int rc = 0;
-	while (rc == 0) {
+	while (rc == 0 && !c->pending) {
 		char *line = c->in + start;
 		char *nl = memchr(line, '\n', c->inlen - start);
 		if (!nl) {
@@ -293,23 +348,15 @@ lines(struct client *c)
 		else
 			rc = command(c, line, len);
 	}
-	if (rc == -2) {
-		c->a->st.overflows++;
-		client_close(c, NET_CLOSE_RESET, "not reading its replies (the "
-		             "output limit passed)");
+	if (settle(c, rc) < 0)
 		return -1;
-	}
-	if (rc < 0) {
-		client_close(c, NET_CLOSE_RESET, "write error");
-		return -1;
-	}
-	if (rc == 1) { /* quit, or a line too long: the rest is never run */
-		client_close(c, NET_CLOSE_GRACEFUL, NULL);
-		return -1;
-	}
 	if (start > 0) {
 		memmove(c->in, c->in + start, c->inlen - start);
 		c->inlen -= start;
+	}
+	if (c->eof && !c->pending) {
+		client_close(c, NET_CLOSE_GRACEFUL, NULL);
+		return -1;
 	}
 	return 0;
 }
@@ -348,6 +395,19 @@ on_accept(uint32_t conn, void *user)
 	return c;
 }
 
+/* More input than the buffer holds behind a command that waits (lines()
+ * leaves room otherwise): told, and closed. */
+static void
+overrun(struct client *c)
+{
+	c->a->st.too_long++;
+	log_warn("admin: client %u: more than %zu bytes sent behind a command "
+	         "that waits: closing", c->id, sizeof c->in);
+	int rc = reply(c, 1, "too much input behind a command that waits (send "
+	               "the next command after its reply)");
+	settle(c, rc < 0 ? rc : 1);
+}
+
 static void
 on_data(uint32_t conn, void *ctx, const uint8_t *p, size_t len, void *user)
 {
@@ -356,18 +416,25 @@ on_data(uint32_t conn, void *ctx, const uint8_t *p, size_t len, void *user)
 	if (!c)
 		return;
 	if (len == 0) {
-		/* EOF: a last line without its end still runs (room: lines()
-		 * never leaves a full buffer) */
-		if (c->inlen > 0) {
-			c->in[c->inlen++] = '\n';
-			if (lines(c) < 0)
+		/* EOF: a last line without its end still runs; the client is
+		 * closed once every line was answered (lines()) */
+		c->eof = 1;
+		if (c->inlen > 0 && c->in[c->inlen - 1] != '\n') {
+			if (c->inlen == sizeof c->in) {
+				overrun(c);
 				return;
+			}
+			c->in[c->inlen++] = '\n';
 		}
-		client_close(c, NET_CLOSE_GRACEFUL, NULL);
+		lines(c);
 		return;
 	}
 	while (len > 0) {
 		size_t room = sizeof c->in - c->inlen;
+		if (room == 0) {
+			overrun(c);
+			return;
+		}
 		size_t k = len < room ? len : room;
 		memcpy(c->in + c->inlen, p, k);
 		c->inlen += k;
@@ -444,6 +511,24 @@ admin_release(admin_t *a)
 		free(c);
 	}
 	free(a);
+}
+
+int
+admin_answer(admin_t *a, uint64_t ticket, int err, const char *text)
+{
+	struct client *c = a ? a->clients : NULL;
+	while (c && (!ticket || c->pending != ticket))
+		c = c->next;
+	if (!c) {
+		log_debug("admin: a reply for a client gone was dropped");
+		return -1;
+	}
+	c->pending = 0;
+	a->st.waiting--;
+	snprintf(a->reply, sizeof a->reply, "%s", text ? text : "");
+	if (settle(c, finish(c, c->pending_line, err ? -1 : 0)) == 0)
+		lines(c); /* what waited behind it */
+	return 0;
 }
 
 const char *

@@ -17,11 +17,16 @@
  * command with no text to say answers "ok", and an empty command line gets
  * the empty line alone. `quit` is the console's own: "bye", then it closes.
  * Every other line goes to the run callback, so this file knows nothing of
- * Lua.
+ * Lua. A command may answer later (ADMIN_PENDING, then admin_answer): the
+ * client's next lines wait behind it, in order, and are run once its reply
+ * is sent; a client that disconnects meanwhile drops the reply. Replies
+ * always come in the order of the commands.
  *
  * Limits: max_clients at once (one more gets "error: too many admin
- * clients" and is closed); a longer line gets "error: line too long" and
- * the connection closes; a client that lets ADMIN_OUT_MAX bytes of replies
+ * clients" and is closed), so at most that many commands wait at once;
+ * a longer line gets "error: line too long" and the connection closes,
+ * and so does more than a line's buffer of input sent behind a command
+ * that waits; a client that lets ADMIN_OUT_MAX bytes of replies
  * pile up unread is closed (logged). Every wait on a closing client has a
  * deadline.
  *
@@ -55,9 +60,12 @@ int admin_addr_parse(const char *text, struct admin_addr *a, char *err,
 
 /* Run one command line (no line end, no leading or trailing blanks, never
  * empty). Write the reply text into out (NUL-terminated; lines separated
- * by \n) and return 0, or the error message (without "error: ") and -1. */
-typedef int (*admin_run_fn)(const char *line, char *out, size_t outlen,
-                            void *user);
+ * by \n) and return 0, or the error message (without "error: ") and -1;
+ * or return ADMIN_PENDING and give the reply later with admin_answer(ticket)
+ * (never from inside this call). */
+#define ADMIN_PENDING 1
+typedef int (*admin_run_fn)(const char *line, uint64_t ticket, char *out,
+                            size_t outlen, void *user);
 
 /* Listen on a with n's sockets. NULL with err when the address cannot be
  * had. Released before n. */
@@ -66,6 +74,11 @@ admin_t *admin_create(struct net *n, const struct admin_addr *a,
                       char *err, size_t errlen);
 /* Close every client and the listener, remove the socket file, free. */
 void admin_release(admin_t *a);
+
+/* The reply of the command that answered ADMIN_PENDING with ticket: text,
+ * an error when err. 0, or -1 when no client waits for it (it
+ * disconnected: the reply is dropped). The client's next lines run now. */
+int admin_answer(admin_t *a, uint64_t ticket, int err, const char *text);
 
 /* The bound address as the startup line shows it: "tcp 127.0.0.1 PORT"
  * (the real port) or "unix PATH". */
@@ -76,7 +89,9 @@ struct admin_stats {
 	uint64_t accepted;    /* connections accepted, refused ones included */
 	uint64_t refused;     /* over max_clients */
 	uint64_t commands;    /* lines run (quit and empty lines included) */
-	uint64_t too_long;    /* closed: a line over ADMIN_LINE_MAX */
+	uint64_t too_long;    /* closed: a line over ADMIN_LINE_MAX, or as
+	                         much input behind a command that waits */
+	uint64_t waiting;     /* commands whose reply comes later, now */
 	uint64_t overflows;   /* closed: ADMIN_OUT_MAX bytes of replies unread */
 };
 void admin_stats(const admin_t *a, struct admin_stats *st);

@@ -9,9 +9,11 @@
 --       return "kicked"
 --   end)
 --
--- A command returns its reply text, or nil and an error. Built in:
--- help, status, sessions, close, stats, reload. Services add their own
--- (room: rooms, room close).
+-- A command returns its reply text, or nil and an error. It runs in a
+-- coroutine and may wait (moongate.sleep, redis, http): the console's reply
+-- comes when it returns, and that client's next command waits behind it.
+-- Built in (and never waiting): help, status, sessions, close, stats,
+-- reload. Services add their own (room: rooms, room close).
 local M = {}
 
 local commands = {}

@@ -48,16 +48,22 @@ struct ctx {
 	int runs;            /* run callback calls */
 	char last[ADMIN_LINE_MAX + 1]; /* the last line it saw */
 	size_t big;          /* "big": a reply of this many bytes */
+	uint64_t ticket;     /* "later X": the ticket of its reply */
 };
 
 /* The stand-in for script_command: "echo X" -> X, "fail X" -> error X,
- * "lines" -> text with empty lines and \r\n, "big" -> t->big bytes. */
+ * "lines" -> text with empty lines and \r\n, "big" -> t->big bytes,
+ * "later X" -> the reply comes later (the test calls admin_answer). */
 static int
-run(const char *line, char *out, size_t outlen, void *user)
+run(const char *line, uint64_t ticket, char *out, size_t outlen, void *user)
 {
 	struct ctx *t = user;
 	t->runs++;
 	snprintf(t->last, sizeof t->last, "%s", line);
+	if (!strncmp(line, "later ", 6)) {
+		t->ticket = ticket;
+		return ADMIN_PENDING;
+	}
 	if (!strncmp(line, "echo ", 5)) {
 		snprintf(out, outlen, "%s", line + 5);
 		return 0;
@@ -487,6 +493,86 @@ TEST(not_reading)
 	teardown(&t);
 }
 
+/* A command whose reply comes later: the client's next lines wait behind
+ * it and run after its reply, in order; another client is served
+ * meanwhile. */
+TEST(reply_later_in_order)
+{
+	struct ctx t;
+	REQUIRE(setup(&t, "tcp://127.0.0.1:0", 8) == 0);
+	struct cl *a = cl_new(&t), *b = cl_new(&t);
+	REQUIRE(a != NULL && b != NULL);
+	cl_send(&t, a, "later one\necho two\nlater three\n", 31);
+	RUN_UNTIL(&t, t.runs == 1);
+	ask(&t, b, "echo meanwhile\n", 1);
+	CHECK(!strcmp(b->buf, "meanwhile\n\n"));
+	CHECK_EQ(replies(a), 0);
+	CHECK_EQ(t.runs, 2); /* b's; a's next lines wait */
+	CHECK_EQ(stats(&t).waiting, 1);
+	uint64_t first = t.ticket;
+	CHECK_EQ(admin_answer(t.a, first, 0, "one done"), 0);
+	CHECK_EQ(admin_answer(t.a, first, 0, "again"), -1); /* once */
+	/* "echo two" ran, then "later three" waits */
+	RUN_UNTIL(&t, replies(a) >= 2);
+	CHECK(!strcmp(a->buf, "one done\n\ntwo\n\n"));
+	CHECK_EQ(t.runs, 4);
+	CHECK(t.ticket != first);
+	CHECK_EQ(admin_answer(t.a, t.ticket, 1, "three failed"), 0);
+	RUN_UNTIL(&t, replies(a) >= 3);
+	CHECK(!strcmp(a->buf, "one done\n\ntwo\n\nerror: three failed\n\n"));
+	CHECK_EQ(stats(&t).waiting, 0);
+	cl_free(a);
+	cl_free(b);
+	teardown(&t);
+}
+
+/* A client that leaves while its command waits (a reset) drops the reply;
+ * one whose EOF comes while it waits (it may have closed only its side)
+ * still gets it, then is closed; one that sends more than its buffer
+ * behind a waiting command is told and closed. */
+TEST(reply_later_and_the_client_goes)
+{
+	struct ctx t;
+	REQUIRE(setup(&t, "tcp://127.0.0.1:0", 8) == 0);
+	struct cl *c = cl_new(&t);
+	REQUIRE(c != NULL);
+	cl_send(&t, c, "later x\n", 8);
+	RUN_UNTIL(&t, t.runs == 1);
+	struct linger lg = { 1, 0 }; /* close with a reset */
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	cl_free(c);
+	RUN_UNTIL(&t, stats(&t).clients == 0);
+	CHECK_EQ(stats(&t).waiting, 0);
+	CHECK_EQ(admin_answer(t.a, t.ticket, 0, "nobody reads this"), -1);
+
+	c = cl_new(&t);
+	REQUIRE(c != NULL);
+	cl_send(&t, c, "later y\necho z", 14);
+	shutdown(c->fd, SHUT_WR);
+	RUN_UNTIL(&t, t.runs == 2 && stats(&t).clients == 1);
+	ev_run(t.loop, EVRUN_NOWAIT); /* the EOF is read: nothing closes */
+	CHECK_EQ(stats(&t).clients, 1);
+	CHECK_EQ(admin_answer(t.a, t.ticket, 0, "y done"), 0);
+	RUN_UNTIL(&t, (cl_read(c), c->eof));
+	CHECK(!strcmp(c->buf, "y done\n\nz\n\n"));
+	RUN_UNTIL(&t, stats(&t).clients == 0);
+	cl_free(c);
+
+	c = cl_new(&t);
+	REQUIRE(c != NULL);
+	cl_send(&t, c, "later w\n", 8);
+	RUN_UNTIL(&t, t.runs == 4);
+	char more[6000];
+	memset(more, '\n', sizeof more);
+	cl_send(&t, c, more, sizeof more);
+	RUN_UNTIL(&t, (cl_read(c), c->eof));
+	CHECK(strstr(c->buf, "error: too much input behind a command that waits") == c->buf);
+	CHECK_EQ(stats(&t).waiting, 0);
+	CHECK_EQ(admin_answer(t.a, t.ticket, 0, "late"), -1);
+	cl_free(c);
+	teardown(&t);
+}
+
 TEST(unix_socket_file)
 {
 	struct ctx t;
@@ -547,6 +633,8 @@ static const struct tu_test tests[] = {
 	TU(line_too_long),
 	TU(too_many_clients),
 	TU(not_reading),
+	TU(reply_later_in_order),
+	TU(reply_later_and_the_client_goes),
 	TU(unix_socket_file),
 };
 

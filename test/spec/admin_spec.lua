@@ -23,6 +23,41 @@ return M
 ]]):format(version)
 end
 
+-- Console commands that wait (moongate.sleep here; redis and http the
+-- same way): "slow MS" answers after MS ms; "hold" waits until "release".
+local WAITING = [[
+local moongate = require "moongate"
+local released, holding = false, 0
+moongate.command("slow", "slow MS: answers after MS ms", function(args)
+	local ms = tonumber(args[1]) or 50
+	local t0 = moongate.now()
+	moongate.sleep(ms)
+	return string.format("slept %d ms", moongate.now() - t0)
+end)
+moongate.command("hold", "hold: answers once released", function()
+	holding = holding + 1
+	local deadline = moongate.now() + 20000 -- ms
+	while not released and moongate.now() < deadline do
+		moongate.sleep(2)
+	end
+	holding = holding - 1
+	if not released then return nil, "never released" end
+	return "released"
+end)
+moongate.command("holding", "holding: commands that hold now", function()
+	return tostring(holding)
+end)
+moongate.command("release", "release: the holding commands answer", function()
+	released = true
+	return "ok"
+end)
+moongate.command("fail_later", "fail_later: fails after a wait", function()
+	moongate.sleep(1)
+	error("failed after a wait")
+end)
+return {}
+]]
+
 local function ask(cl, text)
 	cl:send(text)
 	return cl:wait_message()
@@ -91,6 +126,53 @@ describe("admin console", function()
 		f:close()
 		assert.truthy(out:find("admin: only a loopback address or unix:PATH; " ..
 			"got 'tcp://0.0.0.0:0'", 1, true), out)
+	end)
+end)
+
+describe("admin commands that wait", function()
+	local srv
+	lazy_setup(function()
+		srv = T.start_server{ services = { "waiting" },
+			inline = { waiting = WAITING }, admin = true }
+	end)
+	lazy_teardown(T.stop_all)
+
+	it("answer when the command returns", function()
+		local t0 = T.now_ms()
+		local ok, reply = srv:admin("slow 50")
+		assert.is_true(ok)
+		local ms = tonumber(reply:match("^slept (%d+) ms$"))
+		assert.truthy(ms and ms >= 50, reply)
+		assert.is_true(T.now_ms() - t0 >= 50)
+		srv:wait_log("admin: slow 50 %-> ok")
+		ok, reply = srv:admin("fail_later")
+		assert.is_false(ok)
+		assert.truthy(reply:match("^error: command fail_later failed: .*failed after a wait"), reply)
+	end)
+
+	it("let another console client be answered meanwhile", function()
+		-- a first client's command waits (a `moongate admin` in the
+		-- background), until a second client releases it
+		local bin = srv.bin
+		local sh = ("%q admin --timeout 10000 %q hold 2>&1; echo \"exit:$?\""):format(
+			bin, srv.admin_url)
+		local f = assert(io.popen(sh, "r"))
+		T.wait(function()
+			local ok, n = srv:admin("holding")
+			return ok and n == "1"
+		end, 5000)
+		local ok, reply = srv:admin("status")
+		assert.is_true(ok)
+		assert.truthy(reply:match("^uptime_s %d+"), reply)
+		ok, reply = srv:admin("stats admin")
+		assert.is_true(ok)
+		assert.truthy(reply:find("admin.waiting 1", 1, true), reply)
+		assert.is_true((srv:admin("release")))
+		local out = f:read("*a")
+		f:close()
+		assert.equal("released\nexit:0\n", out)
+		ok, reply = srv:admin("holding")
+		assert.equal("0", reply)
 	end)
 end)
 

@@ -19,9 +19,30 @@ local flag = false
 
 local function note(s) notes[#notes + 1] = s end
 
-function svc.handshake(hello)
-	if hello == "sleepy handshake" then
-		moongate.sleep(10) -- cannot wait here: an error, the client refused
+-- "wait MS accept|refuse|error": the handshake sleeps, then answers;
+-- "hold": it waits until another session sets the flag
+local handshakes = {}     -- hello -> handshake callbacks for it
+local hs_waiting = 0
+function svc.handshake(hello, info)
+	handshakes[hello] = (handshakes[hello] or 0) + 1
+	local ms, what = hello:match("^wait (%d+) (%a+)")
+	if ms then
+		hs_waiting = hs_waiting + 1
+		moongate.sleep(tonumber(ms))
+		hs_waiting = hs_waiting - 1
+		if what == "refuse" then
+			return false, "refused after " .. ms .. " ms (" .. info.transport .. ")", 4001
+		elseif what == "error" then
+			error("failed in a handshake after a wait")
+		end
+	elseif hello == "hold" then
+		hs_waiting = hs_waiting + 1
+		local deadline = moongate.now() + 20000 -- ms
+		while not flag do
+			assert(moongate.now() < deadline, "the flag never came")
+			moongate.sleep(2)
+		end
+		hs_waiting = hs_waiting - 1
 	end
 end
 
@@ -111,7 +132,8 @@ function cmds.report(session)
 	local st = moongate.server_stats().lua
 	session:send(json.encode({ notes = notes, overlaps = overlaps,
 		ticks = ticks, slept = slept, stats = st,
-		objects = moongate.stats().lua_objects }))
+		objects = moongate.stats().lua_objects, handshakes = handshakes,
+		hs_waiting = hs_waiting, gate = moongate.server_stats().gate }))
 end
 
 function svc.message(session, data)
@@ -281,11 +303,98 @@ describe("callbacks that wait", function()
 		assert.are.equal("pong", cl.messages[2])
 	end)
 
-	it("refuse a wait where nothing can wait: the handshake", function()
+	it("let the handshake wait, then accept or refuse", function()
 		local srv = start()
-		local cl = T.connect(srv, "udp", "sleepy handshake")
+		local a = T.connect(srv, "udp", "wait 50 accept")
+		local b = T.connect(srv, "tcp", "wait 50 refuse")
+		local c = T.connect(srv, "udp", "wait 10 error")
+		a:wait_open()
+		b:wait_close()
+		assert.are.equal(4001, b.closed.code)
+		assert.are.equal("refused after 50 ms (tcp)", b.closed.reason)
+		c:wait_close() -- an error after the wait fails closed, as at once
+		assert.are.equal(4, c.closed.code)
+		assert.are.equal("server error", c.closed.reason)
+		srv:wait_log("service waiter: handshake failed.-failed in a handshake after a wait", 5000)
+		assert(a:send("ping"))
+		T.wait(function() return has(a.messages, "pong") end, 5000, a)
+		local r = report(a)
+		assert.are.equal(1, r.handshakes["wait 50 accept"])
+		assert.are.equal(0, r.gate.pending)
+		assert.are.equal(0, r.stats.waiting)
+	end)
+
+	it("serve other sessions while a handshake waits on something slow", function()
+		local srv = start()
+		local a = T.connect(srv, "udp")
+		a:wait_open()
+		local b = T.connect(srv, "udp", "hold")
+		-- b's handshake waits until a's callback sets the flag: a waiting
+		-- handshake holds neither the loop nor the other sessions
+		T.wait(function()
+			local r = report(a, b)
+			return r.hs_waiting == 1 and r.gate.pending == 1
+		end, 5000, a, b)
+		assert.is_false(b.opened)
+		for i = 1, 5 do
+			assert(a:send("ping"))
+		end
+		T.wait(function() return #a.messages >= 7 end, 5000, a, b)
+		assert.is_false(b.opened)
+		assert(a:send("set_flag"))
+		b:wait_open()
+		assert(b:send("ping"))
+		T.wait(function() return has(b.messages, "pong") end, 5000, b)
+		assert.are.equal(1, report(b).handshakes.hold)
+	end)
+
+	it("ask once while the client retries its INIT, on UDP and then TCP too", function()
+		local srv = start()
+		-- UDP first; no answer within fallback_ms (1000): TCP too. The
+		-- handshake answers after 1500 ms: INITs again at 250, 500 and
+		-- 1000 ms, then the HELLO on TCP, all while it waits
+		local url = srv:url("udp") .. "," .. srv:url("tcp")
+		local cl = T.connect(url, nil, "wait 1500 accept", { server_key = srv.key })
+		cl:wait_open(5000)
+		assert(cl:send("ping"))
+		T.wait(function() return has(cl.messages, "pong") end, 5000, cl)
+		local r = report(cl)
+		assert.are.equal(1, r.handshakes["wait 1500 accept"])
+		assert.is_true(r.gate.hellos >= 5, "handshake packets: " .. r.gate.hellos)
+		assert.are.equal(1, r.gate.created)
+		assert.are.equal(0, r.gate.pending)
+	end)
+
+	it("refuse a handshake whose verdict does not come within gate.pending_ms", function()
+		local srv = start({ gate = { pending_ms = 200 } })
+		local cl = T.connect(srv, "udp", "wait 1000 accept")
 		cl:wait_close()
-		srv:wait_log("moongate.sleep: can only wait in a callback's own coroutine", 5000)
+		assert.are.equal(6, cl.closed.code)
+		assert.are.equal("handshake policy timeout", cl.closed.reason)
+		local w = T.connect(srv, "tcp")
+		w:wait_open()
+		local r
+		T.wait(function()
+			r = report(w)
+			return r.hs_waiting == 0 -- the late verdict was ignored
+		end, 5000, w)
+		assert.are.equal(1, r.gate.pending_timeouts)
+		assert.are.equal(1, r.gate.created) -- w's only
+	end)
+
+	it("refuse one more waiting handshake past gate.pending_max", function()
+		local srv = start({ gate = { pending_max = 1 } })
+		local a = T.connect(srv, "udp", "hold")
+		local w = T.connect(srv, "tcp")
+		w:wait_open()
+		T.wait(function() return report(w, a).gate.pending == 1 end, 5000, w, a)
+		local b = T.connect(srv, "udp", "wait 10 accept")
+		b:wait_close()
+		assert.are.equal(4, b.closed.code)
+		assert.truthy(b.closed.reason:find("^server busy"), b.closed.reason)
+		assert.truthy(b.closed.reason:find("gate.pending_max", 1, true), b.closed.reason)
+		assert(w:send("set_flag"))
+		a:wait_open()
 	end)
 
 	it("close a session whose events pile up past lua.queue_max behind a wait", function()

@@ -91,6 +91,11 @@ struct world {
 	uint16_t race_port;
 	int limited;              /* limited callbacks */
 	char limited_why[64];     /* ... the last one's config key */
+	/* pending verdicts */
+	int pend;                 /* accept callback answers GATE_PENDING */
+	int accepts;              /* accept callbacks */
+	uint64_t ticket[MAXC];    /* the ticket each client was given */
+	int welcomes, welcomes_tcp, refuses; /* packets the gate sent */
 };
 
 static struct world W;
@@ -155,6 +160,11 @@ static void
 g_output(const struct gate_path *to, const uint8_t *pkt, size_t len, void *user)
 {
 	(void)user;
+	if (pkt[0] == WIRE_WELCOME) {
+		W.welcomes++;
+		W.welcomes_tcp += to->transport == GATE_TCP;
+	}
+	W.refuses += pkt[0] == WIRE_REFUSE;
 	if (gate_dead)
 		return;
 	if (W.last_in_unproven && len > W.last_in_len)
@@ -188,6 +198,14 @@ g_accept(gate_t *g, const struct gate_path *from, const uint8_t *hello,
 	if (n)
 		memcpy(W.last_hello, hello, n);
 	W.last_hello[n] = 0;
+	W.accepts++;
+	int i = index_of(from);
+	if (i >= 0)
+		W.ticket[i] = v->ticket;
+	if (W.pend) {
+		v->code = GATE_PENDING;
+		return;
+	}
 	if (W.refuse) {
 		v->code = SESSION_CLOSE_APP + 7;
 		strcpy(v->reason, "banned: test");
@@ -386,7 +404,9 @@ world_free(void)
 		simnet_free(W.c[i].net);
 		simnet_free(W.c[i].tnet);
 	}
+	gate_dead = 1; /* the clients' links are gone */
 	gate_release(W.g, now_us());
+	gate_dead = 0;
 }
 
 /* One millisecond of the world. */
@@ -594,6 +614,210 @@ contains(const uint8_t *p, size_t n, const char *needle)
 		if (!memcmp(p + i, needle, k))
 			return 1;
 	return 0;
+}
+
+/* ---- pending verdicts: the policy answers later (gate_decide) --------- */
+
+static struct gate_verdict
+verdict(int code, const char *reason)
+{
+	struct gate_verdict v;
+	memset(&v, 0, sizeof v);
+	v.code = code;
+	snprintf(v.reason, sizeof v.reason, "%s", reason);
+	return v;
+}
+
+TEST(pending_then_accept_opens_the_session)
+{
+	world_init(NULL);
+	W.pend = 1;
+	struct session_config sc;
+	pinned_config(&sc, NULL);
+	struct client *c = add_client(NULL, &sc, "slow login", 1);
+	CHECK(RUN_UNTIL(W.accepts == 1, 1000));
+	CHECK(strcmp(W.last_hello, "slow login") == 0);
+	CHECK(W.ticket[0] != 0);
+	run_ms(300); /* the verdict takes its time: nothing is made, nothing sent */
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.pending, 1);
+	CHECK_EQ(st.sessions, 0);
+	CHECK_EQ(W.welcomes + W.refuses, 0);
+	CHECK_EQ(c->opened + c->closed, 0);
+	CHECK(gate_check(W.g, now_us()) <= now_us() + 5000000); /* its deadline */
+	struct gate_verdict v = verdict(0, "");
+	CHECK_EQ(gate_decide(W.g, W.ticket[0], &v, now_us()), 0);
+	CHECK_EQ(gate_decide(W.g, W.ticket[0], &v, now_us()), -1); /* once */
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	CHECK(strcmp(W.last_hello, "slow login") == 0);
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.pending, 0);
+	CHECK_EQ(st.sessions, 1);
+	CHECK_EQ(W.accepts, 1);
+	CHECK_EQ(W.welcomes, 1);
+	CHECK_EQ(W.amp_violations, 0);
+	send_counter(c, 0, 100);
+	CHECK(RUN_UNTIL(c->rel.n == 1, 1000));
+	CHECK_EQ(c->rel.errors, 0);
+	world_free();
+}
+
+TEST(pending_then_refuse_says_why)
+{
+	world_init(NULL);
+	W.pend = 1;
+	struct client *c = add_client(NULL, NULL, "banned player", 1);
+	CHECK(RUN_UNTIL(W.accepts == 1, 1000));
+	run_ms(100);
+	struct gate_verdict v = verdict(SESSION_CLOSE_APP + 9, "banned: later");
+	CHECK_EQ(gate_decide(W.g, W.ticket[0], &v, now_us()), 0);
+	CHECK(RUN_UNTIL(c->closed, 1000));
+	CHECK_EQ(c->close_code, SESSION_CLOSE_APP + 9);
+	CHECK(strcmp(c->close_reason, "banned: later") == 0);
+	CHECK_EQ(c->opened, 0);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.pending, 0);
+	CHECK_EQ(st.sessions, 0);
+	CHECK_EQ(st.refused, 1);
+	CHECK_EQ(W.srv_open, 0);
+	world_free();
+}
+
+TEST(pending_past_its_time_is_refused)
+{
+	world_init(NULL);
+	W.gc.pending_ms = 1000;
+	gate_release(W.g, now_us());
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	W.pend = 1;
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	CHECK(RUN_UNTIL(W.accepts == 1, 1000));
+	uint32_t asked = W.t;
+	CHECK(RUN_UNTIL(c->closed, 3000));
+	CHECK(W.t - asked >= 1000 && W.t - asked <= 1010);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_HANDSHAKE);
+	CHECK(strcmp(c->close_reason, "handshake policy timeout") == 0);
+	CHECK(strcmp(W.limited_why, "gate.pending_ms") == 0);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.pending, 0);
+	CHECK_EQ(st.pending_timeouts, 1);
+	CHECK_EQ(st.sessions, 0);
+	/* the late verdict finds nothing */
+	struct gate_verdict v = verdict(0, "");
+	CHECK_EQ(gate_decide(W.g, W.ticket[0], &v, now_us()), -1);
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 0);
+	CHECK_EQ(W.accepts, 1);
+	world_free();
+}
+
+/* The client retransmits its INIT while the verdict is pending, and tries
+ * TCP too (its HELLO there is an INIT): the policy is asked once, and the
+ * verdict answers on both paths, one WELCOME each. */
+TEST(repeated_init_while_pending_asks_once)
+{
+	world_init(NULL);
+	W.pend = 1;
+	struct client *c = add_client(NULL, NULL, "x", 1);
+	struct simnet_conf tc = { .in_order = 1 };
+	c->tnet = simnet_create(&tc, 4);
+	CHECK(RUN_UNTIL(W.accepts == 1, 1000));
+	run_ms(2000); /* INIT again at 250, 500, 1000 ms */
+	int inits = 0, hello = -1;
+	for (int i = 0; i < W.ncap; i++) {
+		inits += W.cap_type[i] == WIRE_INIT;
+		if (W.cap_type[i] == WIRE_HELLO)
+			hello = i;
+	}
+	CHECK(inits >= 3);
+	REQUIRE(hello >= 0);
+	uint8_t pkt[PKT];
+	struct gate_path tp;
+	tcp_of(0, &tp);
+	memcpy(pkt, W.cap_pkt[hello], W.cap_len[hello]);
+	gate_input(W.g, &tp, pkt, W.cap_len[hello], now_us());
+	CHECK_EQ(W.accepts, 1);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.pending, 1);
+	CHECK_EQ(W.welcomes + W.refuses, 0);
+	struct gate_verdict v = verdict(0, "");
+	CHECK_EQ(gate_decide(W.g, W.ticket[0], &v, now_us()), 0);
+	CHECK(RUN_UNTIL(c->opened && W.srv_open, 1000));
+	CHECK_EQ(W.accepts, 1);
+	CHECK_EQ(W.welcomes, 2);
+	CHECK_EQ(W.welcomes_tcp, 1);
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.sessions, 1);
+	CHECK_EQ(st.created, 1);
+	CHECK_EQ(W.amp_violations, 0);
+	send_counter(c, 0, 100);
+	CHECK(RUN_UNTIL(c->rel.n == 1, 1000));
+	world_free();
+}
+
+/* pending_max wait at once; one more that would wait is refused "server
+ * busy" (the policy was asked, with ticket 0: it could not wait); a
+ * policy that answers at once still gets in. */
+TEST(pending_max_refuses_one_more)
+{
+	world_init(NULL);
+	W.gc.pending_max = 2;
+	gate_release(W.g, now_us());
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	W.pend = 1;
+	struct client *a = add_client(NULL, NULL, "a", 1);
+	struct client *b = add_client(NULL, NULL, "b", 2);
+	CHECK(RUN_UNTIL(W.accepts == 2, 1000));
+	struct client *c = add_client(NULL, NULL, "c", 3);
+	CHECK(RUN_UNTIL(c->closed, 1000));
+	CHECK_EQ(W.accepts, 3);
+	CHECK_EQ(W.ticket[2], 0);
+	CHECK_EQ(c->close_code, SESSION_CLOSE_REFUSED);
+	CHECK(strstr(c->close_reason, "server busy") == c->close_reason);
+	CHECK(strstr(c->close_reason, "gate.pending_max") != NULL);
+	CHECK(strcmp(W.limited_why, "gate.pending_max") == 0);
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.pending, 2);
+	CHECK_EQ(st.pending_refused, 1);
+	W.pend = 0; /* an answer at once needs no room */
+	struct client *d = add_client(NULL, NULL, "d", 4);
+	CHECK(RUN_UNTIL(d->opened, 1000));
+	struct gate_verdict v = verdict(0, "");
+	CHECK_EQ(gate_decide(W.g, W.ticket[0], &v, now_us()), 0);
+	CHECK_EQ(gate_decide(W.g, W.ticket[1], &v, now_us()), 0);
+	CHECK(RUN_UNTIL(a->opened && b->opened, 1000));
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.pending, 0);
+	CHECK_EQ(st.sessions, 3);
+	world_free();
+}
+
+/* Released with handshakes pending: each told "server shutdown", every
+ * record freed (ASan's leak check). */
+TEST(release_with_pending_verdicts)
+{
+	world_init(NULL);
+	W.pend = 1;
+	struct session_config sc;
+	pinned_config(&sc, NULL);
+	add_client(NULL, &sc, "a", 1);
+	add_client(NULL, NULL, "b", 2);
+	add_client(NULL, &sc, "c", 3);
+	CHECK(RUN_UNTIL(W.accepts == 3, 1000));
+	struct gate_stats st;
+	gate_stats(W.g, &st);
+	CHECK_EQ(st.pending, 3);
+	gate_release(W.g, now_us());
+	CHECK_EQ(W.refuses, 3);
+	W.g = gate_create(&W.gc, &gate_cb, NULL);
+	struct gate_verdict v = verdict(0, "");
+	CHECK_EQ(gate_decide(W.g, W.ticket[0], &v, now_us()), -1);
+	world_free();
 }
 
 TEST(pinned_handshake_hides_the_hello)
@@ -2883,6 +3107,12 @@ static const struct tu_test tests[] = {
 	TU(handshake_timeout_when_server_silent),
 	TU(handshake_refused_with_reason),
 	TU(handshake_replayed_init_makes_nothing_new),
+	TU(pending_then_accept_opens_the_session),
+	TU(pending_then_refuse_says_why),
+	TU(pending_past_its_time_is_refused),
+	TU(repeated_init_while_pending_asks_once),
+	TU(pending_max_refuses_one_more),
+	TU(release_with_pending_verdicts),
 	TU(pinned_handshake_hides_the_hello),
 	TU(pinned_client_refused_by_a_server_with_another_key),
 	TU(pinned_client_cannot_open_a_welcome_without_the_key),
