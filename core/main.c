@@ -71,6 +71,8 @@ struct server {
 	uint64_t full_told;      /* gate_stats.full already logged */
 	char watch_failed[256];  /* the watch's last refusal, not logged twice */
 	int stopping;
+	int draining;            /* workers: an upgrade's old worker */
+	ev_signal sigusr1;
 	int64_t trim_mark;       /* queued bytes since the last trim, at most */
 	uint64_t trim_last;      /* when memory was last given back */
 	ev_timer trim;           /* a trim put off by the once-a-second rule */
@@ -119,8 +121,14 @@ usage(FILE *f, const char *prog)
 		"                   hex digits; the file is made when missing): what\n"
 		"                   clients pin (url ?key=, Lua server_key)\n"
 		"\n"
+		"upgrade (with workers):\n"
+		"  %s upgrade PID   the supervisor PID starts workers of the binary now\n"
+		"                   at its path on the same sockets; new sessions go to\n"
+		"                   them, the old workers keep theirs until they end\n"
+		"                   (at most upgrade_drain_ms). The same as kill -USR2.\n"
+		"\n"
 		"keys (default, meaning):\n",
-		prog, prog, prog, prog, prog);
+		prog, prog, prog, prog, prog, prog);
 	config_print_keys(f);
 }
 
@@ -424,12 +432,29 @@ on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 	}
 	uint64_t due = gate_check(sv->gate, now), t = script_check(sv->script, now);
 	net_timer(sv->net, t < due ? t : due);
-	if (sv->stopping) {
+	if (sv->stopping || sv->draining) {
 		struct gate_stats st;
 		gate_stats(sv->gate, &st);
-		if (st.sessions == 0)
+		if (st.sessions == 0) {
+			if (sv->draining && !sv->stopping)
+				log_info("drained: the last session of this worker ended");
 			ev_break(sv->loop, EVBREAK_ALL);
+		}
 	}
+}
+
+/* workers: SIGUSR1 from the supervisor after an upgrade: new sessions go
+ * to the new workers; this one serves its own until the last ends. */
+static void
+on_drain(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *sv = w->data;
+	(void)loop;
+	(void)revents;
+	if (!sv->draining)
+		log_info("upgrade: draining: the new workers take new sessions; "
+		         "this one exits when its last session ends");
+	sv->draining = 1;
 }
 
 static void
@@ -814,6 +839,11 @@ serve(struct server *sv, int lua)
 	ev_signal_init(&sv->sighup, on_hup, SIGHUP);
 	sv->sighup.data = sv;
 	ev_signal_start(sv->loop, &sv->sighup);
+	if (sv->wfds) {
+		ev_signal_init(&sv->sigusr1, on_drain, SIGUSR1);
+		sv->sigusr1.data = sv;
+		ev_signal_start(sv->loop, &sv->sigusr1);
+	}
 	ev_timer_init(&sv->tick, on_tick, 1.0, 1.0);
 	sv->tick.data = sv;
 	ev_timer_start(sv->loop, &sv->tick);
@@ -934,6 +964,28 @@ print_key(int argc, char **argv, const char *prog)
 
 /* ---- workers ------------------------------------------------------------- */
 
+/* moongate upgrade PID: ask a supervisor (workers) to start the workers of
+ * the binary now at its path, on the same sockets. */
+static int
+upgrade_cli(int argc, char **argv, const char *prog)
+{
+	char *end;
+	long pid = argc == 2 ? strtol(argv[1], &end, 10) : 0;
+	if (argc != 2 || *end || pid < 2) {
+		fprintf(stderr, "usage: %s upgrade PID\n"
+		        "  PID: the supervisor of a server with workers (the process\n"
+		        "  started; its log says \"workers: N on the same ports\").\n"
+		        "  The same as kill -USR2 PID.\n", prog);
+		return 2;
+	}
+	if (kill((pid_t)pid, SIGUSR2) < 0) {
+		fprintf(stderr, "%s: upgrade: %ld: %s\n", prog, pid, strerror(errno));
+		return 1;
+	}
+	printf("upgrade asked of %ld: its log says how it goes\n", pid);
+	return 0;
+}
+
 static int sv_lua; /* the workers run the Lua services (not the C echo) */
 
 /* In the child: worker index of n serves on its sockets. */
@@ -987,6 +1039,19 @@ main(int argc, char **argv)
 		return admin_cli(argc - 1, argv + 1, prog);
 	if (argc > 1 && !strcmp(argv[1], "key"))
 		return print_key(argc - 1, argv + 1, prog);
+	if (argc > 1 && !strcmp(argv[1], "upgrade"))
+		return upgrade_cli(argc - 1, argv + 1, prog);
+	/* the binary an upgrade starts: this path, whatever file is there then */
+	static char self_exe[4096];
+	ssize_t xl = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+	if (xl > 0) {
+		self_exe[xl] = 0;
+		char *del = strstr(self_exe, " (deleted)");
+		if (del)
+			*del = 0;
+	} else {
+		snprintf(self_exe, sizeof self_exe, "%s", prog);
+	}
 
 	/* First the options' shape and the file; then the file's values, then
 	 * the options over them (--listen replaces the file's listeners). */
@@ -1089,11 +1154,24 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, err);
 		return 1;
 	}
+	const char *wenv = getenv("MOONGATE_WORKER");
+	if (wenv) { /* an upgrade's new worker, exec'd by the supervisor */
+		static struct workers_fds wf;
+		int index, ready_fd;
+		if (workers_from_env(wenv, &wf, &index, &ready_fd) < 0) {
+			fprintf(stderr, "%s: MOONGATE_WORKER: malformed\n", prog);
+			return 2;
+		}
+		unsetenv("MOONGATE_WORKER");
+		sv_lua = lua;
+		return run_worker(index, wf.nworkers, &wf, ready_fd, &sv);
+	}
 	int nw = sv.cfg.workers == 0 ? workers_auto() : sv.cfg.workers;
 	if (nw > 1) {
 		sv_lua = lua;
 		log_info("workers: %d on the same ports", nw);
-		return workers_supervise(&sv.cfg, nw, run_worker, workers_ready, &sv);
+		return workers_supervise(&sv.cfg, nw, run_worker, workers_ready, &sv,
+		                         self_exe, argv);
 	}
 	return serve(&sv, lua);
 }

@@ -149,6 +149,8 @@ static const struct key keys[] = {
 	  "1: the built-in C echo instead of the Lua services (benchmarks)" },
 	{ "workers", AUTOINT, offsetof(struct config, workers), 1, WORKERS_MAX,
 	  "worker processes on the same ports, packets steered to the one that owns the session (\"auto\": one per CPU)" },
+	{ "upgrade_drain_ms", INT, offsetof(struct config, upgrade_drain_ms), 0, 86400000,
+	  "workers: an upgrade's old workers serve their sessions at most this long, then close them" },
 	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,
 	  "on SIGTERM/SIGINT, wait this long for sessions to close" },
 };
@@ -172,6 +174,7 @@ config_default(struct config *c)
 	c->log_window_ms = 10000;
 	c->shutdown_ms = 2000;
 	c->workers = 1;
+	c->upgrade_drain_ms = 600000;
 	c->lua_budget_ms = 50;
 	c->lua_timers_max = 1000000;
 	c->lua_queue_max = 256;

@@ -89,38 +89,102 @@ bind_one(const struct config_listen *l, int *port)
 	return fd;
 }
 
-/* The steering program of a UDP group of n sockets: a session packet or
- * FEC frame (type 0x10..0x18) goes to socket byte[1] (its session id's low
- * byte, the owning worker); anything else, or an index past the group,
- * returns n, which makes the kernel pick by its 4-tuple hash. */
+/* The steering program of a group of 2n sockets (two generations of n
+ * workers: the live one at base, the other for an upgrade). A UDP session
+ * packet or FEC frame (type 0x10..0x18) goes to socket byte[1] (its
+ * session id's low byte: the owning worker's index), whichever generation;
+ * anything else (a handshake; for TCP every connection) to one of the live
+ * generation's: base + the packet's flow hash (or, when the kernel has none,
+ * the CPU) modulo n. */
 static int
-attach_steering(int fd, int n)
+attach_steering(int fd, int tcp, int n, int base)
 {
-	struct sock_filter code[] = {
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),                 /* A = type */
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x10, 0, 4),       /* < 0x10: hash */
-		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 0x18, 3, 0),       /* > 0x18: hash */
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1),                 /* A = sid's low byte */
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)n, 1, 0), /* no such worker */
+	struct sock_filter udp[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),                      /* A = type */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x10, 0, 4),            /* < 0x10: live */
+		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 0x18, 3, 0),            /* > 0x18: live */
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1),                      /* A = sid's low byte */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(2 * n), 1, 0), /* no such worker */
 		BPF_STMT(BPF_RET | BPF_A, 0),
-		BPF_STMT(BPF_RET | BPF_K, (uint32_t)n),               /* the kernel's hash */
+		/* live: */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_RXHASH),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_CPU),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)n),
+		BPF_STMT(BPF_ALU | BPF_ADD | BPF_K, (uint32_t)base),
+		BPF_STMT(BPF_RET | BPF_A, 0),
 	};
-	struct sock_fprog prog = { sizeof code / sizeof code[0], code };
+	struct sock_fprog prog = { sizeof udp / sizeof udp[0], udp };
+	if (tcp) { /* the "live" part only */
+		prog.filter = udp + 6;
+		prog.len = 6;
+	}
 	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
 }
 
-/* What a worker's child must not keep: the other workers' sockets, the
- * supervisor's signalfd and the ready pipe's read end. */
-struct keep_out {
+/* What a worker's child must not keep: the other workers' sockets and
+ * read ends, the supervisor's signalfd and the ready pipe's read end. */
+struct sup {
+	const struct config *c;
+	int n, slots;            /* workers per generation; 2n slots */
+	int base;                /* the live generation's first slot */
 	struct worker *ws;
-	int sfd, ready_rd;
+	int sfd, ready_rd, ready_wr;
+	sigset_t old;
+	workers_run_fn *run;
+	void *user;
+	const char *exe;         /* the binary an upgrade starts */
+	char *const *argv;       /* its arguments (this process's) */
+	double drain_until;      /* the old generation is stopped then */
+	int upgrading;           /* new generation started, not yet all ready */
 };
 
 static void
-spawn(struct worker *ws, int index, int n, workers_run_fn *run, int ready_fd,
-      const sigset_t *old, const struct keep_out *ko, void *user)
+child_close(struct sup *u, int index)
 {
-	struct worker *w = &ws[index];
+	for (int k = 0; k < u->slots; k++)
+		if (k != index) {
+			for (int i = 0; i < u->ws[k].fds.n; i++)
+				close(u->ws[k].fds.fd[i]);
+			close(u->ws[k].fds.chan_rd);
+		}
+	close(u->sfd);
+	close(u->ready_rd);
+}
+
+/* MOONGATE_WORKER=index,ready,chan_rd,nworkers,nlisten,fd:port,...;wr,...
+ * for an exec'd worker (an upgrade's new binary). */
+static int
+worker_env(struct sup *u, int index, char *buf, size_t len)
+{
+	const struct workers_fds *f = &u->ws[index].fds;
+	int o = snprintf(buf, len, "%d,%d,%d,%d,%d", index, u->ready_wr, f->chan_rd,
+	                 f->nworkers, f->n);
+	for (int i = 0; i < f->n && o > 0 && (size_t)o < len; i++)
+		o += snprintf(buf + o, len - (size_t)o, ",%d:%d", f->fd[i], f->port[i]);
+	for (int w = 0; w < f->nworkers && o > 0 && (size_t)o < len; w++)
+		o += snprintf(buf + o, len - (size_t)o, "%c%d", w ? ',' : ';', f->chan_wr[w]);
+	return o > 0 && (size_t)o < len ? 0 : -1;
+}
+
+static void
+keep_on_exec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+	if (fl >= 0)
+		fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+}
+
+static void
+spawn(struct sup *u, int index, int exec_new)
+{
+	struct worker *w = &u->ws[index];
+	char env[4096];
+	if (exec_new && worker_env(u, index, env, sizeof env) < 0) {
+		log_error("workers: worker %d: too many descriptors to pass", index);
+		w->restart_at = mono_s() + 1;
+		return;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("workers: fork for worker %d: %s", index, strerror(errno));
@@ -129,23 +193,30 @@ spawn(struct worker *ws, int index, int n, workers_run_fn *run, int ready_fd,
 		return;
 	}
 	if (pid == 0) {
-		for (int k = 0; k < n; k++)
-			if (k != index) {
-				for (int i = 0; i < ws[k].fds.n; i++)
-					close(ws[k].fds.fd[i]);
-				close(ws[k].fds.chan_rd);
-			}
-		close(ko->sfd);
-		close(ko->ready_rd);
-		sigprocmask(SIG_SETMASK, old, NULL);
-		int st = run(index, n, &w->fds, ready_fd, user);
+		child_close(u, index);
+		sigprocmask(SIG_SETMASK, &u->old, NULL);
+		if (exec_new) {
+			for (int i = 0; i < w->fds.n; i++)
+				keep_on_exec(w->fds.fd[i]);
+			keep_on_exec(w->fds.chan_rd);
+			for (int k = 0; k < w->fds.nworkers; k++)
+				keep_on_exec(w->fds.chan_wr[k]);
+			keep_on_exec(u->ready_wr);
+			setenv("MOONGATE_WORKER", env, 1);
+			execv(u->exe, u->argv);
+			log_error("workers: worker %d: exec %s: %s", index, u->exe,
+			          strerror(errno));
+			_exit(127);
+		}
+		int st = u->run(index, u->slots, &w->fds, u->ready_wr, u->user);
 		fflush(stdout);
 		_exit(st);
 	}
 	w->pid = pid;
 	w->ready = 0;
 	w->started = mono_s();
-	log_info("workers: worker %d started, pid %d", index, (int)pid);
+	log_info("workers: worker %d started, pid %d%s", index, (int)pid,
+	         exec_new ? " (upgrade: a new binary)" : "");
 }
 
 static void
@@ -160,50 +231,77 @@ describe(int st, char *buf, size_t len)
 		snprintf(buf, len, "stopped (status 0x%x)", st);
 }
 
+/* Steer every group to the generation at base. */
+static int
+steer(struct sup *u, int base)
+{
+	const struct config *c = u->c;
+	for (int i = 0; i < c->nlisten; i++) {
+		const struct config_listen *l = &c->listen[i];
+		int tcp = l->transport == GATE_TCP || l->raw;
+		if (attach_steering(u->ws[0].fds.fd[i], tcp, u->n, base) < 0) {
+			log_error("workers: SO_ATTACH_REUSEPORT_CBPF: %s: packets would "
+			          "reach the wrong worker", strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+alive_in(struct sup *u, int base)
+{
+	int a = 0;
+	for (int k = base; k < base + u->n; k++)
+		a += u->ws[k].pid > 0;
+	return a;
+}
+
 int
 workers_supervise(const struct config *c, int n, workers_run_fn *run,
                   void (*on_ready)(const struct workers_fds *fds, void *user),
-                  void *user)
+                  void *user, const char *exe, char *const *argv)
 {
 	if (n < 1 || n > WORKERS_MAX) {
 		log_error("workers: %d workers (1..%d)", n, WORKERS_MAX);
 		return 1;
 	}
-	struct worker *ws = calloc((size_t)n, sizeof *ws);
-	if (!ws)
+	struct sup su = { .c = c, .n = n, .slots = 2 * n, .run = run, .user = user,
+	                  .exe = exe, .argv = argv };
+	struct sup *u = &su;
+	u->ws = calloc((size_t)u->slots, sizeof *u->ws);
+	if (!u->ws)
 		return 1;
-	/* the groups: listener i, socket k for worker k, bound in order */
+	struct worker *ws = u->ws;
+	/* the groups: listener i, socket k for slot k, bound in order, all
+	 * kept open while the server runs (the group's order never changes) */
 	for (int i = 0; i < c->nlisten; i++) {
 		int port = c->listen[i].port;
-		for (int k = 0; k < n; k++) {
+		for (int k = 0; k < u->slots; k++) {
 			int fd = bind_one(&c->listen[i], &port);
 			if (fd < 0)
 				return 1;
 			ws[k].fds.fd[i] = fd;
 			ws[k].fds.port[i] = port;
 			ws[k].fds.n = c->nlisten;
-			if (k == 0 && c->listen[i].transport != GATE_TCP && !c->listen[i].raw &&
-			    attach_steering(fd, n) < 0) {
-				log_error("workers: SO_ATTACH_REUSEPORT_CBPF: %s: packets would "
-				          "reach the wrong worker", strerror(errno));
-				return 1;
-			}
 		}
 	}
-	/* the channels: worker k reads chan[k][0]; the others write chan[k][1] */
-	int (*chan)[2] = calloc((size_t)n, sizeof *chan);
+	if (steer(u, 0) < 0)
+		return 1;
+	/* the channels: slot k reads chan[k][0]; the others write chan[k][1] */
+	int (*chan)[2] = calloc((size_t)u->slots, sizeof *chan);
 	if (!chan)
 		return 1;
-	for (int k = 0; k < n; k++)
+	for (int k = 0; k < u->slots; k++)
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
 		               chan[k]) < 0) {
 			log_error("workers: socketpair: %s", strerror(errno));
 			return 1;
 		}
-	for (int k = 0; k < n; k++) {
+	for (int k = 0; k < u->slots; k++) {
 		ws[k].fds.chan_rd = chan[k][0];
-		ws[k].fds.nworkers = n;
-		for (int w = 0; w < n; w++)
+		ws[k].fds.nworkers = u->slots;
+		for (int w = 0; w < u->slots; w++)
 			ws[k].fds.chan_wr[w] = chan[w][1];
 	}
 	int ready[2];
@@ -211,63 +309,95 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 		log_error("workers: pipe: %s", strerror(errno));
 		return 1;
 	}
-	sigset_t set, old;
+	u->ready_rd = ready[0];
+	u->ready_wr = ready[1];
+	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, &old);
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0) {
+	sigaddset(&set, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &set, &u->old);
+	u->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (u->sfd < 0) {
 		log_error("workers: signalfd: %s", strerror(errno));
 		return 1;
 	}
-	struct keep_out ko = { ws, sfd, ready[0] };
 	for (int k = 0; k < n; k++)
-		spawn(ws, k, n, run, ready[1], &old, &ko, user);
-	int nready = 0, announced = 0, stopping = 0, live = n, status = 0;
+		spawn(u, k, 0);
+	int announced = 0, stopping = 0, status = 0;
 	double stop_deadline = 0;
 	for (;;) {
-		struct pollfd p[2] = { { sfd, POLLIN, 0 }, { ready[0], POLLIN, 0 } };
+		struct pollfd p[2] = { { u->sfd, POLLIN, 0 }, { u->ready_rd, POLLIN, 0 } };
 		int rc = poll(p, 2, 100);
 		if (rc < 0 && errno != EINTR)
 			break;
 		double now = mono_s();
 		if (p[1].revents & POLLIN) {
 			unsigned char b[64];
-			ssize_t r = read(ready[0], b, sizeof b);
+			ssize_t r = read(u->ready_rd, b, sizeof b);
 			for (ssize_t j = 0; j < r; j++)
-				if (b[j] < n && !ws[b[j]].ready) {
+				if (b[j] < u->slots)
 					ws[b[j]].ready = 1;
-					nready++;
-				}
-			if (!announced && nready >= n) {
+			int nb = u->base, live = 0;
+			if (u->upgrading)
+				nb = u->base == 0 ? n : 0;
+			for (int k = nb; k < nb + n; k++)
+				live += ws[k].ready;
+			if (!announced && live >= n) {
 				announced = 1;
 				log_info("workers: %d workers ready", n);
 				on_ready(&ws[0].fds, user);
 			}
+			if (u->upgrading && live >= n) {
+				/* every new worker serves: new sessions go to them now;
+				 * the old ones keep theirs and leave when they are done */
+				if (steer(u, nb) < 0) {
+					status = 1;
+				} else {
+					int old = u->base;
+					u->base = nb;
+					u->upgrading = 0;
+					u->drain_until = now + c->upgrade_drain_ms / 1000.0;
+					log_info("workers: upgrade: %d new workers serve; the old "
+					         "ones drain (at most %d ms)", n, c->upgrade_drain_ms);
+					for (int k = old; k < old + n; k++)
+						if (ws[k].pid > 0)
+							kill(ws[k].pid, SIGUSR1);
+				}
+			}
 		}
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof si) == sizeof si) {
+			while (read(u->sfd, &si, sizeof si) == sizeof si) {
 				int sig = (int)si.ssi_signo;
 				if (sig == SIGHUP) {
 					log_info("workers: SIGHUP: every worker reloads");
-					for (int k = 0; k < n; k++)
+					for (int k = 0; k < u->slots; k++)
 						if (ws[k].pid > 0)
 							kill(ws[k].pid, SIGHUP);
+				} else if (sig == SIGUSR2 && !stopping) {
+					int other = u->base == 0 ? n : 0;
+					if (u->upgrading || alive_in(u, other)) {
+						log_warn("workers: upgrade refused: the previous one is "
+						         "still under way (its old workers drain)");
+					} else {
+						log_info("workers: upgrade: starting %d workers of %s",
+						         n, u->exe);
+						u->upgrading = 1;
+						for (int k = other; k < other + n; k++) {
+							ws[k].ready = 0;
+							spawn(u, k, 1);
+						}
+					}
 				} else if (sig == SIGTERM || sig == SIGINT) {
-					if (!stopping) {
+					if (!stopping)
 						log_info("workers: signal %d: every worker closes its "
 						         "sessions", sig);
-						live = 0;
-						for (int k = 0; k < n; k++)
-							live += ws[k].pid > 0;
-					}
 					stopping = 1;
 					stop_deadline = now + c->shutdown_ms / 1000.0 + 5;
-					for (int k = 0; k < n; k++)
+					for (int k = 0; k < u->slots; k++)
 						if (ws[k].pid > 0)
 							kill(ws[k].pid, sig);
 				}
@@ -277,20 +407,30 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 		int st;
 		pid_t pid;
 		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-			for (int k = 0; k < n; k++) {
+			for (int k = 0; k < u->slots; k++) {
 				if (ws[k].pid != pid)
 					continue;
 				char why[96];
 				describe(st, why, sizeof why);
-				if (ws[k].ready)
-					nready--;
 				ws[k].pid = 0;
 				ws[k].ready = 0;
-				if (stopping) {
-					live--;
-					if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+				int live_gen = k >= u->base && k < u->base + n;
+				int new_gen = u->upgrading && !live_gen;
+				if (stopping || (!live_gen && !new_gen)) {
+					/* shutting down, or an old worker done draining */
+					if (stopping && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
 						status = 1;
 					log_info("workers: worker %d (pid %d) %s", k, (int)pid, why);
+				} else if (new_gen) {
+					/* a new binary that does not start: the upgrade fails,
+					 * the old workers go on */
+					log_error("workers: upgrade failed: worker %d (pid %d) %s; "
+					          "the old workers go on", k, (int)pid, why);
+					u->upgrading = 0;
+					int other = u->base == 0 ? n : 0;
+					for (int j = other; j < other + n; j++)
+						if (ws[j].pid > 0)
+							kill(ws[j].pid, SIGTERM);
 				} else {
 					/* at most one start a second: a worker that dies at
 					 * once does not spin */
@@ -301,10 +441,13 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 			}
 		}
 		if (stopping) {
-			if (live <= 0)
+			int live = 0;
+			for (int k = 0; k < u->slots; k++)
+				live += ws[k].pid > 0;
+			if (live == 0)
 				break;
 			if (now > stop_deadline) {
-				for (int k = 0; k < n; k++)
+				for (int k = 0; k < u->slots; k++)
 					if (ws[k].pid > 0) {
 						log_error("workers: worker %d (pid %d) did not stop: killed",
 						          k, (int)ws[k].pid);
@@ -314,20 +457,71 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 			}
 			continue;
 		}
-		for (int k = 0; k < n; k++)
+		/* the old generation past its drain deadline: closed */
+		int old = u->base == 0 ? n : 0;
+		if (!u->upgrading && u->drain_until > 0 && now > u->drain_until) {
+			u->drain_until = 0;
+			for (int k = old; k < old + n; k++)
+				if (ws[k].pid > 0) {
+					log_info("workers: worker %d (pid %d): drain deadline: its "
+					         "sessions are closed", k, (int)ws[k].pid);
+					kill(ws[k].pid, SIGTERM);
+				}
+		}
+		for (int k = u->base; k < u->base + n; k++)
 			if (ws[k].pid == 0 && now >= ws[k].restart_at)
-				spawn(ws, k, n, run, ready[1], &old, &ko, user);
+				spawn(u, k, u->exe != NULL && u->base != 0);
 	}
-	for (int k = 0; k < n; k++) {
+	for (int k = 0; k < u->slots; k++) {
 		for (int i = 0; i < ws[k].fds.n; i++)
 			close(ws[k].fds.fd[i]);
 		close(chan[k][0]);
 		close(chan[k][1]);
 	}
 	free(chan);
-	close(sfd);
-	close(ready[0]);
-	close(ready[1]);
+	close(u->sfd);
+	close(u->ready_rd);
+	close(u->ready_wr);
 	free(ws);
 	return status;
+}
+
+int
+workers_from_env(const char *spec, struct workers_fds *f, int *index, int *ready_fd)
+{
+	memset(f, 0, sizeof *f);
+	const char *p = spec;
+	char *end;
+	long v[5];
+	for (int i = 0; i < 5; i++) {
+		v[i] = strtol(p, &end, 10);
+		if (end == p || *end != ',')
+			return -1;
+		p = end + 1;
+	}
+	*index = (int)v[0];
+	*ready_fd = (int)v[1];
+	f->chan_rd = (int)v[2];
+	f->nworkers = (int)v[3];
+	f->n = (int)v[4];
+	if (f->nworkers < 1 || f->nworkers > 2 * WORKERS_MAX || f->n < 0 || f->n > 16 ||
+	    *index < 0 || *index >= f->nworkers)
+		return -1;
+	for (int i = 0; i < f->n; i++) {
+		f->fd[i] = (int)strtol(p, &end, 10);
+		if (*end != ':')
+			return -1;
+		p = end + 1;
+		f->port[i] = (int)strtol(p, &end, 10);
+		if (*end != (i + 1 < f->n ? ',' : ';'))
+			return -1;
+		p = end + 1;
+	}
+	for (int w = 0; w < f->nworkers; w++) {
+		f->chan_wr[w] = (int)strtol(p, &end, 10);
+		if (end == p || *end != (w + 1 < f->nworkers ? ',' : '\0'))
+			return -1;
+		p = end + 1;
+	}
+	return 0;
 }

@@ -15,6 +15,11 @@
  * group's order never changes and a restarted worker gets its sockets
  * back.
  *
+ * There are 2n sockets per listener, n for the live generation of workers
+ * and n for an upgrade's (below); handshakes and TCP connections go to the
+ * live generation (the packet's flow hash, or the CPU, modulo n), session
+ * packets to their worker in either.
+ *
  * Then it forks the workers (each runs the callback with its index and
  * its sockets, and writes a byte to the ready pipe when it serves), waits
  * until every worker is ready, restarts a worker that exits (logged, with
@@ -40,7 +45,7 @@ struct workers_fds {
 	 * Unix sockets, non-blocking): this worker reads chan_rd; it writes to
 	 * worker w on chan_wr[w]. */
 	int chan_rd;
-	int chan_wr[WORKERS_MAX];
+	int chan_wr[2 * WORKERS_MAX];
 	int nworkers;
 };
 
@@ -50,12 +55,26 @@ struct workers_fds {
 typedef int workers_run_fn(int index, int n, const struct workers_fds *fds,
                            int ready_fd, void *user);
 
-/* Bind the listeners of c for n workers, fork them, supervise until told
- * to stop; the process's exit status. on_ready is called once every
- * worker is ready (the supervisor prints the ready line there). */
+/* Bind the listeners of c for 2n worker slots (two generations of n),
+ * fork the first n, supervise until told to stop; the process's exit
+ * status. on_ready is called once every worker is ready (the supervisor
+ * prints the ready line there).
+ *
+ * Upgrade (SIGUSR2): n workers of the binary exe (with this process's
+ * argv, MOONGATE_WORKER in their environment naming their sockets:
+ * workers_from_env) start in the other generation's slots; once all are
+ * ready, every new session and connection goes to them, and the old
+ * workers get SIGUSR1: they serve their sessions until the last one ends
+ * (then exit), or until config upgrade_drain_ms, when they get SIGTERM. A
+ * new binary that does not start fails the upgrade; the old workers go
+ * on. The supervisor itself keeps running its own binary. */
 int workers_supervise(const struct config *c, int n, workers_run_fn *run,
                       void (*on_ready)(const struct workers_fds *fds, void *user),
-                      void *user);
+                      void *user, const char *exe, char *const *argv);
+
+/* An exec'd worker's sockets from MOONGATE_WORKER: 0, or -1 (malformed). */
+int workers_from_env(const char *spec, struct workers_fds *f, int *index,
+                     int *ready_fd);
 
 /* How many workers `workers = "auto"` (0) means: one per online CPU. */
 int workers_auto(void);

@@ -29,9 +29,10 @@ end
 return svc
 ]]
 
-local function start(n, grace)
-	return T.start_server{ services = { "who" }, inline = { who = WHO },
-		config = { workers = n, session = { resume_grace_ms = grace or 0 } } }
+local function start(n, grace, extra)
+	local cfg = { workers = n, session = { resume_grace_ms = grace or 0 } }
+	for k, v in pairs(extra or {}) do cfg[k] = v end
+	return T.start_server{ services = { "who" }, inline = { who = WHO }, config = cfg }
 end
 
 -- Ask cl something; its answer.
@@ -266,6 +267,69 @@ return svc
 			assert.are.equal(logins[i].id, m.id)
 			assert.are.equal("v=" .. i, ask(cl, "get"))
 		end
+	end)
+
+	it("upgrade under load: no session dropped, no message lost, new sessions on the new workers", function()
+		local srv = start(2, 30000, { upgrade_drain_ms = 60000 })
+		local cls = {}
+		for i = 1, 8 do
+			cls[i] = T.connect(srv, i % 2 == 0 and "tcp" or "udp", "u" .. i)
+		end
+		T.wait(function()
+			for _, cl in ipairs(cls) do
+				if not cl.opened then return false end
+			end
+			return true
+		end, 10000, unpack(cls))
+		for _, cl in ipairs(cls) do
+			assert.is_true(worker_of(cl) < 2)
+		end
+		-- every client sends while the upgrade happens, and after
+		local sent = {}
+		local function send_round(tag)
+			for i, cl in ipairs(cls) do
+				local m = tag .. "." .. i
+				assert(cl:send(m))
+				sent[#sent + 1] = { cl, m }
+			end
+		end
+		send_round("before")
+		T.kill(srv.pid, 12) -- SIGUSR2: moongate upgrade
+		local serving = false
+		for round = 1, 200 do
+			send_round("during" .. round)
+			for _, cl in ipairs(cls) do cl:step(5) end
+			if srv:log():find("workers: upgrade: 2 new workers serve", 1, true) then
+				serving = true
+				break
+			end
+		end
+		assert.is_true(serving, "the new workers did not come up")
+		send_round("after")
+		T.wait(function()
+			for _, e in ipairs(sent) do
+				local found = false
+				for _, m in ipairs(e[1].messages) do
+					if m == e[2] then found = true break end
+				end
+				if not found then return false end
+			end
+			return true
+		end, 10000, unpack(cls))
+		for _, cl in ipairs(cls) do
+			assert.is_nil(cl.closed)
+			assert.is_true(worker_of(cl) < 2) -- still on its old worker
+		end
+		-- new sessions go to the new workers (slots 2 and 3), over both transports
+		for i = 1, 8 do
+			local cl = T.connect(srv, i % 2 == 0 and "tcp" or "udp", "new" .. i)
+			cl:wait_open()
+			assert.is_true(worker_of(cl) >= 2)
+		end
+		-- the old workers leave when their last session ends
+		for _, cl in ipairs(cls) do cl:close() end
+		srv:wait_log("workers: worker 0 %(pid %d+%) exited with status 0", 10000)
+		srv:wait_log("workers: worker 1 %(pid %d+%) exited with status 0", 10000)
 	end)
 
 	it("refuse to start a lone server on a port another one holds", function()
