@@ -332,6 +332,90 @@ local function wall_ms()
 	return math.floor(moongate.time() * 1000)
 end
 
+-- ---- presence (Redis): where each player is logged in ---------------------
+-- prefix .. "presence:" .. uid: a hash of node (node_id), worker, session;
+-- a login elsewhere (another node or worker) tells the old one through
+-- Redis pub/sub on its channel, prefix .. "node:" .. NODE .. ":" .. WORKER,
+-- and the old session closes with 4113 "logged in elsewhere".
+
+local function my_channel(cfg)
+	return cfg.prefix .. "node:" .. moongate.node_id .. ":" .. (moongate.worker or 0)
+end
+
+-- The old place of uid told to let it go (when it is not here), then this
+-- place written. Never fatal: logged.
+local function claim_presence(cfg, uid, session)
+	local r = redis.connect()
+	local key = rkey(cfg, "presence", uid)
+	local t = r:call("HGETALL", key)
+	local h = {}
+	for i = 1, #(t or {}) - 1, 2 do
+		h[t[i]] = t[i + 1]
+	end
+	local here = tostring(moongate.node_id) .. ":" .. tostring(moongate.worker or 0)
+	if h.node and h.node .. ":" .. tostring(h.worker) ~= here then
+		local ch = cfg.prefix .. "node:" .. h.node .. ":" .. tostring(h.worker)
+		r:call("PUBLISH", ch, json.encode({ op = "kick", uid = uid,
+			session = tonumber(h.session), by = here }))
+	end
+	local _, errs = r:pipeline({
+		{ "HSET", key, "node", moongate.node_id, "worker", moongate.worker or 0,
+			"session", session:id(), "at", wall_ms() },
+		{ "EXPIRE", key, cfg.cookie_ttl_s } })
+	if errs and (errs[1] or errs[2]) then
+		moongate.warn("login: %s: presence not written: %s", uid, errs[1] or errs[2])
+	end
+end
+
+local function drop_presence(cfg, uid, session)
+	local key = rkey(cfg, "presence", uid)
+	local r = redis.connect()
+	local sid = r:call("HGET", key, "session")
+	local node = r:call("HGET", key, "node")
+	if tonumber(sid) == session:id() and node == moongate.node_id then
+		r:call("DEL", key)
+	end
+end
+
+-- Where uid is logged in: { node =, worker =, session = } or nil (Redis
+-- only; nil, err when Redis could not say).
+function M.where(uid)
+	local cfg = config()
+	if not cfg.redis then
+		local p = S.players[uid]
+		return p and p.session and { node = moongate.node_id, worker = moongate.worker or 0,
+			session = p.session:id() } or nil
+	end
+	local t, err = redis.connect():call("HGETALL", rkey(cfg, "presence", uid))
+	if not t then
+		return nil, err
+	end
+	if #t == 0 then
+		return nil
+	end
+	local h = {}
+	for i = 1, #t - 1, 2 do
+		h[t[i]] = t[i + 1]
+	end
+	return { node = h.node, worker = tonumber(h.worker), session = tonumber(h.session) }
+end
+
+-- A message on this node's channel: another node logged a player in.
+function M.on_node_message(data)
+	local m = json.decode(data)
+	if type(m) ~= "table" or m.op ~= "kick" or type(m.uid) ~= "string" then
+		return
+	end
+	local p = S.players[m.uid]
+	if p and p.session and p.session:alive() and p.session:id() == m.session then
+		local old = p.session
+		p.moved_away = true -- its record is the new place's now: not saved here
+		old:close(M.ELSEWHERE, "logged in elsewhere")
+		moongate.info("login: %s logged in on %s: session %08x closed", m.uid,
+			tostring(m.by), old:id())
+	end
+end
+
 local function forget(uid)
 	if S.players[uid] then
 		S.players[uid] = nil
@@ -555,7 +639,9 @@ function M.connect(session, hello)
 	session.player = p
 	session.uid = uid
 	if cfg.redis then
+		p.moved_away = nil
 		save_record(cfg, p, cfg.cookie_ttl_s)
+		claim_presence(cfg, uid, session)
 	end
 	local cookie, expires = M.cookie(uid, wall_ms(), cfg.cookie_ttl_s, p.name)
 	session:send(json.encode({ op = "login", uid = uid, id = p.id, name = p.name,
@@ -595,17 +681,32 @@ function M.close(session)
 	if p and p.session == session then
 		p.session = nil
 		p.closed_at = moongate.now()
+		local cfg = config()
 		if p.logged_out then
 			forget(p.uid)
-		else
-			local cfg = config()
-			if cfg.redis then
-				-- kept keep_s, or as long as its held seat (the room service
-				-- saves the seat in its own close, after this one)
-				save_record(cfg, p, M.record_ttl(p, cfg))
-			end
+		elseif p.moved_away then
+			forget(p.uid) -- logged in on another node: its record is theirs
+			return
+		elseif cfg.redis then
+			-- kept keep_s, or as long as its held seat (the room service
+			-- saves the seat in its own close, after this one)
+			save_record(cfg, p, M.record_ttl(p, cfg))
+		end
+		if cfg.redis then
+			drop_presence(cfg, p.uid, session)
 		end
 	end
+end
+
+-- this node's channel: logins on other nodes of players logged in here
+-- (subscribed on the loop's first turn: no I/O while modules load)
+if cfg0.redis and not S.node_sub then
+	S.node_sub = true
+	moongate.after(0, function()
+		S.node_sub = redis.subscribe(my_channel(config()), function(data)
+			M.on_node_message(data)
+		end)
+	end)
 end
 
 S.pruner = S.pruner or moongate.every(60000, function()

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -400,8 +401,13 @@ luaopen_moongate_core(lua_State *L)
 	luaL_setfuncs(L, module_funcs, 1);
 	lua_pushlightuserdata(L, NULL);
 	lua_setfield(L, -2, "redis_null");
-	lua_pushstring(L, sc_redis_url(lua_touserdata(L, lua_upvalueindex(1))));
+	script_t *sc = lua_touserdata(L, lua_upvalueindex(1));
+	lua_pushstring(L, sc_redis_url(sc));
 	lua_setfield(L, -2, "redis_url");
+	lua_pushstring(L, sc->node_id);
+	lua_setfield(L, -2, "node_id");
+	lua_pushinteger(L, sc->worker);
+	lua_setfield(L, -2, "worker");
 	return 1;
 }
 
@@ -646,6 +652,10 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	sc->redis_opts = c->redis;
 	sc->http_opts = c->http;
 	snprintf(sc->redis_url, sizeof sc->redis_url, "%s", c->redis_url);
+	snprintf(sc->node_id, sizeof sc->node_id, "%s", c->node_id);
+	if (!sc->node_id[0] && gethostname(sc->node_id, sizeof sc->node_id - 1) < 0)
+		snprintf(sc->node_id, sizeof sc->node_id, "node");
+	sc->worker = c->gate.workers > 1 ? c->gate.worker : 0;
 
 	/* require "moongate.core" (lualib/moongate/init.lua wraps it) */
 	lua_getglobal(L, "package");

@@ -17,7 +17,7 @@
 #include "log.h"
 
 /* ADDR: a string (max is its buffer's size), an admin console address */
-enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL, AUTOINT };
+enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL, AUTOINT, STR };
 
 struct key {
 	const char *name;
@@ -149,6 +149,8 @@ static const struct key keys[] = {
 	  "1: the built-in C echo instead of the Lua services (benchmarks)" },
 	{ "workers", AUTOINT, offsetof(struct config, workers), 1, WORKERS_MAX,
 	  "worker processes on the same ports, packets steered to the one that owns the session (\"auto\": one per CPU)" },
+	{ "node_id", STR, offsetof(struct config, node_id), 0, 64,
+	  "this server's name in its deployment (players' presence in Redis; \"\": the host name); one per server process" },
 	{ "upgrade_drain_ms", INT, offsetof(struct config, upgrade_drain_ms), 0, 86400000,
 	  "workers: an upgrade's old workers serve their sessions at most this long, then close them" },
 	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,
@@ -216,6 +218,16 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 			}
 			if (n > 0 && admin_addr_parse(value, &a, msg, sizeof msg) < 0) {
 				snprintf(err, errlen, "%s: %s", key, msg);
+				return -1;
+			}
+			memcpy(p, value, n + 1);
+			return 0;
+		}
+		if (k->kind == STR) {
+			size_t n = strlen(value);
+			if (n >= (size_t)k->max || strpbrk(value, " \t\r\n:")) {
+				snprintf(err, errlen, "%s: at most %lld bytes, no spaces or ':', "
+				         "got '%s'", key, k->max - 1, value);
 				return -1;
 			}
 			memcpy(p, value, n + 1);
@@ -384,7 +396,7 @@ config_print_keys(FILE *f)
 		char def[32];
 		if (k->kind == LEVEL)
 			snprintf(def, sizeof def, "%s", level_names[*(const int *)p]);
-		else if (k->kind == ADDR || k->kind == RURL)
+		else if (k->kind == ADDR || k->kind == RURL || k->kind == STR)
 			snprintf(def, sizeof def, "\"%.29s\"", p);
 		else if (k->kind == FORMAT)
 			snprintf(def, sizeof def, "%s", *(const int *)p ? "json" : "text");

@@ -41,6 +41,8 @@ struct config {
 	int shutdown_ms; /* on SIGTERM: wait this long for sessions to close */
 	int workers;     /* processes serving the listeners (1; 0: one per CPU,
 	                    "auto"): core/server/workers.h */
+	char node_id[64];     /* this server among a deployment's (presence in
+	                         Redis); "": the host name */
 	int upgrade_drain_ms; /* an upgrade's old workers close their sessions
 	                         after this (600000) */
 	/* the Lua runtime (config.lua; core/lua/script.h) */

@@ -111,6 +111,32 @@ describe("players that survive a restart", function()
 		end)
 	end
 
+	it("moves a player between two servers of one deployment: presence, a kick through Redis, one revocation for all", function()
+		local rd = T.start_redis()
+		local a = start(rd, { node_id = "A" })
+		local b = start(rd, { node_id = "B", secrets = a.dir .. "/secret" })
+		local ann, l1 = login(a, { v = 1, name = "ann" })
+		assert(ann:send(json.encode({ op = "keep", value = 7 })))
+		op(ann, "kept")
+		assert.are.equal("A", rd:cli("HGET", "moongate:presence:" .. l1.uid, "node"))
+		-- the same player on the other server, with its cookie
+		local ann2, l2 = login(b, { v = 1, cookie = l1.cookie }, "tcp")
+		assert.is_true(l2.restored)
+		assert.are.equal(l1.id, l2.id)
+		assert(ann2:send(json.encode({ op = "get" })))
+		assert.are.equal(7, op(ann2, "data").data.score)
+		-- server A heard it through Redis and closed its session
+		ann:wait_close()
+		assert.are.equal(4113, ann.closed.code)
+		assert.are.equal("B", rd:cli("HGET", "moongate:presence:" .. l1.uid, "node"))
+		-- a logout on B revokes the cookie on A too
+		assert(ann2:send(json.encode({ op = "logout" })))
+		ann2:wait_close()
+		local again = T.connect(a, "udp", json.encode({ v = 1, cookie = l1.cookie }))
+		again:wait_close()
+		assert.are.equal(4112, again.closed.code)
+	end)
+
 	it("refuses logins while Redis is down, and logs in again once it is back", function()
 		local rd = T.start_redis({ persist = true }) -- its data outlives its stop
 		local srv = start(rd, { redis = { url = rd.url, backoff_max_ms = 100 } })
