@@ -295,8 +295,14 @@ return svc
 		end
 		send_round("before")
 		T.kill(srv.pid, 12) -- SIGUSR2: moongate upgrade
+		-- sending all the while, until the new workers serve (a deadline,
+		-- not a count of rounds: a loaded machine starts them slower)
 		local serving = false
-		for round = 1, 200 do
+		local now = require("moongate.client").now
+		local deadline = now() + 30e6
+		local round = 0
+		while now() < deadline do
+			round = round + 1
 			send_round("during" .. round)
 			for _, cl in ipairs(cls) do cl:step(5) end
 			if srv:log():find("workers: upgrade: 2 new workers serve", 1, true) then
