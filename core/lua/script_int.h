@@ -119,6 +119,8 @@ struct script_task {
 	void *arg;              /* done's: the job, the timer handle */
 	void (*cancel)(script_t *sc, uint64_t wid, void *io);
 	void *io;               /* what it waits on, for cancel */
+	uint8_t running;        /* being resumed (script_task_wake) */
+	uint8_t dropped;        /* dropped while running: freed when it returns */
 };
 
 /* Run the function below nargs arguments on sc->L in a coroutine. 0: its

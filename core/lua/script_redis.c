@@ -199,8 +199,17 @@ l_subscribe(lua_State *L)
 	char err[256];
 	/* its messages carry the client (a userdata does not move) */
 	if (redis_subscribe(u->r, ch, n, pattern, (uint64_t)(uintptr_t)u, err,
-	                    sizeof err))
+	                    sizeof err)) {
+		/* not kept: the registry's last entry is this client */
+		script_t *sc = script_self(L);
+		redis_free(u->r);
+		u->r = NULL;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, sc->redis_ref);
+		lua_pushnil(L);
+		lua_rawseti(L, -2, (int)lua_objlen(L, -2));
+		lua_pop(L, 1);
 		return luaL_error(L, "moongate.redis.subscribe: %s", err);
+	}
 	return 1;
 }
 

@@ -304,6 +304,9 @@ struct script_lane {
 	struct job *job;
 	struct job *head, *tail;
 	uint32_t n;
+	int busy;                /* task_done is working on it */
+	int cancelled;           /* its session closed meanwhile: task_done frees
+	                            it when done (out of sc->lanes already) */
 };
 
 static struct job *
@@ -483,6 +486,12 @@ job_run(script_t *sc, struct job *j, struct script_lane *lane)
 		struct script_task *t;
 		int rc = script_task_run(sc, nargs, nres, sc->names[j->svc],
 		                         cb_names[cb], j->sid, &t);
+		if (rc == 1 && j->type != SESSION_EV_CLOSE && !gate_session(sc->g, j->sid)) {
+			/* it closed its own session (and CLOSE came) before waiting:
+			 * nothing more of it runs */
+			script_task_drop(sc, t);
+			return 0;
+		}
 		if (rc == 1) {
 			if (!j->heap) {
 				struct job *c = job_copy(j);
@@ -522,12 +531,12 @@ job_run(script_t *sc, struct job *j, struct script_lane *lane)
 	return 0;
 }
 
-/* Run the lane's queued events until one waits or none is left (then the
- * lane goes). */
+/* Run the lane's queued events until one waits, none is left or the
+ * session closed meanwhile. */
 static void
-lane_drain(script_t *sc, struct script_lane *lane, uint32_t sid)
+lane_drain(script_t *sc, struct script_lane *lane)
 {
-	while (lane->head) {
+	while (lane->head && !lane->cancelled) {
 		struct job *j = lane->head;
 		lane->head = j->next;
 		if (!lane->head)
@@ -538,34 +547,49 @@ lane_drain(script_t *sc, struct script_lane *lane, uint32_t sid)
 			return;
 		job_free(j);
 	}
-	map_del(&sc->lanes, sid);
-	script_lane_free(lane);
 }
 
-/* The waiting callback of a lane ended: its results (rc 0) on sc->L. */
+/* The waiting callback of a lane ended: its results (rc 0) on sc->L. The
+ * session may close under it (a callback closes a raw session, the memory
+ * budget): lane_cancel then only marks the lane, freed here at the end. */
 static void
 task_done(script_t *sc, struct script_task *t, int rc)
 {
 	struct script_lane *lane = t->arg;
 	struct job *j = lane->job;
+	uint32_t sid = t->sid;
 	lane->task = NULL;
 	lane->job = NULL;
+	lane->busy++;
 	int stop = 0;
 	if (rc == 0)
 		stop = job_result(sc, j);
 	int top = lua_gettop(sc->L);
-	if (stop) {
-		job_end(sc, j);
-	} else {
-		j->svc++;
-		if (job_run(sc, j, lane) == 1) {
-			lua_settop(sc->L, top);
-			return;
+	int waits = 0;
+	if (!lane->cancelled) {
+		if (stop) {
+			job_end(sc, j);
+		} else {
+			j->svc++;
+			waits = job_run(sc, j, lane) == 1;
 		}
 	}
-	job_free(j);
-	lane_drain(sc, lane, t->sid);
+	if (!waits) {
+		job_free(j);
+		lane_drain(sc, lane);
+	}
 	lua_settop(sc->L, top);
+	lane->busy--;
+	if (lane->cancelled) {
+		if (lane->task) /* waits again after its session closed */
+			script_task_drop(sc, lane->task);
+		sc->st.dropped += lane->n;
+		script_lane_free(lane);
+	} else if (!lane->task) {
+		if (map_get(&sc->lanes, sid) == lane)
+			map_del(&sc->lanes, sid);
+		script_lane_free(lane);
+	}
 }
 
 /* The session closed: whatever of it waits is dropped. */
@@ -575,12 +599,18 @@ lane_cancel(script_t *sc, uint32_t sid)
 	struct script_lane *lane = map_del(&sc->lanes, sid);
 	if (!lane)
 		return;
-	if (lane->task)
-		script_task_drop(sc, lane->task);
-	sc->st.dropped += lane->n;
+	if (lane->task) {
+		script_task_drop(sc, lane->task); /* a running one: only marked */
+		lane->task = NULL;
+	}
 	if (lane->n)
 		log_info("lua: session %08x closed while a callback waited: %u event%s "
 		         "behind it dropped", sid, lane->n, lane->n == 1 ? "" : "s");
+	if (lane->busy) { /* task_done works on it: it frees it */
+		lane->cancelled = 1;
+		return;
+	}
+	sc->st.dropped += lane->n;
 	script_lane_free(lane);
 }
 
@@ -676,7 +706,7 @@ script_event(script_t *sc, session_t *s, const struct session_event *ev,
 	struct script_lane *lane = map_get(&sc->lanes, sid);
 	if (lane)
 		lane_queue(sc, lane, s, &j);
-	else
-		job_run(sc, &j, NULL);
+	else if (job_run(sc, &j, NULL) < 0 && j.type == SESSION_EV_CLOSE)
+		job_end(sc, &j); /* out of memory: the session object still goes */
 	lua_settop(L, top);
 }

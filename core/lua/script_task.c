@@ -240,8 +240,19 @@ script_task_wake(script_t *sc, uint64_t wid, int nargs)
 	lua_xmove(L, t->co, nargs);
 	uint64_t nwid;
 	void *cancel, *io;
+	t->cancel = NULL; /* what it waited on is over */
+	t->running = 1;
 	int rc = resume(sc, t->co, nargs, t->svc, t->what, t->sid, &nwid, &cancel, &io);
 	int r = settle(sc, t->co, rc, t->nres, t->svc, t->what, t->sid, nwid);
+	t->running = 0;
+	if (t->dropped) { /* its session closed while it ran: nothing follows */
+		if (r > 0 && cancel)
+			((void (*)(script_t *, uint64_t, void *))cancel)(sc, nwid, io);
+		if (r == 0)
+			lua_pop(L, t->nres);
+		task_free(sc, t, r == 0);
+		return 0;
+	}
 	if (r > 0) { /* waits again */
 		if (map_put(&sc->waits, nwid, t)) {
 			if (cancel)
@@ -270,6 +281,11 @@ script_task_wake(script_t *sc, uint64_t wid, int nargs)
 void
 script_task_drop(script_t *sc, struct script_task *t)
 {
+	if (t->running) { /* script_task_wake frees it when it returns */
+		t->dropped = 1;
+		sc->st.cancelled++;
+		return;
+	}
 	map_del(&sc->waits, t->wid);
 	if (t->cancel)
 		t->cancel(sc, t->wid, t->io);

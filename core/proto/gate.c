@@ -819,7 +819,7 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 			return;
 		uint32_t conv = wire_get32(pkt);
 		e->s = session_raw_create(&g->cfg.session, &session_cb, e,
-		                          slot_id(e, 0), conv, now);
+		                          slot_id(e, 0), conv, sid, now);
 		if (!e->s || map_put(&g->by_raw, rk, e) || heap_add(g, e)) {
 			if (e->s)
 				session_release(e->s);

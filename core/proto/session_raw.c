@@ -24,12 +24,13 @@ raw_out(const char *buf, int len, kcp_t *k, void *user)
 session_t *
 session_raw_create(const struct session_config *c,
                    const struct session_callbacks *cb, void *user,
-                   uint32_t path, uint32_t conv, uint64_t now)
+                   uint32_t path, uint32_t conv, uint32_t sid, uint64_t now)
 {
 	session_t *s = session_alloc(c, cb, user, RAW, path, now);
 	if (!s)
 		return NULL;
-	s->sid = conv;
+	s->sid = sid; /* the gate's id (session_id), not the conv: two clients
+	                 may use one conv from two addresses */
 	s->kcp = session_make_kcp(s, conv, c->mtu);
 	if (!s->kcp) {
 		free(s);

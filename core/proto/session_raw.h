@@ -11,9 +11,11 @@
 /* The shortest raw datagram: one KCP segment header (KCP_OVERHEAD). */
 #define SESSION_RAW_MIN 24
 
-/* conv is the client's; output gets plain KCP datagrams. */
+/* conv is the client's; sid the gate's id for it (session_id); output gets
+ * plain KCP datagrams. */
 session_t *session_raw_create(const struct session_config *c,
                               const struct session_callbacks *cb, void *user,
-                              uint32_t path, uint32_t conv, uint64_t now);
+                              uint32_t path, uint32_t conv, uint32_t sid,
+                              uint64_t now);
 
 #endif

@@ -343,6 +343,11 @@ frames(struct conn *c, uint8_t *buf, size_t len, size_t *used)
 		n->st.tcp_frames_in++;
 		from = c->path;  /* a copy: the callback may close c */
 		n->cb.packet(&from, buf + off + FRAME_HEADER, flen, n->user);
+		if (c->handoff && c->state == CONN_OPEN && !c->doom &&
+		    len - off > TCP_READ_AREA) { /* more than the other side takes */
+			net_conn_lost(c, "hand-off too large", 0);
+			return 0;
+		}
 		if (c->handoff && c->state == CONN_OPEN && !c->doom) {
 			/* to another process, with this frame and what follows */
 			int fd = c->fd;

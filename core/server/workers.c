@@ -100,6 +100,8 @@ static int
 attach_steering(int fd, int tcp, int n, int base)
 {
 	struct sock_filter udp[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),                       /* A = payload length */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 2, 0, 6),               /* < 2 bytes: live */
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),                      /* A = type */
 		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x10, 0, 4),            /* < 0x10: live */
 		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 0x18, 3, 0),            /* > 0x18: live */
@@ -116,7 +118,7 @@ attach_steering(int fd, int tcp, int n, int base)
 	};
 	struct sock_fprog prog = { sizeof udp / sizeof udp[0], udp };
 	if (tcp) { /* the "live" part only */
-		prog.filter = udp + 6;
+		prog.filter = udp + 8;
 		prog.len = 6;
 	}
 	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
@@ -137,6 +139,7 @@ struct sup {
 	char *const *argv;       /* its arguments (this process's) */
 	double drain_until;      /* the old generation is stopped then */
 	int upgrading;           /* new generation started, not yet all ready */
+	int upgraded;            /* an upgrade succeeded: restarts exec the binary */
 };
 
 static void
@@ -229,6 +232,36 @@ describe(int st, char *buf, size_t len)
 		         strsignal(WTERMSIG(st)));
 	else
 		snprintf(buf, len, "stopped (status 0x%x)", st);
+}
+
+/* Connections handed to slot k while no worker serves it (a frame that
+ * named an idle slot): closed, so that the client tries again. */
+static void
+discard_handoffs(int fd, int k)
+{
+	for (int round = 0; round < 64; round++) {
+		char buf[256];
+		union {
+			char b[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} cu;
+		struct iovec iov = { buf, sizeof buf };
+		struct msghdr m = { 0 };
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		m.msg_control = cu.b;
+		m.msg_controllen = sizeof cu.b;
+		if (recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+			return;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			int cfd;
+			memcpy(&cfd, CMSG_DATA(cm), sizeof cfd);
+			close(cfd);
+			log_info("workers: a tcp connection handed to slot %d, where no "
+			         "worker runs, closed", k);
+		}
+	}
 }
 
 /* Steer every group to the generation at base. */
@@ -329,11 +362,24 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 	int announced = 0, stopping = 0, status = 0;
 	double stop_deadline = 0;
 	for (;;) {
-		struct pollfd p[2] = { { u->sfd, POLLIN, 0 }, { u->ready_rd, POLLIN, 0 } };
-		int rc = poll(p, 2, 100);
+		/* the signals, the ready pipe, and the channels of slots that no
+		 * worker reads: a connection handed to one is closed here */
+		struct pollfd p[2 + 2 * WORKERS_MAX];
+		int np = 2, pslot[2 + 2 * WORKERS_MAX];
+		p[0] = (struct pollfd){ u->sfd, POLLIN, 0 };
+		p[1] = (struct pollfd){ u->ready_rd, POLLIN, 0 };
+		for (int k = 0; k < u->slots; k++)
+			if (ws[k].pid == 0) {
+				pslot[np] = k;
+				p[np++] = (struct pollfd){ ws[k].fds.chan_rd, POLLIN, 0 };
+			}
+		int rc = poll(p, (nfds_t)np, 100);
 		if (rc < 0 && errno != EINTR)
 			break;
 		double now = mono_s();
+		for (int i = 2; i < np; i++)
+			if (p[i].revents & POLLIN)
+				discard_handoffs(ws[pslot[i]].fds.chan_rd, pslot[i]);
 		if (p[1].revents & POLLIN) {
 			unsigned char b[64];
 			ssize_t r = read(u->ready_rd, b, sizeof b);
@@ -359,6 +405,7 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 					int old = u->base;
 					u->base = nb;
 					u->upgrading = 0;
+					u->upgraded = 1;
 					u->drain_until = now + c->upgrade_drain_ms / 1000.0;
 					log_info("workers: upgrade: %d new workers serve; the old "
 					         "ones drain (at most %d ms)", n, c->upgrade_drain_ms);
@@ -470,7 +517,7 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 		}
 		for (int k = u->base; k < u->base + n; k++)
 			if (ws[k].pid == 0 && now >= ws[k].restart_at)
-				spawn(u, k, u->exe != NULL && u->base != 0);
+				spawn(u, k, u->exe != NULL && u->upgraded);
 	}
 	for (int k = 0; k < u->slots; k++) {
 		for (int i = 0; i < ws[k].fds.n; i++)

@@ -410,3 +410,72 @@ describe("callbacks that wait", function()
 		assert.truthy(cl.closed.reason:find("lua.queue_max", 1, true), cl.closed.reason)
 	end)
 end)
+
+-- A raw KCP session closes at once when a callback closes it (no CLOSE
+-- handshake): its CLOSE event comes while the lane of its waiting callback
+-- is being worked on. The server must survive it (under ASan: no report).
+describe("callbacks that wait on raw sessions", function()
+	local P = require "moongate.posix"
+	local ffi = require "ffi"
+	local bit = require "bit"
+	after_each(function() T.stop_all() end)
+
+	local function kcp_push(conv, sn, data)
+		local n = 24 + #data
+		local b = ffi.new("uint8_t[?]", n)
+		local function put32(o, v)
+			for i = 0, 3 do b[o + i] = bit.band(bit.rshift(v, 8 * i), 0xff) end
+		end
+		put32(0, conv)
+		b[4], b[5], b[6], b[7] = 81, 0, 128, 0
+		put32(8, 0)
+		put32(12, sn)
+		put32(16, 0)
+		put32(20, #data)
+		ffi.copy(b + 24, data, #data)
+		return b, n
+	end
+
+	it("survive a close of the session inside a callback that waited", function()
+		local RAW = [[
+local moongate = require "moongate"
+return {
+	connect = function(s, hello)
+		moongate.sleep(5)
+		if s:addr():match(":(%d+)$") and tonumber(s:addr():match(":(%d+)$")) % 2 == 0 then
+			return false, "refused after a wait" -- closes the raw session at once
+		end
+	end,
+	message = function(s, d)
+		moongate.sleep(5)
+		s:close() -- at once, from a callback that waited
+		moongate.sleep(5) -- never runs on: the session is gone
+		error("ran after the close")
+	end,
+}
+]]
+		local srv = T.start_server{ transports = { "udp" }, services = { "raw" },
+			inline = { raw = RAW }, args = { "--listen", "raw://127.0.0.1:0" } }
+		local dst = P.sockaddr_in(srv.raw)
+		local fds = {}
+		for i = 1, 20 do
+			local fd = P.socket(P.AF_INET, P.SOCK_DGRAM + P.SOCK_CLOEXEC, 0)
+			fds[i] = fd
+			for sn = 0, 2 do
+				local pkt, len = kcp_push(0x1000 + i, sn, "m" .. sn)
+				P.sendto(fd, pkt, len, 0, dst, P.SOCKADDR_IN_LEN)
+			end
+		end
+		srv:wait_log("refused after a wait", 5000)
+		-- the server goes on: an ordinary session echoes nothing here but
+		-- opens and is answered by the runtime's stats
+		T.wait(function()
+			return #srv:log():gsub("[^\n]", "") > 0 and
+				select(2, srv:log():gsub("closed by server", "")) >= 20
+		end, 5000)
+		for _, fd in ipairs(fds) do P.close(fd) end
+		assert.is_nil(srv:log():find("ran after the close", 1, true))
+		local cl = T.connect(srv, "udp", "still up")
+		cl:wait_open()
+	end)
+end)
