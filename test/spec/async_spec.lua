@@ -232,12 +232,7 @@ describe("callbacks that wait", function()
 			local cl = T.connect(srv, i % 2 == 0 and "tcp" or "udp")
 			cls[i] = cl
 		end
-		T.wait(function()
-			for _, cl in ipairs(cls) do
-				if not cl.opened then return false end
-			end
-			return true
-		end, 5000, unpack(cls))
+		T.wait_open(cls, 5000)
 		for _, cl in ipairs(cls) do
 			assert(cl:send("block"))
 			assert(cl:send("after 1"))

@@ -56,12 +56,7 @@ describe("workers", function()
 		for i = 1, 60 do
 			cls[i] = T.connect(srv, "udp", "c" .. i)
 		end
-		T.wait(function()
-			for _, cl in ipairs(cls) do
-				if not cl.opened then return false end
-			end
-			return true
-		end, 10000, unpack(cls))
+		T.wait_open(cls, 10000)
 		local on = { [0] = {}, [1] = {} }
 		for _, cl in ipairs(cls) do
 			local w = worker_of(cl)
@@ -107,12 +102,7 @@ describe("workers", function()
 		for i = 1, 32 do
 			cls[i] = T.connect(srv, "udp", "c" .. i)
 		end
-		T.wait(function()
-			for _, cl in ipairs(cls) do
-				if not cl.opened then return false end
-			end
-			return true
-		end, 10000, unpack(cls))
+		T.wait_open(cls, 10000)
 		local on = { [0] = {}, [1] = {} }
 		for _, cl in ipairs(cls) do
 			table.insert(on[worker_of(cl)], cl)
@@ -147,12 +137,7 @@ describe("workers", function()
 		for i = 1, 32 do -- all 32 on one worker: 2^-31
 			more[i] = T.connect(srv, "udp", "n" .. i)
 		end
-		T.wait(function()
-			for _, cl in ipairs(more) do
-				if not cl.opened then return false end
-			end
-			return true
-		end, 10000, unpack(more))
+		T.wait_open(more, 10000)
 		for _, cl in ipairs(more) do
 			seen[worker_of(cl)] = true
 		end
@@ -165,12 +150,7 @@ describe("workers", function()
 		for i = 1, 24 do
 			cls[i] = T.connect(srv, "tcp", "t" .. i, { reconnect_ms = 100 })
 		end
-		T.wait(function()
-			for _, cl in ipairs(cls) do
-				if not cl.opened then return false end
-			end
-			return true
-		end, 10000, unpack(cls))
+		T.wait_open(cls, 10000)
 		local on = {}
 		for _, cl in ipairs(cls) do
 			on[cl] = worker_of(cl)
@@ -275,12 +255,7 @@ return svc
 		for i = 1, 8 do
 			cls[i] = T.connect(srv, i % 2 == 0 and "tcp" or "udp", "u" .. i)
 		end
-		T.wait(function()
-			for _, cl in ipairs(cls) do
-				if not cl.opened then return false end
-			end
-			return true
-		end, 10000, unpack(cls))
+		T.wait_open(cls, 10000)
 		for _, cl in ipairs(cls) do
 			assert.is_true(worker_of(cl) < 2)
 		end
