@@ -245,16 +245,32 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 
 /* ---- net -> gate ------------------------------------------------------ */
 
+/* The worker slot a packet asks for: a session packet's (its sid's low
+ * byte), a v2 HELLO or INIT's worker hint (its caps), else -1. What the
+ * steering program reads from a UDP datagram (core/server/workers.c). */
+static int
+owner_slot(const uint8_t *pkt, size_t len)
+{
+	if (len >= 5 && pkt[0] >= WIRE_KCP && pkt[0] <= WIRE_FEC)
+		return pkt[1];
+	if (len >= 35 && (pkt[0] == WIRE_HELLO || pkt[0] == WIRE_INIT) &&
+	    pkt[1] == WIRE_V2)
+		return WIRE_CAPS_HINT(pkt[34]);
+	return -1;
+}
+
 static void
 on_packet(const struct gate_path *from, uint8_t *pkt, size_t len, void *user)
 {
 	struct server *sv = user;
-	/* workers: a TCP connection whose first session packet belongs to
-	 * another worker's session (a resume, a move to TCP) goes to that
-	 * worker with its bytes; UDP needs nothing: the kernel steers it */
-	if (sv->wfds && from->transport == GATE_TCP && len >= 5 &&
-	    pkt[0] >= WIRE_KCP && pkt[0] <= WIRE_FEC && pkt[1] != sv->worker &&
-	    pkt[1] < sv->wfds->nworkers &&
+	/* workers: a TCP connection whose first packet belongs to another
+	 * worker's session (a resume, a move to TCP) or asks for another
+	 * worker (a handshake with a worker hint) goes to that worker with its
+	 * bytes; UDP needs nothing: the kernel steers it */
+	int slot;
+	if (sv->wfds && from->transport == GATE_TCP &&
+	    (slot = owner_slot(pkt, len)) >= 0 && slot != sv->worker &&
+	    slot < sv->wfds->nworkers &&
 	    net_hand_off(sv->net, from->conn) == 0)
 		return;
 	gate_input(sv->gate, from, pkt, len, net_now(sv->net));
@@ -276,7 +292,11 @@ on_handoff(int fd, int listener, const struct sockaddr *addr, socklen_t addrlen,
            const uint8_t *bytes, size_t len, void *user)
 {
 	struct server *sv = user;
-	int w = bytes[FRAME_HEADER + 1];
+	int w = len > FRAME_HEADER ? owner_slot(bytes + FRAME_HEADER, len - FRAME_HEADER) : -1;
+	if (w < 0 || w >= sv->wfds->nworkers) { /* (on_packet checked it) */
+		close(fd);
+		return;
+	}
 	struct handoff_hdr h = { (uint32_t)listener, (uint32_t)addrlen, { 0 } };
 	memcpy(&h.addr, addr, addrlen <= sizeof h.addr ? addrlen : sizeof h.addr);
 	struct iovec iov[2] = { { &h, sizeof h }, { (void *)bytes, len } };

@@ -480,6 +480,43 @@ function M.save(p)
 	return save_record(cfg, p, M.record_ttl(p, cfg))
 end
 
+-- Send p, connected here, to another worker or node (to.worker: a slot,
+-- moongate.worker there; to.url: that node's node_url, nil for this
+-- node): its record saved first, with whatever the caller put in it (the
+-- room service, a reserved seat), then its session closed with a move
+-- (session:move) whose hello is a fresh cookie, which the client library
+-- follows and logs in with there. Needs the Redis store (the record is how
+-- the player gets there). true, or nil and the reason.
+function M.move(p, to)
+	local cfg = config()
+	if not cfg.redis then
+		return nil, "moving a player needs the Redis store (settings.login.store)"
+	end
+	local s = p.session
+	if not (s and s:alive()) then
+		return nil, "not connected"
+	end
+	local ok, err = save_record(cfg, p, cfg.cookie_ttl_s)
+	if not ok then
+		return nil, "not moved: the record could not be saved (" .. tostring(err) .. ")"
+	end
+	if p.session ~= s or not s:alive() then
+		return nil, "not connected" -- it went while the record was saved
+	end
+	-- a cookie without the name (the record has it): the move must fit
+	-- a close reason
+	local cookie = M.cookie(p.uid, wall_ms(), cfg.cookie_ttl_s)
+	local moved, merr = s:move({ worker = to.worker, url = to.url,
+		hello = json.encode({ v = 1, cookie = cookie }) })
+	if not moved then
+		return nil, merr
+	end
+	p.moved_away = true -- the record is the new place's now: not saved here
+	moongate.info("login: %s moved to %s worker %s", p.uid, to.url or "this node",
+		tostring(to.worker))
+	return true
+end
+
 -- The Redis key prefix when players live in Redis (the room service keeps
 -- its directory beside them), or nil.
 function M.store_prefix()
@@ -576,6 +613,12 @@ function M.connect(session, hello)
 	if p and not p.session and p.closed_at and not p.room
 		and moongate.now() - p.closed_at > cfg.keep_s * 1000 then
 		forget(uid) -- kept past keep_s: a fresh start, as documented
+		p = nil
+	end
+	if p and cfg.redis and not p.session and not p.room then
+		-- kept here, but another worker or node may have changed its
+		-- record since (a move, a login there): Redis has the truth
+		forget(uid)
 		p = nil
 	end
 	restored = p ~= nil

@@ -60,7 +60,9 @@
 --   { modes = { relay = "room_relay", lockstep = "room_lockstep" },
 --     rooms_max = 10000, capacity_max = 64, hold_ms = 60000,
 --     client_create = true, meta_max = 1024, history = 256, list_max = 50,
---     route = true }
+--     route = true, move_ms = 10000 }
+--   move_ms: how long a seat reserved for a player moved to the room's
+--   worker or node waits for it (see "rooms on other workers and nodes")
 --   route: a member's datagrams in a state-sync room go into the room's
 --   relay in C (relay:route), without a Lua callback per state; false:
 --   through M.message (services listed before "room" then see them too)
@@ -103,18 +105,28 @@ local function store_prefix()
 	return login and login.store_prefix and login.store_prefix() or nil
 end
 
+-- Beside each entry, where the room lives (node = node_id, worker =
+-- moongate.worker, url = node_url) and, per mode, prefix .. "open:" ..
+-- MODE: a sorted set of the ids of rooms with a free seat, scored by their
+-- members (quick match across workers and nodes reads it; an id whose
+-- entry expired is taken out by the reader).
 local function dir_write(room)
 	local prefix = store_prefix()
 	if not prefix or room.closed then
 		return
 	end
 	local key = prefix .. "room:" .. room.id
+	local open = prefix .. "open:" .. room.mode
 	local ok, err = pcall(function()
 		local _, errs = redis.connect():pipeline({
 			{ "HSET", key, "mode", room.mode, "capacity", room.capacity,
-				"members", room.n, "meta", json.encode(room.meta), "token", room.token },
-			{ "PEXPIRE", key, 2 * (moongate.settings("room").hold_ms or 60000) } })
-		return errs and (errs[1] or errs[2])
+				"members", room.n, "meta", json.encode(room.meta), "token", room.token,
+				"node", moongate.node_id, "worker", moongate.worker or 0,
+				"url", moongate.node_url or "" },
+			{ "PEXPIRE", key, 2 * (moongate.settings("room").hold_ms or 60000) },
+			room.n < room.capacity and { "ZADD", open, room.n, room.id }
+				or { "ZREM", open, room.id } })
+		return errs and (errs[1] or errs[2] or errs[3])
 	end)
 	if not ok or err then
 		moongate.warn("room %d: directory not written in Redis: %s", room.id, tostring(err))
@@ -124,8 +136,43 @@ end
 local function dir_drop(room)
 	local prefix = store_prefix()
 	if prefix then
-		pcall(function() redis.connect():call("DEL", prefix .. "room:" .. room.id) end)
+		pcall(function()
+			redis.connect():pipeline({ { "DEL", prefix .. "room:" .. room.id },
+				{ "ZREM", prefix .. "open:" .. room.mode, room.id } })
+		end)
 	end
+end
+
+-- The directory's entry of room id: { mode, capacity, members, meta, token,
+-- node, worker, url } or nil (none, or no Redis; nil, err on an error).
+local function dir_read(id)
+	local prefix = store_prefix()
+	if not prefix then
+		return nil
+	end
+	local ok, t, err = pcall(function()
+		return redis.connect():call("HGETALL", prefix .. "room:" .. id)
+	end)
+	if not ok or not t then
+		return nil, tostring(ok and err or t)
+	end
+	if #t == 0 then
+		return nil
+	end
+	local h = { id = id }
+	for i = 1, #t - 1, 2 do
+		h[t[i]] = t[i + 1]
+	end
+	h.capacity, h.members, h.worker = tonumber(h.capacity), tonumber(h.members), tonumber(h.worker)
+	if not (h.capacity and h.members and h.token and h.mode) then
+		return nil
+	end
+	return h
+end
+
+-- Is a directory entry this process's?
+local function is_here(d)
+	return d.node == moongate.node_id and d.worker == (moongate.worker or 0)
 end
 
 -- A room id: Redis's counter when the directory is there, else this
@@ -175,6 +222,7 @@ local function config()
 		rooms_max = c.rooms_max or 10000,
 		capacity_max = c.capacity_max or 64,
 		hold_ms = c.hold_ms or 60000,
+		move_ms = c.move_ms or 10000,
 		client_create = c.client_create ~= false,
 		meta_max = c.meta_max or 1024,
 		history = c.history or 256,
@@ -475,8 +523,81 @@ function M.join(player, room, meta, opts)
 	return room
 end
 
--- Quick match: the fullest room of this mode with a free seat, or a new
--- one (when clients may create rooms).
+-- ---- rooms on other workers and nodes -------------------------------------
+-- A room lives in one worker. A player whose session is elsewhere is
+-- moved there (docs/SERVICES.md, "Rooms across workers and nodes"): the
+-- seat is reserved in its record (held_seat with move = true, for
+-- settings.room.move_ms), then login.move closes its session with a move
+-- to the room's worker (and node_url, on another node) whose hello is a
+-- fresh cookie; the client library connects there, logs in with it, and
+-- the cookie login seats it (restore_seat). The reservation is a promise,
+-- not a lock: a room that filled meanwhile answers "room is full" there.
+
+-- Move player to the room of directory entry d.
+local function move_to(player, d, meta)
+	local login = package.loaded.login
+	if not (login and login.move) then
+		return nil, "no such room"
+	end
+	if d.members >= d.capacity then
+		return nil, "room is full"
+	end
+	local url
+	if d.node ~= moongate.node_id then
+		if (d.url or "") == "" then
+			return nil, "room " .. d.id .. " is on node " .. tostring(d.node)
+				.. ", which has no node_url"
+		end
+		url = d.url
+	end
+	local ok, meta_ = pcall(json.decode, d.meta or "{}")
+	player.held_seat = { room = d.id, token = d.token, mode = d.mode, capacity = d.capacity,
+		meta = ok and type(meta_) == "table" and meta_ or {}, join_meta = meta,
+		["until"] = wall_ms() + config().move_ms, move = true }
+	local moved, err = login.move(player, { worker = d.worker, url = url })
+	if not moved then
+		player.held_seat = nil
+		return nil, err
+	end
+	moongate.info({ room = d.id, event = "room_move" }, "room %d: %s moved to its worker %s%s",
+		d.id, tostring(player.uid), tostring(d.worker), url and (" on " .. url) or "")
+	return true
+end
+
+-- Quick match in the directory: the fullest room of mode with a free
+-- seat on any worker or node (entries that expired are taken out of the
+-- set). nil when there is none, or no Redis, or Redis failed (then the
+-- match stays in this process).
+local function dir_match(mode)
+	local prefix = store_prefix()
+	if not prefix then
+		return nil
+	end
+	local open = prefix .. "open:" .. mode
+	local ok, ids = pcall(function()
+		return redis.connect():call("ZREVRANGE", open, 0, 15)
+	end)
+	if not ok or type(ids) ~= "table" then
+		return nil
+	end
+	local best
+	for _, sid in ipairs(ids) do
+		local id = tonumber(sid)
+		local d = id and dir_read(id)
+		if not d then
+			pcall(function() redis.connect():call("ZREM", open, sid) end)
+		elseif d.mode == mode and d.members < d.capacity
+			and (not best or d.members > best.members
+				or (d.members == best.members and d.id < best.id)) then
+			best = d
+		end
+	end
+	return best
+end
+
+-- Quick match: the fullest room of this mode with a free seat (with Redis,
+-- on any worker or node: the player is moved there), or a new one here
+-- (when clients may create rooms).
 function M.match(player, mode, meta)
 	if player.room then
 		return nil, "already in room " .. player.room.id
@@ -486,6 +607,16 @@ function M.match(player, mode, meta)
 		if r.mode == mode and r.n < r.capacity and not r.closed
 			and (not best or r.n > best.n or (r.n == best.n and r.id < best.id)) then
 			best = r
+		end
+	end
+	if config().modes[mode] then
+		local d = dir_match(mode)
+		if d and not is_here(d) and (not best or d.members > best.n) then
+			local ok, err = move_to(player, d, meta)
+			if ok then
+				return "moved"
+			end
+			moongate.debug("room: quick match: no move to room %d: %s", d.id, tostring(err))
 		end
 	end
 	if not best then
@@ -608,6 +739,8 @@ local function restore_seat(session, p)
 	local err
 	if room and room.token ~= h.token then
 		room, err = nil, "room gone"
+	elseif not room and h.move then
+		err = "room gone" -- moved here for a room that closed meanwhile
 	elseif not room then
 		room, err = M.create(h.mode, { id = h.room, token = h.token,
 			capacity = h.capacity, meta = h.meta })
@@ -621,13 +754,17 @@ local function restore_seat(session, p)
 	end
 	if room then
 		local ok
-		ok, err = M.join(p, room, nil, { seat = h.seat, rejoined = true })
+		ok, err = M.join(p, room, h.join_meta, { seat = h.seat, rejoined = not h.move })
 		if ok then
 			return
 		end
 	end
 	p.held_seat = nil
 	save(p)
+	if h.move then -- a join that did not happen: the answer to the join
+		send(session, { op = "error", req = "join", room = h.room, reason = err })
+		return
+	end
 	send(session, { op = "left", room = h.room, reason = err })
 end
 
@@ -800,7 +937,10 @@ local function handle(session, p, m)
 		ok, err = M.match(p, m.mode, m.meta)
 	elseif op == "join" then
 		local room = S.rooms[m.room]
-		if not room then
+		local d = not room and p.room == nil and dir_read(m.room)
+		if d and not is_here(d) then
+			ok, err = move_to(p, d, m.meta) -- on another worker or node
+		elseif not room then
 			err = "no such room"
 		else
 			ok, err = M.join(p, room, m.meta)

@@ -36,6 +36,7 @@
 
 #define UDP_READS 256  /* datagrams read per poll at most */
 #define TCP_READS 64   /* read() calls per poll at most */
+#define MOVES_MAX 64   /* moves followed per handle at most (a loop of moves ends) */
 
 /* The public values are the session's: events and codes pass through. */
 _Static_assert((int)MGCLIENT_OPEN == (int)SESSION_EV_OPEN &&
@@ -60,6 +61,7 @@ _Static_assert((int)MGCLIENT_CLOSE_NORMAL == (int)SESSION_CLOSE_NORMAL &&
                (int)MGCLIENT_CLOSE_SHUTDOWN == (int)SESSION_CLOSE_SHUTDOWN &&
                (int)MGCLIENT_CLOSE_EXPIRED == (int)SESSION_CLOSE_EXPIRED &&
                (int)MGCLIENT_CLOSE_RESET == (int)SESSION_CLOSE_RESET &&
+               (int)MGCLIENT_CLOSE_MOVED == (int)SESSION_CLOSE_MOVED &&
                (int)MGCLIENT_CLOSE_APP == (int)SESSION_CLOSE_APP, "close codes");
 _Static_assert((int)MGCLIENT_ECLOSED == (int)SESSION_ECLOSED &&
                (int)MGCLIENT_ETOOBIG == (int)SESSION_ETOOBIG &&
@@ -314,6 +316,13 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 	(void)s;
 	switch (ev->type) {
 	case SESSION_EV_CLOSE:
+		/* a move the server asked for: followed in settle() */
+		if (ev->code == SESSION_CLOSE_MOVED && ev->remote && ev->reason &&
+		    c->moves < MOVES_MAX && !c->closing) {
+			snprintf(c->move, sizeof c->move, "%s", ev->reason);
+			c->moving = 1;
+			return;
+		}
 		/* kept aside, whatever the bound: it is the last one */
 		c->ended = 1;
 		c->close_code = ev->code;
@@ -343,6 +352,8 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 	}
 }
 
+static void follow_move(mgclient_t *c);
+
 /* After every session call: act on failures, write what the calls
  * produced, close the sockets once the session has ended. */
 static void
@@ -352,8 +363,12 @@ settle(mgclient_t *c)
 		struct tport *t = i ? &c->tcp : &c->udp;
 		if (t->tcp && t->fd >= 0 && !t->fail_code)
 			stream_flush(t);
-		if (t->fail_code && t->fd >= 0 && !c->ended)
+		if (t->fail_code && t->fd >= 0 && !c->ended && !c->moving)
 			steer_lost(c, t);
+	}
+	if (c->moving) { /* (the CLOSE_ACK went out above) */
+		c->moving = 0;
+		follow_move(c);
 	}
 	if (c->fail_code && !c->ended)
 		session_abort(c->s, c->fail_code, c->fail, c->now);
@@ -370,7 +385,7 @@ udp_input(void *user, uint8_t *pkt, size_t len)
 {
 	mgclient_t *c = user;
 	session_input(c->s, PATH_UDP, pkt, len, c->now);
-	return c->ended;
+	return c->ended || c->moving;
 }
 
 static int
@@ -378,7 +393,7 @@ tcp_input(void *user, uint8_t *pkt, size_t len)
 {
 	mgclient_t *c = user;
 	session_input(c->s, PATH_TCP, pkt, len, c->now);
-	return c->ended;
+	return c->ended || c->moving;
 }
 
 /* ---- the API ----------------------------------------------------------- */
@@ -415,10 +430,10 @@ mgclient_connect(const char *url, const void *hello, size_t hello_len,
 	tport_init(&c->udp, 0);
 	tport_init(&c->tcp, 1);
 	uint8_t key[WIRE_PUB];
-	int has_key;
+	int has_key, worker;
 	if (take_options(c, opts, err, errlen) < 0 ||
-	    (c->mode = url_parse(url, &c->udp, &c->tcp, key, &has_key, err,
-	                         errlen)) < 0) {
+	    (c->mode = url_parse(url, &c->udp, &c->tcp, key, &has_key, &worker,
+	                         err, errlen)) < 0) {
 		free_client(c);
 		return NULL;
 	}
@@ -433,6 +448,8 @@ mgclient_connect(const char *url, const void *hello, size_t hello_len,
 		memcpy(c->scfg.server_key, key, WIRE_PUB);
 		c->scfg.pinned = 1;
 	}
+	c->scfg.worker_hint = worker;
+	snprintf(c->url, sizeof c->url, "%s", url);
 	if (!c->scfg.pinned)
 		client_warn(c, "no server key (url ?key= or server_key): the hello "
 		            "travels in clear and the server is not authenticated; "
@@ -585,6 +602,7 @@ mgclient_close(mgclient_t *c, int code, const char *reason)
 {
 	if (c->ended)
 		return;
+	c->closing = 1; /* a move the server asks for now is not followed */
 	session_close(c->s, code, reason, 1, c->now);
 	if (session_offline(c->s)) {
 		/* the CLOSE knocks at once on fresh sockets too (the old ones
@@ -700,4 +718,95 @@ mgclient_stats(const mgclient_t *c, struct mgclient_stats *st)
 	o.size = (uint32_t)n;
 	memcpy(st, &o, n);
 	return 0;
+}
+
+/* ---- moves --------------------------------------------------------------- */
+
+/* The server closed with SESSION_CLOSE_MOVED and c->move: "W URL HELLO"
+ * (docs/PROTOCOL.md, "Moves"): W a worker slot or "-", URL a url or "-"
+ * (the one in use), HELLO the rest (the hello to send there). The MOVED
+ * event is queued, the old session and sockets go, a new session starts
+ * there. A move that cannot be followed ends the handle with CLOSE code
+ * SESSION_CLOSE_MOVED and the reason. */
+static void
+follow_move(mgclient_t *c)
+{
+	char err[200] = "", said[sizeof c->move];
+	memcpy(said, c->move, sizeof said); /* as the server said it */
+	char *w = c->move, *u = strchr(w, ' '), *hello = NULL;
+	int worker = -1;
+	c->moves++;
+	if (u) {
+		*u++ = 0;
+		hello = strchr(u, ' ');
+		if (hello)
+			*hello++ = 0;
+	}
+	if (!u || !hello || !*u) {
+		snprintf(err, sizeof err, "moved, but the move is malformed");
+	} else if (strcmp(w, "-")) {
+		char *end;
+		long v = strtol(w, &end, 10);
+		if (*end || end == w || v < 0 || v > WIRE_WORKER_HINT_MAX)
+			snprintf(err, sizeof err, "moved, but its worker is bad: %.8s", w);
+		else
+			worker = (int)v;
+	}
+	size_t hlen = hello ? strlen(hello) : 0;
+	if (!err[0] && hlen > WIRE_HELLO_MAX)
+		snprintf(err, sizeof err, "moved, but its hello is too long");
+	/* the game hears of it first: "W URL HELLO" as the server said it */
+	if (!err[0]) {
+		if (push(c, MGCLIENT_MOVED, (const uint8_t *)said, strlen(said), 0,
+		         transport_of(c->cur)) < 0)
+			snprintf(err, sizeof err, "moved, but out of memory");
+	}
+	tport_free(&c->udp);
+	tport_free(&c->tcp);
+	tport_init(&c->udp, 0);
+	tport_init(&c->tcp, 1);
+	if (!err[0]) {
+		uint8_t key[WIRE_PUB];
+		int has_key, uw;
+		if (strcmp(u, "-"))
+			snprintf(c->url, sizeof c->url, "%s", u);
+		char e2[160];
+		if ((c->mode = url_parse(c->url, &c->udp, &c->tcp, key, &has_key,
+		                         &uw, e2, sizeof e2)) < 0) {
+			snprintf(err, sizeof err, "moved, but %s", e2);
+		} else {
+			/* a url without a key keeps the key in use (one deployment) */
+			if (has_key) {
+				memcpy(c->scfg.server_key, key, WIRE_PUB);
+				c->scfg.pinned = 1;
+			}
+			c->scfg.worker_hint = worker >= 0 ? worker : uw;
+			c->cur = c->mode == URL_TCP_ONLY ? PATH_TCP : PATH_UDP;
+			if (tport_open(tport_of(c, c->cur), e2, sizeof e2) < 0)
+				snprintf(err, sizeof err, "moved, but %.60s: %.120s", c->url, e2);
+		}
+	}
+	if (!err[0]) {
+		static const struct session_callbacks cb = { on_output, on_event };
+		c->opened = 0;
+		c->fail_code = 0;
+		c->next_probe = c->tcp_close_at = c->next_knock = 0;
+		c->since = c->now;
+		session_t *s = session_client_create(&c->scfg, &cb, c, c->cur,
+		                                     (const uint8_t *)hello, hlen,
+		                                     c->now);
+		if (s) {
+			session_release(c->s); /* closed: its CLOSE event came */
+			c->s = s;
+		} else {
+			snprintf(err, sizeof err, "moved, but the session could not "
+			         "start (out of memory)");
+		}
+	}
+	if (err[0]) {
+		c->ended = 1;
+		c->close_code = SESSION_CLOSE_MOVED;
+		c->close_remote = 1;
+		snprintf(c->close_reason, sizeof c->close_reason, "%s", err);
+	}
 }

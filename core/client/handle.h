@@ -63,6 +63,12 @@ struct mgclient {
 	struct qev **q;
 	int qcap, qhead, qn;
 	struct qev *cur_ev;   /* the event last returned, freed on the next call */
+	/* moves (SESSION_CLOSE_MOVED from the server): followed in settle() */
+	int moving;           /* 1: move holds one to follow */
+	int moves;            /* moves followed so far (MOVES_MAX) */
+	int closing;          /* the caller closed: no move is followed */
+	char move[WIRE_REASON_MAX + 1];
+	char url[300];        /* the url in use ("-" in a move keeps it) */
 };
 
 static inline int

@@ -99,26 +99,44 @@ url_key(const char *hex, size_t len, uint8_t key[32], char *err, size_t errlen)
 
 int
 url_parse(const char *full, struct tport *udp, struct tport *tcp,
-          uint8_t key[32], int *has_key, char *err, size_t errlen)
+          uint8_t key[32], int *has_key, int *worker, char *err,
+          size_t errlen)
 {
 	char one[300], url[300];
 	const char *q = strchr(full, '?');
 	size_t ul = q ? (size_t)(q - full) : strlen(full);
 	*has_key = 0;
+	*worker = -1;
 	if (ul >= sizeof url) {
 		snprintf(err, errlen, "url too long");
 		return -1;
 	}
 	memcpy(url, full, ul);
 	url[ul] = 0;
-	if (q) {
-		if (strncmp(q, "?key=", 5)) {
-			snprintf(err, errlen, "url: unknown query '%s' (only ?key=HEX)", q);
+	for (const char *p = q ? q + 1 : NULL; p;) {
+		const char *amp = strchr(p, '&');
+		size_t pl = amp ? (size_t)(amp - p) : strlen(p);
+		if (pl > 4 && !strncmp(p, "key=", 4) && !*has_key) {
+			if (url_key(p + 4, pl - 4, key, err, errlen) < 0)
+				return -1;
+			*has_key = 1;
+		} else if (pl > 7 && pl <= 10 && !strncmp(p, "worker=", 7) &&
+		           *worker < 0) {
+			int v = 0;
+			for (size_t i = 7; i < pl && v >= 0; i++)
+				v = p[i] >= '0' && p[i] <= '9' ? v * 10 + (p[i] - '0') : -1;
+			if (v < 0 || v > 126) {
+				snprintf(err, errlen, "url: worker= wants 0..126: %.*s",
+				         (int)pl, p);
+				return -1;
+			}
+			*worker = v;
+		} else {
+			snprintf(err, errlen, "url: unknown query '%.*s' "
+			         "(key=HEX, worker=N, each once)", (int)(pl < 80 ? pl : 80), p);
 			return -1;
 		}
-		if (url_key(q + 5, strlen(q + 5), key, err, errlen) < 0)
-			return -1;
-		*has_key = 1;
+		p = amp ? amp + 1 : NULL;
 	}
 	if (!strncmp(url, "auto://", 7)) {
 		snprintf(one, sizeof one, "udp://%s", url + 7);

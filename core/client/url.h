@@ -15,10 +15,13 @@
 enum url_mode { URL_AUTO, URL_UDP_ONLY, URL_TCP_ONLY };
 
 /* Fill the addresses (addr, addrlen, have_addr) of udp and tcp from url.
- * A "?key=HEX" suffix (the server's static key, 64 hex digits) fills key
- * and sets *has_key. Returns an enum url_mode, or -1 with err filled. */
+ * A query of "key=HEX" (the server's static key, 64 hex digits: fills key
+ * and sets *has_key) and "worker=N" (a worker hint, 0..126: *worker, else
+ * -1), joined by '&', may follow a '?'. Returns an enum url_mode, or -1
+ * with err filled. */
 int url_parse(const char *url, struct tport *udp, struct tport *tcp,
-              uint8_t key[32], int *has_key, char *err, size_t errlen);
+              uint8_t key[32], int *has_key, int *worker, char *err,
+              size_t errlen);
 /* 64 hex digits into key: 0, or -1 with err filled. */
 int url_key(const char *hex, size_t len, uint8_t key[32], char *err,
             size_t errlen);

@@ -45,6 +45,9 @@
  *   {type="offline"}                 nothing heard: reconnecting
  *   {type="resume", transport="udp"|"tcp"}   back, nothing lost
  *   {type="path", transport="udp"|"tcp"}     moved to that transport
+ *   {type="moved", reason=string}    the server moved the client to another
+ *                                    worker or node: connecting there (an
+ *                                    "open" follows, or "close")
  *   "close" is the last event. Payloads are copied into Lua strings.
  * c:step([timeout_ms]) -> {event, ...}
  *   Waits until a socket is readable, mgclient_check is due, or
@@ -252,6 +255,12 @@ push_event(lua_State *L, const struct mgclient_event *ev)
 	case MGCLIENT_OFFLINE:
 		lua_pushliteral(L, "offline");
 		lua_setfield(L, -2, "type");
+		break;
+	case MGCLIENT_MOVED:
+		lua_pushliteral(L, "moved");
+		lua_setfield(L, -2, "type");
+		lua_pushlstring(L, (const char *)ev->data, ev->len);
+		lua_setfield(L, -2, "reason");
 		break;
 	case MGCLIENT_RESUME:
 	case MGCLIENT_PATH:

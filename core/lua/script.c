@@ -406,6 +406,8 @@ luaopen_moongate_core(lua_State *L)
 	lua_setfield(L, -2, "redis_url");
 	lua_pushstring(L, sc->node_id);
 	lua_setfield(L, -2, "node_id");
+	lua_pushstring(L, sc->node_url);
+	lua_setfield(L, -2, "node_url");
 	lua_pushinteger(L, sc->worker);
 	lua_setfield(L, -2, "worker");
 	return 1;
@@ -653,6 +655,7 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	sc->http_opts = c->http;
 	snprintf(sc->redis_url, sizeof sc->redis_url, "%s", c->redis_url);
 	snprintf(sc->node_id, sizeof sc->node_id, "%s", c->node_id);
+	snprintf(sc->node_url, sizeof sc->node_url, "%s", c->node_url);
 	if (!sc->node_id[0] && gethostname(sc->node_id, sizeof sc->node_id - 1) < 0)
 		snprintf(sc->node_id, sizeof sc->node_id, "node");
 	sc->worker = c->gate.workers > 1 ? c->gate.worker : 0;

@@ -95,6 +95,7 @@ struct script {
 	int redis_ref;           /* registry: every client made, kept */
 	char redis_url[REDIS_URL_MAX]; /* config's redis.url ("": none) */
 	char node_id[64];        /* config's node_id, or the host name */
+	char node_url[128];      /* config's node_url */
 	int worker;              /* workers: this worker's slot (0 alone) */
 	/* moongate.http (core/lua/script_http.c): made on first use */
 	struct http *http;

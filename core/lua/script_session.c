@@ -12,6 +12,7 @@
  *                 on first write)
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -135,6 +136,48 @@ l_close(lua_State *L)
 	if (!s)
 		return 2;
 	session_close(s, code, reason, 1, sc->now);
+	gate_touch(sc->g, s, sc->now);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* session:move{worker = SLOT, url = URL, hello = STRING} -> true | nil, err
+ * The client is told to connect again there (close code
+ * SESSION_CLOSE_MOVED, reason "W URL HELLO": docs/PROTOCOL.md, "Moves");
+ * its library follows. worker: a slot (moongate.worker of the target), or
+ * nil; url: nil for the one the client uses; hello: what it sends there
+ * (e.g. a login cookie). The three must fit a close reason (255 bytes). */
+static int
+l_move(lua_State *L)
+{
+	script_t *sc = script_self(L);
+	session_t *s = check_session(L, 1, NULL);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_getfield(L, 2, "worker");
+	lua_getfield(L, 2, "url");
+	lua_getfield(L, 2, "hello");
+	char w[8] = "-";
+	if (!lua_isnil(L, -3)) {
+		lua_Integer k = luaL_checkinteger(L, -3);
+		if (k < 0 || k > WIRE_WORKER_HINT_MAX)
+			return luaL_error(L, "move: worker must be 0..%d", WIRE_WORKER_HINT_MAX);
+		snprintf(w, sizeof w, "%d", (int)k);
+	}
+	size_t ul = 1, hl = 0;
+	const char *url = lua_isnil(L, -2) ? "-" : luaL_checklstring(L, -2, &ul);
+	const char *hello = lua_isnil(L, -1) ? "" : luaL_checklstring(L, -1, &hl);
+	if (!ul || memchr(url, ' ', ul) || memchr(url, 0, ul))
+		return luaL_error(L, "move: a url without spaces");
+	char reason[WIRE_REASON_MAX + 1];
+	if (strlen(w) + 1 + ul + 1 + hl > WIRE_REASON_MAX || memchr(hello, 0, hl)) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "move: worker, url and hello take more than 255 bytes");
+		return 2;
+	}
+	snprintf(reason, sizeof reason, "%s %s %s", w, url, hello);
+	if (!s)
+		return 2;
+	session_close(s, SESSION_CLOSE_MOVED, reason, 1, sc->now);
 	gate_touch(sc->g, s, sc->now);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -329,6 +372,7 @@ static const luaL_Reg session_methods[] = {
 	{ "send", l_send },
 	{ "send_unreliable", l_send_unreliable },
 	{ "close", l_close },
+	{ "move", l_move },
 	{ "id", l_id },
 	{ "alive", l_alive },
 	{ "offline", l_offline },

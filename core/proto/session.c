@@ -42,6 +42,7 @@ session_config_default(struct session_config *c)
 	c->mtu = 1200;
 	c->encrypt = 1;
 	c->aes = 1;
+	c->worker_hint = -1;
 	c->heartbeat_ms = 1000;
 	c->busy_heartbeat_ms = 5000;
 	c->timeout_ms = 10000;

@@ -135,6 +135,10 @@ struct session_config {
 	                         with its secret half; 0: v1, anonymous and the
 	                         hello in clear (docs/PROTOCOL.md, "Handshake") */
 	uint8_t server_key[WIRE_PUB]; /* client: the server's static key */
+	int worker_hint;      /* client, pinned: the server worker (its slot,
+	                         0..WIRE_WORKER_HINT_MAX) the handshake should
+	                         reach, carried in the caps; -1 (the default):
+	                         none, the server picks */
 	uint8_t reset_token[WIRE_RESET_TOKEN]; /* server: this session's stateless
 	                         reset token (wire_reset_token), told to the client
 	                         in the WELCOME; client: learned from it. All zero:
@@ -178,6 +182,9 @@ enum session_close_code {
 	SESSION_CLOSE_RESET = 10,       /* client: the server answered with this
 	                                   session's RESET: it does not know the
 	                                   session (it restarted); log in again */
+	SESSION_CLOSE_MOVED = 11,       /* "moved": connect again where the
+	                                   reason says (docs/PROTOCOL.md,
+	                                   "Moves") */
 	SESSION_CLOSE_APP = 100,
 };
 

@@ -59,6 +59,8 @@ session_client_create(const struct session_config *c,
 		int r = wire_nk_client(&s->nk, c->server_key, s->pub, s->sec);
 		/* offered in the HELLO, bound to it (the hello's associated data) */
 		s->nk.caps = c->aes && wire_aesgcm_available() ? WIRE_CAP_AESGCM : 0;
+		if (c->worker_hint >= 0 && c->worker_hint <= WIRE_WORKER_HINT_MAX)
+			s->nk.caps |= WIRE_CAPS_WORKER(c->worker_hint);
 		if (r < 0 || wire_hello_seal(s->hello, s->hello, hello_len, &s->nk) < 0) {
 			session_release(s); /* a degenerate server key */
 			return NULL;

@@ -271,6 +271,14 @@ int wire_hello_encode(uint8_t *out, size_t cap, const struct wire_hello *h);
 /* caps of a v2 HELLO or INIT: the client can seal and open AES-256-GCM and
  * would take it for the session (the server says in the WELCOME) */
 #define WIRE_CAP_AESGCM 0x01
+/* bits 1-7 of the caps: a worker hint, slot + 1 (0: none), read by the
+ * server's steering program (docs/PROTOCOL.md, "Worker hint"); bound in
+ * the hello's associated data like the rest of the caps */
+#define WIRE_CAP_WORKER_SHIFT 1
+#define WIRE_WORKER_HINT_MAX 126 /* the largest slot a hint names */
+#define WIRE_CAPS_WORKER(slot) ((uint8_t)(((slot) + 1) << WIRE_CAP_WORKER_SHIFT))
+/* the slot a caps byte names, or -1 */
+#define WIRE_CAPS_HINT(caps) ((int)((caps) >> WIRE_CAP_WORKER_SHIFT) - 1)
 int wire_hello_decode(const uint8_t *pkt, size_t len, struct wire_hello *h);
 
 /* CHALLENGE: 02 | 1 u8 | stamp u32 | mac[16] (the same for v1 and v2) */

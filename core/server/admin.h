@@ -39,9 +39,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* (the fuzz build of test/fuzz/fuzz_admin.c sets smaller ones, so that
+ * short inputs reach every limit) */
+#ifndef ADMIN_LINE_MAX
 #define ADMIN_LINE_MAX 4096           /* bytes of one command line */
+#endif
+#ifndef ADMIN_REPLY_MAX
 #define ADMIN_REPLY_MAX (72 * 1024)   /* the run callback's reply buffer */
+#endif
+#ifndef ADMIN_OUT_MAX
 #define ADMIN_OUT_MAX (256 * 1024)    /* replies queued unread to one client */
+#endif
 
 struct net;
 typedef struct admin admin_t;

@@ -151,6 +151,8 @@ static const struct key keys[] = {
 	  "worker processes on the same ports, packets steered to the one that owns the session (\"auto\": one per CPU)" },
 	{ "node_id", STR, offsetof(struct config, node_id), 0, 64,
 	  "this server's name in its deployment (players' presence in Redis; \"\": the host name); one per server process" },
+	{ "node_url", STR, offsetof(struct config, node_url), 0, 128,
+	  "the url clients reach this node by, for moves from other nodes (\"udp://203.0.113.5:7000\"; \"\": moves come only from this node's workers)" },
 	{ "upgrade_drain_ms", INT, offsetof(struct config, upgrade_drain_ms), 0, 86400000,
 	  "workers: an upgrade's old workers serve their sessions at most this long, then close them" },
 	{ "shutdown_ms", INT, offsetof(struct config, shutdown_ms), 0, 600000,

@@ -43,6 +43,8 @@ struct config {
 	                    "auto"): core/server/workers.h */
 	char node_id[64];     /* this server among a deployment's (presence in
 	                         Redis); "": the host name */
+	char node_url[128];   /* how clients reach this node (moves between
+	                         nodes); "": none */
 	int upgrade_drain_ms; /* an upgrade's old workers close their sessions
 	                         after this (600000) */
 	/* the Lua runtime (config.lua; core/lua/script.h) */

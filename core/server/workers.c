@@ -92,23 +92,38 @@ bind_one(const struct config_listen *l, int *port)
 /* The steering program of a group of 2n sockets (two generations of n
  * workers: the live one at base, the other for an upgrade). A UDP session
  * packet or FEC frame (type 0x10..0x18) goes to socket byte[1] (its
- * session id's low byte: the owning worker's index), whichever generation;
- * anything else (a handshake; for TCP every connection) to one of the live
- * generation's: base + the packet's flow hash (or, when the kernel has none,
- * the CPU) modulo n. */
+ * session id's low byte: the owning worker's slot), whichever generation;
+ * a v2 HELLO or INIT (type 0x01 or 0x03, version 2) whose caps (byte 34)
+ * carry a worker hint (bits 1-7: slot + 1) to that slot; anything else (a
+ * handshake without a hint; for TCP every connection: a hint there is
+ * read by the worker, which hands the connection over) to one of the live
+ * generation's: base + the packet's flow hash (or, when the kernel has
+ * none, the CPU) modulo n. A slot past 2n goes to the live generation. */
 static int
 attach_steering(int fd, int tcp, int n, int base)
 {
+	enum { LIVE = 18 }; /* the index of the "live" part below */
+	uint32_t slots = (uint32_t)(2 * n);
 	struct sock_filter udp[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),                       /* A = payload length */
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 2, 0, 6),               /* < 2 bytes: live */
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),                      /* A = type */
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x10, 0, 4),            /* < 0x10: live */
-		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 0x18, 3, 0),            /* > 0x18: live */
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1),                      /* A = sid's low byte */
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(2 * n), 1, 0), /* no such worker */
-		BPF_STMT(BPF_RET | BPF_A, 0),
-		/* live: */
+		/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),              /* A = payload length */
+		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 35, 0, 4),      /* < 35 bytes: 6 */
+		/* 2 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 0),              /* A = type << 8 | version */
+		/* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0102, 8, 0),  /* HELLO v2: 12 */
+		/* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0302, 7, 0),  /* INIT v2: 12 */
+		/* 5 */ BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+		/* 6 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 2, 0, 11),      /* < 2 bytes: live */
+		/* 7 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),              /* A = type */
+		/* 8 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x10, 0, 9),    /* < 0x10: live */
+		/* 9 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 0x18, 8, 0),    /* > 0x18: live */
+		/* 10 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1),             /* A = sid's low byte */
+		/* 11 */ BPF_JUMP(BPF_JMP | BPF_JA, 4, 0, 0),               /* to 16 */
+		/* 12 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 34),            /* A = caps */
+		/* 13 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 1),            /* A = hint: slot + 1 */
+		/* 14 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, 0),      /* none: live */
+		/* 15 */ BPF_STMT(BPF_ALU | BPF_SUB | BPF_K, 1),            /* A = slot */
+		/* 16 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, slots, 1, 0),  /* no such slot: live */
+		/* 17 */ BPF_STMT(BPF_RET | BPF_A, 0),
+		/* 18 live: */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_RXHASH),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_CPU),
@@ -118,7 +133,7 @@ attach_steering(int fd, int tcp, int n, int base)
 	};
 	struct sock_fprog prog = { sizeof udp / sizeof udp[0], udp };
 	if (tcp) { /* the "live" part only */
-		prog.filter = udp + 8;
+		prog.filter = udp + LIVE;
 		prog.len = 6;
 	}
 	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);

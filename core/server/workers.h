@@ -32,7 +32,8 @@
 
 #include <stddef.h>
 
-#define WORKERS_MAX 64
+/* 2 x WORKERS_MAX slots fit a worker hint (WIRE_WORKER_HINT_MAX 126) */
+#define WORKERS_MAX 63
 
 struct config;
 

@@ -168,6 +168,13 @@ enum mgclient_event_type {
 	MGCLIENT_OFFLINE = 4,  /* nothing heard: reconnecting */
 	MGCLIENT_RESUME = 5,   /* back, nothing lost */
 	MGCLIENT_PATH = 6,     /* now on ev->transport */
+	MGCLIENT_MOVED = 8,    /* the server moved this client to another
+	                          worker or node (close code MGCLIENT_CLOSE_MOVED):
+	                          the library connects there by itself with the
+	                          hello the server gave, and OPEN follows again
+	                          (or CLOSE). ev->reason: the move as the server
+	                          said it (docs/PROTOCOL.md, "Moves"). The
+	                          session is new: mgclient_fd may change. */
 };
 
 enum mgclient_transport { MGCLIENT_UDP = 1, MGCLIENT_TCP = 2 };
@@ -178,7 +185,7 @@ struct mgclient_event {
 	size_t len;
 	uint32_t seq;        /* DATAGRAM */
 	int code;            /* CLOSE: an MGCLIENT_CLOSE_* code or the peer's */
-	const char *reason;  /* CLOSE */
+	const char *reason;  /* CLOSE, MOVED */
 	int remote;          /* CLOSE: 1 when the server closed */
 	int transport;       /* PATH, RESUME: MGCLIENT_UDP or MGCLIENT_TCP */
 };
@@ -208,6 +215,10 @@ enum mgclient_close_code {
 	                                    any more (it restarted): connect
 	                                    again, with a login cookie to get
 	                                    the player back */
+	MGCLIENT_CLOSE_MOVED = 11,       /* "moved": followed by the library
+	                                    (MGCLIENT_MOVED); a CLOSE with it
+	                                    means the move failed (the reason
+	                                    says why) */
 	MGCLIENT_CLOSE_APP = 100,
 };
 

@@ -64,11 +64,13 @@
 -- T.connect(srv_or_url, transport, hello, opts) -> cl | nil, err
 --   transport "udp" (default) or "tcp" when given a server; hello ""
 --   by default; opts go to moongate.client.connect (given a server, its
---   key, srv.key, is pinned unless opts.server_key is false or set).
+--   key, srv.key, is pinned unless opts.server_key is false or set), but
+--   opts.worker = SLOT: a worker hint, added to the url ("?worker=").
 --   cl records events:
 --   cl.opened (boolean), cl.messages (strings), cl.datagrams ({data=,
---   seq=}), cl.closed (nil or {code=, reason=, remote=}), cl.events (every
---   event table, in order), cl.c (the moongate.client object).
+--   seq=}), cl.closed (nil or {code=, reason=, remote=}), cl.moves (nil or
+--   how many moves the library followed), cl.events (every event table,
+--   in order), cl.c (the moongate.client object).
 --   cl:send(s), cl:send_unreliable(s) (nil, "offline" while the session
 --   is offline: the datagram was dropped), cl:close([code, reason]),
 --   cl:state(), cl:stats(), cl:release(), cl:step([ms]) -> events
@@ -806,6 +808,14 @@ function T.connect(target, transport, hello, opts)
 	elseif type(target) ~= "string" then
 		error("connect: a server or a url expected", 2)
 	end
+	if opts and opts.worker then
+		-- a worker hint: the handshake goes to that worker slot
+		local o = {}
+		for k, v in pairs(opts) do o[k] = v end
+		url = url .. (url:find("?", 1, true) and "&" or "?") .. "worker=" .. o.worker
+		o.worker = nil
+		opts = o
+	end
 	if type(target) == "table" and target.key then
 		-- pin the server's key (handshake v2) unless told otherwise
 		local o = {}
@@ -837,6 +847,8 @@ function Client:record(ev)
 		self.datagrams[#self.datagrams + 1] = { data = ev.data, seq = ev.seq }
 	elseif ev.type == "close" then
 		self.closed = { code = ev.code, reason = ev.reason, remote = ev.remote }
+	elseif ev.type == "moved" then
+		self.moves = (self.moves or 0) + 1
 	end
 end
 

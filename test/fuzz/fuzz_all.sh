@@ -8,7 +8,8 @@
 # log to BUILD_DIR/logs/NAME.log. Then the LuaJIT driver
 # (test/fuzz/fuzz_lua.lua) runs for FUZZ_SECONDS. FUZZ_TARGETS (a list of
 # names) picks some; FUZZ_NICE (e.g. "nice -n 19") is put in front of
-# every run. One line per target:
+# every run; FUZZ_FLAGS (e.g. "-max_len=600") is added to every libFuzzer
+# command line. One line per target:
 #
 #   RESULT fuzz=fuzz_gate execs=1234567 seconds=60 crashes=0
 #
@@ -19,6 +20,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${FUZZ_SECONDS:-60}
 runs=${FUZZ_RUNS:-0}
 nice=${FUZZ_NICE:-}
+flags=${FUZZ_FLAGS:-}
 all="fuzz_kcp_input fuzz_wire fuzz_fec fuzz_gate fuzz_session fuzz_frame
      fuzz_url fuzz_admin fuzz_sync fuzz_config fuzz_lua"
 targets=${FUZZ_TARGETS:-$all}
@@ -56,7 +58,7 @@ for t in $targets; do
 		start=$(date +%s)
 		$nice "$build/$t" -max_total_time="$seconds" -runs="${runs/#0/-1}" \
 			-artifact_prefix="$build/artifacts/$t-" -print_final_stats=1 \
-			"$work" $(seeds_of "$t") >"$log" 2>&1
+			$flags "$work" $(seeds_of "$t") >"$log" 2>&1
 		rc=$?
 		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	fi

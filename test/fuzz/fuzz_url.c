@@ -84,8 +84,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err[sizeof err - 1] = 0;
 	err[0] = 0;
 	uint8_t key[32];
-	int has_key = 0;
-	int r = url_parse(url, &udp, &tcp, key, &has_key, err, sizeof err);
+	int has_key = 0, worker = -2;
+	int r = url_parse(url, &udp, &tcp, key, &has_key, &worker, err, sizeof err);
 	if (r < 0) {
 		CHECK(r == -1);
 		CHECK(err[0] != 0 && memchr(err, 0, sizeof err) != NULL);
@@ -93,9 +93,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(r == URL_AUTO || r == URL_UDP_ONLY || r == URL_TCP_ONLY);
 	CHECK(has_key == 0 || has_key == 1);
-	/* a key is only ever "?key=" and 64 hex digits */
+	/* a key is only ever "key=" and 64 hex digits; a hint 0..126 */
 	if (has_key)
-		CHECK(strstr(url, "?key=") != NULL);
+		CHECK(strstr(url, "key=") != NULL);
+	CHECK(worker >= -1 && worker <= 126);
+	if (worker >= 0)
+		CHECK(strstr(url, "worker=") != NULL);
 	check_tport(&udp);
 	check_tport(&tcp);
 	if (r == URL_AUTO)

@@ -1,0 +1,155 @@
+-- Rooms across workers (issue 17): a room lives in one worker; a player
+-- whose session sits on another worker is moved there (close code 11,
+-- followed by the client library: a "moved" event, then "open" and a
+-- cookie login on the room's worker) with its seat reserved in its Redis
+-- record. Worker hints (?worker=N) put each client's session on a chosen
+-- worker, so the placement is not left to the kernel's hash.
+local T = require "moongate.test"
+local json = require "moongate.json"
+local sync = require "moongate.sync"
+
+local WHO = [[
+local svc = {}
+function svc.message(session, data)
+	if data == "id" then
+		session:send(tostring(session:id()))
+		return true
+	end
+end
+return svc
+]]
+
+local function start(rd, extra)
+	local cfg = { workers = 2, redis = { url = rd.url } }
+	for k, v in pairs(extra or {}) do cfg[k] = v end
+	return T.start_server{ services = { "who", "login", "room" }, inline = { who = WHO },
+		config = cfg }
+end
+
+-- The worker of cl's session (its id's low byte).
+local function worker_of(cl)
+	local before = #cl.messages
+	assert(cl:send("id"))
+	local m = cl:wait(function()
+		for i = before + 1, #cl.messages do
+			if cl.messages[i]:match("^%d+$") then return cl.messages[i] end
+		end
+	end, 5000, "its session id")
+	return tonumber(m) % 256
+end
+
+describe("rooms across workers", function()
+	after_each(function() T.stop_all() end)
+
+	it("put a handshake on the worker its hint names", function()
+		local rd = T.start_redis()
+		local srv = start(rd)
+		for _, tr in ipairs({ "udp", "tcp" }) do
+			for w = 0, 1 do
+				for i = 1, 4 do
+					local cl = T.connect(srv, tr, json.encode({ v = 1, name = tr .. w .. i }),
+						{ worker = w })
+					cl:wait_login()
+					assert.are.equal(w, worker_of(cl))
+				end
+			end
+		end
+	end)
+
+	it("move a player to the room's worker: every member gets every frame", function()
+		local rd = T.start_redis()
+		local srv = start(rd)
+		-- four players on worker 0, four on worker 1
+		local cls = {}
+		for i = 1, 8 do
+			local w = (i - 1) % 2
+			cls[i] = T.connect(srv, "udp", json.encode({ v = 1, name = "p" .. i }), { worker = w })
+			cls[i]:wait_login()
+			assert.are.equal(w, worker_of(cls[i]))
+		end
+		-- the first makes a lockstep room on worker 0; the others join it
+		-- by id or by quick match
+		assert(cls[1]:send(json.encode({ op = "create", mode = "lockstep", capacity = 8 })))
+		local room = cls[1]:wait_op("joined").room
+		for i = 2, 8 do
+			local req = i % 4 == 2 and { op = "join", room = room } or { op = "join", mode = "lockstep" }
+			assert(cls[i]:send(json.encode(req)))
+			local j = cls[i]:wait_op("joined", 10000)
+			assert.are.equal(room, j.room)
+		end
+		for i = 1, 8 do
+			local w = (i - 1) % 2
+			-- the players of worker 1 were moved (once), those of worker 0 not
+			assert.are.equal(w == 1 and 1 or nil, cls[i].moves)
+			assert.are.equal(0, worker_of(cls[i]))
+			assert.is_nil(cls[i].closed)
+		end
+		-- every member: 40 frames in a row, no gap, each with every
+		-- member's input of that frame once the inputs flow
+		local t0 = T.now_ms()
+		local first = {}
+		local n = {}
+		for i = 1, 8 do n[i] = 0 end
+		T.wait(function()
+			for i = 1, 8 do
+				local cl = cls[i]
+				for k = cl.read + 1, #cl.messages do
+					local f = cl.messages[k]
+					if sync.is_frame(f) then
+						local fr = sync.decode_frame(f)
+						if first[i] then
+							assert.are.equal(first[i] + n[i], fr, "member " .. i .. ": a gap")
+						else
+							first[i] = fr
+						end
+						n[i] = n[i] + 1
+					end
+				end
+				cl.read = #cl.messages
+			end
+			for i = 1, 8 do
+				if n[i] < 40 then return false end
+			end
+			return true
+		end, 10000, unpack(cls))
+		assert.is_true(T.now_ms() - t0 < 10000)
+		-- an input of a member moved from worker 1 reaches a member that
+		-- never moved, and the other way round
+		assert(cls[2]:send("Ifrom2")) -- (the frame carries the input without its "I")
+		assert(cls[1]:send("Ifrom1"))
+		local function saw(cl, what)
+			return cl:wait(function()
+				for k = 1, #cl.messages do
+					local f = cl.messages[k]
+					if sync.is_frame(f) then
+						local _, ins = sync.decode_frame(f)
+						for _, e in ipairs(ins) do
+							if e.data == what then return true end
+						end
+					end
+				end
+			end, 5000, what)
+		end
+		assert.is_true(saw(cls[1], "from2"))
+		assert.is_true(saw(cls[2], "from1"))
+		assert.is_true(saw(cls[8], "from1"))
+	end)
+
+	it("say why a move cannot be made, and keep the player where it is", function()
+		local rd = T.start_redis()
+		local srv = start(rd)
+		local a = T.connect(srv, "udp", json.encode({ v = 1, name = "a" }), { worker = 0 })
+		local b = T.connect(srv, "udp", json.encode({ v = 1, name = "b" }), { worker = 1 })
+		a:wait_login()
+		b:wait_login()
+		assert(a:send(json.encode({ op = "create", mode = "relay", capacity = 1 })))
+		local room = a:wait_op("joined").room
+		assert(b:send(json.encode({ op = "join", room = room })))
+		local e = b:wait_op("error")
+		assert.are.equal("room is full", e.reason)
+		assert.is_nil(b.moves)
+		assert.are.equal(1, worker_of(b))
+		assert(b:send(json.encode({ op = "join", room = 999999 })))
+		assert.are.equal("no such room", b:wait_op("error").reason)
+	end)
+end)
