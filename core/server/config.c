@@ -17,7 +17,7 @@
 #include "log.h"
 
 /* ADDR: a string (max is its buffer's size), an admin console address */
-enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL, AUTOINT, STR };
+enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL, AUTOINT, STR, CURL };
 
 struct key {
 	const char *name;
@@ -151,7 +151,7 @@ static const struct key keys[] = {
 	  "worker processes on the same ports, packets steered to the one that owns the session (\"auto\": one per CPU)" },
 	{ "node_id", STR, offsetof(struct config, node_id), 0, 64,
 	  "this server's name in its deployment (players' presence in Redis; \"\": the host name); one per server process" },
-	{ "node_url", STR, offsetof(struct config, node_url), 0, 128,
+	{ "node_url", CURL, offsetof(struct config, node_url), 0, 128,
 	  "the url clients reach this node by, for moves from other nodes (\"udp://203.0.113.5:7000\"; \"\": moves come only from this node's workers)" },
 	{ "upgrade_drain_ms", INT, offsetof(struct config, upgrade_drain_ms), 0, 86400000,
 	  "workers: an upgrade's old workers serve their sessions at most this long, then close them" },
@@ -237,6 +237,19 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		}
 		if (k->kind == AUTOINT && !strcmp(value, "auto")) {
 			*(int *)p = 0;
+			return 0;
+		}
+		if (k->kind == CURL) { /* a url a client connects to */
+			size_t n = strlen(value);
+			if (n >= (size_t)k->max || strpbrk(value, " \t\r\n") ||
+			    (n > 0 && strncmp(value, "udp://", 6) &&
+			     strncmp(value, "tcp://", 6) && strncmp(value, "auto://", 7))) {
+				snprintf(err, errlen, "%s: a client url (udp://, tcp:// or "
+				         "auto://HOST:PORT) of at most %lld bytes, got '%.40s'",
+				         key, k->max - 1, value);
+				return -1;
+			}
+			memcpy(p, value, n + 1);
 			return 0;
 		}
 		if (k->kind == RURL) {
@@ -398,7 +411,8 @@ config_print_keys(FILE *f)
 		char def[32];
 		if (k->kind == LEVEL)
 			snprintf(def, sizeof def, "%s", level_names[*(const int *)p]);
-		else if (k->kind == ADDR || k->kind == RURL || k->kind == STR)
+		else if (k->kind == ADDR || k->kind == RURL || k->kind == STR ||
+		         k->kind == CURL)
 			snprintf(def, sizeof def, "\"%.29s\"", p);
 		else if (k->kind == FORMAT)
 			snprintf(def, sizeof def, "%s", *(const int *)p ? "json" : "text");

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -203,6 +204,7 @@ spawn(struct sup *u, int index, int exec_new)
 		w->restart_at = mono_s() + 1;
 		return;
 	}
+	pid_t sup = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("workers: fork for worker %d: %s", index, strerror(errno));
@@ -211,6 +213,11 @@ spawn(struct sup *u, int index, int exec_new)
 		return;
 	}
 	if (pid == 0) {
+		/* the supervisor gone (kill -9, a crash), its workers go with it:
+		 * a new one could not steer to them, and they would hold the
+		 * ports (PR_SET_PDEATHSIG survives the exec of an upgrade) */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != sup)
+			_exit(1);
 		child_close(u, index);
 		sigprocmask(SIG_SETMASK, &u->old, NULL);
 		if (exec_new) {

@@ -25,6 +25,10 @@
 --   config       table deep-merged into the generated config.lua
 --   args         extra command-line arguments, e.g. {"--set", "k=v"}
 --   transports   {"udp", "tcp"} (default): one --listen 127.0.0.1:0 each
+--   listen       instead: the --listen addresses, e.g. {"udp://10.77.1.2:7000"}
+--   wrap         a command the server runs under, e.g. {"ip", "netns",
+--                "exec", NS} (it must exec the server: the pid is the
+--                server's)
 --   admin        true: the admin console on tcp://127.0.0.1:0
 --   ready_ms     deadline for "moongate: ready" (10000)
 -- srv.udp, srv.tcp   ports;  srv.pid;  srv.dir  the temp dir;  srv.key
@@ -445,7 +449,7 @@ local Server = {}
 Server.__index = Server
 
 local start_keys = { services = true, service_path = true, inline = true,
-	config = true, args = true, transports = true, ready_ms = true,
+	config = true, args = true, transports = true, ready_ms = true, listen = true, wrap = true,
 	admin = true }
 
 -- Start srv.argv and read its stdout until "moongate: ready" (ports, key,
@@ -548,10 +552,14 @@ function T.start_server(opts)
 	srv.files[#srv.files + 1] = srv.log_path
 	srv.files[#srv.files + 1] = dir .. "/secret"
 
-	local argv = { bin }
-	for _, t in ipairs(transports) do
+	local argv = {}
+	for _, a in ipairs(opts.wrap or {}) do
+		argv[#argv + 1] = tostring(a)
+	end
+	argv[#argv + 1] = bin
+	for _, t in ipairs(opts.listen or transports) do
 		argv[#argv + 1] = "--listen"
-		argv[#argv + 1] = t .. "://127.0.0.1:0"
+		argv[#argv + 1] = opts.listen and t or t .. "://127.0.0.1:0"
 	end
 	if opts.admin then
 		argv[#argv + 1] = "--set"
