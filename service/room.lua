@@ -533,13 +533,14 @@ end
 -- the cookie login seats it (restore_seat). The reservation is a promise,
 -- not a lock: a room that filled meanwhile answers "room is full" there.
 
--- Move player to the room of directory entry d.
-local function move_to(player, d, meta)
+-- Move player to the room of directory entry d (back: to the seat it
+-- held there, counted in d.members).
+local function move_to(player, d, meta, back)
 	local login = package.loaded.login
 	if not (login and login.move) then
 		return nil, "no such room"
 	end
-	if d.members >= d.capacity then
+	if not back and d.members >= d.capacity then
 		return nil, "room is full"
 	end
 	local url
@@ -553,7 +554,8 @@ local function move_to(player, d, meta)
 	local ok, meta_ = pcall(json.decode, d.meta or "{}")
 	player.held_seat = { room = d.id, token = d.token, mode = d.mode, capacity = d.capacity,
 		meta = ok and type(meta_) == "table" and meta_ or {}, join_meta = meta,
-		["until"] = wall_ms() + config().move_ms, move = true }
+		["until"] = wall_ms() + config().move_ms, move = true,
+		seat = back and back.seat or nil, back = back and true or nil }
 	local moved, err = login.move(player, { worker = d.worker, url = url })
 	if not moved then
 		player.held_seat = nil
@@ -737,31 +739,51 @@ local function restore_seat(session, p)
 	end
 	local room = S.rooms[h.room]
 	local err
+	if not room then
+		-- not here: the directory (Redis) says where it lives. Elsewhere:
+		-- the player goes there. Here, or nowhere after a crash (its entry
+		-- expired, or no Redis): made again here. A move for a room whose
+		-- entry is gone: it closed meanwhile.
+		local d = dir_read(h.room) -- (waits: another login may make it)
+		room = S.rooms[h.room]
+		if room then
+			d = nil -- made again meanwhile (another member came back)
+		elseif d and d.token ~= h.token then
+			err = "room gone"
+		elseif d and not is_here(d) then
+			local ok, merr = move_to(p, d, h.join_meta, h)
+			if ok then
+				return -- seated there
+			end
+			err = "room unreachable (" .. tostring(merr) .. ")"
+		elseif not d and h.move then
+			err = "room gone" -- moved here for a room that closed meanwhile
+		else
+			room, err = M.create(h.mode, { id = h.room, token = h.token,
+				capacity = h.capacity, meta = h.meta })
+			if room then
+				moongate.info({ room = room.id, event = "room_restore" },
+					"room %d (%s) made again for %s, who held seat %s", room.id,
+					room.mode, tostring(p.uid), tostring(h.seat))
+			else
+				err = "room gone (" .. tostring(err) .. ")"
+			end
+		end
+	end
 	if room and room.token ~= h.token then
 		room, err = nil, "room gone"
-	elseif not room and h.move then
-		err = "room gone" -- moved here for a room that closed meanwhile
-	elseif not room then
-		room, err = M.create(h.mode, { id = h.room, token = h.token,
-			capacity = h.capacity, meta = h.meta })
-		if room then
-			moongate.info({ room = room.id, event = "room_restore" },
-				"room %d (%s) made again for %s, who held seat %s", room.id,
-				room.mode, tostring(p.uid), tostring(h.seat))
-		else
-			err = "room gone (" .. tostring(err) .. ")"
-		end
 	end
 	if room then
 		local ok
-		ok, err = M.join(p, room, h.join_meta, { seat = h.seat, rejoined = not h.move })
+		ok, err = M.join(p, room, h.join_meta, { seat = h.seat,
+			rejoined = not h.move or h.back })
 		if ok then
 			return
 		end
 	end
 	p.held_seat = nil
 	save(p)
-	if h.move then -- a join that did not happen: the answer to the join
+	if h.move and not h.back then -- a join that did not happen: its answer
 		send(session, { op = "error", req = "join", room = h.room, reason = err })
 		return
 	end

@@ -135,6 +135,94 @@ describe("rooms across workers", function()
 		assert.is_true(saw(cls[8], "from1"))
 	end)
 
+	it("kill -9 of a room's worker: the other worker's room plays on, its members come back to their seats", function()
+		local rd = T.start_redis()
+		local srv = start(rd)
+		-- room r0 on worker 0 (p1 there, p2 moved from worker 1); room r1
+		-- on worker 1 (q1 there, q2 moved from worker 0)
+		local function player(name, w)
+			local cl = T.connect(srv, "udp", json.encode({ v = 1, name = name }), { worker = w })
+			return cl, cl:wait_login()
+		end
+		local p1 = player("p1", 0)
+		local p2 = player("p2", 1)
+		local q1, lq1 = player("q1", 1)
+		local q2, lq2 = player("q2", 0)
+		assert(p1:send(json.encode({ op = "create", mode = "lockstep", capacity = 4 })))
+		local r0 = p1:wait_op("joined").room
+		assert(q1:send(json.encode({ op = "create", mode = "lockstep", capacity = 4 })))
+		local r1 = q1:wait_op("joined").room
+		assert(p2:send(json.encode({ op = "join", room = r0 })))
+		assert.are.equal(r0, p2:wait_op("joined", 10000).room)
+		assert(q2:send(json.encode({ op = "join", room = r1 })))
+		assert.are.equal(r1, q2:wait_op("joined", 10000).room)
+		assert.are.equal(0, worker_of(p2))
+		assert.are.equal(1, worker_of(q2))
+		local all = { p1, p2, q1, q2 }
+		for _, cl in ipairs(all) do cl.read = #cl.messages end
+		-- r0's frames, counted without a gap through worker 1's death
+		local last, seen = {}, {}
+		local function count()
+			for i, cl in ipairs({ p1, p2 }) do
+				for k = cl.read + 1, #cl.messages do
+					local f = cl.messages[k]
+					if sync.is_frame(f) then
+						local fr = sync.decode_frame(f)
+						assert(not last[i] or fr == last[i] + 1, "a gap in r0's frames")
+						last[i], seen[i] = fr, (seen[i] or 0) + 1
+					end
+				end
+				cl.read = #cl.messages
+			end
+		end
+		local pid = tonumber(srv:log():match("workers: worker 1 started, pid (%d+)"))
+		srv:mark_log()
+		T.kill(pid, 9)
+		srv:wait_log("workers: worker 1 started, pid %d+", 5000)
+		q1:send("Iping")
+		q2:send("Iping")
+		T.wait(function()
+			count()
+			return q1.closed and q2.closed
+		end, 10000, unpack(all))
+		assert.are.equal(10, q1.closed.code)
+		assert.are.equal(10, q2.closed.code)
+		-- back with their cookies, on whichever worker the kernel picks:
+		-- in their seats of r1, which is made again on its worker
+		local back = {}
+		for i, l in ipairs({ lq1, lq2 }) do
+			back[i] = T.connect(srv, "udp", json.encode({ v = 1, cookie = l.cookie }))
+			local m = back[i]:wait_login()
+			assert.are.equal(l.id, m.id)
+		end
+		for i = 1, 2 do
+			local j = back[i]:wait_op("joined", 10000)
+			assert.are.equal(r1, j.room)
+			assert.is_true(j.rejoined)
+		end
+		assert.are.equal(worker_of(back[1]), worker_of(back[2]))
+		-- r1 plays to both; r0 never stopped
+		assert(back[1]:send("Iback"))
+		back[2]:wait(function()
+			for k = 1, #back[2].messages do
+				local f = back[2].messages[k]
+				if sync.is_frame(f) then
+					local _, ins = sync.decode_frame(f)
+					for _, e in ipairs(ins) do
+						if e.data == "back" then return true end
+					end
+				end
+			end
+		end, 5000, "q1's input in q2's frames")
+		local before = { seen[1] or 0, seen[2] or 0 }
+		T.wait(function()
+			count()
+			return (seen[1] or 0) >= before[1] + 10 and (seen[2] or 0) >= before[2] + 10
+		end, 5000, p1, p2, back[1], back[2])
+		assert.is_nil(p1.closed)
+		assert.is_nil(p2.closed)
+	end)
+
 	it("say why a move cannot be made, and keep the player where it is", function()
 		local rd = T.start_redis()
 		local srv = start(rd)
@@ -144,6 +232,10 @@ describe("rooms across workers", function()
 		b:wait_login()
 		assert(a:send(json.encode({ op = "create", mode = "relay", capacity = 1 })))
 		local room = a:wait_op("joined").room
+		-- (the directory is written after "joined" is sent: a join read
+		-- before would move b, to be told "room is full" there)
+		T.wait(function() return rd:cli("HGET", "moongate:room:" .. room, "members") == "1" end,
+			5000, a, b)
 		assert(b:send(json.encode({ op = "join", room = room })))
 		local e = b:wait_op("error")
 		assert.are.equal("room is full", e.reason)
