@@ -72,6 +72,8 @@ struct server {
 	char watch_failed[256];  /* the watch's last refusal, not logged twice */
 	int stopping;
 	int draining;            /* workers: an upgrade's old worker */
+	int moving_out;          /* 1: its drain deadline came, players move */
+	ev_timer moves;          /* ... for MOVES_MS, then the rest close */
 	ev_signal sigusr1;
 	int64_t trim_mark;       /* queued bytes since the last trim, at most */
 	uint64_t trim_last;      /* when memory was last given back */
@@ -285,6 +287,7 @@ struct handoff_hdr {
 	struct sockaddr_storage addr;
 };
 #define HANDOFF_MAX (sizeof(struct handoff_hdr) + 65536)
+#define MOVES_MS 3000 /* a drain deadline's moves, then the rest close */
 
 /* net: a connection for worker bytes[1]'s session: pass it there. */
 static void
@@ -485,11 +488,44 @@ on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents);
+
+/* The moves of a drain deadline had their time: the rest close. */
+static void
+on_moves_done(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *sv = w->data;
+	(void)revents;
+	on_signal(loop, &sv->sigterm, 0);
+}
+
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct server *sv = w->data;
 	(void)revents;
+	/* an upgrade's old worker at its drain deadline (the supervisor's
+	 * SIGTERM): the services move their players to the new worker of this
+	 * slot (moongate.on_drain) first; what is left closes after
+	 * MOVES_MS, or at once when no service moves anyone */
+	if (w->signum == SIGTERM && sv->draining && !sv->moving_out && !sv->stopping &&
+	    sv->script && sv->wfds && sv->wfds->nworkers >= 2) {
+		int to = (sv->worker + sv->wfds->nworkers / 2) % sv->wfds->nworkers;
+		sv->moving_out = 1;
+		int n = script_drain(sv->script, to);
+		if (n > 0) {
+			log_info("upgrade: drain deadline: %d service(s) move their players "
+			         "to worker %d; the rest close in %d ms", n, to, MOVES_MS);
+			ev_timer_init(&sv->moves, on_moves_done, MOVES_MS / 1000.0, 0);
+			sv->moves.data = sv;
+			ev_timer_start(loop, &sv->moves);
+			return;
+		}
+	}
+	if (sv->moving_out == 1 && ev_is_active(&sv->moves)) {
+		ev_timer_stop(loop, &sv->moves);
+	}
+	sv->moving_out = 2;
 	if (sv->stopping) {
 		ev_break(loop, EVBREAK_ALL); /* a second signal: now */
 		return;

@@ -752,6 +752,23 @@ if cfg0.redis and not S.node_sub then
 	end)
 end
 
+-- An upgrade's drain deadline: every player connected here and in no room
+-- (the room service moves its members with their seats) goes to the new
+-- worker of this slot, with its cookie (M.move).
+if moongate.on_drain then
+	moongate.on_drain("login", function(worker)
+		local n = 0
+		for _, p in pairs(S.players) do
+			if p.session and p.session:alive() and not p.room then
+				if M.move(p, { worker = worker }) then
+					n = n + 1
+				end
+			end
+		end
+		moongate.info("login: drain deadline: %d player(s) moved to worker %d", n, worker)
+	end)
+end
+
 S.pruner = S.pruner or moongate.every(60000, function()
 	M.prune()
 end)

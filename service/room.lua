@@ -112,7 +112,7 @@ end
 -- entry expired is taken out by the reader).
 local function dir_write(room)
 	local prefix = store_prefix()
-	if not prefix or room.closed then
+	if not prefix or room.closed or room.moved then
 		return
 	end
 	local key = prefix .. "room:" .. room.id
@@ -135,7 +135,7 @@ end
 
 local function dir_drop(room)
 	local prefix = store_prefix()
-	if prefix then
+	if prefix and not room.moved then -- (a moved room's entry is the new worker's)
 		pcall(function()
 			redis.connect():pipeline({ { "DEL", prefix .. "room:" .. room.id },
 				{ "ZREM", prefix .. "open:" .. room.mode, room.id } })
@@ -847,6 +847,9 @@ function M.close(session)
 	if not p or not p.room or (p.session and p.session ~= session) then
 		return -- not seated, or it already moved to a newer session
 	end
+	if p.moved_away then
+		return -- moved with its seat: its record is the new place's
+	end
 	if p.logged_out then
 		M.leave(p, "logout")
 		return
@@ -1063,6 +1066,48 @@ end
 
 function M.get(id)
 	return S.rooms[id]
+end
+
+-- An upgrade's drain deadline (moongate.on_drain): every room of this
+-- worker goes to the new worker of its slot, its members with it: the
+-- directory entry is pointed there first, then each connected member is
+-- moved with its seat (login.move); the first to arrive makes the room
+-- again there (same id and token; its logic starts afresh, from init).
+-- Members offline now come back there with their cookie.
+if moongate.on_drain then
+	moongate.on_drain("room", function(worker)
+		local login = package.loaded.login
+		local prefix = store_prefix()
+		if not (prefix and login and login.move) then
+			return -- no directory: the rooms end with this worker
+		end
+		local rooms, players = 0, 0
+		for _, room in pairs(S.rooms) do
+			if not room.closed and not room.moved then
+				room.moved = true
+				local ok = pcall(function()
+					redis.connect():call("HSET", prefix .. "room:" .. room.id, "worker", worker)
+				end)
+				if ok then
+					rooms = rooms + 1
+					for _, p in ipairs(room:members()) do
+						if p.session and p.session:alive() then
+							local h = seat_record(room, p, wall_ms() + config().move_ms)
+							h.move, h.back = true, true
+							p.held_seat = h
+							if login.move(p, { worker = worker }) then
+								players = players + 1
+							end
+						end
+					end
+				else
+					room.moved = nil
+				end
+			end
+		end
+		moongate.info("room: drain deadline: %d room(s), %d player(s) moved to worker %d",
+			rooms, players, worker)
+	end)
 end
 
 return M

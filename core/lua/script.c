@@ -366,7 +366,57 @@ l_random(lua_State *L)
 	return 1;
 }
 
+/* ---- an upgrade's drain deadline ------------------------------------------ */
+
+#define DRAIN_HOOKS "moongate.drain_hooks" /* registry: name -> function */
+
+/* moongate.on_drain(name, fn | nil): fn(worker) runs, as a callback that
+ * may wait, when this worker (an upgrade's old one) reaches its drain
+ * deadline; worker is the slot of the new worker that takes its place.
+ * One function per name (a reloaded module replaces its own). */
+static int
+l_on_drain(lua_State *L)
+{
+	luaL_checkstring(L, 1);
+	if (!lua_isnil(L, 2))
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_getfield(L, LUA_REGISTRYINDEX, DRAIN_HOOKS);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, LUA_REGISTRYINDEX, DRAIN_HOOKS);
+	}
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
+	lua_settable(L, -3);
+	return 0;
+}
+
+int
+script_drain(script_t *sc, int worker)
+{
+	lua_State *L = sc->L;
+	int n = 0;
+	lua_getfield(L, LUA_REGISTRYINDEX, DRAIN_HOOKS);
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, -2)) { /* key, fn */
+		lua_pushinteger(L, worker);
+		struct script_task *t;
+		/* (a hook that waits goes on by itself; one that fails is logged) */
+		script_task_run(sc, 1, 0, "drain", lua_tostring(L, -3), 0, &t);
+		n++;
+	}
+	lua_pop(L, 1);
+	return n;
+}
+
 static const luaL_Reg module_funcs[] = {
+	{ "on_drain", l_on_drain },
 	{ "sessions", script_session_list },
 	{ "settings", l_settings },
 	{ "sign", l_sign },

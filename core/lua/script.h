@@ -53,6 +53,11 @@ void script_event(script_t *sc, session_t *s, const struct session_event *ev,
 
 /* When the next timer is due (now + 1 hour when none). */
 uint64_t script_check(const script_t *sc, uint64_t now);
+
+/* An upgrade's drain deadline: every moongate.on_drain hook runs with
+ * worker, the slot of the new worker that takes this one's place (they
+ * move their players there). The number of hooks run. */
+int script_drain(script_t *sc, int worker);
 /* Run the timers due at now. */
 void script_update(script_t *sc, uint64_t now);
 

@@ -223,6 +223,64 @@ describe("rooms across workers", function()
 		assert.is_nil(p2.closed)
 	end)
 
+	it("an upgrade's drain deadline moves rooms and players to the new workers", function()
+		local rd = T.start_redis()
+		local srv = start(rd, { upgrade_drain_ms = 1500 })
+		local function player(name, w, tr)
+			local cl = T.connect(srv, tr or "udp", json.encode({ v = 1, name = name }), { worker = w })
+			return cl, cl:wait_login()
+		end
+		local p1 = player("p1", 0)
+		local p2 = player("p2", 1)
+		local p3 = player("p3", 0, "tcp")
+		local q = player("q", 1)
+		assert(p1:send(json.encode({ op = "create", mode = "lockstep", capacity = 4 })))
+		local room = p1:wait_op("joined").room
+		for _, cl in ipairs({ p2, p3 }) do
+			assert(cl:send(json.encode({ op = "join", room = room })))
+			assert.are.equal(room, cl:wait_op("joined", 10000).room)
+		end
+		local all = { p1, p2, p3, q }
+		local moved_before = {}
+		for i, cl in ipairs(all) do moved_before[i] = cl.moves or 0 end
+		srv:mark_log()
+		T.kill(srv.pid, 12) -- SIGUSR2: moongate upgrade
+		srv:wait_log("workers: upgrade: 2 new workers serve", 30000)
+		-- at the deadline every player is moved to the new worker of its slot
+		T.wait(function()
+			for i, cl in ipairs(all) do
+				if (cl.moves or 0) <= moved_before[i] then return false end
+			end
+			return true
+		end, 15000, unpack(all))
+		for _, cl in ipairs({ p1, p2, p3 }) do
+			local j = cl:wait_op("joined", 10000)
+			while j.room ~= room or not j.rejoined do j = cl:wait_op("joined", 10000) end
+			assert.are.equal(2, worker_of(cl)) -- the room's worker 0 -> 2
+		end
+		assert.are.equal(3, worker_of(q)) -- q's worker 1 -> 3
+		for _, cl in ipairs(all) do
+			assert.is_nil(cl.closed)
+		end
+		-- the room plays on in its new worker, for every member
+		assert(p3:send("Iafter"))
+		for _, cl in ipairs({ p1, p2 }) do
+			cl:wait(function()
+				for k = 1, #cl.messages do
+					local f = cl.messages[k]
+					if sync.is_frame(f) then
+						local _, ins = sync.decode_frame(f)
+						for _, e in ipairs(ins) do
+							if e.data == "after" then return true end
+						end
+					end
+				end
+			end, 5000, "p3's input after the move")
+		end
+		srv:wait_log("workers: worker 0 %(pid %d+%) exited with status 0", 10000)
+		srv:wait_log("workers: worker 1 %(pid %d+%) exited with status 0", 10000)
+	end)
+
 	it("say why a move cannot be made, and keep the player where it is", function()
 		local rd = T.start_redis()
 		local srv = start(rd)
