@@ -96,6 +96,86 @@ describe("workers", function()
 		end
 	end)
 
+	it("200 clients through rebinding and UDP<->TCP switches: every packet to its owner, none lost", function()
+		local netem = require "moongate.netem"
+		local srv = start(2, 30000)
+		local n = netem.start{ server = srv, seed = 17 }
+		local url = ("udp://127.0.0.1:%d,tcp://127.0.0.1:%d"):format(n.udp_port, n.tcp_port)
+		local cls = {}
+		for i = 1, 200 do
+			cls[i] = T.connect(url, nil, "c" .. i, { fallback_ms = 1000, path_timeout_ms = 1500,
+				probe_ms = 500, reconnect_ms = 250, tcp_linger_ms = 1000, server_key = srv.key })
+		end
+		T.wait_open(cls, 20000)
+		local on = { [0] = 0, [1] = 0 }
+		for _, cl in ipairs(cls) do
+			local w = worker_of(cl)
+			on[w] = on[w] + 1
+		end
+		assert.is_true(on[0] > 0 and on[1] > 0, ("%d and %d"):format(on[0], on[1]))
+		local want, seq = {}, 0
+		-- every client echoes 3 messages per phase; a phase is done when
+		-- every echo came back and every client is on `tr`
+		local function phase(tr, what)
+			seq = seq + 1
+			for i, cl in ipairs(cls) do
+				for k = 1, 3 do
+					assert(cl:send(("m%d.%d.%d"):format(i, seq, k)))
+					want[cl] = (want[cl] or 0) + 1
+				end
+			end
+			T.wait(function()
+				for _, cl in ipairs(cls) do
+					if cl.c:transport() ~= tr then return false end
+					local got = 0
+					for _, m in ipairs(cl.messages) do
+						if m:match("^m") then got = got + 1 end
+					end
+					if got < want[cl] then return false end
+				end
+				return true
+			end, 30000, unpack(cls))
+		end
+		phase("udp", "start")
+		n:rebind()                  -- every client's NAT mapping changes
+		phase("udp", "rebound")
+		n:blackhole(true, "udp")    -- UDP blocked: all over to TCP
+		phase("tcp", "udp blocked")
+		n:blackhole(false, "udp")   -- UDP back: all back to it
+		phase("udp", "udp back")
+		n:rebind()
+		phase("udp", "rebound again")
+		for _, cl in ipairs(cls) do
+			assert.is_nil(cl.closed)
+			-- every message exactly once, in order
+			local last = {}
+			for _, m in ipairs(cl.messages) do
+				local s, k = m:match("^m%d+%.(%d+)%.(%d+)$")
+				if s then
+					local key = tonumber(s) * 10 + tonumber(k)
+					assert.is_true(key > (last[1] or 0), "a message twice or out of order")
+					last[1] = key
+				end
+			end
+		end
+		-- no packet reached a worker that did not know its session, and
+		-- TCP connections were handed to their session's worker
+		local handed = 0
+		for _, cl in ipairs(cls) do
+			if worker_of(cl) == 0 and not on.asked0 then
+				on.asked0 = true
+				assert.are.equal("0", ask(cl, "unknown", cls))
+				handed = handed + tonumber(ask(cl, "handoffs", cls):match("^(%d+)"))
+			elseif worker_of(cl) == 1 and not on.asked1 then
+				on.asked1 = true
+				assert.are.equal("0", ask(cl, "unknown", cls))
+				handed = handed + tonumber(ask(cl, "handoffs", cls):match("^(%d+)"))
+			end
+		end
+		assert.is_true(on.asked0 and on.asked1)
+		assert.is_true(handed > 0)
+	end)
+
 	it("restart a killed worker; the other worker's players notice nothing", function()
 		local srv = start(2)
 		local cls = {}
