@@ -1102,6 +1102,12 @@ static const uint8_t kcp_push[29] = {
 	"bd 43 c3 55 c6 43 0f 58 88 97 cb 57 49 61 cf a9 " \
 	"80 6f 01 08 00 3c 27 56 d3 69 59 cd 2f 42 c8 0d " \
 	"71 a2 aa 17 f3 03 7f 64 6e 89 3a 34 96"
+/* the same HELLO with a worker hint, slot 1: caps 0x05 */
+#define V2_HELLO_HINT \
+	"01 02 ab 2f ca 32 89 83 22 c2 08 fb 2d ab 50 48 " \
+	"bd 43 c3 55 c6 43 0f 58 88 97 cb 57 49 61 cf a9 " \
+	"80 6f 05 08 00 3c 27 56 d3 69 59 cd 2f f3 12 d5 " \
+	"0d b9 1a f6 7f 8f 3c 6d f8 87 25 16 ba"
 #define V2_INIT \
 	"03 02 ab 2f ca 32 89 83 22 c2 08 fb 2d ab 50 48 " \
 	"bd 43 c3 55 c6 43 0f 58 88 97 cb 57 49 61 cf a9 " \
@@ -1485,6 +1491,25 @@ TEST(wire_vectors_v2)
 	n = wire_hello_encode(pkt, sizeof pkt, &h);
 	REQUIRE_EQ(n, WIRE_INIT_V2_SIZE + 8 + WIRE_TAG);
 	check_hex("v2 INIT", pkt, (size_t)n, V2_INIT);
+	{ /* a worker hint: slot 1 beside AES-256-GCM, sealed under those caps */
+		struct wire_nk ch = c, sh = s;
+		uint8_t sealed_h[8 + WIRE_TAG], back_h[8];
+		ch.caps = sh.caps = WIRE_CAP_AESGCM | WIRE_CAPS_WORKER(1);
+		CHECK_EQ(ch.caps, 0x05);
+		CHECK_EQ(WIRE_CAPS_HINT(ch.caps), 1);
+		CHECK_EQ(WIRE_CAPS_HINT(WIRE_CAP_AESGCM), -1);
+		REQUIRE_EQ(wire_hello_seal(sealed_h, (const uint8_t *)"moongate", 8, &ch),
+		           (int)sizeof sealed_h);
+		struct wire_hello hh = h;
+		hh.type = WIRE_HELLO;
+		hh.caps = ch.caps;
+		hh.hello = sealed_h;
+		n = wire_hello_encode(pkt, sizeof pkt, &hh);
+		check_hex("v2 HELLO, worker hint 1", pkt, (size_t)n, V2_HELLO_HINT);
+		REQUIRE_EQ(wire_hello_open(back_h, sealed_h, 8, &sh), 0);
+		sh.caps = WIRE_CAP_AESGCM; /* the hint taken off on the way */
+		CHECK_EQ(wire_hello_open(back_h, sealed_h, 8, &sh), WIRE_EAUTH);
+	}
 	REQUIRE_EQ(wire_hello_open(back, sealed, 8, &s), 0);
 	CHECK(memcmp(back, "moongate", 8) == 0);
 	/* the caps are bound to the hello: changed on the way, it does not open */

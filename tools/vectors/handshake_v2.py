@@ -76,6 +76,13 @@ def vectors():
     out.append(("v2 INIT", bytes([0x03, 0x02]) + cpub + caps + stamp + mac +
                 struct.pack("<H", len(hello)) + sealed))
 
+    # the same HELLO with a worker hint: slot 1 in caps bits 1-7 as
+    # slot + 1, beside AES-256-GCM: caps 0x05 (in the associated data too)
+    caps_h = bytes([((1 + 1) << 1) | 0x01])
+    sealed_h = aead(hkey, bytes(12), bytes([2]) + cpub + caps_h, hello)
+    out.append(("v2 HELLO, worker hint 1", bytes([0x01, 0x02]) + cpub + caps_h +
+                struct.pack("<H", len(hello)) + sealed_h))
+
     ee = crypto_scalarmult(csec, epub_s)
     assert ee == crypto_scalarmult(esec_s, cpub)
     split = b2b(b"moongate/2 split" + spub + cpub + epub_s + sealed,
