@@ -514,12 +514,14 @@ function M.join(player, room, meta, opts)
 	if room.frames then
 		room.frames:add(player.id, player.session)
 	end
+	-- the directory first: a quick match elsewhere that follows this
+	-- player's "joined" counts it
+	dir_write(room)
 	send(player.session, joined_msg(room, player, opts.rejoined))
 	tell(room, "join", player)
 	call(room, "join", player)
 	player.held_seat = seat_record(room, player)
 	save(player)
-	dir_write(room)
 	return room
 end
 
@@ -535,7 +537,7 @@ end
 
 -- Move player to the room of directory entry d (back: to the seat it
 -- held there, counted in d.members).
-local function move_to(player, d, meta, back)
+local function move_to(player, d, meta, back, match)
 	local login = package.loaded.login
 	if not (login and login.move) then
 		return nil, "no such room"
@@ -555,7 +557,8 @@ local function move_to(player, d, meta, back)
 	player.held_seat = { room = d.id, token = d.token, mode = d.mode, capacity = d.capacity,
 		meta = ok and type(meta_) == "table" and meta_ or {}, join_meta = meta,
 		["until"] = wall_ms() + config().move_ms, move = true,
-		seat = back and back.seat or nil, back = back and true or nil }
+		seat = back and back.seat or nil, back = back and true or nil,
+		match = match }
 	local moved, err = login.move(player, { worker = d.worker, url = url })
 	if not moved then
 		player.held_seat = nil
@@ -600,7 +603,7 @@ end
 -- Quick match: the fullest room of this mode with a free seat (with Redis,
 -- on any worker or node: the player is moved there), or a new one here
 -- (when clients may create rooms).
-function M.match(player, mode, meta)
+function M.match(player, mode, meta, local_only)
 	if player.room then
 		return nil, "already in room " .. player.room.id
 	end
@@ -612,9 +615,9 @@ function M.match(player, mode, meta)
 		end
 	end
 	if config().modes[mode] then
-		local d = dir_match(mode)
+		local d = not local_only and dir_match(mode)
 		if d and not is_here(d) and (not best or d.members > best.n) then
-			local ok, err = move_to(player, d, meta)
+			local ok, err = move_to(player, d, meta, nil, mode)
 			if ok then
 				return "moved"
 			end
@@ -782,6 +785,14 @@ local function restore_seat(session, p)
 		end
 	end
 	p.held_seat = nil
+	if h.match and type(h.match) == "string" then
+		-- moved by a quick match to a room that filled (or closed) on the
+		-- way: the match goes on here, without another move
+		local ok = M.match(p, h.match, h.join_meta, true)
+		if ok then
+			return
+		end
+	end
 	save(p)
 	if h.move and not h.back then -- a join that did not happen: its answer
 		send(session, { op = "error", req = "join", room = h.room, reason = err })

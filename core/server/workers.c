@@ -48,6 +48,37 @@ workers_auto(void)
 	return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
+/* Is host:port free of any other socket? A reuseport group joins any
+ * socket of the same user bound to the same address and port: a group
+ * made while another process still holds the port (a second supervisor,
+ * or the workers of one just killed, dying) would mix its sockets with
+ * those, and the steering's slot numbers would point at sockets nobody
+ * reads. So a supervisor binds a plain socket first (no SO_REUSEPORT; TCP
+ * with SO_REUSEADDR, which TIME_WAIT does not block but a listener does):
+ * 1 free, 0 taken (EADDRINUSE), -1 another error (logged). */
+static int
+port_free(const struct config_listen *l, int port)
+{
+	struct addrinfo hints, *ai = NULL;
+	char ps[16];
+	const char *host = l->host[0] && strcmp(l->host, "*") ? l->host : "0.0.0.0";
+	memset(&hints, 0, sizeof hints);
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	hints.ai_socktype = l->transport == GATE_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	snprintf(ps, sizeof ps, "%d", port);
+	if (getaddrinfo(host, ps, &hints, &ai))
+		return -1;
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0), one = 1;
+	int r = -1;
+	if (fd >= 0 && (l->transport != GATE_TCP ||
+	                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0))
+		r = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 1 : errno == EADDRINUSE ? 0 : -1;
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return r;
+}
+
 /* One socket of a reuseport group at host:port (port 0: the kernel picks,
  * then *port says which). -1 with the reason logged. */
 static int
@@ -332,6 +363,22 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 	 * kept open while the server runs (the group's order never changes) */
 	for (int i = 0; i < c->nlisten; i++) {
 		int port = c->listen[i].port;
+		/* a port another process holds: wait a little (workers of a
+		 * supervisor just killed die with it), then refuse */
+		for (int tries = 0; port != 0; tries++) {
+			int f = port_free(&c->listen[i], port);
+			if (f == 1)
+				break;
+			if (f < 0 || tries >= 100) {
+				log_error("workers: %s port %d is taken by another process "
+				          "(another server?): not starting",
+				          c->listen[i].transport == GATE_TCP ? "tcp" : "udp",
+				          port);
+				return 1;
+			}
+			struct timespec ts = { 0, 50 * 1000 * 1000 }; /* 5 s in all */
+			nanosleep(&ts, NULL);
+		}
 		for (int k = 0; k < u->slots; k++) {
 			int fd = bind_one(&c->listen[i], &port);
 			if (fd < 0)

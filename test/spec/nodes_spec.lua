@@ -210,18 +210,25 @@ describe("nodes", function()
 		end
 		frames(back.al, 5, "al after the crash")
 		-- al's cookie works on A too (one deployment): the login there
-		-- closes its session on B through Redis, and presence follows
+		-- closes its session on B through Redis (4113); al holds a seat in
+		-- the room on B, so A sends it back there, to its seat
 		local al2 = T.connect(A, "udp", json.encode({ v = 1, cookie = relog.cookie }))
 		local m2 = al2:wait_login()
 		assert.are.equal(ll.id, m2.id)
 		back.al:wait_close(5000)
 		assert.are.equal(4113, back.al.closed.code)
-		assert.are.equal("A", presence(rd, ll.uid))
+		local j2 = al2:wait_op("joined", 10000)
+		assert.are.equal(room, j2.room)
+		assert.is_true(j2.rejoined)
+		assert.are.equal(1, al2.moves)
+		assert.are.equal("B", presence(rd, ll.uid))
 		-- a player logged out anywhere is refused everywhere
 		assert(al2:send(json.encode({ op = "logout" })))
 		al2:wait_close(5000)
-		local again = T.connect(B, "udp", json.encode({ v = 1, cookie = relog.cookie }))
-		again:wait_close(5000)
-		assert.are.equal(4112, again.closed.code)
+		for _, srv in ipairs({ A, B }) do
+			local again = T.connect(srv, "udp", json.encode({ v = 1, cookie = relog.cookie }))
+			again:wait_close(5000)
+			assert.are.equal(4112, again.closed.code)
+		end
 	end)
 end)

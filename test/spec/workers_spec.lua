@@ -399,5 +399,11 @@ return svc
 			args = { "--listen", "udp://127.0.0.1:" .. srv.udp } })
 		assert.is_false(ok)
 		assert.truthy(tostring(err):find("another server on this port", 1, true), tostring(err))
+		-- nor workers: their group would mix with the other's sockets
+		ok, err = pcall(T.start_server, { services = { "echo" }, transports = {},
+			args = { "--listen", "udp://127.0.0.1:" .. srv.udp, "--set", "workers=2" },
+			ready_ms = 15000 })
+		assert.is_false(ok)
+		assert.truthy(tostring(err):find("is taken by another process", 1, true), tostring(err))
 	end)
 end)
