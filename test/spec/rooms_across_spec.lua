@@ -277,6 +277,22 @@ describe("rooms across workers", function()
 				end
 			end, 5000, "p3's input after the move")
 		end
+		-- no tick missed: every member's frames run without a gap from its
+		-- join to its move (the old worker ticked through the upgrade), and
+		-- from the room made again in the new worker on
+		for _, cl in ipairs({ p1, p2, p3 }) do
+			local last, n = nil, 0
+			for _, ev in ipairs(cl.events) do
+				if ev.type == "moved" then
+					last = nil
+				elseif ev.type == "message" and sync.is_frame(ev.data) then
+					local fr = sync.decode_frame(ev.data)
+					assert(last == nil or fr == last + 1, "a tick missed")
+					last, n = fr, n + 1
+				end
+			end
+			assert.is_true(n >= 30, "only " .. n .. " frames")
+		end
 		srv:wait_log("workers: worker 0 %(pid %d+%) exited with status 0", 10000)
 		srv:wait_log("workers: worker 1 %(pid %d+%) exited with status 0", 10000)
 	end)
