@@ -41,6 +41,8 @@
 #include <string.h>
 
 #include "admin.h"
+#include "metrics.h"
+#include "observe.h"
 #include "config.h"
 #include "frame.h"
 #include "gate.h"
@@ -83,6 +85,7 @@ struct server {
 	 * the supervisor, and where it says it serves; NULL: a lone process */
 	const struct workers_fds *wfds;
 	int worker, ready_fd;
+	struct observe obs;      /* what the metrics endpoint says */
 };
 
 static void
@@ -208,6 +211,8 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 	uint64_t now = net_now(sv->net);
 	char where[96];
 	struct log_ctx lc = { .session = session_id(s) };
+	if (ev->type == SESSION_EV_CLOSE)
+		observe_close(&sv->obs, ev->code);
 	if (log_level < LOG_INFO) {
 		/* nothing below is logged: no address to format */
 	} else if (ev->type == SESSION_EV_OPEN) {
@@ -821,6 +826,51 @@ start_admin(struct server *sv)
 	return 0;
 }
 
+#ifndef MOONGATE_WWW
+#define MOONGATE_WWW "www"
+#endif
+
+/* The operators' endpoint (config `metrics`): Prometheus text and the
+ * status page, on this loop (core/server/metrics.c, core/observe.c). */
+static int
+start_metrics(struct server *sv)
+{
+	struct observe *o = &sv->obs;
+	o->g = sv->gate;
+	o->sc = sv->script;
+	o->counters = server_counters;
+	o->counters_user = sv;
+	o->node = sv->cfg.node_id[0] ? sv->cfg.node_id : "";
+	o->worker = sv->wfds ? sv->worker : -1;
+	o->restarts = sv->wfds ? sv->wfds->restarts : 0;
+	o->started = observe_now();
+	if (!sv->cfg.metrics[0])
+		return 0;
+	static char host[256];
+	if (!o->node[0]) {
+		if (gethostname(host, sizeof host - 1) < 0)
+			snprintf(host, sizeof host, "node");
+		o->node = host;
+	}
+	char err[512];
+	int port = 0;
+	const char *www = sv->cfg.metrics_www[0] ? sv->cfg.metrics_www : MOONGATE_WWW;
+	o->m = metrics_start(sv->loop, sv->cfg.metrics, sv->wfds ? sv->worker : 0, www,
+	                     observe_render, o, &port, err, sizeof err);
+	if (!o->m) {
+		log_error("cannot start: %s", err);
+		return -1;
+	}
+	if (sv->script)
+		script_set_timing(sv->script, 1);
+	const char *colon = strrchr(sv->cfg.metrics, ':');
+	printf("moongate: metrics %.*s %d\n", (int)(colon - sv->cfg.metrics),
+	       sv->cfg.metrics, port);
+	log_info("metrics on http://%.*s:%d/metrics, the status page at /",
+	         (int)(colon - sv->cfg.metrics), sv->cfg.metrics, port);
+	return 0;
+}
+
 /* A UDP buffer the kernel capped drops datagrams under load: say so once. */
 static void
 warn_buffers(struct server *sv)
@@ -937,7 +987,7 @@ serve(struct server *sv, int lua)
 		if (l->transport != GATE_TCP)
 			warn_buffers(sv);
 	}
-	if (start_admin(sv) < 0)
+	if (start_admin(sv) < 0 || start_metrics(sv) < 0)
 		return 1;
 	if (sv->wfds) {
 		ev_io_init(&sv->chan, on_chan, sv->wfds->chan_rd, EV_READ);
@@ -980,6 +1030,8 @@ serve(struct server *sv, int lua)
 	         (unsigned long long)ns.tcp_bad_frames,
 	         (unsigned long long)ns.udp_truncated);
 	log_flush(UINT64_MAX);    /* what the rate limit still holds */
+	metrics_stop(sv->obs.m);  /* no scrape runs past here */
+	sv->obs.m = NULL;
 	admin_release(sv->admin); /* no command runs past here */
 	sv->admin = NULL;         /* a reply that still comes is dropped */
 	gate_release(sv->gate, net_now(sv->net));

@@ -21,7 +21,7 @@ set -euo pipefail
 base=(build-essential cmake pkg-config luajit libluajit-5.1-dev libev-dev
       lua-cjson lua-busted libsodium-dev golang-go golang-github-xtaci-kcp-dev
       python3-nacl python3-cryptography libhiredis-dev redis-server
-      libcurl4-openssl-dev)
+      libcurl4-openssl-dev libmicrohttpd-dev)
 fuzz=(make cmake clang libclang-rt-14-dev)
 nft=(nftables libenet-dev)
 

@@ -776,4 +776,17 @@ function M.prune()
 	prune(config())
 end
 
+-- The operators' endpoint: players in this process, connected or kept.
+moongate.on_metrics("login", function()
+	local on, kept = 0, 0
+	for _, p in pairs(S.players) do
+		if p.session then on = on + 1 else kept = kept + 1 end
+	end
+	return {
+		{ name = "moongate_players", value = on, labels = { state = "connected" },
+			help = "players of the login service in this process" },
+		{ name = "moongate_players", value = kept, labels = { state = "kept" } },
+	}
+end)
+
 return M

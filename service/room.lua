@@ -203,6 +203,7 @@ end
 local M = {}
 
 S.rooms = S.rooms or {}     -- id -> room
+S.tick_hist = S.tick_hist or {} -- mode -> { n, sum, b }: tick durations
 S.nrooms = S.nrooms or 0
 S.next_id = S.next_id or 0
 
@@ -355,10 +356,36 @@ end
 -- The room's tick: the logic, then the relay or the frame. The timer calls
 -- M.tick_room through the module table, so a reload of this file takes
 -- effect for live rooms at their next tick.
+local clock = moongate.clock or os.clock
+local TICK_LE = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1 }
+
+-- A tick's duration (seconds) into its mode's histogram and the room's
+-- moving average (the status page's top rooms).
+local function tick_time(room, dt)
+	local h = S.tick_hist[room.mode]
+	if not h then
+		h = { n = 0, sum = 0, b = {} }
+		for i = 1, #TICK_LE + 1 do h.b[i] = 0 end
+		S.tick_hist[room.mode] = h
+	end
+	local i = 1
+	while i <= #TICK_LE and dt > TICK_LE[i] do i = i + 1 end
+	h.b[i] = h.b[i] + 1
+	h.n = h.n + 1
+	h.sum = h.sum + dt
+	room.tick_avg = room.tick_avg and room.tick_avg * 0.9 + dt * 0.1 or dt
+end
+
 function M.tick_room(room)
 	if room.closed then
 		return
 	end
+	local t0 = clock()
+	M.tick_once(room)
+	tick_time(room, clock() - t0)
+end
+
+function M.tick_once(room)
 	room.tick = room.tick + 1
 	call(room, "tick", room.tick)
 	if room.relay then
@@ -1120,5 +1147,48 @@ if moongate.on_drain then
 			rooms, players, worker)
 	end)
 end
+
+-- The operators' endpoint (config `metrics`): rooms and members by mode,
+-- tick durations by mode (a histogram), the 10 rooms with the slowest
+-- ticks (moving average), for the status page.
+moongate.on_metrics("room", function()
+	local out, rooms, members = {}, {}, {}
+	local slow = {}
+	for _, r in pairs(S.rooms) do
+		rooms[r.mode] = (rooms[r.mode] or 0) + 1
+		members[r.mode] = (members[r.mode] or 0) + r.n
+		if r.tick_avg then slow[#slow + 1] = r end
+	end
+	for mode, n in pairs(rooms) do
+		out[#out + 1] = { name = "moongate_rooms", value = n, labels = { mode = mode },
+			help = "rooms, by mode" }
+		out[#out + 1] = { name = "moongate_room_members", value = members[mode],
+			labels = { mode = mode }, help = "seated players, by mode" }
+	end
+	for mode, h in pairs(S.tick_hist) do
+		local acc = 0
+		for i = 1, #TICK_LE do
+			acc = acc + h.b[i]
+			out[#out + 1] = { family = "moongate_room_tick_seconds", type = "histogram",
+				name = "moongate_room_tick_seconds_bucket", value = acc,
+				labels = { mode = mode, le = string.format("%g", TICK_LE[i]) },
+				help = "a room tick's duration (logic, relay flush, frame), by mode" }
+		end
+		out[#out + 1] = { family = "moongate_room_tick_seconds", type = "histogram",
+			name = "moongate_room_tick_seconds_bucket", value = h.n, labels = { mode = mode, le = "+Inf" } }
+		out[#out + 1] = { family = "moongate_room_tick_seconds", type = "histogram",
+			name = "moongate_room_tick_seconds_sum", value = h.sum, labels = { mode = mode } }
+		out[#out + 1] = { family = "moongate_room_tick_seconds", type = "histogram",
+			name = "moongate_room_tick_seconds_count", value = h.n, labels = { mode = mode } }
+	end
+	table.sort(slow, function(a, b) return a.tick_avg > b.tick_avg end)
+	for i = 1, math.min(10, #slow) do
+		local r = slow[i]
+		out[#out + 1] = { name = "moongate_room_tick_ms", value = r.tick_avg * 1000,
+			labels = { room = r.id, mode = r.mode, members = r.n },
+			help = "the 10 rooms with the slowest ticks: a moving average, ms" }
+	end
+	return out
+end)
 
 return M

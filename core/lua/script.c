@@ -117,15 +117,18 @@ script_pcall(script_t *sc, int nargs, int nres, const char *svc,
 	sc->cur_svc = svc;
 	sc->cur_sid = sid;
 	sc->running = NULL; /* nothing here may wait */
-	double t0 = sc->budget_ms > 0 ? script_mono_ms() : 0;
+	int timed = sc->budget_ms > 0 || sc->timing;
+	double t0 = timed ? script_mono_ms() : 0;
 	int rc = lua_pcall(L, nargs, nres, fn);
 	sc->cur_svc = prev_svc;
 	sc->cur_sid = prev_sid;
 	sc->running = prev_running;
 	sc->st.callbacks++;
-	if (sc->budget_ms > 0) {
+	if (timed) {
 		double took = script_mono_ms() - t0;
-		if (took > sc->budget_ms)
+		if (sc->timing)
+			script_time_cb(sc, svc, what, took);
+		if (sc->budget_ms > 0 && took > sc->budget_ms)
 			script_log_slow(sc, svc, what, sid, took);
 	}
 	if (rc) {
@@ -375,6 +378,13 @@ l_random(lua_State *L)
  * deadline; worker is the slot of the new worker that takes its place.
  * One function per name (a reloaded module replaces its own). */
 static int
+l_clock(lua_State *L)
+{
+	lua_pushnumber(L, script_mono_ms() / 1000.0);
+	return 1;
+}
+
+static int
 l_on_drain(lua_State *L)
 {
 	luaL_checkstring(L, 1);
@@ -417,6 +427,7 @@ script_drain(script_t *sc, int worker)
 
 static const luaL_Reg module_funcs[] = {
 	{ "on_drain", l_on_drain },
+	{ "clock", l_clock },
 	{ "sessions", script_session_list },
 	{ "settings", l_settings },
 	{ "sign", l_sign },
@@ -763,4 +774,68 @@ script_stats(const script_t *sc, struct script_stats *st)
 	st->timers = timers_count(sc->timers);
 	st->waiting = sc->waits.count;
 	st->memory_kb = (uint64_t)lua_gc(sc->L, LUA_GCCOUNT, 0);
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+void
+script_time_cb(script_t *sc, const char *svc, const char *what, double ms)
+{
+	if (!svc)
+		svc = "?";
+	if (!what)
+		what = "?";
+	for (int i = 0; i < sc->ncbt; i++)
+		if (sc->cbt[i].svc == svc && sc->cbt[i].what == what) {
+			sc->cbt[i].runs++;
+			sc->cbt[i].ms += ms;
+			return;
+		}
+	if (sc->ncbt == SCRIPT_CBT_MAX) /* full: the last one takes the rest */
+		sc->ncbt--;
+	int i = sc->ncbt++;
+	sc->cbt[i].svc = svc;
+	sc->cbt[i].what = what;
+	sc->cbt[i].runs = 1;
+	sc->cbt[i].ms = ms;
+}
+
+void
+script_set_timing(script_t *sc, int on)
+{
+	sc->timing = on;
+}
+
+void
+script_callback_times(const script_t *sc, script_cbtime_fn fn, void *user)
+{
+	for (int i = 0; i < sc->ncbt; i++)
+		fn(sc->cbt[i].svc, sc->cbt[i].what, sc->cbt[i].runs, sc->cbt[i].ms, user);
+}
+
+char *
+script_metrics(script_t *sc, int json, size_t *len)
+{
+	lua_State *L = sc->L;
+	*len = 0;
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "moongate.metrics");
+	if (lua_pcall(L, 1, 1, 0)) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	lua_getfield(L, -1, json ? "json" : "text");
+	lua_remove(L, -2);
+	if (script_pcall(sc, 0, 1, "metrics", json ? "json" : "text", 0) < 0)
+		return NULL;
+	size_t n;
+	const char *s = lua_tolstring(L, -1, &n);
+	char *out = s ? malloc(n + 1) : NULL;
+	if (out) {
+		memcpy(out, s, n);
+		out[n] = 0;
+		*len = n;
+	}
+	lua_pop(L, 1);
+	return out;
 }

@@ -54,6 +54,16 @@ void script_event(script_t *sc, session_t *s, const struct session_event *ev,
 /* When the next timer is due (now + 1 hour when none). */
 uint64_t script_check(const script_t *sc, uint64_t now);
 
+/* Metrics (config `metrics`): time every callback (on: 1), and read what
+ * each (service, callback) took so far; the services' own samples
+ * (moongate.on_metrics) as Prometheus text or JSON, malloc'ed (NULL: none
+ * or a failure, logged). */
+void script_set_timing(script_t *sc, int on);
+typedef void (*script_cbtime_fn)(const char *svc, const char *what,
+                                 uint64_t runs, double ms, void *user);
+void script_callback_times(const script_t *sc, script_cbtime_fn fn, void *user);
+char *script_metrics(script_t *sc, int json, size_t *len);
+
 /* An upgrade's drain deadline: every moongate.on_drain hook runs with
  * worker, the slot of the new worker that takes this one's place (they
  * move their players there). The number of hooks run. */

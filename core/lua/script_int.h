@@ -52,11 +52,16 @@ struct script_lane;
 
 #define SCRIPT_POOL_MAX 64 /* finished coroutines kept for the next callback */
 
+#define SCRIPT_CBT_MAX 128 /* (service, callback) pairs timed for metrics */
+
 struct script {
 	lua_State *L;
 	gate_t *g;
 	uint64_t now;
 	int budget_ms;
+	int timing;              /* 1: callbacks are timed (metrics on) */
+	int ncbt;
+	struct { const char *svc, *what; uint64_t runs; double ms; } cbt[SCRIPT_CBT_MAX];
 	uint32_t timers_max;     /* lua.timers_max */
 	int dgram_max;           /* the smallest session_dgram_room a session
 	                            of this server can have (FEC listeners) */
@@ -170,6 +175,8 @@ void script_log_error(script_t *sc, const char *svc, const char *what,
 void script_log_slow(script_t *sc, const char *svc, const char *what,
                      uint32_t sid, double took_ms);
 double script_mono_ms(void);
+/* A callback's run of ms, into the (service, callback) times (metrics). */
+void script_time_cb(script_t *sc, const char *svc, const char *what, double ms);
 
 /* relay:route(id, session): the session's unreliable datagrams go into
  * the relay as member id's states without a Lua callback. */

@@ -73,7 +73,8 @@ resume(script_t *sc, lua_State *co, int nargs, const char *svc,
 	sc->yield_wid = 0;
 	sc->yield_cancel = NULL;
 	sc->yield_io = NULL;
-	double t0 = sc->budget_ms > 0 ? script_mono_ms() : 0;
+	int timed = sc->budget_ms > 0 || sc->timing;
+	double t0 = timed ? script_mono_ms() : 0;
 	int rc = lua_resume(co, nargs);
 	*wid = sc->yield_wid;
 	*cancel = (void *)sc->yield_cancel;
@@ -84,9 +85,11 @@ resume(script_t *sc, lua_State *co, int nargs, const char *svc,
 	sc->yield_wid = prev_wid;
 	sc->yield_cancel = prev_cancel;
 	sc->yield_io = prev_io;
-	if (sc->budget_ms > 0) {
+	if (timed) {
 		double took = script_mono_ms() - t0;
-		if (took > sc->budget_ms)
+		if (sc->timing)
+			script_time_cb(sc, svc, what, took);
+		if (sc->budget_ms > 0 && took > sc->budget_ms)
 			script_log_slow(sc, svc, what, sid, took);
 	}
 	return rc;

@@ -95,6 +95,32 @@ enter(gate_t *g)
 
 static void budget(gate_t *g);
 
+/* A released session's counters into the totals (gate_retired). */
+static void
+retire(gate_t *g, const session_t *s)
+{
+	struct session_stats st;
+	struct gate_retired *r = &g->retired;
+	if (!s)
+		return;
+	session_stats(s, &st);
+	r->sessions++;
+	r->retrans += st.retrans;
+	r->push += st.push;
+	r->fec_recovered += st.fec_recovered;
+	r->fec_parity_out += st.fec_parity_out;
+	r->msgs_in += st.msgs_in;
+	r->msgs_out += st.msgs_out;
+	r->dgrams_in += st.dgrams_in;
+	r->dgrams_out += st.dgrams_out;
+	r->in_auth_fail += st.in_auth_fail;
+	r->in_replay += st.in_replay;
+	r->in_malformed += st.in_malformed;
+	r->path_changes += st.path_changes;
+	r->offlines += st.offlines;
+	r->resumes += st.resumes;
+}
+
 static void
 leave(gate_t *g)
 {
@@ -108,6 +134,7 @@ leave(gate_t *g)
 	while (g->graveyard) {
 		struct entry *e = g->graveyard;
 		g->graveyard = e->next;
+		retire(g, e->s);
 		session_release(e->s);
 		free(e->hello);
 		free(e);
@@ -1166,6 +1193,23 @@ gate_census(const gate_t *g, struct gate_census *c)
 		else if (p)
 			c->udp++;
 	}
+}
+
+void
+gate_foreach(const gate_t *g,
+             void (*fn)(const session_t *s, const struct gate_path *p, void *user),
+             void *user)
+{
+	for (uint32_t i = 0; i < g->heap.n; i++) {
+		const struct entry *e = ENTRY(g->heap.a[i]);
+		fn(e->s, gate_session_path(g, e->s), user);
+	}
+}
+
+void
+gate_retired(const gate_t *g, struct gate_retired *r)
+{
+	*r = g->retired;
 }
 
 /* ---- limits (the checks: gate_limits.c) --------------------------------- */

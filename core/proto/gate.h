@@ -211,4 +211,21 @@ struct gate_census {
 };
 void gate_census(const gate_t *g, struct gate_census *c);
 
+/* Every live session (and the path it sends on), for a scrape: one pass,
+ * not for every packet. fn must not change the gate. */
+void gate_foreach(const gate_t *g,
+                  void (*fn)(const session_t *s, const struct gate_path *p,
+                             void *user), void *user);
+
+/* What the sessions released so far counted, summed as each went (with
+ * the live ones' session_stats, the totals a scrape reports). */
+struct gate_retired {
+	uint64_t sessions;
+	uint64_t retrans, push, fec_recovered, fec_parity_out;
+	uint64_t msgs_in, msgs_out, dgrams_in, dgrams_out;
+	uint64_t in_auth_fail, in_replay, in_malformed;
+	uint64_t path_changes, offlines, resumes;
+};
+void gate_retired(const gate_t *g, struct gate_retired *r);
+
 #endif

@@ -80,6 +80,7 @@ struct gate {
 	struct pending *pend_head, *pend_tail; /* oldest first */
 	uint64_t next_ticket;      /* the last ticket given */
 	struct gate_stats st;
+	struct gate_retired retired; /* the released sessions' counters */
 };
 
 #define ENTRY(n) container_of(n, struct entry, hn)

@@ -383,6 +383,8 @@ struct session_stats {
 	uint64_t fec_parity_out;  /* parity shards sent */
 	uint64_t fec_recovered;   /* packets rebuilt from parity */
 	uint64_t fec_dups;        /* shards that arrived twice (in in_replay too) */
+	uint64_t retrans;         /* KCP segments sent again (timeout or fast) */
+	uint64_t push;            /* KCP data segments sent, first sends and again */
 	int keyed;             /* 1: keys agreed (the WELCOME was made or opened) */
 	int aesgcm;            /* 1: the session's AEAD is AES-256-GCM; 0:
 	                          ChaCha20-Poly1305 */

@@ -17,7 +17,7 @@
 #include "log.h"
 
 /* ADDR: a string (max is its buffer's size), an admin console address */
-enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL, AUTOINT, STR, CURL };
+enum kind { INT, I64, LEVEL, FORMAT, ADDR, RURL, AUTOINT, STR, CURL, HOSTPORT, TEXT };
 
 struct key {
 	const char *name;
@@ -151,6 +151,10 @@ static const struct key keys[] = {
 	  "worker processes on the same ports, packets steered to the one that owns the session (\"auto\": one per CPU)" },
 	{ "node_id", STR, offsetof(struct config, node_id), 0, 64,
 	  "this server's name in its deployment (players' presence in Redis; \"\": the host name); one per server process" },
+	{ "metrics", HOSTPORT, offsetof(struct config, metrics), 0, 128,
+	  "the operators' HTTP endpoint, HOST:PORT (/metrics, the status page at /; workers: PORT + slot; \"\": off)" },
+	{ "metrics_www", TEXT, offsetof(struct config, metrics_www), 0, CONFIG_PATH_LEN,
+	  "the status page's files (\"\": the www directory of the install or the source tree)" },
 	{ "node_url", CURL, offsetof(struct config, node_url), 0, 128,
 	  "the url clients reach this node by, for moves from other nodes (\"udp://203.0.113.5:7000\"; \"\": moves come only from this node's workers)" },
 	{ "upgrade_drain_ms", INT, offsetof(struct config, upgrade_drain_ms), 0, 86400000,
@@ -237,6 +241,19 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		}
 		if (k->kind == AUTOINT && !strcmp(value, "auto")) {
 			*(int *)p = 0;
+			return 0;
+		}
+		if (k->kind == HOSTPORT || k->kind == TEXT) {
+			size_t n = strlen(value);
+			const char *bad = k->kind == HOSTPORT ? " \t\r\n" : "\r\n\t";
+			if (n >= (size_t)k->max || strpbrk(value, bad) ||
+			    (k->kind == HOSTPORT && n > 0 && !strrchr(value, ':'))) {
+				snprintf(err, errlen, "%s: %s of at most %lld bytes, got '%.40s'",
+				         key, k->kind == HOSTPORT ? "HOST:PORT" : "a path",
+				         k->max - 1, value);
+				return -1;
+			}
+			memcpy(p, value, n + 1);
 			return 0;
 		}
 		if (k->kind == CURL) { /* a url a client connects to */
@@ -412,7 +429,7 @@ config_print_keys(FILE *f)
 		if (k->kind == LEVEL)
 			snprintf(def, sizeof def, "%s", level_names[*(const int *)p]);
 		else if (k->kind == ADDR || k->kind == RURL || k->kind == STR ||
-		         k->kind == CURL)
+		         k->kind == CURL || k->kind == HOSTPORT || k->kind == TEXT)
 			snprintf(def, sizeof def, "\"%.29s\"", p);
 		else if (k->kind == FORMAT)
 			snprintf(def, sizeof def, "%s", *(const int *)p ? "json" : "text");

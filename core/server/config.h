@@ -45,6 +45,9 @@ struct config {
 	                         Redis); "": the host name */
 	char node_url[128];   /* how clients reach this node (moves between
 	                         nodes); "": none */
+	char metrics[128];    /* the operators' endpoint, HOST:PORT ("": off) */
+	char metrics_www[CONFIG_PATH_LEN]; /* the status page's files ("": the
+	                         default www directory) */
 	int upgrade_drain_ms; /* an upgrade's old workers close their sessions
 	                         after this (600000) */
 	/* the Lua runtime (config.lua; core/lua/script.h) */

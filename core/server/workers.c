@@ -551,6 +551,7 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 					/* at most one start a second: a worker that dies at
 					 * once does not spin */
 					ws[k].restart_at = ws[k].started + 1 > now ? ws[k].started + 1 : now;
+					ws[k].fds.restarts++; /* the next one knows (metrics) */
 					log_error("workers: worker %d (pid %d) %s: restarting it%s", k,
 					          (int)pid, why, ws[k].restart_at > now ? " in a moment" : "");
 				}

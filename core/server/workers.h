@@ -48,6 +48,7 @@ struct workers_fds {
 	int chan_rd;
 	int chan_wr[2 * WORKERS_MAX];
 	int nworkers;
+	int restarts;          /* times this slot was restarted before (metrics) */
 };
 
 /* Run worker index (of n) on its sockets; ready_fd: write one byte there

@@ -55,6 +55,12 @@ function M.command(name, help, fn)
 	return require("moongate.admin").command(name, help, fn)
 end
 
+-- moongate.on_metrics(name, fn): samples for the operators' endpoint
+-- (lualib/moongate/metrics.lua)
+function M.on_metrics(name, fn)
+	return require("moongate.metrics").on_metrics(name, fn)
+end
+
 -- moongate.info("player %s joined", name): string.format, then the log
 M.debug = logger("debug")
 M.info = logger("info")

@@ -1,0 +1,44 @@
+/*
+ * observe.h - what the operators' endpoint (core/server/metrics.h) says
+ * of this server process: every counter of server_counters, the sessions
+ * by state and transport, closes by code, RTT and loss histograms of the
+ * live sessions, retransmissions, FEC and message totals (live plus
+ * released: gate_retired), the send queues, Lua callback time by service
+ * and callback, the services' own samples (moongate.on_metrics), the
+ * worker and its restarts. Prometheus text for /metrics; JSON for the
+ * status page (/status.json). Owned by core/main.c.
+ */
+#ifndef MOONGATE_OBSERVE_H
+#define MOONGATE_OBSERVE_H
+
+#include <stdint.h>
+
+#include "gate.h"
+#include "metrics.h"
+#include "script.h"
+
+#define OBSERVE_CODES 64 /* distinct close codes counted (the rest: "other") */
+
+struct observe {
+	gate_t *g;
+	script_t *sc;            /* NULL: the built-in echo */
+	script_counters_fn counters;
+	void *counters_user;
+	metrics_t *m;
+	const char *node;
+	int worker;              /* the slot, -1 for a lone server */
+	int restarts;            /* times this slot was restarted before */
+	double started;          /* monotonic seconds at start */
+	struct { int code; uint64_t n; } codes[OBSERVE_CODES];
+	int ncodes;
+	uint64_t other_codes;
+};
+
+/* Monotonic seconds (for started). */
+double observe_now(void);
+/* A session closed with code. */
+void observe_close(struct observe *o, int code);
+/* metrics_render_fn: user is the struct observe. */
+void observe_render(struct mbuf *b, enum metrics_what what, void *user);
+
+#endif
