@@ -76,7 +76,8 @@ struct server {
 	int draining;            /* workers: an upgrade's old worker */
 	int moving_out;          /* 1: its drain deadline came, players move */
 	ev_timer moves;          /* ... for MOVES_MS, then the rest close */
-	ev_signal sigusr1;
+	ev_signal sigusr1;       /* log.file reopened */
+	ev_signal sigwinch;      /* workers: drain (an upgrade's old worker) */
 	int64_t trim_mark;       /* queued bytes since the last trim, at most */
 	uint64_t trim_last;      /* when memory was last given back */
 	ev_timer trim;           /* a trim put off by the once-a-second rule */
@@ -471,7 +472,17 @@ on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 	}
 }
 
-/* workers: SIGUSR1 from the supervisor after an upgrade: new sessions go
+/* SIGUSR1: log.file opened again (a rotation moved the old one away). */
+static void
+on_reopen(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	log_reopen();
+}
+
+/* workers: SIGWINCH from the supervisor after an upgrade: new sessions go
  * to the new workers; this one serves its own until the last ends. */
 static void
 on_drain(struct ev_loop *loop, ev_signal *w, int revents)
@@ -946,10 +957,13 @@ serve(struct server *sv, int lua)
 	sv->sighup.data = sv;
 	ev_signal_start(sv->loop, &sv->sighup);
 	if (sv->wfds) {
-		ev_signal_init(&sv->sigusr1, on_drain, SIGUSR1);
-		sv->sigusr1.data = sv;
-		ev_signal_start(sv->loop, &sv->sigusr1);
+		ev_signal_init(&sv->sigwinch, on_drain, SIGWINCH);
+		sv->sigwinch.data = sv;
+		ev_signal_start(sv->loop, &sv->sigwinch);
 	}
+	ev_signal_init(&sv->sigusr1, on_reopen, SIGUSR1);
+	sv->sigusr1.data = sv;
+	ev_signal_start(sv->loop, &sv->sigusr1);
 	ev_timer_init(&sv->tick, on_tick, 1.0, 1.0);
 	sv->tick.data = sv;
 	ev_timer_start(sv->loop, &sv->tick);
@@ -1234,6 +1248,10 @@ main(int argc, char **argv)
 	log_format = sv.cfg.log_format;
 	log_burst = sv.cfg.log_burst;
 	log_window_ms = sv.cfg.log_window_ms;
+	if (sv.cfg.log_file[0] && !check && log_open(sv.cfg.log_file, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: cannot start: %s\n", prog, err);
+		return 1;
+	}
 	int lua = config && !sv.cfg.builtin_echo;
 	if (check) {
 		/* the services load too: a syntax error is a bad configuration */

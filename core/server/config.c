@@ -111,6 +111,8 @@ static const struct key keys[] = {
 	{ "log.format", FORMAT, offsetof(struct config, log_format), 0, 1, "text or json (one object per line)" },
 	{ "log.burst", INT, offsetof(struct config, log_burst), 0, 1000000,
 	  "error and warn lines of one site written per window; the rest are counted (0: no limit)" },
+	{ "log.file", TEXT, offsetof(struct config, log_file), 0, CONFIG_PATH_LEN,
+	  "lines go to this file (appended) instead of stderr; SIGUSR1 reopens it (log rotation)" },
 	{ "log.window_ms", INT, offsetof(struct config, log_window_ms), 1, 86400000,
 	  "the window of log.burst; then \"... and N more\" says what was left out" },
 	{ "lua.budget_ms", INT, offsetof(struct config, lua_budget_ms), 0, 600000,

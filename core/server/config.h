@@ -38,6 +38,7 @@ struct config {
 	int log_format;  /* LOG_TEXT or LOG_JSON */
 	int log_burst;     /* rate limit: lines of one site per window (5) */
 	int log_window_ms; /* (10000) */
+	char log_file[CONFIG_PATH_LEN]; /* "": stderr */
 	int shutdown_ms; /* on SIGTERM: wait this long for sessions to close */
 	int workers;     /* processes serving the listeners (1; 0: one per CPU,
 	                    "auto"): core/server/workers.h */

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -223,8 +224,49 @@ log_format_line(char *buf, size_t len, int level, const struct log_ctx *ctx,
 	return l.n;
 }
 
-/* One line to stderr, one write(2): a short write (a pipe nearly full) is
- * finished, an error is dropped: the log must never stop the server. */
+static int log_fd = STDERR_FILENO;
+static char log_path[512];
+
+int
+log_open(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, errlen, "log.file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (log_fd != STDERR_FILENO)
+		close(log_fd);
+	log_fd = fd;
+	snprintf(log_path, sizeof log_path, "%s", path);
+	return 0;
+}
+
+int
+log_reopen(void)
+{
+	if (!log_path[0])
+		return 0;
+	int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_printf(LOG_ERROR, "log: cannot reopen %s: %s (still writing the old file)",
+		           log_path, strerror(errno));
+		return -1;
+	}
+	/* the same descriptor number from now on: a line being written by a
+	 * signal handler's caller never sees a closed one */
+	if (dup3(fd, log_fd, O_CLOEXEC) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	log_printf(LOG_INFO, "log: reopened %s", log_path);
+	return 0;
+}
+
+/* One line to the log (stderr, or log.file), one write(2): a short write
+ * (a pipe nearly full) is finished, an error is dropped: the log must
+ * never stop the server. */
 static void
 write_line(int level, const struct log_ctx *ctx, const char *msg)
 {
@@ -234,7 +276,7 @@ write_line(int level, const struct log_ctx *ctx, const char *msg)
 	const char *p = line;
 	stats.lines++;
 	while (n > 0) {
-		ssize_t k = write(STDERR_FILENO, p, n);
+		ssize_t k = write(log_fd, p, n);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)

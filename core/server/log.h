@@ -75,6 +75,12 @@ int log_parse_level(const char *name);
 /* This process is worker index of `workers`: its lines say so ("w3 " in
  * text, "worker":"3" in JSON). */
 void log_set_worker(int index);
+/* Lines go to path (appended; created 0640) instead of stderr: 0, or -1
+ * with err. log_reopen opens the same path again (SIGUSR1: a rotation
+ * moved the old file away) and says so in the new file; 0 or -1 (logged
+ * to the old file, which stays). Without a path, nothing to do. */
+int log_open(const char *path, char *err, size_t errlen);
+int log_reopen(void);
 /* The name of a level ("error" .. "debug"). */
 const char *log_level_name(int level);
 

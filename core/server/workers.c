@@ -420,6 +420,7 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, &u->old);
 	u->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (u->sfd < 0) {
@@ -480,7 +481,7 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 					         "ones drain (at most %d ms)", n, c->upgrade_drain_ms);
 					for (int k = old; k < old + n; k++)
 						if (ws[k].pid > 0)
-							kill(ws[k].pid, SIGUSR1);
+							kill(ws[k].pid, SIGWINCH);
 				}
 			}
 		}
@@ -488,7 +489,12 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 			struct signalfd_siginfo si;
 			while (read(u->sfd, &si, sizeof si) == sizeof si) {
 				int sig = (int)si.ssi_signo;
-				if (sig == SIGHUP) {
+				if (sig == SIGUSR1) { /* log rotation: every process reopens */
+					log_reopen();
+					for (int k = 0; k < u->slots; k++)
+						if (ws[k].pid > 0)
+							kill(ws[k].pid, SIGUSR1);
+				} else if (sig == SIGHUP) {
 					log_info("workers: SIGHUP: every worker reloads");
 					for (int k = 0; k < u->slots; k++)
 						if (ws[k].pid > 0)

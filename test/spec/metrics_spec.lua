@@ -137,3 +137,41 @@ describe("metrics", function()
 		assert.is_true(#s.services > 0)
 	end)
 end)
+
+describe("log.file", function()
+	after_each(function() T.stop_all() end)
+
+	local function read(path)
+		local f = io.open(path, "rb")
+		if not f then return "" end
+		local s = f:read("*a")
+		f:close()
+		return s
+	end
+
+	for _, workers in ipairs({ 1, 2 }) do
+		it("goes to the file and is reopened on SIGUSR1 (log rotation), workers " .. workers, function()
+			local path = os.tmpname()
+			os.remove(path)
+			local srv = T.start_server{ services = { "echo" },
+				config = { workers = workers, log = { file = path } } }
+			T.wait(function() return read(path):find("server key", 1, true) end, 5000)
+			assert.are.equal("", srv:log():gsub("[^\n]*development[^\n]*\n", ""))
+			-- rotation: the file moved away, SIGUSR1, a new file
+			assert(os.rename(path, path .. ".1"))
+			T.kill(srv.pid, 10) -- SIGUSR1
+			T.wait(function()
+				local s = read(path)
+				local _, n = s:gsub("log: reopened", "")
+				return n >= workers -- (with workers: the supervisor and each worker)
+			end, 5000)
+			local cl = T.connect(srv, "udp", "hi")
+			cl:wait_open()
+			T.wait(function() return read(path):find("open udp 127.0.0.1", 1, true) end, 5000, cl)
+			assert.is_nil(read(path .. ".1"):find("open udp 127.0.0.1", 1, true))
+			srv:stop()
+			os.remove(path)
+			os.remove(path .. ".1")
+		end)
+	end
+end)
