@@ -855,6 +855,8 @@ start_metrics(struct server *sv)
 	o->worker = sv->wfds ? sv->worker : -1;
 	o->restarts = sv->wfds ? sv->wfds->restarts : 0;
 	o->started = observe_now();
+	if (sv->script)
+		script_set_status(sv->script, observe_status, o);
 	if (!sv->cfg.metrics[0])
 		return 0;
 	static char host[256];

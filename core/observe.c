@@ -407,3 +407,16 @@ observe_render(struct mbuf *b, enum metrics_what what, void *user)
 	free(w.rtts);
 	free(w.losses);
 }
+
+char *
+observe_status(void *user, size_t *len)
+{
+	struct mbuf b = { 0 };
+	observe_render(&b, METRICS_JSON, user);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.n;
+	return b.p;
+}

@@ -38,6 +38,8 @@ struct observe {
 double observe_now(void);
 /* A session closed with code. */
 void observe_close(struct observe *o, int code);
+/* The status JSON, malloc'ed (moongate.status_json). */
+char *observe_status(void *user, size_t *len);
 /* metrics_render_fn: user is the struct observe. */
 void observe_render(struct mbuf *b, enum metrics_what what, void *user);
 

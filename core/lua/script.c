@@ -279,6 +279,27 @@ script_set_counters(script_t *sc, script_counters_fn fn, void *user)
 }
 
 void
+script_set_status(script_t *sc, char *(*fn)(void *user, size_t *len), void *user)
+{
+	sc->status = fn;
+	sc->status_user = user;
+}
+
+/* moongate.status_json() -> the status page's JSON text, or nil */
+static int
+l_status_json(lua_State *L)
+{
+	script_t *sc = script_self(L);
+	size_t n = 0;
+	char *s = sc->status ? sc->status(sc->status_user, &n) : NULL;
+	if (!s)
+		return 0;
+	lua_pushlstring(L, s, n);
+	free(s);
+	return 1;
+}
+
+void
 script_set_loop(script_t *sc, struct ev_loop *loop, net_t *net)
 {
 	sc->loop = loop;
@@ -428,6 +449,7 @@ script_drain(script_t *sc, int worker)
 static const luaL_Reg module_funcs[] = {
 	{ "on_drain", l_on_drain },
 	{ "clock", l_clock },
+	{ "status_json", l_status_json },
 	{ "sessions", script_session_list },
 	{ "settings", l_settings },
 	{ "sign", l_sign },

@@ -122,6 +122,10 @@ struct script_counter {
 typedef size_t (*script_counters_fn)(struct script_counter *c, size_t max,
                                      void *user);
 void script_set_counters(script_t *sc, script_counters_fn fn, void *user);
+/* The status page's JSON (core/observe.c), malloc'ed, for
+ * moongate.status_json() and the console's `status`. */
+void script_set_status(script_t *sc, char *(*fn)(void *user, size_t *len),
+                       void *user);
 
 /* The loop and clock the runtime's I/O (moongate.redis) runs on; without
  * it (--check) moongate.redis raises. */

@@ -79,6 +79,8 @@ struct script {
 	uint32_t cur_sid;
 	script_counters_fn counters; /* moongate.server_stats (script.h) */
 	void *counters_user;
+	char *(*status)(void *user, size_t *len); /* moongate.status_json */
+	void *status_user;
 	script_answer_fn answer; /* the reply of a console command that waited */
 	void *answer_user;
 	struct map routes;       /* sid -> struct script_route: relay:route */

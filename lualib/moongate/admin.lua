@@ -218,6 +218,52 @@ if ok and moongate.in_server then
 			return table.concat(out, "\n")
 		end)
 
+	-- status: the status page's figures, for a terminal
+	M.command("status", "status: sessions, RTT, loss, totals, closes by code, Lua callback time, the services' figures",
+		function()
+			local s = moongate.status()
+			if not s then
+				return nil, "no status in this process"
+			end
+			local out = {}
+			local function add(...) out[#out + 1] = string.format(...) end
+			add("node %s worker %s version %s up %d s", tostring(s.node), tostring(s.worker),
+				tostring(s.version), s.uptime_s or 0)
+			local ss = s.sessions
+			add("sessions open %d offline %d handshake %d closing %d (udp %d tcp %d raw %d)",
+				ss.open, ss.offline, ss.handshake, ss.closing, ss.udp, ss.tcp, ss.raw)
+			add("rtt_ms p50 %.2f p90 %.2f p99 %.2f (%d sessions)", s.rtt_ms.p50, s.rtt_ms.p90,
+				s.rtt_ms.p99, s.rtt_ms.n)
+			add("loss p50 %.4f p90 %.4f p99 %.4f (%d sessions)", s.loss.p50, s.loss.p90,
+				s.loss.p99, s.loss.n)
+			local t = s.totals
+			add("totals retransmissions %d segments_sent %d fec_recovered %d messages_in %d "
+				.. "messages_out %d datagrams_in %d datagrams_out %d send_queue_bytes %d",
+				t.retransmissions, t.segments_sent, t.fec_recovered, t.messages_in,
+				t.messages_out, t.datagrams_in, t.datagrams_out, t.send_queue_bytes)
+			local codes = {}
+			for code in pairs(s.closes or {}) do codes[#codes + 1] = tonumber(code) end
+			table.sort(codes)
+			local cl = {}
+			for _, code in ipairs(codes) do cl[#cl + 1] = code .. "=" .. s.closes[tostring(code)] end
+			add("closes %s", #cl > 0 and table.concat(cl, " ") or "none")
+			local lua = s.lua or {}
+			table.sort(lua, function(a, b) return a.ms > b.ms end)
+			for _, c in ipairs(lua) do
+				add("lua %s.%s runs %d ms %.1f", c.service, c.callback, c.runs, c.ms)
+			end
+			for _, m in ipairs(type(s.services) == "table" and s.services or {}) do
+				local l = {}
+				for k, v in pairs(m.labels or {}) do l[#l + 1] = k .. "=" .. tostring(v) end
+				table.sort(l)
+				if not m.name:match("_bucket$") then
+					add("%s%s %s", m.name, #l > 0 and "{" .. table.concat(l, ",") .. "}" or "",
+						tostring(m.value))
+				end
+			end
+			return table.concat(out, "\n")
+		end)
+
 	M.command("reload", "reload: reload every service file that changed", function()
 		local rep = loader.reload(moongate.log)
 		local line = loader.summary(rep)

@@ -55,6 +55,14 @@ function M.command(name, help, fn)
 	return require("moongate.admin").command(name, help, fn)
 end
 
+-- moongate.status(): what the status page shows, as a table (sessions,
+-- rtt_ms, loss, totals, closes, counters, lua, services); nil outside
+-- the server
+function M.status()
+	local s = M.status_json and M.status_json()
+	return s and M.json.decode(s) or nil
+end
+
 -- moongate.on_metrics(name, fn): samples for the operators' endpoint
 -- (lualib/moongate/metrics.lua)
 function M.on_metrics(name, fn)
