@@ -855,16 +855,16 @@ start_metrics(struct server *sv)
 	o->worker = sv->wfds ? sv->worker : -1;
 	o->restarts = sv->wfds ? sv->wfds->restarts : 0;
 	o->started = observe_now();
-	if (sv->script)
-		script_set_status(sv->script, observe_status, o);
-	if (!sv->cfg.metrics[0])
-		return 0;
 	static char host[256];
 	if (!o->node[0]) {
 		if (gethostname(host, sizeof host - 1) < 0)
 			snprintf(host, sizeof host, "node");
 		o->node = host;
 	}
+	if (sv->script)
+		script_set_status(sv->script, observe_status, o);
+	if (!sv->cfg.metrics[0])
+		return 0;
 	char err[512];
 	int port = 0;
 	const char *www = sv->cfg.metrics_www[0] ? sv->cfg.metrics_www : MOONGATE_WWW;

@@ -218,8 +218,8 @@ if ok and moongate.in_server then
 			return table.concat(out, "\n")
 		end)
 
-	-- status: the status page's figures, for a terminal
-	M.command("status", "status: sessions, RTT, loss, totals, closes by code, Lua callback time, the services' figures",
+	-- top: the status page's figures, for a terminal
+	M.command("top", "top: the status page's figures: sessions, RTT, loss, totals, closes by code, Lua callback time, the services' samples",
 		function()
 			local s = moongate.status()
 			if not s then

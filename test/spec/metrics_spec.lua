@@ -62,14 +62,14 @@ describe("metrics", function()
 		assert.are.equal(404, (T.http_get(srv.metrics_port, "/nope")))
 	end)
 
-	it("show the same figures on the admin console: status", function()
+	it("show the same figures on the admin console: top", function()
 		local srv = T.start_server{ services = { "login", "room" }, admin = true,
 			config = { metrics = "127.0.0.1:0" } }
 		local cl = T.connect(srv, "udp", json.encode({ v = 1, name = "bo" }))
 		cl:wait_login()
 		assert(cl:send(json.encode({ op = "create", mode = "relay", capacity = 2 })))
 		cl:wait_op("joined")
-		local ok, text = srv:admin("status")
+		local ok, text = srv:admin("top")
 		assert.is_true(ok, text)
 		assert.truthy(text:find("sessions open 1 ", 1, true), text)
 		assert.truthy(text:find("lua login.connect runs 1 ", 1, true), text)
