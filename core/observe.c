@@ -312,6 +312,14 @@ render_text(struct mbuf *b, struct observe *o, struct walk *w,
 		metrics_head(b, "moongate_lua_callback_runs_total", "counter",
 		             "Lua callback runs (a callback that waited counts each resume)");
 		script_callback_times(o->sc, on_cbt, &cc);
+		struct redis_stats rs;
+		struct http_stats hs;
+		script_redis_stats(o->sc, &rs);
+		script_http_stats(o->sc, &hs);
+		metrics_lat_text(b, "moongate_redis_call_seconds",
+		                 "moongate.redis: a call to its reply", &rs.latency);
+		metrics_lat_text(b, "moongate_http_request_seconds",
+		                 "moongate.http: a request to its response", &hs.latency);
 		size_t n;
 		char *lua = script_metrics(o->sc, 0, &n);
 		if (lua) {

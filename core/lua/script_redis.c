@@ -455,6 +455,7 @@ script_redis_stats(const script_t *sc, struct redis_stats *sum)
 		sum->disconnects += st.disconnects;
 		sum->in_flight += st.in_flight;
 		sum->up += st.up;
+		metrics_lat_add_to(&sum->latency, &st.latency);
 	}
 	lua_pop(L, 1);
 }

@@ -173,6 +173,7 @@ collect(http_t *h)
 			res.headers_len = q->head_len;
 			rp = &res;
 			h->st.done++;
+			metrics_lat_add(&h->st.latency, res.seconds);
 		} else {
 			h->st.errors++;
 			if (q->too_big == 1 || rc == CURLE_FILESIZE_EXCEEDED)

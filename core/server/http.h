@@ -65,9 +65,12 @@ void http_abort(http_t *h, http_req_t *q);
 /* Abort everything and free: no callback from here on. */
 void http_free(http_t *h);
 
+#include "metrics.h"
+
 struct http_stats {
 	uint64_t requests, done, errors, timeouts, aborted;
 	uint32_t in_flight;
+	struct metrics_lat latency; /* request to response (answered ones) */
 };
 void http_stats(const http_t *h, struct http_stats *st);
 

@@ -103,6 +103,51 @@ metrics_sample(struct mbuf *b, const char *name, const char *labels, double valu
 		mbuf_printf(b, "%s %.17g\n", name, value);
 }
 
+/* ---- latency histograms ---------------------------------------------------- */
+
+const double METRICS_LAT_LE[METRICS_LAT_N] = {
+	0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+};
+
+void
+metrics_lat_add(struct metrics_lat *h, double seconds)
+{
+	int i = 0;
+	while (i < METRICS_LAT_N && seconds > METRICS_LAT_LE[i])
+		i++;
+	h->b[i]++;
+	h->n++;
+	h->sum += seconds;
+}
+
+void
+metrics_lat_add_to(struct metrics_lat *into, const struct metrics_lat *h)
+{
+	for (int i = 0; i <= METRICS_LAT_N; i++)
+		into->b[i] += h->b[i];
+	into->n += h->n;
+	into->sum += h->sum;
+}
+
+void
+metrics_lat_text(struct mbuf *b, const char *name, const char *help,
+                 const struct metrics_lat *h)
+{
+	char n[128];
+	metrics_head(b, name, "histogram", help);
+	uint64_t acc = 0;
+	for (int i = 0; i < METRICS_LAT_N; i++) {
+		acc += h->b[i];
+		mbuf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, METRICS_LAT_LE[i],
+		            (unsigned long long)acc);
+	}
+	mbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->n);
+	snprintf(n, sizeof n, "%s_sum", name);
+	metrics_sample(b, n, NULL, h->sum);
+	snprintf(n, sizeof n, "%s_count", name);
+	metrics_sample(b, n, NULL, (double)h->n);
+}
+
 /* ---- HTTP ------------------------------------------------------------------ */
 
 static enum MHD_Result

@@ -37,6 +37,21 @@ void metrics_head(struct mbuf *b, const char *name, const char *type,
 void metrics_sample(struct mbuf *b, const char *name, const char *labels,
                     double value);
 
+/* A latency histogram (Redis calls, HTTP requests): counts per bucket of
+ * METRICS_LAT_LE (seconds), the last for what is above them all. */
+#define METRICS_LAT_N 12
+extern const double METRICS_LAT_LE[METRICS_LAT_N];
+struct metrics_lat {
+	uint64_t b[METRICS_LAT_N + 1];
+	uint64_t n;
+	double sum;            /* seconds */
+};
+void metrics_lat_add(struct metrics_lat *h, double seconds);
+void metrics_lat_add_to(struct metrics_lat *into, const struct metrics_lat *h);
+/* The histogram as Prometheus text (HELP and TYPE included). */
+void metrics_lat_text(struct mbuf *b, const char *name, const char *help,
+                      const struct metrics_lat *h);
+
 enum metrics_what { METRICS_TEXT, METRICS_JSON };
 /* Fill b with what a scrape of /metrics (METRICS_TEXT) or /status.json
  * (METRICS_JSON) says, now. */

@@ -276,6 +276,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	r->st.replies++;
+	metrics_lat_add(&r->st.latency, (double)(now_us(r) - c->sent_us) / 1e6);
 	if (rep->type == REDIS_REPLY_ERROR)
 		r->st.errors++;
 	uint64_t arg = c->arg;

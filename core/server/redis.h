@@ -73,10 +73,13 @@ int redis_subscribe(redis_t *r, const char *channel, size_t len, int pattern,
 /* Close and free: no callback is called from here on. */
 void redis_free(redis_t *r);
 
+#include "metrics.h"
+
 struct redis_stats {
 	uint64_t calls, replies, errors, timeouts, connects, disconnects;
 	uint32_t in_flight;
 	int up;                 /* connected and ready */
+	struct metrics_lat latency; /* call to reply (replies only) */
 };
 void redis_stats(const redis_t *r, struct redis_stats *st);
 /* What the client is connected to ("127.0.0.1:6379", "unix:/path"). */

@@ -77,6 +77,33 @@ describe("metrics", function()
 		assert.truthy(text:find("rtt_ms p50", 1, true), text)
 	end)
 
+	it("time Redis calls and HTTP requests", function()
+		local rd = T.start_redis()
+		local hb = T.start_http_backend()
+		local GAME2 = [[
+local http = require "moongate.http"
+local svc = {}
+function svc.message(session, data)
+	if data == "get" then
+		local res = http.get(moongate_backend .. "/echo")
+		session:send(res and tostring(res.status) or "failed")
+		return true
+	end
+end
+return svc
+]]
+		local srv = T.start_server{ services = { "login", "game" },
+			inline = { game = "moongate_backend = " .. string.format("%q", hb.url) .. "\n" .. GAME2 },
+			config = { metrics = "127.0.0.1:0", redis = { url = rd.url } } }
+		local cl = T.connect(srv, "udp", json.encode({ v = 1, name = "cy" }))
+		cl:wait_login()
+		assert.is_true(srv:metric("moongate_redis_call_seconds_count") >= 3)
+		assert.is_true(srv:metric("moongate_redis_call_seconds_bucket", 'le="+Inf"') >= 3)
+		assert(cl:send("get"))
+		cl:wait_message()
+		assert.are.equal(1, srv:metric("moongate_http_request_seconds_count"))
+	end)
+
 	it("move as the network and the peers say", function()
 		local srv = start()
 		local n = netem.start{ server = srv, seed = 11 }
