@@ -266,7 +266,8 @@ render_text(struct mbuf *b, struct observe *o, struct walk *w,
 	hist(b, "moongate_session_rtt_seconds", "smoothed heartbeat RTT of the live sessions",
 	     rtt_le, NRTT, w->rtt_b, w->rtt_sum, w->rtt_n);
 	hist(b, "moongate_session_loss_ratio",
-	     "live sessions' reliable segments sent again / sent (sessions with 20 or more)",
+	     "live sessions' reliable segments sent again / sent (sessions with 20 or more): "
+	     "loss, or acks later than the retransmission timeout (an upper bound of loss)",
 	     loss_le, NLOSS, w->loss_b, w->loss_sum, w->loss_n);
 	metrics_head(b, "moongate_send_queue_bytes", "gauge",
 	             "reliable bytes queued or unacknowledged, all live sessions");

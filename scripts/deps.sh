@@ -8,6 +8,9 @@
 #         (tools/vectors), hiredis and redis-server (moongate.redis and
 #         its specs), libcurl (moongate.http) (the default)
 #   fuzz  clang and its runtimes (libFuzzer, sanitizers), for `make fuzz`
+#   page  Debian's chromium, headless, for the status page's test
+#         (test/spec/status_page_spec.lua; `make test` installs it and
+#         goes on without it when it cannot)
 #   nft   nftables and ENet (libenet-dev: bench/enet_echo.c, built only when
 #         it is found), for the packet-loss benchmark (bench/loss_bench.sh)
 #
@@ -23,6 +26,7 @@ base=(build-essential cmake pkg-config luajit libluajit-5.1-dev libev-dev
       python3-nacl python3-cryptography libhiredis-dev redis-server
       libcurl4-openssl-dev libmicrohttpd-dev)
 fuzz=(make cmake clang libclang-rt-14-dev)
+page=(chromium)
 nft=(nftables libenet-dev)
 
 if [ "${MOONGATE_SKIP_DEPS:-0}" = 1 ]; then
@@ -37,7 +41,8 @@ for s in "${sets[@]}"; do
 	base) want+=("${base[@]}") ;;
 	fuzz) want+=("${fuzz[@]}") ;;
 	nft) want+=("${nft[@]}") ;;
-	*) echo "deps.sh: unknown package set '$s' (base, fuzz, nft)" >&2; exit 2 ;;
+	page) want+=("${page[@]}") ;;
+	*) echo "deps.sh: unknown package set '$s' (base, fuzz, nft, page)" >&2; exit 2 ;;
 	esac
 done
 
