@@ -40,6 +40,11 @@
 --                                    URL cmd` (ms: 5000); ok: exit status 0;
 --                                    reply: stdout without the last line end.
 --                                    Raises when the console does not answer
+-- srv:scrape([path]) -> body         GET /metrics (or path) of its metrics
+--                                    endpoint (config metrics = "127.0.0.1:0")
+-- srv:metric(name, [labels]) -> n    a sample of /metrics (labels: a text
+--                                    the sample's labels contain)
+-- T.http_get(port, path, [ms]) -> status, body, headers   (127.0.0.1)
 -- srv:hup()                          SIGHUP: reload the changed services
 -- srv:write_service(name, source)    (re)writes TMPDIR/name.lua, the inline
 --                                    service's file, atomically (a rename)
