@@ -855,6 +855,7 @@ start_metrics(struct server *sv)
 	o->worker = sv->wfds ? sv->worker : -1;
 	o->restarts = sv->wfds ? sv->wfds->restarts : 0;
 	o->started = observe_now();
+	o->version = MOONGATE_VERSION;
 	static char host[256];
 	if (!o->node[0]) {
 		if (gethostname(host, sizeof host - 1) < 0)

@@ -6,7 +6,9 @@
  * released: gate_retired), the send queues, Lua callback time by service
  * and callback, the services' own samples (moongate.on_metrics), the
  * worker and its restarts. Prometheus text for /metrics; JSON for the
- * status page (/status.json). Owned by core/main.c.
+ * status page (/status.json). Owned by core/main.c; here, in the Lua
+ * runtime's layer, because it reads the gate (proto), the Lua state and
+ * writes through metrics.h (server).
  */
 #ifndef MOONGATE_OBSERVE_H
 #define MOONGATE_OBSERVE_H
@@ -26,6 +28,7 @@ struct observe {
 	void *counters_user;
 	metrics_t *m;
 	const char *node;
+	const char *version;
 	int worker;              /* the slot, -1 for a lone server */
 	int restarts;            /* times this slot was restarted before */
 	double started;          /* monotonic seconds at start */

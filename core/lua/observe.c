@@ -9,9 +9,6 @@
 
 #include "session.h"
 
-#ifndef MOONGATE_VERSION
-#define MOONGATE_VERSION "0.0.0"
-#endif
 
 void
 observe_close(struct observe *o, int code)
@@ -224,7 +221,7 @@ render_text(struct mbuf *b, struct observe *o, struct walk *w,
 	char name[128], lab[160];
 	metrics_head(b, "moongate_info", "gauge", "this process: node, worker slot, version");
 	snprintf(lab, sizeof lab, "node=\"%s\",worker=\"%d\",version=\"%s\"", o->node,
-	         o->worker, MOONGATE_VERSION);
+	         o->worker, o->version);
 	metrics_sample(b, "moongate_info", lab, 1);
 	metrics_head(b, "moongate_uptime_seconds", "gauge", "seconds since this process started");
 	metrics_sample(b, "moongate_uptime_seconds", NULL, mono_s() - o->started);
@@ -339,7 +336,7 @@ render_json(struct mbuf *b, struct observe *o, struct walk *w,
 	mbuf_printf(b, "{\"node\":");
 	mbuf_json_str(b, o->node);
 	mbuf_printf(b, ",\"worker\":%d,\"version\":\"%s\",\"uptime_s\":%.0f,",
-	            o->worker, MOONGATE_VERSION, mono_s() - o->started);
+	            o->worker, o->version, mono_s() - o->started);
 	mbuf_printf(b, "\"sessions\":{\"handshake\":%llu,\"open\":%llu,\"offline\":%llu,"
 	            "\"closing\":%llu,\"udp\":%llu,\"tcp\":%llu,\"raw\":%llu},",
 	            (unsigned long long)gc.handshake, (unsigned long long)gc.open,
