@@ -87,10 +87,12 @@ walk_one(const session_t *s, const struct gate_path *p, void *user)
 	struct session_stats st;
 	(void)p;
 	session_stats(s, &st);
+	uint64_t push, retrans;
+	session_resends(s, &push, &retrans);
 	struct gate_retired *r = &w->live;
 	r->sessions++;
-	r->retrans += st.retrans;
-	r->push += st.push;
+	r->retrans += retrans;
+	r->push += push;
 	r->fec_recovered += st.fec_recovered;
 	r->fec_parity_out += st.fec_parity_out;
 	r->msgs_in += st.msgs_in;
@@ -117,8 +119,8 @@ walk_one(const session_t *s, const struct gate_path *p, void *user)
 			w->rtts[w->rtt_n] = st.srtt_ms;
 		w->rtt_n++;
 	}
-	if (st.push >= 20) { /* a loss estimate: what had to be sent again */
-		double v = (double)st.retrans / (double)st.push;
+	if (push >= 20) { /* a loss estimate: what had to be sent again */
+		double v = (double)retrans / (double)push;
 		size_t i = 0;
 		while (i < NLOSS && v > loss_le[i])
 			i++;

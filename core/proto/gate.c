@@ -104,9 +104,11 @@ retire(gate_t *g, const session_t *s)
 	if (!s)
 		return;
 	session_stats(s, &st);
+	uint64_t push, retrans;
+	session_resends(s, &push, &retrans);
 	r->sessions++;
-	r->retrans += st.retrans;
-	r->push += st.push;
+	r->retrans += retrans;
+	r->push += push;
 	r->fec_recovered += st.fec_recovered;
 	r->fec_parity_out += st.fec_parity_out;
 	r->msgs_in += st.msgs_in;

@@ -892,15 +892,21 @@ session_stats(const session_t *s, struct session_stats *st)
 	st->offset_us = s->offset;
 	st->kcp_srtt_ms = s->kcp ? kcp_srtt(s->kcp) : 0;
 	st->waiting_bytes = s->kcp ? (int64_t)kcp_waitbytes(s->kcp) : 0;
-	if (s->kcp) {
-		struct kcp_stats ks;
-		kcp_getstats(s->kcp, &ks);
-		st->retrans = ks.retrans_timeout + ks.retrans_fast;
-		st->push = ks.out_push;
-	}
 	st->encrypted = s->keyed && (s->encrypt & WIRE_SUITE_ENCRYPT);
 	st->aesgcm = s->keyed && (s->encrypt & WIRE_SUITE_AESGCM);
 	st->keyed = s->keyed;
+}
+
+void
+session_resends(const session_t *s, uint64_t *push, uint64_t *retrans)
+{
+	*push = *retrans = 0;
+	if (s->kcp) {
+		struct kcp_stats ks;
+		kcp_getstats(s->kcp, &ks);
+		*push = ks.out_push;
+		*retrans = ks.retrans_timeout + ks.retrans_fast;
+	}
 }
 
 size_t

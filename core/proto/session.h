@@ -383,8 +383,6 @@ struct session_stats {
 	uint64_t fec_parity_out;  /* parity shards sent */
 	uint64_t fec_recovered;   /* packets rebuilt from parity */
 	uint64_t fec_dups;        /* shards that arrived twice (in in_replay too) */
-	uint64_t retrans;         /* KCP segments sent again (timeout or fast) */
-	uint64_t push;            /* KCP data segments sent, first sends and again */
 	int keyed;             /* 1: keys agreed (the WELCOME was made or opened) */
 	int aesgcm;            /* 1: the session's AEAD is AES-256-GCM; 0:
 	                          ChaCha20-Poly1305 */
@@ -392,6 +390,10 @@ struct session_stats {
 	                          (the listener's choice, told by the WELCOME) */
 };
 void session_stats(const session_t *s, struct session_stats *st);
+/* KCP's data segments sent (first sends and again) and of them sent again
+ * (timeout or fast); 0 and 0 before keys (kept out of session_stats: they
+ * live in the KCP object, read when asked). */
+void session_resends(const session_t *s, uint64_t *push, uint64_t *retrans);
 /* Reliable bytes queued or unacked (what the watermark bounds); cheap. */
 int64_t session_queued(const session_t *s);
 /* Heap bytes held, including the KCP object. */
