@@ -757,8 +757,11 @@ end
 -- worker of this slot, with its cookie (M.move).
 if moongate.on_drain then
 	moongate.on_drain("login", function(worker)
-		local n = 0
-		for _, p in pairs(S.players) do
+		local n, list = 0, {}
+		for _, p in pairs(S.players) do -- (a list first: each move waits)
+			list[#list + 1] = p
+		end
+		for _, p in ipairs(list) do
 			if p.session and p.session:alive() and not p.room then
 				if M.move(p, { worker = worker }) then
 					n = n + 1

@@ -1119,8 +1119,11 @@ if moongate.on_drain then
 		if not (prefix and login and login.move) then
 			return -- no directory: the rooms end with this worker
 		end
-		local rooms, players = 0, 0
-		for _, room in pairs(S.rooms) do
+		local rooms, players, list = 0, 0, {}
+		for _, room in pairs(S.rooms) do -- (a list first: each move waits)
+			list[#list + 1] = room
+		end
+		for _, room in ipairs(list) do
 			if not room.closed and not room.moved then
 				room.moved = true
 				local ok = pcall(function()
