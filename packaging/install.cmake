@@ -78,16 +78,18 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
   "libc6, libluajit-5.1-2, libev4, libsodium23, lua-cjson, libhiredis0.14, libcurl4, procps, adduser")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "redis-server")
-# shlibs (for packages built against libmoongate-client); its dev warning
-# about lib/lua/5.1/moongate/client.so (a Lua module has no soname) is
-# expected
-set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+# shlibs, for packages built against libmoongate-client (dpkg-shlibdeps):
+# written here rather than by CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS, which
+# warns about the Lua module (no soname) and pins the exact version
+configure_file(${CMAKE_SOURCE_DIR}/packaging/deb/shlibs.in
+  ${CMAKE_BINARY_DIR}/packaging/deb/shlibs @ONLY)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${CMAKE_SOURCE_DIR}/packaging/deb/conffiles
   ${CMAKE_SOURCE_DIR}/packaging/deb/postinst
   ${CMAKE_SOURCE_DIR}/packaging/deb/prerm
   ${CMAKE_SOURCE_DIR}/packaging/deb/postrm
-  ${CMAKE_SOURCE_DIR}/packaging/deb/triggers)
+  ${CMAKE_SOURCE_DIR}/packaging/deb/triggers
+  ${CMAKE_BINARY_DIR}/packaging/deb/shlibs)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 # The package installs for /usr, whatever the build's CMAKE_INSTALL_PREFIX:
 # with CPACK_SET_DESTDIR, cpack installs with DESTDIR=its staging

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015 # "A && B || fail": fail exits
 # deb_test.sh BUILD_DIR - `make package` proven (issue 18): cpack builds
 # the .deb from BUILD_DIR into a temporary directory, and what `dpkg -c`
 # lists is exactly the list in docs/DEPLOY.md ("What the .deb contains",
@@ -72,6 +73,7 @@ grep -qx 'libdir=/usr/lib/[a-z0-9_-]*' "$r"/usr/lib/*/pkgconfig/moongate-client.
 	grep -qx 'includedir=/usr/include' "$r"/usr/lib/*/pkgconfig/moongate-client.pc ||
 	fail "moongate-client.pc: wrong libdir or includedir"
 unit=$r/usr/lib/systemd/system/moongate.service
+# shellcheck disable=SC2016 # $MAINPID is the unit's, not ours
 for want in 'Type=exec' 'ExecStart=/usr/bin/moongate /etc/moongate/config.lua' \
 	'ExecReload=/bin/kill -HUP $MAINPID' 'LimitNOFILE=1048576' 'WantedBy=multi-user.target'; do
 	grep -qxF "$want" "$unit" || fail "moongate.service lacks '$want'"

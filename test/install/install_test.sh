@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015 # "A && B || fail": fail exits
 # install_test.sh BUILD_DIR - `make install` proven from the outside
 # (issue 18): install the build into a temporary prefix, build a tiny C
 # client (hello_client.c) against the INSTALLED header and library with
@@ -99,7 +100,7 @@ exec 3< <(exec env -u MOONGATE_LUALIB -u LUA_PATH -u LUA_CPATH \
 	"$prefix/bin/moongate" --listen udp://127.0.0.1:0 "$tmp/run/config.lua" \
 	2>"$tmp/server.err")
 server=$!
-port= key=
+port='' key=''
 deadline=$((SECONDS + 20))
 while :; do
 	left=$((deadline - SECONDS))
@@ -146,4 +147,9 @@ case $where in
 esac
 [ -s "$prefix/var/lib/moongate/moongate.secret" ] ||
 	fail "no secrets file in the installed state directory"
+# what an operator gives the clients: `moongate key` of the installed
+# config prints the key the server announced
+k2=$(timeout 10 "$prefix/bin/moongate" key "$prefix/etc/moongate/config.lua" 2>/dev/null)
+[ "$k2" = "$key" ] || fail "moongate key prints '$k2', the server said '$key'"
+echo "install_test: moongate key of the installed config: the server's key"
 echo "install_test: ok"
