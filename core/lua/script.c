@@ -33,7 +33,8 @@
 #define MOONGATE_LUALIB "lualib"
 #endif
 /* lualib of an installed binary, relative to the executable's directory
- * (BINDIR to DATADIR/lua/5.1: CMakeLists.txt computes it) */
+ * (BINDIR to DATADIR/lua/5.1: CMakeLists.txt sets it, packaging/install.cmake
+ * installs lualib there) */
 #ifndef MOONGATE_LUALIB_FROM_BIN
 #define MOONGATE_LUALIB_FROM_BIN "../share/lua/5.1"
 #endif
