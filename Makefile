@@ -10,6 +10,9 @@
 #   make fuzz-all   every fuzz target (test/fuzz/), each for FUZZ_SECONDS or
 #                   until FUZZ_RUNS executions; FUZZ_TARGETS picks some,
 #                   FUZZ_NICE="nice -n 19" runs them at low priority
+#   make install    build, then install into PREFIX (/usr/local); DESTDIR
+#                   stages it elsewhere (packaging/install.cmake)
+#   make package    build, then the .deb in build/package/ (CPack)
 #   make clean      remove the build directories
 
 SHELL := /bin/bash
@@ -18,12 +21,14 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= 0
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps deps-fuzz deps-page build run test test-asan fuzz fuzz-wire fuzz-fec \
-	fuzz-all clean
+.PHONY: all deps deps-fuzz deps-page build run test test-asan fuzz fuzz-wire \
+	fuzz-fec fuzz-all install package clean
 
 all: build
 
@@ -48,6 +53,17 @@ test: build deps-page
 deps-page:
 	-@bash scripts/deps.sh page || echo "make test: Chromium could not be installed: the status page test is pending"
 
+# Installed straight into the system (no DESTDIR), as root: ldconfig, so
+# that the new libmoongate-client.so.1 is found (/usr/local/lib).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install build --prefix "$(PREFIX)"
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+		ldconfig; \
+	fi
+
+package: build
+	cd build && cpack -G DEB
+	@ls -1 build/package/*.deb
 
 # ctest's own log keeps every test's output, passed or not: a sanitizer
 # report anywhere in it fails the target.

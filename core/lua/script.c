@@ -14,6 +14,7 @@
  */
 #include "script.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -31,6 +32,12 @@
 #ifndef MOONGATE_LUALIB
 #define MOONGATE_LUALIB "lualib"
 #endif
+/* lualib of an installed binary, relative to the executable's directory
+ * (BINDIR to DATADIR/lua/5.1: CMakeLists.txt sets it, packaging/install.cmake
+ * installs lualib there) */
+#ifndef MOONGATE_LUALIB_FROM_BIN
+#define MOONGATE_LUALIB_FROM_BIN "../share/lua/5.1"
+#endif
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -40,6 +47,31 @@ script_mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Where lualib is: $MOONGATE_LUALIB; else beside the executable, when
+ * EXE_DIR/MOONGATE_LUALIB_FROM_BIN/moongate/init.lua exists (an installed
+ * server: `make install`, the .deb); else MOONGATE_LUALIB, the source
+ * tree's lualib (a server run from the build tree). buf: PATH_MAX bytes. */
+static const char *
+lualib_dir(char *buf)
+{
+	const char *env = getenv("MOONGATE_LUALIB");
+	if (env && *env)
+		return env;
+	char exe[PATH_MAX], dir[PATH_MAX + 64], init[PATH_MAX + 32];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
+	if (slash) {
+		*slash = 0;
+		snprintf(dir, sizeof dir, "%s/%s", exe, MOONGATE_LUALIB_FROM_BIN);
+		if (realpath(dir, buf)) {
+			snprintf(init, sizeof init, "%s/moongate/init.lua", buf);
+			if (access(init, R_OK) == 0)
+				return buf;
+		}
+	}
+	return MOONGATE_LUALIB;
 }
 
 static int
@@ -751,8 +783,8 @@ script_create(const struct config *c, gate_t *g, uint64_t now, char *err,
 	lua_setfield(L, -2, "moongate.core");
 	lua_pop(L, 2);
 
-	const char *lualib = getenv("MOONGATE_LUALIB");
-	add_path(L, "path", lualib && *lualib ? lualib : MOONGATE_LUALIB, "?.lua",
+	char lualib[PATH_MAX];
+	add_path(L, "path", lualib_dir(lualib), "?.lua",
 	         "?/init.lua");
 	memcpy(sc->secret, c->gate.secret, sizeof sc->secret);
 	static const uint8_t zero[sizeof sc->secret];
