@@ -841,6 +841,27 @@ start_admin(struct server *sv)
 #define MOONGATE_WWW "www"
 #endif
 
+/* The status page's files: metrics_www, else share/moongate/www beside an
+ * installed binary (BINDIR/../share/moongate/www, when status.html is
+ * there), else the source tree's www/. */
+static const char *
+www_dir(const struct server *sv, char *buf, size_t len)
+{
+	if (sv->cfg.metrics_www[0])
+		return sv->cfg.metrics_www;
+	char exe[4096], probe[4300];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash = n > 0 ? (exe[n] = 0, strrchr(exe, '/')) : NULL;
+	if (slash) {
+		*slash = 0;
+		snprintf(buf, len, "%s/../share/moongate/www", exe);
+		snprintf(probe, sizeof probe, "%s/status.html", buf);
+		if (access(probe, R_OK) == 0)
+			return buf;
+	}
+	return MOONGATE_WWW;
+}
+
 /* The operators' endpoint (config `metrics`): Prometheus text and the
  * status page, on this loop (core/server/metrics.c, core/observe.c). */
 static int
@@ -868,7 +889,8 @@ start_metrics(struct server *sv)
 		return 0;
 	char err[512];
 	int port = 0;
-	const char *www = sv->cfg.metrics_www[0] ? sv->cfg.metrics_www : MOONGATE_WWW;
+	static char wbuf[4200];
+	const char *www = www_dir(sv, wbuf, sizeof wbuf);
 	o->m = metrics_start(sv->loop, sv->cfg.metrics, sv->wfds ? sv->worker : 0, www,
 	                     observe_render, o, &port, err, sizeof err);
 	if (!o->m) {

@@ -44,6 +44,10 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/lualib/ DESTINATION "\${MG_LUADIR}"
   FILES_MATCHING PATTERN "*.lua")
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/service/
   DESTINATION "\${MG_DATADIR}/moongate/service")
+# the status page's files (config metrics; the server finds them beside its
+# binary: core/main.c, www_dir)
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/www/
+  DESTINATION "\${MG_DATADIR}/moongate/www")
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/DEPLOY.md
   ${CMAKE_SOURCE_DIR}/docs/LUA_API.md ${CMAKE_SOURCE_DIR}/docs/SERVICES.md
   ${CMAKE_SOURCE_DIR}/docs/PROTOCOL.md
@@ -76,7 +80,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 # Debian 12), lua-cjson, which moongate.json loads at run time, and
 # procps for /bin/kill (the unit's ExecReload), adduser for postinst
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libc6, libluajit-5.1-2, libev4, libsodium23, lua-cjson, libhiredis0.14, libcurl4, procps, adduser")
+  "libc6, libluajit-5.1-2, libev4, libsodium23, lua-cjson, libhiredis0.14, libcurl4, libmicrohttpd12, procps, adduser")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "redis-server")
 # shlibs, for packages built against libmoongate-client (dpkg-shlibdeps):
 # written here rather than by CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS, which

@@ -56,7 +56,7 @@ echo "deb_test: dpkg -c lists the $(wc -l <"$tmp/deb.list") files and links of d
 field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Package)" = moongate ] || fail "Package: $(field Package)"
 depends=$(field Depends)
-for p in libluajit-5.1-2 libev4 libsodium23 lua-cjson libhiredis0.14 libcurl4; do
+for p in libluajit-5.1-2 libev4 libsodium23 lua-cjson libhiredis0.14 libcurl4 libmicrohttpd12; do
 	case ", $depends," in *", $p,"* | *", $p "*) ;; *) fail "Depends lacks $p: $depends" ;; esac
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/moongate/config.lua ||
