@@ -204,6 +204,14 @@ local M = {}
 
 S.rooms = S.rooms or {}     -- id -> room
 S.tick_hist = S.tick_hist or {} -- mode -> { n, sum, b }: tick durations
+S.relay_done = S.relay_done or {} -- mode -> relay counters of closed rooms
+
+local RELAY_COUNTERS = { puts = "moongate_relay_states_in_total",
+	relayed = "moongate_relay_states_out_total", datagrams = "moongate_relay_datagrams_total",
+	bytes = "moongate_relay_bytes_total" }
+local RELAY_HELP = { puts = "states members sent into state-sync rooms' relays",
+	relayed = "states relayed to members (one per receiver): out / in is the fan-out",
+	datagrams = "datagrams the relays sent", bytes = "bytes the relays sent" }
 S.nrooms = S.nrooms or 0
 S.next_id = S.next_id or 0
 
@@ -492,6 +500,11 @@ function M.close_room(room, reason)
 		M.leave(p, reason)
 	end
 	call(room, "dispose")
+	if room.relay then -- its counters stay in the metrics
+		local st, done = room.relay:stats(), S.relay_done[room.mode] or {}
+		for k in pairs(RELAY_COUNTERS) do done[k] = (done[k] or 0) + (st[k] or 0) end
+		S.relay_done[room.mode] = done
+	end
 	S.rooms[room.id] = nil
 	S.nrooms = S.nrooms - 1
 	dir_drop(room)
@@ -1183,6 +1196,25 @@ moongate.on_metrics("room", function()
 			name = "moongate_room_tick_seconds_sum", value = h.sum, labels = { mode = mode } }
 		out[#out + 1] = { family = "moongate_room_tick_seconds", type = "histogram",
 			name = "moongate_room_tick_seconds_count", value = h.n, labels = { mode = mode } }
+	end
+	local relay = {}
+	for mode, done in pairs(S.relay_done) do
+		local t = {}
+		for k, v in pairs(done) do t[k] = v end
+		relay[mode] = t
+	end
+	for _, r in pairs(S.rooms) do
+		if r.relay then
+			local st, t = r.relay:stats(), relay[r.mode] or {}
+			for k in pairs(RELAY_COUNTERS) do t[k] = (t[k] or 0) + (st[k] or 0) end
+			relay[r.mode] = t
+		end
+	end
+	for mode, t in pairs(relay) do
+		for k, name in pairs(RELAY_COUNTERS) do
+			out[#out + 1] = { name = name, value = t[k] or 0, type = "counter",
+				labels = { mode = mode }, help = RELAY_HELP[k] }
+		end
 	end
 	table.sort(slow, function(a, b) return a.tick_avg > b.tick_avg end)
 	for i = 1, math.min(10, #slow) do

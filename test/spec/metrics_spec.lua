@@ -74,6 +74,22 @@ describe("metrics", function()
 		assert.truthy(text:find("sessions open 1 ", 1, true), text)
 		assert.truthy(text:find("lua login.connect runs 1 ", 1, true), text)
 		assert.truthy(text:find('moongate_rooms{mode=relay} 1', 1, true), text)
+		assert.truthy(text:find('moongate_relay_states_in_total{mode=relay} 0', 1, true), text)
+		-- a second member: states relayed between them (the fan-out)
+		local room = srv:metric("moongate_rooms", 'mode="relay"') and
+			json.decode(cl.messages[#cl.messages]).room
+		local cl2 = T.connect(srv, "udp", json.encode({ v = 1, name = "di" }))
+		cl2:wait_login()
+		assert(cl2:send(json.encode({ op = "join", mode = "relay" })))
+		cl2:wait_op("joined")
+		T.wait(function()
+			cl:send_unreliable("state of bo")
+			cl2:send_unreliable("state of di")
+			return #cl2.datagrams > 0 and #cl.datagrams > 0
+		end, 5000, cl, cl2)
+		assert.is_true(srv:metric("moongate_relay_states_in_total", 'mode="relay"') >= 2)
+		assert.is_true(srv:metric("moongate_relay_states_out_total", 'mode="relay"') >= 2)
+		assert.is_truthy(room)
 		assert.truthy(text:find("rtt_ms p50", 1, true), text)
 	end)
 
