@@ -339,12 +339,12 @@ metrics_start(struct ev_loop *loop, const char *addr, int port_offset,
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	m->d = MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, on_request, m,
+	                        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 	                        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
 	                        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
 	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
 	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
-	                        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 	                        MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!m->d) {
