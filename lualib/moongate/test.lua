@@ -26,6 +26,7 @@
 --   args         extra command-line arguments, e.g. {"--set", "k=v"}
 --   transports   {"udp", "tcp"} (default): one --listen 127.0.0.1:0 each
 --   listen       instead: the --listen addresses, e.g. {"udp://10.77.1.2:7000"}
+--   bin          the server binary ($MOONGATE_BIN or build/moongate)
 --   wrap         a command the server runs under, e.g. {"ip", "netns",
 --                "exec", NS} (it must exec the server: the pid is the
 --                server's)
@@ -454,7 +455,7 @@ local Server = {}
 Server.__index = Server
 
 local start_keys = { services = true, service_path = true, inline = true,
-	config = true, args = true, transports = true, ready_ms = true, listen = true, wrap = true,
+	config = true, args = true, transports = true, ready_ms = true, listen = true, wrap = true, bin = true,
 	admin = true }
 
 -- Start srv.argv and read its stdout until "moongate: ready" (ports, key,
@@ -516,7 +517,7 @@ function T.start_server(opts)
 			error("start_server: unknown option '" .. tostring(k) .. "'", 2)
 		end
 	end
-	local bin = os.getenv("MOONGATE_BIN") or "build/moongate"
+	local bin = opts.bin or os.getenv("MOONGATE_BIN") or "build/moongate"
 	if not io.open(bin, "rb") then
 		error("start_server: no server binary at " .. bin ..
 			" (set MOONGATE_BIN)", 2)

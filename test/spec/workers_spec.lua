@@ -330,7 +330,29 @@ return svc
 	end)
 
 	it("upgrade under load: no session dropped, no message lost, new sessions on the new workers", function()
-		local srv = start(2, 30000, { upgrade_drain_ms = 60000 })
+		-- the server runs a copy of the binary; the upgrade replaces the
+		-- file (a new inode, as a package upgrade does) and the new workers
+		-- must run the new file
+		local dir = os.tmpname()
+		os.remove(dir)
+		assert(os.execute("mkdir -p " .. dir .. " && cp " .. (os.getenv("MOONGATE_BIN") or "build/moongate")
+			.. " " .. dir .. "/moongate") == 0)
+		local function exe_of(pid)
+			local f = io.popen("readlink /proc/" .. pid .. "/exe")
+			local s = f:read("*l")
+			f:close()
+			return s
+		end
+		local function inode(path)
+			local f = io.popen("stat -c %i " .. path)
+			local s = f:read("*l")
+			f:close()
+			return s
+		end
+		local cfg = { workers = 2, session = { resume_grace_ms = 30000 }, upgrade_drain_ms = 60000 }
+		local srv = T.start_server{ services = { "who" }, inline = { who = WHO }, config = cfg,
+			bin = dir .. "/moongate" }
+		local old_inode = inode(dir .. "/moongate")
 		local cls = {}
 		for i = 1, 8 do
 			cls[i] = T.connect(srv, i % 2 == 0 and "tcp" or "udp", "u" .. i)
@@ -349,6 +371,10 @@ return svc
 			end
 		end
 		send_round("before")
+		-- the new binary: another file at the same path
+		assert(os.execute("cp " .. dir .. "/moongate " .. dir .. "/moongate.new && mv "
+			.. dir .. "/moongate.new " .. dir .. "/moongate") == 0)
+		assert.are_not.equal(old_inode, inode(dir .. "/moongate"))
 		T.kill(srv.pid, 12) -- SIGUSR2: moongate upgrade
 		-- sending all the while, until the new workers serve (a deadline,
 		-- not a count of rounds: a loaded machine starts them slower)
@@ -387,6 +413,14 @@ return svc
 			cl:wait_open()
 			assert.is_true(worker_of(cl) >= 2)
 		end
+		-- the new workers run the new file; the old ones the replaced one
+		for k = 2, 3 do
+			local pid = tonumber(srv:log():match("workers: worker " .. k .. " started, pid (%d+)"))
+			assert.is_number(pid)
+			assert.are.equal(dir .. "/moongate", exe_of(pid))
+		end
+		local old = tonumber(srv:log():match("workers: worker 0 started, pid (%d+)"))
+		assert.truthy(exe_of(old):find("(deleted)", 1, true))
 		-- the old workers leave when their last session ends
 		for _, cl in ipairs(cls) do cl:close() end
 		srv:wait_log("workers: worker 0 %(pid %d+%) exited with status 0", 10000)
