@@ -76,6 +76,16 @@ resume(script_t *sc, lua_State *co, int nargs, const char *svc,
 	int timed = sc->budget_ms > 0 || sc->timing;
 	double t0 = timed ? script_mono_ms() : 0;
 	int rc = lua_resume(co, nargs);
+	if (rc != LUA_YIELD && sc->yield_wid) {
+		/* a wait began, then its yield raised (across a C-call boundary:
+		 * a comparator of table.sort, a metamethod) and the callback went
+		 * on or failed: what the wait arranged is undone */
+		if (sc->yield_cancel)
+			sc->yield_cancel(sc, sc->yield_wid, sc->yield_io);
+		sc->yield_wid = 0;
+		sc->yield_cancel = NULL;
+		sc->yield_io = NULL;
+	}
 	*wid = sc->yield_wid;
 	*cancel = (void *)sc->yield_cancel;
 	*io = sc->yield_io;
@@ -192,6 +202,15 @@ uint64_t
 script_task_wait(lua_State *L, const char *who)
 {
 	script_t *sc = script_self(L);
+	if (L == sc->running && sc->yield_wid) {
+		/* the last wait's yield raised and the callback caught it (pcall):
+		 * that wait is undone before this one begins */
+		if (sc->yield_cancel)
+			sc->yield_cancel(sc, sc->yield_wid, sc->yield_io);
+		sc->yield_wid = 0;
+		sc->yield_cancel = NULL;
+		sc->yield_io = NULL;
+	}
 	if (L != sc->running || sc->yield_wid) {
 		luaL_error(L, "%s: can only wait in a callback's own coroutine (a "
 		           "session, timer or handshake callback or a console "

@@ -99,6 +99,21 @@ function cmds.yield(session)
 	coroutine.yield()
 end
 
+-- a wait whose yield raises (inside table.sort's comparator, a C call):
+-- the callback catches it, and what that wait arranged is undone before
+-- its next wait, which works
+function cmds.sort_sleep(session)
+	local before = moongate.server_stats().lua.timers
+	local ok, err = pcall(table.sort, { 3, 2, 1 }, function(a, b)
+		moongate.sleep(60000)
+		return a < b
+	end)
+	local mid = moongate.server_stats().lua.timers
+	moongate.sleep(1)
+	session:send(json.encode({ ok = ok, err = tostring(err), before = before, mid = mid,
+		after = moongate.server_stats().lua.timers }))
+end
+
 function cmds.ready(session)
 	session:send(session.ready and "ready" or "not ready")
 end
@@ -296,6 +311,20 @@ describe("callbacks that wait", function()
 		assert(cl:send("ping"))
 		T.wait(function() return #cl.messages >= 2 end, 5000, cl)
 		assert.are.equal("pong", cl.messages[2])
+	end)
+
+	it("undo a wait whose yield raised across a C call, and wait again", function()
+		local srv = start()
+		local cl = T.connect(srv, "udp")
+		cl:wait_open()
+		assert(cl:send("sort_sleep"))
+		local r = json.decode(cl:wait_message())
+		assert.is_false(r.ok)
+		assert.truthy(r.err:find("yield", 1, true), r.err)
+		assert.are.equal(r.before, r.after) -- the 60 s sleep's timer is gone
+		assert(cl:send("ping"))
+		assert.are.equal("pong", cl:wait_message())
+		assert.are.equal(0, report(cl).stats.waiting)
 	end)
 
 	it("let the handshake wait, then accept or refuse", function()
