@@ -29,7 +29,9 @@ end
 -- The worker of cl's session (its id's low byte).
 local function worker_of(cl)
 	local before = #cl.messages
-	assert(cl:send("id"))
+	-- (right after a move the new session may still be in its handshake,
+	-- when a send is refused: asked again until it is open)
+	cl:wait(function() return cl:send("id") end, 5000, "an open session")
 	local m = cl:wait(function()
 		for i = before + 1, #cl.messages do
 			if cl.messages[i]:match("^%d+$") then return cl.messages[i] end
