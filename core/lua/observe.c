@@ -86,25 +86,9 @@ walk_one(const session_t *s, const struct gate_path *p, void *user)
 	struct walk *w = user;
 	struct session_stats st;
 	(void)p;
-	session_stats(s, &st);
-	uint64_t push, retrans;
-	session_resends(s, &push, &retrans);
-	struct gate_retired *r = &w->live;
-	r->sessions++;
-	r->retrans += retrans;
-	r->push += push;
-	r->fec_recovered += st.fec_recovered;
-	r->fec_parity_out += st.fec_parity_out;
-	r->msgs_in += st.msgs_in;
-	r->msgs_out += st.msgs_out;
-	r->dgrams_in += st.dgrams_in;
-	r->dgrams_out += st.dgrams_out;
-	r->in_auth_fail += st.in_auth_fail;
-	r->in_replay += st.in_replay;
-	r->in_malformed += st.in_malformed;
-	r->path_changes += st.path_changes;
-	r->offlines += st.offlines;
-	r->resumes += st.resumes;
+	uint64_t push0 = w->live.push, retrans0 = w->live.retrans;
+	gate_retired_add(&w->live, s, &st);
+	uint64_t push = w->live.push - push0, retrans = w->live.retrans - retrans0;
 	w->queued += st.waiting_bytes;
 	if (st.waiting_bytes > w->queued_max)
 		w->queued_max = st.waiting_bytes;

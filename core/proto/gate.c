@@ -99,10 +99,15 @@ static void budget(gate_t *g);
 static void
 retire(gate_t *g, const session_t *s)
 {
+	if (s)
+		gate_retired_add(&g->retired, s, NULL);
+}
+
+void
+gate_retired_add(struct gate_retired *r, const session_t *s,
+                 struct session_stats *out)
+{
 	struct session_stats st;
-	struct gate_retired *r = &g->retired;
-	if (!s)
-		return;
 	session_stats(s, &st);
 	uint64_t push, retrans;
 	session_resends(s, &push, &retrans);
@@ -121,6 +126,8 @@ retire(gate_t *g, const session_t *s)
 	r->path_changes += st.path_changes;
 	r->offlines += st.offlines;
 	r->resumes += st.resumes;
+	if (out)
+		*out = st;
 }
 
 static void

@@ -227,5 +227,9 @@ struct gate_retired {
 	uint64_t path_changes, offlines, resumes;
 };
 void gate_retired(const gate_t *g, struct gate_retired *r);
+/* s's counters added to r (a scrape sums the live sessions with it); out,
+ * when not NULL, gets s's session_stats. */
+void gate_retired_add(struct gate_retired *r, const session_t *s,
+                      struct session_stats *out);
 
 #endif

@@ -257,6 +257,7 @@ arm(metrics_t *m)
 	}
 }
 
+/* the epoll descriptor readable, or the timeout: MHD does its work */
 static void
 on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -270,11 +271,7 @@ on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void
 on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	metrics_t *m = w->data;
-	(void)loop;
-	(void)revents;
-	MHD_run(m->d);
-	arm(m);
+	on_io(loop, &((metrics_t *)w->data)->io, revents);
 }
 
 static void
