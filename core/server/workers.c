@@ -353,12 +353,26 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 		return 1;
 	}
 	struct sup su = { .c = c, .n = n, .slots = 2 * n, .run = run, .user = user,
-	                  .exe = exe, .argv = argv };
+	                  .exe = exe, .argv = argv, .sfd = -1, .ready_rd = -1,
+	                  .ready_wr = -1 };
 	struct sup *u = &su;
+	int status = 1;
+	int (*chan)[2] = NULL;
 	u->ws = calloc((size_t)u->slots, sizeof *u->ws);
-	if (!u->ws)
-		return 1;
+	/* the channels: slot k reads chan[k][0]; the others write chan[k][1] */
+	chan = calloc((size_t)u->slots, sizeof *chan);
+	if (!u->ws || !chan) {
+		log_error("workers: out of memory");
+		goto out;
+	}
 	struct worker *ws = u->ws;
+	/* every descriptor -1 until opened: a failure below closes only those */
+	for (int k = 0; k < u->slots; k++) {
+		for (int i = 0; i < 16; i++)
+			ws[k].fds.fd[i] = -1;
+		ws[k].fds.n = c->nlisten;
+		chan[k][0] = chan[k][1] = -1;
+	}
 	/* the groups: listener i, socket k for slot k, bound in order, all
 	 * kept open while the server runs (the group's order never changes) */
 	for (int i = 0; i < c->nlisten; i++) {
@@ -374,7 +388,7 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 				          "(another server?): not starting",
 				          c->listen[i].transport == GATE_TCP ? "tcp" : "udp",
 				          port);
-				return 1;
+				goto out;
 			}
 			struct timespec ts = { 0, 50 * 1000 * 1000 }; /* 5 s in all */
 			nanosleep(&ts, NULL);
@@ -382,23 +396,18 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 		for (int k = 0; k < u->slots; k++) {
 			int fd = bind_one(&c->listen[i], &port);
 			if (fd < 0)
-				return 1;
+				goto out;
 			ws[k].fds.fd[i] = fd;
 			ws[k].fds.port[i] = port;
-			ws[k].fds.n = c->nlisten;
 		}
 	}
 	if (steer(u, 0) < 0)
-		return 1;
-	/* the channels: slot k reads chan[k][0]; the others write chan[k][1] */
-	int (*chan)[2] = calloc((size_t)u->slots, sizeof *chan);
-	if (!chan)
-		return 1;
+		goto out;
 	for (int k = 0; k < u->slots; k++)
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
 		               chan[k]) < 0) {
 			log_error("workers: socketpair: %s", strerror(errno));
-			return 1;
+			goto out;
 		}
 	for (int k = 0; k < u->slots; k++) {
 		ws[k].fds.chan_rd = chan[k][0];
@@ -409,7 +418,7 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) < 0) {
 		log_error("workers: pipe: %s", strerror(errno));
-		return 1;
+		goto out;
 	}
 	u->ready_rd = ready[0];
 	u->ready_wr = ready[1];
@@ -425,11 +434,12 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 	u->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (u->sfd < 0) {
 		log_error("workers: signalfd: %s", strerror(errno));
-		return 1;
+		goto out;
 	}
+	status = 0;
 	for (int k = 0; k < n; k++)
 		spawn(u, k, 0);
-	int announced = 0, stopping = 0, status = 0;
+	int announced = 0, stopping = 0;
 	double stop_deadline = 0;
 	for (;;) {
 		/* the signals, the ready pipe, and the channels of slots that no
@@ -595,17 +605,23 @@ workers_supervise(const struct config *c, int n, workers_run_fn *run,
 			if (ws[k].pid == 0 && now >= ws[k].restart_at)
 				spawn(u, k, u->exe != NULL && u->upgraded);
 	}
-	for (int k = 0; k < u->slots; k++) {
-		for (int i = 0; i < ws[k].fds.n; i++)
-			close(ws[k].fds.fd[i]);
-		close(chan[k][0]);
-		close(chan[k][1]);
+out:
+	for (int k = 0; u->ws && chan && k < u->slots; k++) {
+		for (int i = 0; i < u->ws[k].fds.n; i++)
+			if (u->ws[k].fds.fd[i] >= 0)
+				close(u->ws[k].fds.fd[i]);
+		for (int j = 0; j < 2; j++)
+			if (chan[k][j] >= 0)
+				close(chan[k][j]);
 	}
 	free(chan);
-	close(u->sfd);
-	close(u->ready_rd);
-	close(u->ready_wr);
-	free(ws);
+	if (u->sfd >= 0)
+		close(u->sfd);
+	if (u->ready_rd >= 0) {
+		close(u->ready_rd);
+		close(u->ready_wr);
+	}
+	free(u->ws);
 	return status;
 }
 
