@@ -38,6 +38,13 @@
 #define TCP_READS 64   /* read() calls per poll at most */
 #define MOVES_MAX 64   /* moves followed per handle at most (a loop of moves ends) */
 
+/* a reliable message held during a move (handle.h) */
+struct held {
+	struct held *next;
+	size_t len;
+	uint8_t data[];
+};
+
 /* The public values are the session's: events and codes pass through. */
 _Static_assert((int)MGCLIENT_OPEN == (int)SESSION_EV_OPEN &&
                (int)MGCLIENT_MESSAGE == (int)SESSION_EV_MESSAGE &&
@@ -313,7 +320,6 @@ static void
 on_event(session_t *s, const struct session_event *ev, void *user)
 {
 	mgclient_t *c = user;
-	(void)s;
 	switch (ev->type) {
 	case SESSION_EV_CLOSE:
 		/* a move the server asked for: followed in settle() */
@@ -332,6 +338,7 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 		return;
 	case SESSION_EV_OPEN:
 		c->opened = 1; /* no payload, never queued */
+		c->open_msg_max = session_msg_max(s);
 		steer_opened(c);
 		return;
 	case SESSION_EV_MESSAGE:
@@ -353,12 +360,16 @@ on_event(session_t *s, const struct session_event *ev, void *user)
 }
 
 static void follow_move(mgclient_t *c);
+static void release_held(mgclient_t *c);
+static int hold(mgclient_t *c, const void *msg, size_t len);
 
 /* After every session call: act on failures, write what the calls
  * produced, close the sockets once the session has ended. */
 static void
 settle(mgclient_t *c)
 {
+	if (c->in_move && c->opened && !c->ended)
+		release_held(c);
 	for (int i = 0; i < 2; i++) {
 		struct tport *t = i ? &c->tcp : &c->udp;
 		if (t->tcp && t->fd >= 0 && !t->fail_code)
@@ -399,8 +410,21 @@ tcp_input(void *user, uint8_t *pkt, size_t len)
 /* ---- the API ----------------------------------------------------------- */
 
 static void
+held_free(mgclient_t *c)
+{
+	while (c->held) {
+		struct held *h = c->held;
+		c->held = h->next;
+		free(h);
+	}
+	c->held_tail = &c->held;
+	c->held_bytes = 0;
+}
+
+static void
 free_client(mgclient_t *c)
 {
+	held_free(c);
 	tport_free(&c->udp);
 	tport_free(&c->tcp);
 	for (int i = 0; i < c->qn; i++)
@@ -429,6 +453,7 @@ mgclient_connect(const char *url, const void *hello, size_t hello_len,
 	}
 	tport_init(&c->udp, 0);
 	tport_init(&c->tcp, 1);
+	c->held_tail = &c->held;
 	uint8_t key[WIRE_PUB];
 	int has_key, worker;
 	if (take_options(c, opts, err, errlen) < 0 ||
@@ -563,6 +588,11 @@ mgclient_send(mgclient_t *c, const void *msg, size_t len)
 {
 	if (c->ended)
 		return SESSION_ECLOSED;
+	if (c->in_move && !c->opened) { /* the new session is on its way */
+		int r = hold(c, msg, len);
+		settle(c);
+		return r;
+	}
 	int r = session_send(c->s, msg, len, c->now);
 	/* KCP sends new data at its next update: make that now, so that
 	 * the message does not wait for the next poll */
@@ -588,6 +618,8 @@ mgclient_send_unreliable(mgclient_t *c, const void *msg, size_t len)
 {
 	if (c->ended)
 		return SESSION_ECLOSED;
+	if (c->in_move && !c->opened)
+		return MGCLIENT_EOFFLINE; /* as offline: stale by the time it lands */
 	int r = session_send_unreliable(c->s, msg, len, c->now);
 	/* offline, the session takes the datagram and drops it (it would be
 	 * stale by the time the server could read it): say so */
@@ -722,6 +754,56 @@ mgclient_stats(const mgclient_t *c, struct mgclient_stats *st)
 
 /* ---- moves --------------------------------------------------------------- */
 
+/* mgclient_send during a move: kept for the new session, in order. Over
+ * the watermark the handle closes with "backpressure", as a session does. */
+static int
+hold(mgclient_t *c, const void *msg, size_t len)
+{
+	if (len > (size_t)c->open_msg_max)
+		return SESSION_ETOOBIG;
+	if ((int64_t)(c->held_bytes + len) > c->scfg.watermark) {
+		fail(c, SESSION_CLOSE_BACKPRESSURE, "backpressure");
+		return SESSION_EFULL;
+	}
+	struct held *h = malloc(sizeof *h + len);
+	if (!h)
+		return SESSION_ENOMEM;
+	h->next = NULL;
+	h->len = len;
+	memcpy(h->data, msg, len);
+	*c->held_tail = h;
+	c->held_tail = &h->next;
+	c->held_bytes += len;
+	return 0;
+}
+
+/* The move's new session opened: what the game sent meanwhile goes out
+ * first, in order. One that the new session refuses ends the handle (a
+ * reliable message is never dropped silently). */
+static void
+release_held(mgclient_t *c)
+{
+	c->in_move = 0;
+	while (c->held && !c->fail_code) {
+		struct held *h = c->held;
+		int r = session_send(c->s, h->data, h->len, c->now);
+		if (r == SESSION_ETOOBIG)
+			fail(c, SESSION_CLOSE_PROTOCOL, "a message sent during a move is "
+			     "above the new server's msg_max");
+		else if (r < 0 && r != SESSION_EFULL) /* (EFULL: closing already) */
+			fail(c, SESSION_CLOSE_BACKPRESSURE, "a message sent during a "
+			     "move could not be queued");
+		if (r < 0)
+			break;
+		c->held = h->next;
+		c->held_bytes -= h->len;
+		free(h);
+	}
+	held_free(c);
+	if (c->o.autoflush && session_check(c->s, c->now) <= c->now)
+		session_update(c->s, c->now);
+}
+
 /* The server closed with SESSION_CLOSE_MOVED and c->move: "W URL HELLO"
  * (docs/PROTOCOL.md, "Moves"): W a worker slot or "-", URL a url or "-"
  * (the one in use), HELLO the rest (the hello to send there). The MOVED
@@ -796,6 +878,7 @@ follow_move(mgclient_t *c)
 		                                     (const uint8_t *)hello, hlen,
 		                                     c->now);
 		if (s) {
+			c->in_move = 1;
 			session_release(c->s); /* closed: its CLOSE event came */
 			c->s = s;
 		} else {

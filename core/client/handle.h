@@ -69,6 +69,13 @@ struct mgclient {
 	int closing;          /* the caller closed: no move is followed */
 	char move[WIRE_REASON_MAX + 1];
 	char url[300];        /* the url in use ("-" in a move keeps it) */
+	/* reliable messages the game sent between MOVED and the new session's
+	 * OPEN: held here (at most the watermark's bytes), sent first on open */
+	int in_move;          /* a move's new session is not open yet */
+	int open_msg_max;     /* msg_max of the last session that opened: it
+	                         bounds them meanwhile */
+	struct held *held, **held_tail;
+	size_t held_bytes;
 };
 
 static inline int

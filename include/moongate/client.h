@@ -174,7 +174,11 @@ enum mgclient_event_type {
 	                          hello the server gave, and OPEN follows again
 	                          (or CLOSE). ev->reason: the move as the server
 	                          said it (docs/PROTOCOL.md, "Moves"). The
-	                          session is new: mgclient_fd may change. */
+	                          session is new: mgclient_fd may change.
+	                          Until its OPEN, mgclient_send holds messages
+	                          (up to the watermark) and sends them there
+	                          first; mgclient_send_unreliable returns
+	                          MGCLIENT_EOFFLINE. */
 };
 
 enum mgclient_transport { MGCLIENT_UDP = 1, MGCLIENT_TCP = 2 };
