@@ -462,9 +462,15 @@ on_arm(struct ev_loop *loop, ev_prepare *w, int revents)
 	uint64_t due = gate_check(sv->gate, now), t = script_check(sv->script, now);
 	net_timer(sv->net, t < due ? t : due);
 	if (sv->stopping || sv->draining) {
+		/* done when the last session ended and its close callbacks are
+		 * done waiting (a held seat, a room's state saved in Redis);
+		 * shutdown_ms bounds both */
 		struct gate_stats st;
+		struct script_stats sc = { 0 };
 		gate_stats(sv->gate, &st);
-		if (st.sessions == 0) {
+		if (sv->script)
+			script_stats(sv->script, &sc);
+		if (st.sessions == 0 && sc.waiting == 0) {
 			if (sv->draining && !sv->stopping)
 				log_info("drained: the last session of this worker ended");
 			ev_break(sv->loop, EVBREAK_ALL);

@@ -37,8 +37,9 @@
 -- saved by login.save): with Redis (service login's store) it survives a
 -- restart or a crash of the server. A cookie login after one finds its
 -- room gone from memory: the room is made again (same id, mode, capacity
--- and meta; its logic starts afresh with init) and the player seated in
--- it, "rejoined"; the next members of that room coming back join it. A
+-- and meta) and the player seated in
+-- it, "rejoined" (init with its params, then restore with the logic's
+-- saved state); the next members of that room coming back join it. A
 -- room whose id was taken meanwhile by another room (its token differs)
 -- is gone: {"op":"left","room":ID,"reason":"room gone"}.
 --
@@ -53,6 +54,9 @@
 --   M.filter(room, receiver_id, sender_ids) -> ids   (state sync interest)
 --   M.snapshot(room, player) -> string               (frame sync resync)
 --   M.dispose(room)
+--   M.save(room) -> value        M.restore(room, value)   M.save_ms
+--     (with the directory: the state that outlives this process, written
+--     beside the room's entry; docs/SERVICES.md, "A room's state")
 -- Every callback is optional and runs under pcall: an error is logged
 -- with the room and the traceback, and the room goes on.
 --
@@ -60,7 +64,7 @@
 --   { modes = { relay = "room_relay", lockstep = "room_lockstep" },
 --     rooms_max = 10000, capacity_max = 64, hold_ms = 60000,
 --     client_create = true, meta_max = 1024, history = 256, list_max = 50,
---     route = true, move_ms = 10000 }
+--     route = true, move_ms = 10000, save_ms = 0, state_max = 65536 }
 --   move_ms: how long a seat reserved for a player moved to the room's
 --   worker or node waits for it (see "rooms on other workers and nodes")
 --   route: a member's datagrams in a state-sync room go into the room's
@@ -89,111 +93,11 @@ local function wall_ms()
 	return math.floor(moongate.time() * 1000)
 end
 
--- ---- the room directory in Redis ---------------------------------------------
--- When the login service keeps players in Redis (login.store_prefix()),
--- each room is there too: prefix .. "room:" .. ID, a hash of mode,
--- capacity, members, meta (JSON) and token, written when the room opens
--- and when its members change, deleted when it closes. It expires
--- 2 x hold_ms after its last write, and a live room writes it again every
--- hold_ms / 2, so the room of a crashed process goes when the seats held
--- in it would. Room ids then come from INCR prefix .. "room_id": unique
--- across restarts (and processes). Never fatal: an error is logged.
+-- The room directory in Redis (service/room_dir.lua): called through its
+-- table, so that a reload of room_dir takes effect here.
+local D = require "room_dir"
+local store_prefix = D.prefix
 local redis = require "moongate.redis"
-
-local function store_prefix()
-	local login = package.loaded.login
-	return login and login.store_prefix and login.store_prefix() or nil
-end
-
--- Beside each entry, where the room lives (node = node_id, worker =
--- moongate.worker, url = node_url) and, per mode, prefix .. "open:" ..
--- MODE: a sorted set of the ids of rooms with a free seat, scored by their
--- members (quick match across workers and nodes reads it; an id whose
--- entry expired is taken out by the reader).
-local function dir_write(room)
-	local prefix = store_prefix()
-	if not prefix or room.closed or room.moved then
-		return
-	end
-	local key = prefix .. "room:" .. room.id
-	local open = prefix .. "open:" .. room.mode
-	local ok, err = pcall(function()
-		local _, errs = redis.connect():pipeline({
-			{ "HSET", key, "mode", room.mode, "capacity", room.capacity,
-				"members", room.n, "meta", json.encode(room.meta), "token", room.token,
-				"node", moongate.node_id, "worker", moongate.worker or 0,
-				"url", moongate.node_url or "" },
-			{ "PEXPIRE", key, 2 * (moongate.settings("room").hold_ms or 60000) },
-			room.n < room.capacity and { "ZADD", open, room.n, room.id }
-				or { "ZREM", open, room.id } })
-		return errs and (errs[1] or errs[2] or errs[3])
-	end)
-	if not ok or err then
-		moongate.warn("room %d: directory not written in Redis: %s", room.id, tostring(err))
-	end
-end
-
-local function dir_drop(room)
-	local prefix = store_prefix()
-	if prefix and not room.moved then -- (a moved room's entry is the new worker's)
-		pcall(function()
-			redis.connect():pipeline({ { "DEL", prefix .. "room:" .. room.id },
-				{ "ZREM", prefix .. "open:" .. room.mode, room.id } })
-		end)
-	end
-end
-
--- The directory's entry of room id: { mode, capacity, members, meta, token,
--- node, worker, url } or nil (none, or no Redis; nil, err on an error).
-local function dir_read(id)
-	local prefix = store_prefix()
-	if not prefix then
-		return nil
-	end
-	local ok, t, err = pcall(function()
-		return redis.connect():call("HGETALL", prefix .. "room:" .. id)
-	end)
-	if not ok or not t then
-		return nil, tostring(ok and err or t)
-	end
-	if #t == 0 then
-		return nil
-	end
-	local h = { id = id }
-	for i = 1, #t - 1, 2 do
-		h[t[i]] = t[i + 1]
-	end
-	h.capacity, h.members, h.worker = tonumber(h.capacity), tonumber(h.members), tonumber(h.worker)
-	if not (h.capacity and h.members and h.token and h.mode) then
-		return nil
-	end
-	return h
-end
-
--- Is a directory entry this process's?
-local function is_here(d)
-	return d.node == moongate.node_id and d.worker == (moongate.worker or 0)
-end
-
--- A room id: Redis's counter when the directory is there, else this
--- process's (never one of its live rooms).
-local function new_id()
-	local prefix = store_prefix()
-	if prefix then
-		local ok, id = pcall(function()
-			return redis.connect():call("INCR", prefix .. "room_id")
-		end)
-		if ok and type(id) == "number" then
-			S.next_id = math.max(S.next_id, id)
-			return id
-		end
-	end
-	S.next_id = S.next_id + 1
-	while S.rooms[S.next_id] do
-		S.next_id = S.next_id + 1
-	end
-	return S.next_id
-end
 
 -- What a player's record says of its seat (player.held_seat).
 local function seat_record(room, p, hold_until)
@@ -237,6 +141,8 @@ local function config()
 		history = c.history or 256,
 		list_max = c.list_max or 50,
 		route = c.route ~= false,
+		state_max = c.state_max or 65536,
+		save_ms = c.save_ms or 0,
 	}
 end
 
@@ -268,6 +174,36 @@ local function call(room, cb, ...)
 		return
 	end
 	return unpack(r, 2, table.maxn(r))
+end
+
+-- What the logic saves of the room (M.save's value) as JSON, or nil and
+-- why: no M.save, it failed (logged), it returned nil, its value is not
+-- JSON, or it is above state_max bytes (logged: the last one saved stays).
+local function saved_state(room)
+	if not room.logic.save then
+		return nil, "the logic has no save"
+	end
+	local v = call(room, "save")
+	if v == nil then
+		return nil, "save returned nothing"
+	end
+	local ok, js = pcall(json.encode, v)
+	local max = config().state_max
+	if not ok or #js > max then
+		local why = not ok and ("not JSON: " .. tostring(js))
+			or ("%d bytes, above settings.room.state_max %d"):format(#js, max)
+		moongate.warn({ room = room.id, event = "room_state" }, "room %d (%s): state not saved: %s",
+			room.id, room.mode, why)
+		return nil, why
+	end
+	return js
+end
+
+-- The room's directory entry, with the logic's state when it saves one.
+local function dir_write(room)
+	if store_prefix() then
+		return D.write(room, (saved_state(room)))
+	end
 end
 
 function Room:members()
@@ -321,6 +257,22 @@ function Room:kick(player, reason)
 		return nil, "not in this room"
 	end
 	return M.leave(player, "kicked", reason)
+end
+
+-- Save the room's state in the directory now (M.save; with the login
+-- service's Redis store): true, or nil and why. Waits for Redis.
+function Room:save()
+	if not store_prefix() then
+		return nil, "no room directory (the login service keeps no Redis store)"
+	end
+	if self.closed or self.moved then
+		return nil, "the room is not here any more"
+	end
+	local js, why = saved_state(self)
+	if not js then
+		return nil, why
+	end
+	return D.write(self, js)
 end
 
 function Room:close(reason)
@@ -452,7 +404,7 @@ function M.create(mode, opts)
 		end
 		S.next_id = math.max(S.next_id, id)
 	else
-		id = new_id()
+		id = D.new_id(S)
 		if S.rooms[id] then -- a held room made again meanwhile took it
 			return nil, "room id " .. id .. " taken: try again"
 		end
@@ -469,7 +421,17 @@ function M.create(mode, opts)
 	end
 	S.rooms[room.id] = room
 	S.nrooms = S.nrooms + 1
-	call(room, "init", opts.params or {})
+	local params = opts.params or {}
+	local okp, pjs = pcall(json.encode, params)
+	room.params_json = okp and #pjs <= cfg.state_max and pjs or nil -- (made again with them)
+	call(room, "init", params)
+	if opts.saved then -- made again from the directory: what the logic saved
+		local okd, v = pcall(json.decode, opts.saved)
+		if okd and v ~= nil and logic.restore then
+			call(room, "restore", v)
+		end
+		room.tick = tonumber(opts.tick) or 0
+	end
 	room.timer = moongate.every(math.floor(1000 / rate + 0.5), function(t)
 		if room.closed then
 			t:cancel()
@@ -479,6 +441,17 @@ function M.create(mode, opts)
 	end)
 	moongate.info({ room = room.id, event = "room_open" }, "room %d (%s) created, capacity %d, %d Hz", room.id, mode, capacity, rate)
 	dir_write(room)
+	local save_ms = tonumber(logic.save_ms) or cfg.save_ms
+	if logic.save and save_ms > 0 and store_prefix() then
+		-- checkpoints: a crash loses at most save_ms of the logic's state
+		room.save_timer = moongate.every(math.max(50, math.floor(save_ms)), function(t)
+			if room.closed or room.moved then
+				t:cancel()
+			else
+				dir_write(room)
+			end
+		end)
+	end
 	if store_prefix() and not S.dir_timer then
 		-- keeps the directory's entries of live rooms from expiring
 		S.dir_timer = moongate.every(math.max(1000, math.floor(config().hold_ms / 2)), function()
@@ -496,6 +469,9 @@ function M.close_room(room, reason)
 	end
 	room.closed = true -- first: the last leave must not close it again
 	room.timer:cancel()
+	if room.save_timer then
+		room.save_timer:cancel()
+	end
 	for _, p in ipairs(room:members()) do
 		M.leave(p, reason)
 	end
@@ -507,7 +483,7 @@ function M.close_room(room, reason)
 	end
 	S.rooms[room.id] = nil
 	S.nrooms = S.nrooms - 1
-	dir_drop(room)
+	D.drop(room)
 	moongate.info({ room = room.id, event = "room_close" }, "room %d (%s) closed: %s", room.id, room.mode, reason)
 end
 
@@ -609,37 +585,6 @@ local function move_to(player, d, meta, back, match)
 	return true
 end
 
--- Quick match in the directory: the fullest room of mode with a free
--- seat on any worker or node (entries that expired are taken out of the
--- set). nil when there is none, or no Redis, or Redis failed (then the
--- match stays in this process).
-local function dir_match(mode)
-	local prefix = store_prefix()
-	if not prefix then
-		return nil
-	end
-	local open = prefix .. "open:" .. mode
-	local ok, ids = pcall(function()
-		return redis.connect():call("ZREVRANGE", open, 0, 15)
-	end)
-	if not ok or type(ids) ~= "table" then
-		return nil
-	end
-	local best
-	for _, sid in ipairs(ids) do
-		local id = tonumber(sid)
-		local d = id and dir_read(id)
-		if not d then
-			pcall(function() redis.connect():call("ZREM", open, sid) end)
-		elseif d.mode == mode and d.members < d.capacity
-			and (not best or d.members > best.members
-				or (d.members == best.members and d.id < best.id)) then
-			best = d
-		end
-	end
-	return best
-end
-
 -- Quick match: the fullest room of this mode with a free seat (with Redis,
 -- on any worker or node: the player is moved there), or a new one here
 -- (when clients may create rooms).
@@ -655,8 +600,8 @@ function M.match(player, mode, meta, local_only)
 		end
 	end
 	if config().modes[mode] then
-		local d = not local_only and dir_match(mode)
-		if d and not is_here(d) and (not best or d.members > best.n) then
+		local d = not local_only and D.match(mode)
+		if d and not D.is_here(d) and (not best or d.members > best.n) then
 			local ok, err = move_to(player, d, meta, nil, mode)
 			if ok then
 				return "moved"
@@ -787,13 +732,13 @@ local function restore_seat(session, p)
 		-- the player goes there. Here, or nowhere after a crash (its entry
 		-- expired, or no Redis): made again here. A move for a room whose
 		-- entry is gone: it closed meanwhile.
-		local d = dir_read(h.room) -- (waits: another login may make it)
+		local d = D.read(h.room) -- (waits: another login may make it)
 		room = S.rooms[h.room]
 		if room then
 			d = nil -- made again meanwhile (another member came back)
 		elseif d and d.token ~= h.token then
 			err = "room gone"
-		elseif d and not is_here(d) then
+		elseif d and not D.is_here(d) then
 			local ok, merr = move_to(p, d, h.join_meta, h)
 			if ok then
 				return -- seated there
@@ -802,8 +747,14 @@ local function restore_seat(session, p)
 		elseif not d and h.move then
 			err = "room gone" -- moved here for a room that closed meanwhile
 		else
+			local params
+			if d and d.params then
+				local okp, v = pcall(json.decode, d.params)
+				params = okp and type(v) == "table" and v or nil
+			end
 			room, err = M.create(h.mode, { id = h.room, token = h.token,
-				capacity = h.capacity, meta = h.meta })
+				capacity = h.capacity, meta = h.meta, params = params,
+				saved = d and d.state, tick = d and d.tick })
 			if room then
 				moongate.info({ room = room.id, event = "room_restore" },
 					"room %d (%s) made again for %s, who held seat %s", room.id,
@@ -913,6 +864,7 @@ function M.close(session)
 	local hold_ms = config().hold_ms
 	p.held_seat = seat_record(p.room, p, wall_ms() + hold_ms)
 	save(p)
+	dir_write(p.room) -- (at a shutdown: the logic's state as it ends)
 	hold = moongate.after(hold_ms, function()
 		if p.hold ~= hold then
 			return -- replaced or cancelled meanwhile
@@ -969,8 +921,14 @@ local function handle(session, p, m)
 	end
 	if op == "rooms" then
 		-- at most list_max rooms per reply (a reply must fit a message):
-		-- those with an id above "after", of "mode" if given
+		-- those with an id above "after", of "mode" if given; with the
+		-- directory, every worker's and node's rooms
 		local after, mode = tonumber(m.after) or 0, m.mode
+		local dl, dmore = D.list(after, mode, config().list_max)
+		if dl then
+			send(session, { op = "rooms", rooms = dl, more = dmore or nil })
+			return
+		end
 		local ids = {}
 		for id, r in pairs(S.rooms) do
 			if id > after and (mode == nil or r.mode == mode) then
@@ -1013,8 +971,8 @@ local function handle(session, p, m)
 		ok, err = M.match(p, m.mode, m.meta)
 	elseif op == "join" then
 		local room = S.rooms[m.room]
-		local d = not room and p.room == nil and dir_read(m.room)
-		if d and not is_here(d) then
+		local d = not room and p.room == nil and D.read(m.room)
+		if d and not D.is_here(d) then
 			ok, err = move_to(p, d, m.meta) -- on another worker or node
 		elseif not room then
 			err = "no such room"
@@ -1139,8 +1097,15 @@ if moongate.on_drain then
 		for _, room in ipairs(list) do
 			if not room.closed and not room.moved then
 				room.moved = true
+				local js = saved_state(room) -- (nil: the last one saved stays)
 				local ok = pcall(function()
-					redis.connect():call("HSET", prefix .. "room:" .. room.id, "worker", worker)
+					local cmd = { "HSET", prefix .. "room:" .. room.id, "worker", worker,
+						"tick", room.tick }
+					if js then
+						cmd[#cmd + 1] = "state"
+						cmd[#cmd + 1] = js
+					end
+					assert(redis.connect():call(unpack(cmd)))
 				end)
 				if ok then
 					rooms = rooms + 1
