@@ -21,7 +21,8 @@
  * then "moongate: ready", so a test or a script that started the process
  * with port 0 learns the ports. Everything else is logged on stderr.
  * SIGTERM/SIGINT close every session ("server shutdown") and exit once they
- * are closed or shutdown_ms passed. SIGHUP, the console's `reload` and,
+ * are closed and no Lua callback still waits (their closes saving in Redis),
+ * or shutdown_ms passed. SIGHUP, the console's `reload` and,
  * with lua.watch_ms, a timer reload the service files that changed.
  *
  * `moongate admin ADDR [COMMAND...]` is the console's client
