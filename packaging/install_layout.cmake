@@ -15,6 +15,21 @@
 #
 # Variables set by install(CODE) before this script: MG_SOURCE_DIR,
 # MG_BINARY_DIR, MG_VERSION, MG_MULTIARCH.
+#
+# It is registered once per component (server, lib, dev: install.cmake):
+# a component's install (cpack, one .deb each) runs it once and gets only
+# that component's generated files (CMAKE_INSTALL_COMPONENT); an install
+# of everything runs it once too (the later registrations return).
+
+if(MG_LAYOUT_DONE)
+  return()
+endif()
+set(MG_LAYOUT_DONE ON)
+if(CMAKE_INSTALL_COMPONENT)
+  set(mg_comp "${CMAKE_INSTALL_COMPONENT}")
+else()
+  set(mg_comp all)
+endif()
 
 set(MG_PREFIX "${CMAKE_INSTALL_PREFIX}")
 string(REGEX REPLACE "/+$" "" MG_PREFIX "${MG_PREFIX}")
@@ -87,8 +102,13 @@ string(REPLACE "-- moongate configuration:"
   conf "${conf}")
 file(WRITE "${gen}/config.lua" "${conf}")
 
-file(INSTALL DESTINATION "${MG_LIBDIR_FULL}/pkgconfig" TYPE FILE
-  FILES "${gen}/moongate-client.pc")
+if(mg_comp STREQUAL "all" OR mg_comp STREQUAL "dev")
+  file(INSTALL DESTINATION "${MG_LIBDIR_FULL}/pkgconfig" TYPE FILE
+    FILES "${gen}/moongate-client.pc")
+endif()
+if(NOT (mg_comp STREQUAL "all" OR mg_comp STREQUAL "server"))
+  return() # (the lib and dev components: nothing more)
+endif()
 file(INSTALL DESTINATION "${MG_PREFIX}/lib/systemd/system" TYPE FILE
   FILES "${gen}/moongate.service")
 # the sample, always current; the live config only when there is none
