@@ -181,6 +181,7 @@ struct cl {
 	uint32_t got, errors, next, sent;
 	uint32_t dgrams, dgram_back, dgram_last;
 	int silent; /* not polled */
+	int moves;  /* MGCLIENT_MOVED events */
 };
 
 static void
@@ -209,6 +210,9 @@ take_events(struct cl *x)
 				x->dgram_back++;
 			x->dgram_last = ev.seq;
 			x->dgrams++;
+			break;
+		case MGCLIENT_MOVED:
+			x->moves++;
 			break;
 		case MGCLIENT_CLOSE:
 			x->closed = 1;
@@ -415,6 +419,69 @@ TEST(rebind_moves_the_session)
 	mgclient_release(x.c);
 	unlink(sv.errlog);
 }
+
+/* The server moves the client (session:move, to itself here): what the
+ * game sends between MOVED and the new session's OPEN is held by the
+ * library and echoed from the new session, in order, none lost; a
+ * datagram meanwhile is refused as while offline. */
+static void
+move_holds(const char *scheme)
+{
+	char dir[] = "/tmp/moongate-move-XXXXXX", path[128], cfg[128];
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/mover.lua", dir);
+	FILE *f = fopen(path, "w");
+	REQUIRE(f != NULL);
+	fputs("local svc = {}\n"
+	      "function svc.message(session, data)\n"
+	      "\tif data == \"move\" then assert(session:move{ hello = \"again\" }) return true end\n"
+	      "\tsession:send(data)\n"
+	      "\treturn true\n"
+	      "end\n"
+	      "return svc\n", f);
+	fclose(f);
+	snprintf(cfg, sizeof cfg, "%s/config.lua", dir);
+	f = fopen(cfg, "w");
+	REQUIRE(f != NULL);
+	fprintf(f, "return { services = { \"mover\" }, service_path = { \"%s\" },\n"
+	           "\tsecrets = \"%s/secret\", gate = { allow_unpinned = 1 } }\n", dir, dir);
+	fclose(f);
+	const char *extra[] = { cfg, NULL };
+	struct server sv;
+	REQUIRE(server_start(&sv, extra) == 0);
+	struct cl x;
+	REQUIRE(connect_cl(&x, scheme, !strcmp(scheme, "udp") ? sv.udp : sv.tcp) == 0);
+	CHECK(PUMP_UNTIL(&x, 1, x.opened, 5000));
+	echo_n(&x, 50);
+	CHECK_EQ(mgclient_send(x.c, "move", 4), 0);
+	CHECK(PUMP_UNTIL(&x, 1, x.moves == 1 || x.closed, 5000));
+	/* the poll that handed out MOVED started the new handshake */
+	CHECK_EQ(mgclient_state(x.c), MGCLIENT_STATE_HANDSHAKE);
+	for (int i = 0; i < 20; i++)
+		send_next(&x, 100 + (size_t)i * 50); /* (CHECKs 0: held) */
+	uint8_t d[8] = { 0 };
+	CHECK_EQ(mgclient_send_unreliable(x.c, d, sizeof d), MGCLIENT_EOFFLINE);
+	CHECK(PUMP_UNTIL(&x, 1, x.got == 70 || x.closed, 5000));
+	CHECK_EQ(x.got, 70);
+	echo_n(&x, 120);
+	CHECK_EQ(x.errors, 0); /* in order, none twice, none lost */
+	CHECK_EQ(x.closed, 0);
+	CHECK_EQ(x.moves, 1);
+	mgclient_close(x.c, 0, "bye");
+	PUMP_UNTIL(&x, 1, x.closed, 5000);
+	mgclient_release(x.c);
+	server_stop(&sv);
+	CHECK_EQ(stopped_count(&sv, "sessions created"), 2);
+	unlink(sv.errlog);
+	unlink(path);
+	unlink(cfg);
+	snprintf(path, sizeof path, "%s/secret", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+TEST(move_holds_sends_udp) { move_holds("udp"); }
+TEST(move_holds_sends_tcp) { move_holds("tcp"); }
 
 TEST(echo_udp) { echo_over("udp"); }
 TEST(echo_tcp) { echo_over("tcp"); }
@@ -812,6 +879,8 @@ static const struct tu_test tests[] = {
 	TU(raw_kcp_listener_echo),
 	TU(auto_falls_back_to_tcp),
 	TU(rebind_moves_the_session),
+	TU(move_holds_sends_udp),
+	TU(move_holds_sends_tcp),
 };
 
 int
