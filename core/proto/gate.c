@@ -18,7 +18,8 @@
  * session, gate_sync() drops the slots the session forgot (closing their TCP
  * connections) and maps the TCP connections it adopted.
  *
- * Pending verdicts (a handshake whose policy waits): gate_pending.c.
+ * Pending verdicts (a handshake whose policy waits): gate_pending.c. What
+ * the gate tells its observers (counters, census): gate_stats.c.
  */
 #include "gate.h"
 
@@ -95,33 +96,6 @@ retire(gate_t *g, const session_t *s)
 {
 	if (s)
 		gate_retired_add(&g->retired, s, NULL);
-}
-
-void
-gate_retired_add(struct gate_retired *r, const session_t *s,
-                 struct session_stats *out)
-{
-	struct session_stats st;
-	session_stats(s, &st);
-	uint64_t push, retrans;
-	session_resends(s, &push, &retrans);
-	r->sessions++;
-	r->retrans += retrans;
-	r->push += push;
-	r->fec_recovered += st.fec_recovered;
-	r->fec_parity_out += st.fec_parity_out;
-	r->msgs_in += st.msgs_in;
-	r->msgs_out += st.msgs_out;
-	r->dgrams_in += st.dgrams_in;
-	r->dgrams_out += st.dgrams_out;
-	r->in_auth_fail += st.in_auth_fail;
-	r->in_replay += st.in_replay;
-	r->in_malformed += st.in_malformed;
-	r->path_changes += st.path_changes;
-	r->offlines += st.offlines;
-	r->resumes += st.resumes;
-	if (out)
-		*out = st;
 }
 
 /* gate_int.h */
@@ -1045,54 +1019,6 @@ gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
 		free(list);
 	}
 	gate_leave(g);
-}
-
-void
-gate_stats(const gate_t *g, struct gate_stats *st)
-{
-	*st = g->st;
-}
-
-void
-gate_census(const gate_t *g, struct gate_census *c)
-{
-	memset(c, 0, sizeof *c);
-	for (uint32_t i = 0; i < g->heap.n; i++) { /* every linked entry */
-		const struct entry *e = ENTRY(g->heap.a[i]);
-		const struct gate_path *p = gate_session_path(g, e->s);
-		int st = session_state(e->s);
-		if (session_offline(e->s))
-			c->offline++;
-		else if (st == SESSION_HANDSHAKE)
-			c->handshake++;
-		else if (st == SESSION_OPEN)
-			c->open++;
-		else
-			c->closing++;
-		if (session_is_raw(e->s))
-			c->raw++;
-		else if (p && p->transport == GATE_TCP)
-			c->tcp++;
-		else if (p)
-			c->udp++;
-	}
-}
-
-void
-gate_foreach(const gate_t *g,
-             void (*fn)(const session_t *s, const struct gate_path *p, void *user),
-             void *user)
-{
-	for (uint32_t i = 0; i < g->heap.n; i++) {
-		const struct entry *e = ENTRY(g->heap.a[i]);
-		fn(e->s, gate_session_path(g, e->s), user);
-	}
-}
-
-void
-gate_retired(const gate_t *g, struct gate_retired *r)
-{
-	*r = g->retired;
 }
 
 /* ---- limits (the checks: gate_limits.c) --------------------------------- */

@@ -1,8 +1,9 @@
 /*
  * gate_int.h - what the files of the gate share (gate.c: handshake, tables,
  * timers; gate_limits.c: what one source, or everybody, may hold;
- * gate_pending.c: handshakes whose verdict waits for the policy). Not
- * an API: the gate's API is gate.h.
+ * gate_pending.c: handshakes whose verdict waits for the policy;
+ * gate_stats.c: what the gate tells its observers). Not an API: the
+ * gate's API is gate.h.
  */
 #ifndef MOONGATE_GATE_INT_H
 #define MOONGATE_GATE_INT_H
