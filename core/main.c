@@ -34,7 +34,6 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,8 +44,9 @@
 #include "metrics.h"
 #include "observe.h"
 #include "config.h"
-#include "frame.h"
+#include "counters.h"
 #include "gate.h"
+#include "handoff.h"
 #include "kcp.h"
 #include "log.h"
 #include "net.h"
@@ -254,20 +254,6 @@ on_gate_event(gate_t *g, session_t *s, const struct session_event *ev,
 
 /* ---- net -> gate ------------------------------------------------------ */
 
-/* The worker slot a packet asks for: a session packet's (its sid's low
- * byte), a v2 HELLO or INIT's worker hint (its caps), else -1. What the
- * steering program reads from a UDP datagram (core/server/workers.c). */
-static int
-owner_slot(const uint8_t *pkt, size_t len)
-{
-	if (len >= 5 && pkt[0] >= WIRE_KCP && pkt[0] <= WIRE_FEC)
-		return pkt[1];
-	if (len >= 35 && (pkt[0] == WIRE_HELLO || pkt[0] == WIRE_INIT) &&
-	    pkt[1] == WIRE_V2)
-		return WIRE_CAPS_HINT(pkt[34]);
-	return -1;
-}
-
 static void
 on_packet(const struct gate_path *from, uint8_t *pkt, size_t len, void *user)
 {
@@ -278,7 +264,7 @@ on_packet(const struct gate_path *from, uint8_t *pkt, size_t len, void *user)
 	 * bytes; UDP needs nothing: the kernel steers it */
 	int slot;
 	if (sv->wfds && from->transport == GATE_TCP &&
-	    (slot = owner_slot(pkt, len)) >= 0 && slot != sv->worker &&
+	    (slot = handoff_slot(pkt, len)) >= 0 && slot != sv->worker &&
 	    slot < sv->wfds->nworkers &&
 	    net_hand_off(sv->net, from->conn) == 0)
 		return;
@@ -287,48 +273,15 @@ on_packet(const struct gate_path *from, uint8_t *pkt, size_t len, void *user)
 
 /* ---- TCP connections between workers ------------------------------------ */
 
-/* What goes with the descriptor: the listener, the peer, then the bytes. */
-struct handoff_hdr {
-	uint32_t listener;
-	uint32_t addrlen;
-	struct sockaddr_storage addr;
-};
-#define HANDOFF_MAX (sizeof(struct handoff_hdr) + 65536)
 #define MOVES_MS 3000 /* a drain deadline's moves, then the rest close */
 
-/* net: a connection for worker bytes[1]'s session: pass it there. */
+/* net: a connection for another worker's session: pass it there. */
 static void
 on_handoff(int fd, int listener, const struct sockaddr *addr, socklen_t addrlen,
            const uint8_t *bytes, size_t len, void *user)
 {
 	struct server *sv = user;
-	int w = len > FRAME_HEADER ? owner_slot(bytes + FRAME_HEADER, len - FRAME_HEADER) : -1;
-	if (w < 0 || w >= sv->wfds->nworkers) { /* (on_packet checked it) */
-		close(fd);
-		return;
-	}
-	struct handoff_hdr h = { (uint32_t)listener, (uint32_t)addrlen, { 0 } };
-	memcpy(&h.addr, addr, addrlen <= sizeof h.addr ? addrlen : sizeof h.addr);
-	struct iovec iov[2] = { { &h, sizeof h }, { (void *)bytes, len } };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr m = { 0 };
-	m.msg_iov = iov;
-	m.msg_iovlen = 2;
-	m.msg_control = u.buf;
-	m.msg_controllen = sizeof u.buf;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	if (sendmsg(sv->wfds->chan_wr[w], &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		log_warn("workers: a tcp connection for worker %d's session could not "
-		         "be passed (%s): closed, the client connects again",
-		         w, strerror(errno));
-	close(fd); /* the other worker has its own now */
+	handoff_send(sv->wfds, fd, listener, addr, addrlen, bytes, len);
 }
 
 /* Another worker passed a TCP connection: adopt it. */
@@ -338,39 +291,7 @@ on_chan(struct ev_loop *loop, ev_io *w, int revents)
 	struct server *sv = w->data;
 	(void)loop;
 	(void)revents;
-	static uint8_t buf[HANDOFF_MAX];
-	for (int round = 0; round < 64; round++) {
-		union {
-			char b[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = { buf, sizeof buf };
-		struct msghdr m = { 0 };
-		m.msg_iov = &iov;
-		m.msg_iovlen = 1;
-		m.msg_control = u.b;
-		m.msg_controllen = sizeof u.b;
-		ssize_t r = recvmsg(sv->wfds->chan_rd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (r < 0)
-			return; /* EAGAIN: all taken */
-		int fd = -1;
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-		if (fd < 0 || (size_t)r < sizeof(struct handoff_hdr) ||
-		    (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-			log_warn("workers: a bad handoff message (%zd bytes) dropped", r);
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		struct handoff_hdr h;
-		memcpy(&h, buf, sizeof h);
-		int flags = fcntl(fd, F_GETFL);
-		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-		net_adopt_tcp(sv->net, (int)h.listener, fd, (struct sockaddr *)&h.addr,
-		              (socklen_t)h.addrlen, buf + sizeof h, (size_t)r - sizeof h);
-	}
+	handoff_receive(sv->wfds->chan_rd, sv->net);
 }
 
 static void
@@ -565,138 +486,13 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 /* ---- counters: the console's `stats`, moongate.server_stats() -------- */
 
 /* Every counter of the server, grouped: what gate, net, the Lua runtime,
- * the log and the console count (script.h, script_counter). */
+ * the log and the console count (core/lua/counters.c). */
 static size_t
 server_counters(struct script_counter *c, size_t max, void *user)
 {
 	struct server *sv = user;
-	struct gate_stats g;
-	struct gate_census gc;
-	struct net_stats n;
-	struct script_stats sc;
-	struct log_stats l;
-	struct admin_stats a;
-	size_t k = 0;
-	gate_stats(sv->gate, &g);
-	gate_census(sv->gate, &gc);
-	net_stats(sv->net, &n);
-	log_stats(&l);
-#define C(grp, name, v) do { if (k < max) c[k++] = (struct script_counter){ \
-		grp, name, (uint64_t)(v) }; } while (0)
-	C("gate", "in_packets", g.in_packets);
-	C("gate", "in_bytes", g.in_bytes);
-	C("gate", "hellos", g.hellos);
-	C("gate", "challenges", g.challenges);
-	C("gate", "bad_cookies", g.bad_cookies);
-	C("gate", "refused", g.refused);
-	C("gate", "refused_full", g.full);
-	C("gate", "refused_version", g.version_refused);
-	C("gate", "bad_packets", g.bad_packets);
-	C("gate", "bad_hellos", g.bad_hellos);
-	C("gate", "unknown_session", g.unknown_session);
-	C("gate", "auth_failures", g.auth_failures);
-	C("gate", "replays", g.replays);
-	C("gate", "created", g.created);
-	C("gate", "opened", g.opened);
-	C("gate", "closed", g.closed);
-	C("gate", "sessions", g.sessions);
-	C("gate", "sessions_raw", g.raw_sessions);
-	C("gate", "state_handshake", gc.handshake);
-	C("gate", "state_open", gc.open);
-	C("gate", "state_offline", gc.offline);
-	C("gate", "state_closing", gc.closing);
-	C("gate", "on_udp", gc.udp);
-	C("gate", "on_tcp", gc.tcp);
-	C("gate", "on_raw", gc.raw);
-	C("gate", "max_sessions", sv->cfg.gate.max_sessions);
-	C("gate", "half_open", g.half_open);
-	C("gate", "refused_half_open", g.half_open_refused);
-	C("gate", "raw_refused", g.raw_refused);
-	C("gate", "queued_bytes", g.queued_bytes > 0 ? g.queued_bytes : 0);
-	C("gate", "budget_closed", g.budget_closed);
-	C("gate", "resets", g.resets);
-	C("gate", "resets_limited", g.resets_limited);
-	C("gate", "pending", g.pending);
-	C("gate", "refused_pending", g.pending_refused);
-	C("gate", "pending_timeouts", g.pending_timeouts);
-	C("net", "udp_in", n.udp_in);
-	C("net", "udp_out", n.udp_out);
-	C("net", "udp_in_bytes", n.udp_in_bytes);
-	C("net", "udp_out_bytes", n.udp_out_bytes);
-	C("net", "udp_recv_calls", n.udp_recv_calls);
-	C("net", "udp_send_calls", n.udp_send_calls);
-	C("net", "tcp_read_calls", n.tcp_read_calls);
-	C("net", "tcp_write_calls", n.tcp_write_calls);
-	C("net", "waits", n.waits);
-	C("net", "poll_enter", n.poll_enter);
-	C("net", "polls", n.polls);
-	C("net", "syscalls", n.syscalls);
-	C("net", "udp_send_errors", n.udp_send_errors);
-	C("net", "udp_truncated", n.udp_truncated);
-	C("net", "tcp_accepted", n.tcp_accepted);
-	C("net", "tcp_refused", n.tcp_refused);
-	C("net", "tcp_refused_addr", n.tcp_refused_addr);
-	C("net", "tcp_open", n.tcp_open);
-	C("net", "tcp_closed", n.tcp_closed);
-	C("net", "tcp_closing", n.tcp_closing);
-	C("net", "tcp_frames_in", n.tcp_frames_in);
-	C("net", "tcp_frames_out", n.tcp_frames_out);
-	C("net", "tcp_bad_frames", n.tcp_bad_frames);
-	C("net", "tcp_backpressure", n.tcp_backpressure);
-	C("net", "tcp_dropped", n.tcp_dropped);
-	C("net", "tcp_hello_timeouts", n.tcp_hello_timeouts);
-	C("net", "tcp_handed_off", n.tcp_handed_off);
-	C("net", "tcp_adopted", n.tcp_adopted);
-	C("net", "accept_paused", n.accept_paused);
-	C("net", "max_conns", sv->cfg.net.max_conns);
-	if (sv->script) {
-		script_stats(sv->script, &sc);
-		C("lua", "callbacks", sc.callbacks);
-		C("lua", "errors", sc.errors);
-		C("lua", "slow", sc.slow);
-		C("lua", "timers", sc.timers);
-		C("lua", "objects", sc.objects);
-		C("lua", "sessions", sc.sessions);
-		C("lua", "memory_kb", sc.memory_kb);
-		C("lua", "routed", sc.routed);
-		C("lua", "waiting", sc.waiting);
-		C("lua", "waits", sc.waits);
-		C("lua", "queued", sc.queued);
-		C("lua", "dropped", sc.dropped);
-		C("lua", "cancelled", sc.cancelled);
-		C("lua", "skipped", sc.skipped);
-		struct redis_stats rs;
-		script_redis_stats(sv->script, &rs);
-		C("redis", "calls", rs.calls);
-		C("redis", "replies", rs.replies);
-		C("redis", "errors", rs.errors);
-		C("redis", "timeouts", rs.timeouts);
-		C("redis", "connects", rs.connects);
-		C("redis", "disconnects", rs.disconnects);
-		C("redis", "in_flight", rs.in_flight);
-		C("redis", "up", rs.up);
-		struct http_stats hs;
-		script_http_stats(sv->script, &hs);
-		C("http", "requests", hs.requests);
-		C("http", "done", hs.done);
-		C("http", "errors", hs.errors);
-		C("http", "timeouts", hs.timeouts);
-		C("http", "aborted", hs.aborted);
-		C("http", "in_flight", hs.in_flight);
-	}
-	C("log", "lines", l.lines);
-	C("log", "suppressed", l.suppressed);
-	C("log", "summaries", l.summaries);
-	if (sv->admin) {
-		admin_stats(sv->admin, &a);
-		C("admin", "clients", a.clients);
-		C("admin", "accepted", a.accepted);
-		C("admin", "refused", a.refused);
-		C("admin", "commands", a.commands);
-		C("admin", "waiting", a.waiting);
-	}
-#undef C
-	return k;
+	return counters_collect(c, max, sv->gate, sv->net, sv->script, sv->admin,
+	                        &sv->cfg);
 }
 
 /* Every second: the log's counts of what its rate limit left out (a flood
@@ -848,70 +644,19 @@ start_admin(struct server *sv)
 #define MOONGATE_WWW "www"
 #endif
 
-/* The status page's files: metrics_www, else share/moongate/www beside an
- * installed binary (BINDIR/../share/moongate/www, when status.html is
- * there), else the source tree's www/. */
-static const char *
-www_dir(const struct server *sv, char *buf, size_t len)
-{
-	if (sv->cfg.metrics_www[0])
-		return sv->cfg.metrics_www;
-	char exe[4096], probe[4300];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	char *slash = n > 0 ? (exe[n] = 0, strrchr(exe, '/')) : NULL;
-	if (slash) {
-		*slash = 0;
-		snprintf(buf, len, "%s/../share/moongate/www", exe);
-		snprintf(probe, sizeof probe, "%s/status.html", buf);
-		if (access(probe, R_OK) == 0)
-			return buf;
-	}
-	return MOONGATE_WWW;
-}
-
 /* The operators' endpoint (config `metrics`): Prometheus text and the
- * status page, on this loop (core/server/metrics.c, core/observe.c). */
+ * status page, on this loop (core/server/metrics.c, core/lua/observe.c). */
 static int
 start_metrics(struct server *sv)
 {
-	struct observe *o = &sv->obs;
-	o->g = sv->gate;
-	o->sc = sv->script;
-	o->counters = server_counters;
-	o->counters_user = sv;
-	o->node = sv->cfg.node_id[0] ? sv->cfg.node_id : "";
-	o->worker = sv->wfds ? sv->worker : -1;
-	o->restarts = sv->wfds ? sv->wfds->restarts : 0;
-	o->started = observe_now();
-	o->version = MOONGATE_VERSION;
-	static char host[256];
-	if (!o->node[0]) {
-		if (gethostname(host, sizeof host - 1) < 0)
-			snprintf(host, sizeof host, "node");
-		o->node = host;
-	}
-	if (sv->script)
-		script_set_status(sv->script, observe_status, o);
-	if (!sv->cfg.metrics[0])
-		return 0;
-	char err[512];
-	int port = 0;
-	static char wbuf[4200];
-	const char *www = www_dir(sv, wbuf, sizeof wbuf);
-	o->m = metrics_start(sv->loop, sv->cfg.metrics, sv->wfds ? sv->worker : 0, www,
-	                     observe_render, o, &port, err, sizeof err);
-	if (!o->m) {
-		log_error("cannot start: %s", err);
-		return -1;
-	}
-	if (sv->script)
-		script_set_timing(sv->script, 1);
-	const char *colon = strrchr(sv->cfg.metrics, ':');
-	printf("moongate: metrics %.*s %d\n", (int)(colon - sv->cfg.metrics),
-	       sv->cfg.metrics, port);
-	log_info("metrics on http://%.*s:%d/metrics, the status page at /",
-	         (int)(colon - sv->cfg.metrics), sv->cfg.metrics, port);
-	return 0;
+	struct observe_setup s = {
+		.loop = sv->loop, .cfg = &sv->cfg, .g = sv->gate, .sc = sv->script,
+		.counters = server_counters, .counters_user = sv,
+		.worker = sv->wfds ? sv->worker : -1,
+		.restarts = sv->wfds ? sv->wfds->restarts : 0,
+		.version = MOONGATE_VERSION, .www = MOONGATE_WWW,
+	};
+	return observe_start(&sv->obs, &s);
 }
 
 /* A UDP buffer the kernel capped drops datagrams under load: say so once. */

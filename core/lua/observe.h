@@ -1,6 +1,6 @@
 /*
  * observe.h - what the operators' endpoint (core/server/metrics.h) says
- * of this server process: every counter of server_counters, the sessions
+ * of this server process: every counter (counters.h), the sessions
  * by state and transport, closes by code, RTT and loss histograms of the
  * live sessions, retransmissions, FEC and message totals (live plus
  * released: gate_retired), the send queues, Lua callback time by service
@@ -37,6 +37,25 @@ struct observe {
 	uint64_t other_codes;
 };
 
+/* What observe_start needs of the process (core/main.c fills it in). */
+struct observe_setup {
+	struct ev_loop *loop;        /* the server's: the endpoint runs on it */
+	const struct config *cfg;    /* metrics, metrics_www, node_id */
+	gate_t *g;
+	script_t *sc;                /* NULL: the built-in echo */
+	script_counters_fn counters; /* every counter of the server */
+	void *counters_user;
+	int worker;                  /* the slot, -1 for a lone server */
+	int restarts;                /* times this slot was restarted before */
+	const char *version;
+	const char *www;             /* the source tree's www/ (the last choice
+	                                for the status page's files) */
+};
+/* Fill o from s, give the Lua runtime the status JSON (moongate.status),
+ * and, when cfg->metrics names an address, start the endpoint there
+ * (core/server/metrics.c), announced on stdout ("moongate: metrics HOST
+ * PORT") and in the log. 0, or -1 (logged): the server cannot start. */
+int observe_start(struct observe *o, const struct observe_setup *s);
 /* Monotonic seconds (for started). */
 double observe_now(void);
 /* A session closed with code. */

@@ -15,17 +15,11 @@
  * (low 3 bits, i + 1), a generation counted up each time the slot takes a
  * new path (so an id is never reused for another address), and
  * SESSION_PATH_PROVEN for a TCP connection. After every call into the
- * session, sync() drops the slots the session forgot (closing their TCP
+ * session, gate_sync() drops the slots the session forgot (closing their TCP
  * connections) and maps the TCP connections it adopted.
  *
- * Pending verdicts: when the accept callback answers GATE_PENDING, the
- * client's INIT is kept in a struct pending (gate_int.h) under the ticket
- * the gate gave, until gate_decide or pending_ms (gate_update refuses it
- * then, "handshake policy timeout"). Nothing is sent meanwhile: the
- * address was proven before the policy was asked, and the client's
- * retransmitted INITs find the record (by its key) and ask nothing. No
- * entry exists until the verdict accepts, so a pending client holds no
- * sid, no session and no slot in the heap.
+ * Pending verdicts (a handshake whose policy waits): gate_pending.c. What
+ * the gate tells its observers (counters, census): gate_stats.c.
  */
 #include "gate.h"
 
@@ -67,8 +61,8 @@ heap_add(gate_t *g, struct entry *e)
 
 /* Recompute when e's session is due. Inside gate_update, a session due
  * again "now" runs at the next call, so one update cannot loop. */
-static void
-reschedule(gate_t *g, struct entry *e, uint64_t now, int in_update)
+void
+gate_reschedule(gate_t *g, struct entry *e, uint64_t now, int in_update)
 {
 	if (!heap_contains(&e->hn))
 		return;
@@ -87,8 +81,9 @@ reschedule(gate_t *g, struct entry *e, uint64_t now, int in_update)
 
 /* ---- entries ---------------------------------------------------------- */
 
-static void
-enter(gate_t *g)
+/* gate_int.h */
+void
+gate_enter(gate_t *g)
 {
 	g->depth++;
 }
@@ -103,35 +98,9 @@ retire(gate_t *g, const session_t *s)
 		gate_retired_add(&g->retired, s, NULL);
 }
 
+/* gate_int.h */
 void
-gate_retired_add(struct gate_retired *r, const session_t *s,
-                 struct session_stats *out)
-{
-	struct session_stats st;
-	session_stats(s, &st);
-	uint64_t push, retrans;
-	session_resends(s, &push, &retrans);
-	r->sessions++;
-	r->retrans += retrans;
-	r->push += push;
-	r->fec_recovered += st.fec_recovered;
-	r->fec_parity_out += st.fec_parity_out;
-	r->msgs_in += st.msgs_in;
-	r->msgs_out += st.msgs_out;
-	r->dgrams_in += st.dgrams_in;
-	r->dgrams_out += st.dgrams_out;
-	r->in_auth_fail += st.in_auth_fail;
-	r->in_replay += st.in_replay;
-	r->in_malformed += st.in_malformed;
-	r->path_changes += st.path_changes;
-	r->offlines += st.offlines;
-	r->resumes += st.resumes;
-	if (out)
-		*out = st;
-}
-
-static void
-leave(gate_t *g)
+gate_leave(gate_t *g)
 {
 	/* the outermost call enforces the memory budget, once every session
 	 * it touched was counted */
@@ -209,8 +178,8 @@ tell_bound(gate_t *g, struct entry *e, int i)
 
 /* After a call into the session: drop the slots it does not know, map the
  * TCP connections it knows. */
-static void
-sync(gate_t *g, struct entry *e)
+void
+gate_sync(gate_t *g, struct entry *e)
 {
 	if (!heap_contains(&e->hn))
 		return; /* closed: unlinked already */
@@ -356,8 +325,8 @@ same_path(const struct gate_path *a, const struct gate_path *b)
 
 /* The slot id of path from in e, given a slot if new: a free one, or one
  * the session does not know (there is always one). 0 if none. */
-static uint32_t
-path_slot(gate_t *g, struct entry *e, const struct gate_path *from)
+uint32_t
+gate_path_slot(gate_t *g, struct entry *e, const struct gate_path *from)
 {
 	int free_i = -1;
 	for (int i = 0; i < SLOTS; i++) {
@@ -400,9 +369,9 @@ stamp_now(const gate_t *g, uint64_t now)
 
 /* Refuse, never answering with more bytes than the request had (before
  * the address is proven, limit is the request's size). */
-static void
-refuse(gate_t *g, const struct gate_path *to, const uint8_t pub[WIRE_PUB],
-       int code, const char *reason, size_t limit)
+void
+gate_refuse(gate_t *g, const struct gate_path *to, const uint8_t pub[WIRE_PUB],
+            int code, const char *reason, size_t limit)
 {
 	struct wire_refuse r;
 	memset(&r, 0, sizeof r);
@@ -511,8 +480,9 @@ drop_entry(gate_t *g, struct entry *e)
 
 /* The limits every new session passes, before the policy is asked and
  * again when a pending verdict accepts: -1 with v filled when one refuses. */
-static int
-limits_refuse(gate_t *g, const struct gate_path *from, struct gate_verdict *v)
+int
+gate_admission_refuses(gate_t *g, const struct gate_path *from,
+                       struct gate_verdict *v)
 {
 	if (g->st.sessions >= (uint64_t)g->cfg.max_sessions) {
 		g->st.full++;
@@ -530,7 +500,7 @@ ask_policy(gate_t *g, const struct gate_path *from, const uint8_t *hello,
            size_t hlen, struct gate_verdict *v)
 {
 	memset(v, 0, sizeof *v);
-	if (limits_refuse(g, from, v))
+	if (gate_admission_refuses(g, from, v))
 		return -1;
 	/* a raw KCP datagram cannot be held, and pending_max bounds the rest */
 	uint64_t ticket = 0;
@@ -594,10 +564,11 @@ ephemeral(gate_t *g, uint64_t now)
  * sealed it (v2: hello_len + WIRE_TAG bytes), hello: in clear. The entry,
  * or NULL when nothing could be made (out of memory, no free sid): the
  * client's next INIT asks again. */
-static struct entry *
-open_session(gate_t *g, const struct gate_path *from, const uint8_t pub[WIRE_PUB],
-             uint64_t pk, const struct wire_nk *nk, const uint8_t *sealed,
-             const uint8_t *hello, size_t hello_len, uint64_t now)
+struct entry *
+gate_open_session(gate_t *g, const struct gate_path *from,
+                  const uint8_t pub[WIRE_PUB], uint64_t pk,
+                  const struct wire_nk *nk, const uint8_t *sealed,
+                  const uint8_t *hello, size_t hello_len, uint64_t now)
 {
 	uint32_t sid = new_sid(g);
 	struct entry *e = sid ? add_entry(g, from, sid) : NULL;
@@ -634,80 +605,8 @@ open_session(gate_t *g, const struct gate_path *from, const uint8_t pub[WIRE_PUB
 	}
 	g->st.sessions++;
 	g->st.created++;
-	reschedule(g, e, now, 0);
+	gate_reschedule(g, e, now, 0);
 	return e;
-}
-
-/* ---- pending verdicts ------------------------------------------------- */
-
-/* Keep a client whose verdict is pending under ticket: its INIT's state
- * copied (the caller scrubs its own). 0, or -1 out of memory. */
-static int
-pend(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
-     uint64_t pk, const struct wire_nk *nk, const uint8_t *hello,
-     uint64_t ticket, uint64_t now)
-{
-	struct pending *p = calloc(1, sizeof *p);
-	if (!p)
-		return -1;
-	if (map_put(&g->pending, ticket, p)) {
-		free(p);
-		return -1;
-	}
-	if (map_put(&g->pend_by_pub, pk, p)) {
-		map_del(&g->pending, ticket);
-		free(p);
-		return -1;
-	}
-	p->ticket = ticket;
-	p->pub_key = pk;
-	p->deadline = now + (uint64_t)(g->cfg.pending_ms > 0 ? g->cfg.pending_ms : 0) * 1000;
-	p->path = *from;
-	memcpy(p->pub, h->pub, WIRE_PUB);
-	p->version = h->version;
-	p->hello_len = h->hello_len;
-	if (h->version == WIRE_V2) {
-		p->nk = *nk;
-		memcpy(p->sealed, h->hello, (size_t)h->hello_len + WIRE_TAG);
-	}
-	memcpy(p->hello, hello, h->hello_len);
-	p->prev = g->pend_tail;
-	if (g->pend_tail)
-		g->pend_tail->next = p;
-	else
-		g->pend_head = p;
-	g->pend_tail = p;
-	g->st.pending++;
-	return 0;
-}
-
-/* Forget p, its secrets scrubbed. */
-static void
-unpend(gate_t *g, struct pending *p)
-{
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		g->pend_head = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	else
-		g->pend_tail = p->prev;
-	map_del(&g->pending, p->ticket);
-	map_del(&g->pend_by_pub, p->pub_key);
-	g->st.pending--;
-	wire_scrub(p, sizeof *p);
-	free(p);
-}
-
-/* Refuse a pending client on every path it came by (its address is proven:
- * the reason goes in full). */
-static void
-refuse_pending(gate_t *g, struct pending *p, int code, const char *reason)
-{
-	refuse(g, &p->path, p->pub, code, reason, sizeof g->buf);
-	if (p->also.transport)
-		refuse(g, &p->also, p->pub, code, reason, sizeof g->buf);
 }
 
 /* ---- admission -------------------------------------------------------- */
@@ -723,10 +622,10 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		/* The same INIT again, or the same HELLO on TCP after UDP: the
 		 * WELCOME was lost or UDP is blocked. Both paths are proven. */
 		if (!memcmp(session_peer_pub(old->s), h->pub, WIRE_PUB)) {
-			uint32_t id = path_slot(g, old, from);
+			uint32_t id = gate_path_slot(g, old, from);
 			if (id)
 				session_rewelcome(old->s, id, now);
-			sync(g, old);
+			gate_sync(g, old);
 		}
 		return;
 	}
@@ -751,9 +650,9 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 	(void)pktlen; /* the address is proven: a reason may be longer */
 	if (h->version == WIRE_V1 && !g->cfg.allow_unpinned) {
 		g->st.refused++;
-		refuse(g, from, h->pub, SESSION_CLOSE_REFUSED, "unpinned client "
-		       "refused: this server requires its key (moongate key)",
-		       sizeof g->buf);
+		gate_refuse(g, from, h->pub, SESSION_CLOSE_REFUSED, "unpinned client "
+		            "refused: this server requires its key (moongate key)",
+		            sizeof g->buf);
 		return;
 	}
 	if (v2) {
@@ -762,24 +661,24 @@ admit(gate_t *g, const struct gate_path *from, const struct wire_hello *h,
 		if (r < 0 || wire_hello_open(hello, h->hello, h->hello_len, &nk) < 0) {
 			wire_scrub(&nk, sizeof nk);
 			g->st.auth_failures++;
-			refuse(g, from, h->pub, SESSION_CLOSE_REFUSED, "server key "
-			       "mismatch: the hello does not open under this "
-			       "server's key", sizeof g->buf);
+			gate_refuse(g, from, h->pub, SESSION_CLOSE_REFUSED,
+			            "server key mismatch: the hello does not open "
+			            "under this server's key", sizeof g->buf);
 			return;
 		}
 		hp = hello;
 	}
 	int rc = ask_policy(g, from, hp, h->hello_len, &v);
-	if (rc > 0 && pend(g, from, h, pk, v2 ? &nk : NULL, hp, v.ticket, now)) {
+	if (rc > 0 && gate_pend(g, from, h, pk, v2 ? &nk : NULL, hp, v.ticket, now)) {
 		rc = -1;
 		v.code = SESSION_CLOSE_REFUSED;
 		strcpy(v.reason, "server error: out of memory");
 	}
 	if (rc < 0)
-		refuse(g, from, h->pub, v.code, v.reason, sizeof g->buf);
+		gate_refuse(g, from, h->pub, v.code, v.reason, sizeof g->buf);
 	else if (rc == 0)
-		open_session(g, from, h->pub, pk, v2 ? &nk : NULL, h->hello, hp,
-		             h->hello_len, now);
+		gate_open_session(g, from, h->pub, pk, v2 ? &nk : NULL, h->hello,
+		                  hp, h->hello_len, now);
 	if (v2)
 		wire_scrub(&nk, sizeof nk);
 	wire_scrub(hello, sizeof hello);
@@ -794,8 +693,8 @@ on_hello(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 	g->st.hellos++;
 	if (rc == WIRE_EVERSION && len >= WIRE_HELLO_SIZE) {
 		g->st.version_refused++;
-		refuse(g, from, pkt + 2, SESSION_CLOSE_REFUSED, "unsupported version",
-		       len);
+		gate_refuse(g, from, pkt + 2, SESSION_CLOSE_REFUSED,
+		            "unsupported version", len);
 		return;
 	}
 	if (rc < 0) {
@@ -876,12 +775,12 @@ raw_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 		g->st.created++;
 		g->st.raw_sessions++;
 		gate_src_take(g, from, e);
-		reschedule(g, e, now, 0);
+		gate_reschedule(g, e, now, 0);
 		return;
 	}
 	if (session_input(e->s, slot_id(e, 0), pkt, len, now) < 0)
 		g->st.bad_packets++;
-	reschedule(g, e, now, 0);
+	gate_reschedule(g, e, now, 0);
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -922,19 +821,16 @@ gate_release(gate_t *g, uint64_t now)
 		return;
 	g->now = now;
 	g->cfg.queued_bytes_max = 0; /* everything closes anyway */
-	enter(g);
+	gate_enter(g);
 	while (heap_top(&g->heap)) {
 		struct entry *e = ENTRY(heap_top(&g->heap));
 		session_abort(e->s, SESSION_CLOSE_SHUTDOWN, "server shutdown", now);
 		if (heap_contains(&e->hn)) /* the event did not unlink it */
 			unlink_entry(g, e);
 	}
-	while (g->pend_head) { /* told, so that they need not time out */
-		refuse_pending(g, g->pend_head, SESSION_CLOSE_SHUTDOWN,
-		               "server shutdown");
-		unpend(g, g->pend_head);
-	}
-	leave(g);
+	/* told, so that they need not time out */
+	gate_pending_refuse_all(g, SESSION_CLOSE_SHUTDOWN, "server shutdown");
+	gate_leave(g);
 	map_clear(&g->by_sid);
 	map_clear(&g->by_pub);
 	map_clear(&g->by_raw);
@@ -956,7 +852,7 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 	g->st.in_packets++;
 	g->st.in_bytes += len;
 	g->now = now;
-	enter(g);
+	gate_enter(g);
 	if (from->raw) {
 		raw_input(g, from, pkt, len, now);
 	} else if (len < 1) {
@@ -979,7 +875,7 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 			send_reset(g, from, h.sid, len, now);
 		} else if ((from->transport == GATE_TCP &&
 		            (owner = map_get(&g->by_conn, from->conn)) && owner != e) ||
-		           !(id = path_slot(g, e, from))) {
+		           !(id = gate_path_slot(g, e, from))) {
 			/* a TCP connection carries one session */
 			g->st.unknown_session++;
 		} else {
@@ -990,12 +886,12 @@ gate_input(gate_t *g, const struct gate_path *from, uint8_t *pkt, size_t len,
 				g->st.auth_failures++;
 			else if (rc == SESSION_EREPLAY)
 				g->st.replays++;
-			sync(g, e);
-			reschedule(g, e, now, 0);
+			gate_sync(g, e);
+			gate_reschedule(g, e, now, 0);
 		}
 	}
 out:
-	leave(g);
+	gate_leave(g);
 }
 
 void
@@ -1005,7 +901,7 @@ gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
 	if (!e)
 		return;
 	g->now = now;
-	enter(g);
+	gate_enter(g);
 	for (int i = 0; i < SLOTS; i++) {
 		if (e->path[i].transport != GATE_TCP || e->path[i].conn != conn)
 			continue;
@@ -1019,67 +915,19 @@ gate_conn_lost(gate_t *g, uint32_t conn, const char *reason, uint64_t now)
 		else
 			snprintf(why, sizeof why, "disconnected: %s", reason);
 		session_path_lost(e->s, id, SESSION_CLOSE_DISCONNECT, why, now);
-		sync(g, e);
-		reschedule(g, e, now, 0);
+		gate_sync(g, e);
+		gate_reschedule(g, e, now, 0);
 		break;
 	}
-	leave(g);
-}
-
-int
-gate_decide(gate_t *g, uint64_t ticket, const struct gate_verdict *v,
-            uint64_t now)
-{
-	struct pending *p = ticket ? map_get(&g->pending, ticket) : NULL;
-	if (!p)
-		return -1;
-	struct gate_verdict w = *v;
-	w.reason[WIRE_REASON_MAX] = 0;
-	g->now = now;
-	enter(g);
-	if (w.code < 0 || w.code > 65535) { /* GATE_PENDING again, or nonsense */
-		w.code = SESSION_CLOSE_REFUSED;
-		strcpy(w.reason, "server error");
-	}
-	if (w.code) {
-		g->st.refused++;
-		if (!w.reason[0])
-			strcpy(w.reason, "refused");
-	} else {
-		limits_refuse(g, &p->path, &w); /* what changed while it waited */
-	}
-	if (w.code) {
-		refuse_pending(g, p, w.code, w.reason);
-	} else {
-		struct entry *e = open_session(g, &p->path, p->pub, p->pub_key,
-		                               p->version == WIRE_V2 ? &p->nk : NULL,
-		                               p->sealed, p->hello, p->hello_len, now);
-		if (e && p->also.transport) { /* a repeat came by another path */
-			uint32_t id = path_slot(g, e, &p->also);
-			if (id)
-				session_rewelcome(e->s, id, now);
-			sync(g, e);
-			reschedule(g, e, now, 0);
-		}
-	}
-	unpend(g, p);
-	leave(g);
-	return 0;
+	gate_leave(g);
 }
 
 void
 gate_update(gate_t *g, uint64_t now)
 {
 	g->now = now;
-	enter(g);
-	while (g->pend_head && g->pend_head->deadline <= now) {
-		struct pending *p = g->pend_head;
-		g->st.pending_timeouts++;
-		if (g->cb.limited)
-			g->cb.limited(g, &p->path, "gate.pending_ms", g->user);
-		refuse_pending(g, p, SESSION_CLOSE_HANDSHAKE, "handshake policy timeout");
-		unpend(g, p);
-	}
+	gate_enter(g);
+	gate_pending_expire(g, now);
 	if (g->eph_uses && now - g->eph_born >= EPH_US) {
 		/* its window closed: erased even when no handshake follows */
 		wire_scrub(g->esec, sizeof g->esec);
@@ -1089,10 +937,10 @@ gate_update(gate_t *g, uint64_t now)
 	while ((top = heap_top(&g->heap)) && top->key <= now) {
 		struct entry *e = ENTRY(top);
 		session_update(e->s, now);
-		sync(g, e);
-		reschedule(g, e, now, 1);
+		gate_sync(g, e);
+		gate_reschedule(g, e, now, 1);
 	}
-	leave(g);
+	gate_leave(g);
 }
 
 uint64_t
@@ -1113,9 +961,9 @@ gate_touch(gate_t *g, session_t *s, uint64_t now)
 		return;
 	if (!g->depth)
 		g->now = now;
-	enter(g); /* leave enforces the memory budget */
-	reschedule(g, e, now, 0);
-	leave(g);
+	gate_enter(g); /* leave enforces the memory budget */
+	gate_reschedule(g, e, now, 0);
+	gate_leave(g);
 }
 
 session_t *
@@ -1152,7 +1000,7 @@ void
 gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
 {
 	g->now = now;
-	enter(g);
+	gate_enter(g);
 	/* Closing may unlink entries: walk a snapshot of the heap. */
 	uint32_t n = g->heap.n;
 	struct entry **list = n ? malloc(n * sizeof *list) : NULL;
@@ -1166,59 +1014,11 @@ gate_close_all(gate_t *g, int code, const char *reason, uint64_t now)
 				session_abort(list[i]->s, code, reason, now); /* no wait */
 			else
 				session_close(list[i]->s, code, reason, 1, now);
-			reschedule(g, list[i], now, 0);
+			gate_reschedule(g, list[i], now, 0);
 		}
 		free(list);
 	}
-	leave(g);
-}
-
-void
-gate_stats(const gate_t *g, struct gate_stats *st)
-{
-	*st = g->st;
-}
-
-void
-gate_census(const gate_t *g, struct gate_census *c)
-{
-	memset(c, 0, sizeof *c);
-	for (uint32_t i = 0; i < g->heap.n; i++) { /* every linked entry */
-		const struct entry *e = ENTRY(g->heap.a[i]);
-		const struct gate_path *p = gate_session_path(g, e->s);
-		int st = session_state(e->s);
-		if (session_offline(e->s))
-			c->offline++;
-		else if (st == SESSION_HANDSHAKE)
-			c->handshake++;
-		else if (st == SESSION_OPEN)
-			c->open++;
-		else
-			c->closing++;
-		if (session_is_raw(e->s))
-			c->raw++;
-		else if (p && p->transport == GATE_TCP)
-			c->tcp++;
-		else if (p)
-			c->udp++;
-	}
-}
-
-void
-gate_foreach(const gate_t *g,
-             void (*fn)(const session_t *s, const struct gate_path *p, void *user),
-             void *user)
-{
-	for (uint32_t i = 0; i < g->heap.n; i++) {
-		const struct entry *e = ENTRY(g->heap.a[i]);
-		fn(e->s, gate_session_path(g, e->s), user);
-	}
-}
-
-void
-gate_retired(const gate_t *g, struct gate_retired *r)
-{
-	*r = g->retired;
+	gate_leave(g);
 }
 
 /* ---- limits (the checks: gate_limits.c) --------------------------------- */
@@ -1251,8 +1051,8 @@ budget(gate_t *g)
 			session_close(big->s, SESSION_CLOSE_BACKPRESSURE,
 			              "server memory budget", 0, g->now);
 		if (heap_contains(&big->hn)) {
-			sync(g, big);
-			reschedule(g, big, g->now, 0);
+			gate_sync(g, big);
+			gate_reschedule(g, big, g->now, 0);
 		}
 		if (heap_contains(&big->hn) && big->queued > 0) {
 			/* cannot happen: a closed session holds no queue; do not

@@ -1,7 +1,9 @@
 /*
  * gate_int.h - what the files of the gate share (gate.c: handshake, tables,
- * timers; gate_limits.c: what one source, or everybody, may hold). Not
- * an API: the gate's API is gate.h.
+ * timers; gate_limits.c: what one source, or everybody, may hold;
+ * gate_pending.c: handshakes whose verdict waits for the policy;
+ * gate_stats.c: what the gate tells its observers). Not an API: the
+ * gate's API is gate.h.
  */
 #ifndef MOONGATE_GATE_INT_H
 #define MOONGATE_GATE_INT_H
@@ -96,5 +98,41 @@ int gate_limit_refuses(gate_t *g, const struct gate_path *from,
 /* A raw session from `from` counts against its source (e->src_key). */
 void gate_src_take(gate_t *g, const struct gate_path *from, struct entry *e);
 void gate_src_give(gate_t *g, uint64_t key);
+
+/* gate.c, for gate_pending.c: */
+/* Public calls nest: gate_enter first, gate_leave last (the outermost
+ * one enforces the memory budget and frees the graveyard). */
+void gate_enter(gate_t *g);
+void gate_leave(gate_t *g);
+/* After a call into e's session: its slots, then when it is due. */
+void gate_sync(gate_t *g, struct entry *e);
+void gate_reschedule(gate_t *g, struct entry *e, uint64_t now, int in_update);
+/* e's slot id for path from (a new one if needed), 0 if none. */
+uint32_t gate_path_slot(gate_t *g, struct entry *e, const struct gate_path *from);
+/* A REFUSE to `to`, at most limit bytes. */
+void gate_refuse(gate_t *g, const struct gate_path *to,
+                 const uint8_t pub[WIRE_PUB], int code, const char *reason,
+                 size_t limit);
+/* max_sessions, then gate_limit_refuses: -1 with v filled when one refuses. */
+int gate_admission_refuses(gate_t *g, const struct gate_path *from,
+                           struct gate_verdict *v);
+/* An admitted client's session, WELCOME sent; NULL if none could be made. */
+struct entry *gate_open_session(gate_t *g, const struct gate_path *from,
+                                const uint8_t pub[WIRE_PUB], uint64_t pk,
+                                const struct wire_nk *nk, const uint8_t *sealed,
+                                const uint8_t *hello, size_t hello_len,
+                                uint64_t now);
+
+/* gate_pending.c: */
+/* Keep a client whose verdict is pending under ticket: its INIT's state
+ * copied (the caller scrubs its own). 0, or -1 out of memory. */
+int gate_pend(gate_t *g, const struct gate_path *from,
+              const struct wire_hello *h, uint64_t pk,
+              const struct wire_nk *nk, const uint8_t *hello,
+              uint64_t ticket, uint64_t now);
+/* Refuse those whose pending_ms passed ("handshake policy timeout"). */
+void gate_pending_expire(gate_t *g, uint64_t now);
+/* Refuse every pending client with code and reason, and forget them. */
+void gate_pending_refuse_all(gate_t *g, int code, const char *reason);
 
 #endif
