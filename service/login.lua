@@ -261,7 +261,9 @@ function M.check_cookie(cookie, cfg)
 	if issued <= S.not_before then
 		return nil, "cookie void (the server's revocation list overflowed): log in again"
 	end
-	if not cfg.cookies_survive_restart and issued <= S.started then
+	-- (strictly before: a cookie issued in the millisecond this process
+	-- started is its own; an earlier process's are all older)
+	if not cfg.cookies_survive_restart and issued < S.started then
 		return nil, "cookie from before the server restarted "
 			.. "(login.cookies_survive_restart is off): log in again"
 	end
