@@ -65,30 +65,40 @@ handoff_send(const struct workers_fds *fds, int fd, int listener,
 	close(fd); /* the other worker has its own now */
 }
 
+ssize_t
+handoff_recv(int chan, void *buf, size_t len, int *fd, int *truncated)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { buf, len };
+	struct msghdr m = { 0 };
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = u.b;
+	m.msg_controllen = sizeof u.b;
+	*fd = -1;
+	ssize_t r = recvmsg(chan, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(fd, CMSG_DATA(cm), sizeof *fd);
+	*truncated = (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+	return r;
+}
+
 void
 handoff_receive(int chan_rd, net_t *n)
 {
 	static uint8_t buf[HANDOFF_MAX];
 	for (int round = 0; round < 64; round++) {
-		union {
-			char b[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = { buf, sizeof buf };
-		struct msghdr m = { 0 };
-		m.msg_iov = &iov;
-		m.msg_iovlen = 1;
-		m.msg_control = u.b;
-		m.msg_controllen = sizeof u.b;
-		ssize_t r = recvmsg(chan_rd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		int fd, truncated;
+		ssize_t r = handoff_recv(chan_rd, buf, sizeof buf, &fd, &truncated);
 		if (r < 0)
 			return; /* EAGAIN: all taken */
-		int fd = -1;
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-		if (fd < 0 || (size_t)r < sizeof(struct handoff_hdr) ||
-		    (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		if (fd < 0 || (size_t)r < sizeof(struct handoff_hdr) || truncated) {
 			log_warn("workers: a bad handoff message (%zd bytes) dropped", r);
 			if (fd >= 0)
 				close(fd);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "net.h"
 #include "workers.h"
@@ -33,6 +34,13 @@ int handoff_slot(const uint8_t *pkt, size_t len);
 void handoff_send(const struct workers_fds *fds, int fd, int listener,
                   const struct sockaddr *addr, socklen_t addrlen,
                   const uint8_t *bytes, size_t len);
+
+/* One message of a channel, without waiting: its bytes into buf (len at
+ * most; *truncated when it was longer, or its descriptor did not fit),
+ * its descriptor in *fd (-1: none). Returns the bytes, or -1 (nothing
+ * waiting, or an error). Used by handoff_receive and by the supervisor,
+ * which closes what is handed to a slot no worker serves. */
+ssize_t handoff_recv(int chan, void *buf, size_t len, int *fd, int *truncated);
 
 /* The channel chan_rd is readable: adopt into n the connections other
  * workers passed (at most 64 a call; a bad message is logged and

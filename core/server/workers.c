@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "handoff.h"
 #include "log.h"
 
 #ifndef SO_ATTACH_REUSEPORT_CBPF
@@ -294,22 +295,10 @@ discard_handoffs(int fd, int k)
 {
 	for (int round = 0; round < 64; round++) {
 		char buf[256];
-		union {
-			char b[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} cu;
-		struct iovec iov = { buf, sizeof buf };
-		struct msghdr m = { 0 };
-		m.msg_iov = &iov;
-		m.msg_iovlen = 1;
-		m.msg_control = cu.b;
-		m.msg_controllen = sizeof cu.b;
-		if (recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+		int cfd, truncated;
+		if (handoff_recv(fd, buf, sizeof buf, &cfd, &truncated) < 0)
 			return;
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			int cfd;
-			memcpy(&cfd, CMSG_DATA(cm), sizeof cfd);
+		if (cfd >= 0) {
 			close(cfd);
 			log_info("workers: a tcp connection handed to slot %d, where no "
 			         "worker runs, closed", k);
